@@ -1,0 +1,54 @@
+# cro-exporter: `make run` runs the exporter-controller, `make test` runs every test.
+
+GO      ?= go
+BIN     := bin/cro-exporter
+VERSION := $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X main.version=$(VERSION)
+# make run keeps its state in the work tree, so it needs no root.
+RUN_ARGS ?= --state.dir=$(CURDIR)/.state
+
+.PHONY: build run test lint bench update-golden tools bench-tools clean
+
+build:
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/cro-exporter
+
+run: build
+	./$(BIN) $(RUN_ARGS) $(ARGS)
+
+test: tools lint
+	$(GO) test -race -count=1 ./...
+
+lint: tools
+	@out=$$(gofmt -l $$(git ls-files '*.go')); [ -z "$$out" ] || { echo "gofmt needed: $$out"; exit 1; }
+	$(GO) vet ./...
+	$(GO) mod tidy -diff
+
+bench: build bench-tools
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+	$(GO) run ./cmd/cro-bench --binary $(BIN)
+
+# Regenerates the golden /metrics files of the end-to-end test.
+update-golden:
+	$(GO) test ./cmd/cro-exporter -run TestGolden -update
+
+# ensure installs Debian package $(1) when command $(2) is missing: the
+# tests need promtool and a real Prometheus, the bench wrk and node_exporter.
+define ensure
+	@command -v $(2) >/dev/null || { \
+		if [ "$$(id -u)" = 0 ]; then \
+			echo "installing Debian package $(1)"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(1) >/dev/null; \
+		else \
+			echo "$(2) is missing: run sudo apt-get install $(1)"; exit 1; \
+		fi; }
+endef
+
+tools:
+	$(call ensure,prometheus,promtool)
+
+bench-tools: tools
+	$(call ensure,wrk,wrk)
+	$(call ensure,prometheus-node-exporter,prometheus-node-exporter)
+
+clean:
+	rm -rf bin .state

@@ -1,0 +1,185 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/bcrypt"
+)
+
+func TestBadInputExitsWithOneLineBeforeListening(t *testing.T) {
+	regular := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(regular, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	badWebConfig := filepath.Join(t.TempDir(), "web.yml")
+	if err := os.WriteFile(badWebConfig, []byte("tls_server_config:\n  cert_file: /nonexistent.crt\n  key_file: /nonexistent.key\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	good := filepath.Join(fixtures, "small-8g")
+	for _, tc := range []struct {
+		name string
+		args []string
+		env  string
+		want []string // each must appear in the one line
+	}{
+		{"an unknown flag", []string{"--no.such-flag"}, "", []string{"--no.such-flag"}},
+		{"a negative window", []string{"--window=-1d"}, "", []string{"--window", "-1d", "positive duration"}},
+		{"a zero interval", []string{"--interval=0"}, "", []string{"--interval", `"0"`, "positive duration"}},
+		{"a duration without a unit", []string{"--interval=15"}, "", []string{"--interval", `"15"`}},
+		{"an interval longer than the window", []string{"--interval=2h", "--window=1h"}, "", []string{"--interval=2h", "--window=1h"}},
+		{"a target above 100%", []string{"--target.memory=150%"}, "", []string{"--target.memory", "150%", "between 0 and 1"}},
+		{"a ceiling above 1", []string{"--ceiling=1.5"}, "", []string{"--ceiling", "1.5", "between 0 and 1"}},
+		{"a zero ceiling", []string{"--ceiling=0"}, "", []string{"--ceiling", "above 0"}},
+		{"a ratio that is not a number", []string{"--target.cpu=lots"}, "", []string{"--target.cpu", "lots"}},
+		{"a target above the ceiling", []string{"--target.memory=95%"}, "", []string{"--target.memory=0.95", "--ceiling=0.90"}},
+		{"a target above the ceiling from the environment", nil, "CRO_TARGET_DISK=0.5", []string{"--target.disk=0.50", "--ceiling=0.40"}},
+		{"a bad ratio from the environment", nil, "CRO_CEILING=2", []string{"ceiling", `"2"`}},
+		{"an unknown log level", []string{"--log.level=loud"}, "", []string{"--log.level", "loud"}},
+		{"a procfs without MemAvailable", []string{"--path.procfs=" + filepath.Join(fixtures, "broken-no-memavailable")}, "", []string{"--path.procfs", "meminfo", "MemAvailable"}},
+		{"a procfs without stat", []string{"--path.procfs=" + filepath.Join(fixtures, "broken-no-stat")}, "", []string{"--path.procfs", "stat"}},
+		{"a procfs that does not exist", []string{"--path.procfs=/nonexistent"}, "", []string{"--path.procfs", "/nonexistent"}},
+		{"a disk path that does not exist", []string{"--disk.path=/nonexistent"}, "", []string{"--disk.path", "/nonexistent"}},
+		{"a state dir that cannot be created", []string{"--state.dir=" + filepath.Join(regular, "state")}, "", []string{"--state.dir", regular}},
+		{"a web config file that does not exist", []string{"--web.config.file=/nonexistent.yml"}, "", []string{"--web.config.file", "/nonexistent.yml"}},
+		{"a web config file naming missing certificates", []string{"--web.config.file=" + badWebConfig}, "", []string{"--web.config.file", "nonexistent"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			args := append([]string{"--web.listen-address=127.0.0.1:0", "--path.procfs=" + good, "--disk.path=" + t.TempDir(), "--state.dir=" + t.TempDir()}, tc.args...)
+			if tc.env == "CRO_TARGET_DISK=0.5" {
+				args = append(args, "--ceiling=40%")
+			}
+			cmd := exec.Command(binary, args...)
+			cmd.Env = append(os.Environ(), tc.env)
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			err := cmd.Run()
+			var exit *exec.ExitError
+			if !errors.As(err, &exit) || exit.ExitCode() != exitUsage {
+				t.Fatalf("exit: %v, want status %d; stderr:\n%s", err, exitUsage, &stderr)
+			}
+			lines := strings.Split(strings.TrimSpace(stderr.String()), "\n")
+			if len(lines) != 1 {
+				t.Fatalf("stderr has %d lines, want one:\n%s", len(lines), &stderr)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(lines[0], w) {
+					t.Errorf("stderr %q lacks %q", lines[0], w)
+				}
+			}
+		})
+	}
+}
+
+func TestHelpListsEveryFlagWithItsEnvironmentVariable(t *testing.T) {
+	out, err := exec.Command(binary, "--help").CombinedOutput()
+	if err != nil {
+		t.Fatalf("--help: %v\n%s", err, out)
+	}
+	for _, f := range []string{
+		"web.listen-address", "web.telemetry-path", "web.config.file", "path.procfs",
+		"disk.path", "state.dir", "interval", "window", "target.cpu", "target.memory",
+		"target.disk", "ceiling", "log.level", "log.format", "version",
+	} {
+		env := "$CRO_" + strings.NewReplacer(".", "_", "-", "_").Replace(strings.ToUpper(f))
+		if !bytes.Contains(out, []byte("--"+f)) || !bytes.Contains(out, []byte(env)) {
+			t.Errorf("--help lacks --%s or %s", f, env)
+		}
+	}
+}
+
+func TestSIGTERMSavesTheAveragesAndExitsZero(t *testing.T) {
+	state := t.TempDir()
+	e := start(t, "--path.procfs="+filepath.Join(fixtures, "small-8g"), "--state.dir="+state)
+	if err := e.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-e.exited:
+		e.exited <- err // for the cleanup
+		if err != nil {
+			t.Fatalf("exit after SIGTERM: %v\n%s", err, e.stderr)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatalf("still running 5 s after SIGTERM")
+	}
+	if _, err := os.Stat(filepath.Join(state, "averages.json")); err != nil {
+		t.Errorf("averages not saved at shutdown: %v", err)
+	}
+}
+
+func TestScrapesServeTheLastSampleWithoutRereadingProc(t *testing.T) {
+	proc := t.TempDir()
+	if err := os.CopyFS(proc, os.DirFS(filepath.Join(fixtures, "small-8g"))); err != nil {
+		t.Fatal(err)
+	}
+	e := start(t, "--path.procfs="+proc, "--interval=1h")
+	before := e.metrics(t)
+	meminfo := filepath.Join(proc, "meminfo")
+	data, err := os.ReadFile(meminfo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	changed := strings.Replace(string(data), "MemAvailable:", "MemAvailable:        1\nX:", 1)
+	if err := os.WriteFile(meminfo, []byte(changed), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	after := e.metrics(t)
+	if usage := `cro_usage_ratio{resource="memory"}`; metricLine(before, usage) != metricLine(after, usage) {
+		t.Errorf("a scrape re-read /proc/meminfo: %s became %s", metricLine(before, usage), metricLine(after, usage))
+	}
+}
+
+// metricLine is the sample line of series in a scrape, or "".
+func metricLine(body, series string) string {
+	for line := range strings.Lines(body) {
+		if strings.HasPrefix(line, series+" ") {
+			return strings.TrimSpace(line)
+		}
+	}
+	return ""
+}
+
+func TestLandingPageLinksTheMetrics(t *testing.T) {
+	e := start(t, "--path.procfs="+filepath.Join(fixtures, "small-8g"), "--web.telemetry-path=/m")
+	code, body := e.get(t, "/")
+	if code != http.StatusOK || !strings.Contains(body, `href="/m"`) {
+		t.Errorf("GET / = %d, want 200 and a link to /m:\n%s", code, body)
+	}
+	if code, _ := e.get(t, "/m"); code != http.StatusOK {
+		t.Errorf("GET /m = %d, want 200", code)
+	}
+}
+
+func TestWebConfigFileRequiresBasicAuth(t *testing.T) {
+	hash, err := bcrypt.GenerateFromPassword([]byte("s3cret"), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	config := filepath.Join(t.TempDir(), "web.yml")
+	if err := os.WriteFile(config, []byte("basic_auth_users:\n  prometheus: "+string(hash)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e := start(t, "--path.procfs="+filepath.Join(fixtures, "small-8g"), "--web.config.file="+config)
+	if code, _ := e.get(t, "/metrics"); code != http.StatusUnauthorized {
+		t.Errorf("GET /metrics without credentials = %d, want 401", code)
+	}
+	req, _ := http.NewRequest("GET", e.url+"/metrics", nil)
+	req.SetBasicAuth("prometheus", "s3cret")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("GET /metrics with credentials = %d, want 200", resp.StatusCode)
+	}
+}

@@ -1,0 +1,184 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
+
+// binary is the real cro-exporter, built once for every test here.
+var binary string
+
+func TestMain(m *testing.M) {
+	flag.Parse()
+	dir, err := os.MkdirTemp("", "cro-exporter-test")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binary = filepath.Join(dir, "cro-exporter")
+	build := exec.Command("go", "build", "-o", binary, ".")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "building cro-exporter:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+const fixtures = "../../collector/fixtures"
+
+// exporter is a running cro-exporter.
+type exporter struct {
+	cmd    *exec.Cmd
+	url    string
+	stderr *bytes.Buffer
+	exited chan error
+}
+
+// start runs cro-exporter on a loopback port with a fresh state dir, waits
+// until it listens, and stops it when the test ends, also on failure.
+func start(t *testing.T, args ...string) *exporter {
+	t.Helper()
+	args = append([]string{
+		"--web.listen-address=127.0.0.1:0", "--log.format=json",
+		"--state.dir=" + t.TempDir(), "--disk.path=" + t.TempDir(),
+	}, args...)
+	cmd := exec.Command(binary, args...)
+	pipe, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	e := &exporter{cmd: cmd, stderr: new(bytes.Buffer), exited: make(chan error, 1)}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-e.exited
+	})
+	addr := make(chan string, 1)
+	go func() {
+		lines := bufio.NewScanner(pipe)
+		for lines.Scan() {
+			e.stderr.Write(append(lines.Bytes(), '\n'))
+			var line struct{ Msg, Address string }
+			if json.Unmarshal(lines.Bytes(), &line) == nil && line.Msg == "listening" {
+				addr <- line.Address
+			}
+		}
+		e.exited <- cmd.Wait()
+	}()
+	select {
+	case a := <-addr:
+		e.url = "http://" + a
+	case err := <-e.exited:
+		e.exited <- err
+		t.Fatalf("cro-exporter exited before listening (%v):\n%s", err, e.stderr)
+	case <-time.After(10 * time.Second):
+		t.Fatalf("cro-exporter did not listen within 10 s:\n%s", e.stderr)
+	}
+	return e
+}
+
+func (e *exporter) get(t *testing.T, path string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(e.url + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, string(body)
+}
+
+func (e *exporter) metrics(t *testing.T) string {
+	t.Helper()
+	code, body := e.get(t, "/metrics")
+	if code != http.StatusOK {
+		t.Fatalf("GET /metrics: %d\n%s", code, body)
+	}
+	return body
+}
+
+// volatile matches samples whose values depend on the machine or the moment:
+// the filesystem under the test's temp dir, the build, the clock.
+var volatile = regexp.MustCompile(`^(cro_build_info|cro_last_sample_timestamp_seconds|cro_disk_\w+|cro_usage(_average)?_ratio\{resource="disk"\})(\{.*\})? `)
+
+// golden keeps the cro_ families of a scrape, with volatile values replaced
+// so that their presence is still compared.
+func golden(body string) string {
+	var out strings.Builder
+	for line := range strings.Lines(body) {
+		name := strings.TrimPrefix(strings.TrimPrefix(line, "# HELP "), "# TYPE ")
+		if !strings.HasPrefix(name, "cro_") {
+			continue
+		}
+		if m := volatile.FindString(line); m != "" {
+			line = m + "<volatile>\n"
+			line = regexp.MustCompile(`revision="[^"]*"|version="[^"]*"|goversion="[^"]*"`).ReplaceAllStringFunc(line, func(l string) string {
+				return l[:strings.Index(l, "=")] + `="<volatile>"`
+			})
+		}
+		out.WriteString(line)
+	}
+	return out.String()
+}
+
+func TestGolden(t *testing.T) {
+	promtool, err := exec.LookPath("promtool")
+	if err != nil {
+		t.Fatal("promtool not found: `make test` installs it (Debian package prometheus)")
+	}
+	for _, tree := range []string{"small-8g", "medium-12g", "large-16g", "no-psi"} {
+		t.Run(tree, func(t *testing.T) {
+			body := start(t, "--path.procfs="+filepath.Join(fixtures, tree)).metrics(t)
+
+			check := exec.Command(promtool, "check", "metrics")
+			check.Stdin = strings.NewReader(body)
+			if out, err := check.CombinedOutput(); err != nil {
+				t.Errorf("promtool check metrics: %v\n%s", err, out)
+			}
+			for _, family := range []string{"go_goroutines", "process_resident_memory_bytes"} {
+				if !strings.Contains(body, "\n"+family+" ") {
+					t.Errorf("scrape lacks %s", family)
+				}
+			}
+
+			got := golden(body)
+			path := filepath.Join("testdata", tree+".metrics")
+			if *update {
+				if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatalf("%v (run make update-golden)", err)
+			}
+			if diff := cmp.Diff(string(want), got); diff != "" {
+				t.Errorf("/metrics differs from %s (-want +got); if intended, run make update-golden:\n%s", path, diff)
+			}
+		})
+	}
+}

@@ -1,0 +1,97 @@
+package collector
+
+import (
+	"sync/atomic"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+const namespace = "cro"
+
+// Exporter is the Prometheus collector of cro-exporter. It serves the last
+// State published to it, so a scrape costs no host reads and never waits for
+// the controller.
+type Exporter struct {
+	state atomic.Pointer[State]
+
+	usage, average, target, history          *prometheus.Desc
+	holders, holderUsage, holderBytes        *prometheus.Desc
+	ceiling, spec, cpus, lastSample          *prometheus.Desc
+	memoryTotal, memoryAvailable             *prometheus.Desc
+	diskSize, diskAvailable, pressureStalled *prometheus.Desc
+}
+
+// NewExporter returns an Exporter with nothing published yet; it exposes no
+// cro_ metrics until the first Publish.
+func NewExporter() *Exporter {
+	desc := func(name, help string, labels ...string) *prometheus.Desc {
+		return prometheus.NewDesc(prometheus.BuildFQName(namespace, "", name), help, labels, nil)
+	}
+	return &Exporter{
+		usage:           desc("usage_ratio", "Utilization of the resource at the last sample, holders included, 0..1.", "resource"),
+		average:         desc("usage_average_ratio", "Time-decayed average of the resource's utilization over the window, holders included, 0..1.", "resource"),
+		target:          desc("target_ratio", "Ratio the resource's average must reach.", "resource"),
+		history:         desc("average_history_seconds", "How much history the resource's average holds, at most the window.", "resource"),
+		holders:         desc("holders", "Number of holder processes (memory, cpu) or fill files (disk) of the resource.", "resource"),
+		holderUsage:     desc("holder_usage_ratio", "Share of the resource taken by holders, 0..1.", "resource"),
+		holderBytes:     desc("holder_bytes", "Bytes held by memory ballast or disk fill files.", "resource"),
+		ceiling:         desc("ceiling_ratio", "Ratio no target or setpoint is ever above."),
+		spec:            desc("spec_info", "The host's spec class, from its memory size.", "spec"),
+		cpus:            desc("cpus", "Number of CPUs in /proc/stat."),
+		lastSample:      desc("last_sample_timestamp_seconds", "Unix time of the last sample of the host."),
+		memoryTotal:     desc("memory_total_bytes", "MemTotal from /proc/meminfo."),
+		memoryAvailable: desc("memory_available_bytes", "MemAvailable from /proc/meminfo."),
+		diskSize:        desc("disk_size_bytes", "Size of the filesystem holding --disk.path."),
+		diskAvailable:   desc("disk_available_bytes", "Bytes an unprivileged user may still write on the filesystem holding --disk.path."),
+		pressureStalled: desc("pressure_stalled_seconds_total", "Time in which some or all non-idle tasks were stalled on the resource, from /proc/pressure (io is filed under disk).", "resource", "kind"),
+	}
+}
+
+// Publish makes s the state that scrapes expose. s must not change afterwards.
+func (e *Exporter) Publish(s *State) { e.state.Store(s) }
+
+// Describe implements prometheus.Collector.
+func (e *Exporter) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{
+		e.usage, e.average, e.target, e.history, e.holders, e.holderUsage, e.holderBytes,
+		e.ceiling, e.spec, e.cpus, e.lastSample, e.memoryTotal, e.memoryAvailable,
+		e.diskSize, e.diskAvailable, e.pressureStalled,
+	} {
+		ch <- d
+	}
+}
+
+// Collect implements prometheus.Collector.
+func (e *Exporter) Collect(ch chan<- prometheus.Metric) {
+	s := e.state.Load()
+	if s == nil {
+		return
+	}
+	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	}
+	for _, r := range Resources {
+		rs := s.Resources[r]
+		gauge(e.usage, s.Sample.Usage(r), string(r))
+		gauge(e.average, rs.Average, string(r))
+		gauge(e.target, rs.Target, string(r))
+		gauge(e.history, rs.History.Seconds(), string(r))
+		gauge(e.holders, float64(rs.Holders), string(r))
+		gauge(e.holderUsage, rs.HolderUsage, string(r))
+		if r != CPU {
+			gauge(e.holderBytes, float64(rs.HolderBytes), string(r))
+		}
+		if p, ok := s.Sample.Pressure[r]; ok {
+			ch <- prometheus.MustNewConstMetric(e.pressureStalled, prometheus.CounterValue, p.Some.Seconds(), string(r), "some")
+			ch <- prometheus.MustNewConstMetric(e.pressureStalled, prometheus.CounterValue, p.Full.Seconds(), string(r), "full")
+		}
+	}
+	gauge(e.ceiling, s.Ceiling)
+	gauge(e.spec, 1, s.Spec)
+	gauge(e.cpus, float64(s.Sample.CPUs))
+	gauge(e.lastSample, float64(s.Sample.Time.UnixNano())/1e9)
+	gauge(e.memoryTotal, float64(s.Sample.MemoryTotal))
+	gauge(e.memoryAvailable, float64(s.Sample.MemoryAvailable))
+	gauge(e.diskSize, float64(s.Sample.DiskSize))
+	gauge(e.diskAvailable, float64(s.Sample.DiskAvailable))
+}

@@ -1,0 +1,67 @@
+// Package collector reads the host through procfs and statfs into a Sample,
+// and turns the latest State into Prometheus metrics.
+package collector
+
+import "time"
+
+// Resource names one of the three resources cro-exporter holds at target.
+type Resource string
+
+// The resources, as they appear in the `resource` label.
+const (
+	CPU    Resource = "cpu"
+	Memory Resource = "memory"
+	Disk   Resource = "disk"
+)
+
+// Resources lists every resource in the order metrics and logs use.
+var Resources = [...]Resource{CPU, Memory, Disk}
+
+// Sample is one reading of the host.
+type Sample struct {
+	Time time.Time
+	// CPUs is the number of CPUs in /proc/stat.
+	CPUs int
+	// CPU is the busy fraction of all CPUs together (total - idle - iowait)
+	// since the previous read of /proc/stat, 0..1.
+	CPU float64
+	// MemoryTotal and MemoryAvailable are MemTotal and MemAvailable from
+	// /proc/meminfo, in bytes.
+	MemoryTotal, MemoryAvailable uint64
+	// DiskSize and DiskAvailable describe the filesystem holding --disk.path,
+	// from statfs, in bytes; DiskAvailable is what an unprivileged user may
+	// still write, as df's "Avail".
+	DiskSize, DiskAvailable uint64
+	// Pressure holds the cumulative stall times of /proc/pressure/{cpu,memory,io}
+	// (io filed under Disk); it is empty where the kernel has no PSI.
+	Pressure map[Resource]Stall
+}
+
+// Stall is the cumulative time in which some, or all, non-idle tasks were
+// stalled waiting for a resource, as /proc/pressure/<resource> counts it.
+type Stall struct {
+	Some, Full time.Duration
+}
+
+// Usage is the sample's utilization of r as a ratio 0..1: the CPU busy
+// fraction, (MemTotal - MemAvailable) / MemTotal, or (size - avail) / size.
+func (s Sample) Usage(r Resource) float64 {
+	switch r {
+	case CPU:
+		return s.CPU
+	case Memory:
+		return ratio(s.MemoryTotal-min(s.MemoryAvailable, s.MemoryTotal), s.MemoryTotal)
+	case Disk:
+		return ratio(s.DiskSize-min(s.DiskAvailable, s.DiskSize), s.DiskSize)
+	}
+	return 0
+}
+
+// ratio is part/whole, or 0 where whole is 0, so that an empty reading never
+// turns into NaN.
+func ratio(part, whole uint64) float64 {
+	if whole == 0 {
+		return 0
+	}
+	return float64(part) / float64(whole)
+}

@@ -1,0 +1,31 @@
+package collector
+
+import "time"
+
+// State is everything the exporter shows: the latest sample and what the
+// controller made of it. The loop builds a new State every tick and publishes
+// it; a scrape only reads the last one published.
+type State struct {
+	Sample Sample
+	// Spec is the host's spec class: small, medium or large.
+	Spec string
+	// Ceiling is the ratio no target or setpoint may pass.
+	Ceiling   float64
+	Resources map[Resource]ResourceState
+}
+
+// ResourceState is what the controller knows of one resource.
+type ResourceState struct {
+	// Average is the time-decayed average of total usage, 0..1.
+	Average float64
+	// History is how much history the average holds.
+	History time.Duration
+	// Target is the ratio the average must reach.
+	Target float64
+	// Holders counts the holder processes (or fill files) of this resource.
+	Holders int
+	// HolderUsage is the share of the resource the holders take, 0..1.
+	HolderUsage float64
+	// HolderBytes is what memory or disk holders occupy, in bytes.
+	HolderBytes uint64
+}

@@ -1,0 +1,132 @@
+// Package controller keeps the time-decayed averages of the host's usage,
+// picks the targets from the host's spec, and decides the holder load that
+// brings each average to its target.
+package controller
+
+import (
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/cro-exporter/cro-exporter/collector"
+)
+
+// Averages keeps one exponentially time-decayed, bias-corrected average of
+// usage per resource, in O(1) state each. It is not safe for concurrent use:
+// the control loop owns it.
+//
+// Each sample stands for the interval since the previous one, as if usage had
+// been constant over it. History decays with the time constant tau = window/2,
+// which gives the average the same mean sample age as a plain mean over the
+// window. An interval longer than maxSpan (the exporter was down) still decays
+// the history, but only maxSpan of it is counted as observed: the average does
+// not invent usage for time nobody saw.
+type Averages struct {
+	window  time.Duration
+	tau     float64 // seconds
+	maxSpan float64 // seconds
+	avg     map[collector.Resource]average
+}
+
+// average is the state of one resource's average.
+type average struct {
+	// value is the bias-corrected average, 0..1.
+	value float64
+	// weight is the total weight of the observed history, 0..1: the share of
+	// the decay kernel that real samples cover, and the bias correction's
+	// denominator.
+	weight float64
+	// last is the time of the last sample; zero before the first.
+	last time.Time
+}
+
+// NewAverages returns empty averages for every resource in
+// collector.Resources, with the time constant window/2, counting at most
+// maxSpan of any interval between two samples as observed (the daemon passes
+// twice the sampling interval). It panics unless both are positive: the CLI
+// validates its flags before.
+func NewAverages(window, maxSpan time.Duration) *Averages {
+	if window <= 0 || maxSpan <= 0 {
+		panic(fmt.Sprintf("controller.NewAverages(%v, %v): window and maxSpan must be positive", window, maxSpan))
+	}
+	return &Averages{
+		window:  window,
+		tau:     window.Seconds() / 2,
+		maxSpan: maxSpan.Seconds(),
+		avg:     freshAverages(),
+	}
+}
+
+// freshAverages returns an empty average for every resource.
+func freshAverages() map[collector.Resource]average {
+	avgs := make(map[collector.Resource]average, len(collector.Resources))
+	for _, r := range collector.Resources {
+		avgs[r] = average{}
+	}
+	return avgs
+}
+
+// Update folds the usage ratio x of r, sampled at now, into r's average. x is
+// clamped to 0..1. A NaN or infinite x, or an unknown resource, is rejected
+// with an error and leaves the average untouched, so the next sample's
+// interval covers the rejected one (counted up to maxSpan).
+//
+// A sample at or before the previous one (a duplicate, or the clock stepped
+// back) observes no time: it neither decays nor adds weight, and only moves
+// the last sample time, so that the clock's new present is where the next
+// interval starts.
+func (a *Averages) Update(r collector.Resource, now time.Time, x float64) error {
+	avg, ok := a.avg[r]
+	if !ok {
+		return fmt.Errorf("updating average: unknown resource %q", r)
+	}
+	if math.IsNaN(x) || math.IsInf(x, 0) {
+		return fmt.Errorf("updating %s average: usage %v is not a number", r, x)
+	}
+	x = clamp(x)
+
+	// Only time after the last sample is observed. The first sample has no
+	// interval behind it, a duplicate or a clock stepped back an empty one:
+	// they get no weight, though a first sample still becomes the value.
+	decay, w := 1.0, 0.0
+	if dt := now.Sub(avg.last); !avg.last.IsZero() && dt > 0 {
+		decay = math.Exp(-dt.Seconds() / a.tau)
+		// Expm1 keeps w exact for spans far below tau (15 s against 15 d).
+		w = -math.Expm1(-min(dt.Seconds(), a.maxSpan) / a.tau)
+	}
+	// w <= 1-decay keeps the weight at most 1; min catches rounding past it.
+	avg.weight = min(avg.weight*decay+w, 1)
+	if avg.weight == 0 {
+		avg.value = x
+	} else {
+		// The same as (value*weight*decay + x*w) / weight', written as a
+		// step towards x so that x == value leaves value exactly as it is.
+		avg.value = clamp(avg.value + (x-avg.value)*(w/avg.weight))
+	}
+	avg.last = now
+	a.avg[r] = avg
+	return nil
+}
+
+// Value is r's average usage ratio, 0..1; 0 before its first sample.
+func (a *Averages) Value(r collector.Resource) float64 {
+	return a.avg[r].value
+}
+
+// History is how much history r's average holds: the span of uninterrupted
+// sampling, ending now, that would give it its weight. It grows as samples
+// come in, shrinks across gaps, and is capped at the window.
+func (a *Averages) History(r collector.Resource) time.Duration {
+	// Uninterrupted sampling for h gives the weight 1-exp(-h/tau). A weight
+	// of 1 gives an infinite h, which the cap catches before it is converted.
+	h := -a.tau * math.Log1p(-a.avg[r].weight)
+	if h >= a.window.Seconds() {
+		return a.window
+	}
+	return time.Duration(h * float64(time.Second))
+}
+
+// clamp limits a ratio to 0..1.
+func clamp(x float64) float64 {
+	return min(max(x, 0), 1)
+}

@@ -1,0 +1,195 @@
+package controller
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/cro-exporter/cro-exporter/collector"
+)
+
+// AveragesFile is the name of the averages' state file in the state dir.
+const AveragesFile = "averages.json"
+
+// fileVersion is the version of the state file's format.
+const fileVersion = 1
+
+// averagesJSON is the state file's format.
+type averagesJSON struct {
+	Version   int                                `json:"version"`
+	Resources map[collector.Resource]averageJSON `json:"resources"`
+}
+
+// averageJSON is one resource's average in the state file.
+type averageJSON struct {
+	Value  float64   `json:"value"`
+	Weight float64   `json:"weight"`
+	Last   time.Time `json:"last,omitzero"`
+}
+
+// CheckStateDir makes sure dir can hold the state: it exists as a directory,
+// or is created with mode 0700, and a file can be created in it. The CLI calls
+// it before opening any listener, so that a bad --state.dir fails at once
+// rather than at the first save.
+func CheckStateDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("state dir %s is not usable: %w", dir, err)
+	}
+	f, err := os.CreateTemp(dir, ".probe-*")
+	if err != nil {
+		return fmt.Errorf("state dir %s is not usable: %w", dir, err)
+	}
+	f.Close()
+	if err := os.Remove(f.Name()); err != nil {
+		return fmt.Errorf("state dir %s is not usable: %w", dir, err)
+	}
+	return nil
+}
+
+// Save writes the averages to AveragesFile in dir so that neither a crash nor
+// a power cut leaves it half written: into a temporary file in the same dir,
+// synced, renamed over the old file, and the dir synced to keep the rename.
+func (a *Averages) Save(dir string) error {
+	file := averagesJSON{Version: fileVersion, Resources: make(map[collector.Resource]averageJSON, len(a.avg))}
+	for r, avg := range a.avg {
+		file.Resources[r] = averageJSON{Value: avg.value, Weight: avg.weight, Last: avg.last.UTC()}
+	}
+	data, err := json.MarshalIndent(file, "", "  ")
+	if err != nil {
+		return fmt.Errorf("saving averages: %w", err)
+	}
+	if err := writeFileAtomic(filepath.Join(dir, AveragesFile), append(data, '\n')); err != nil {
+		return fmt.Errorf("saving averages: %w", err)
+	}
+	return nil
+}
+
+// writeFileAtomic replaces path with data, all or nothing. The temporary file
+// has a fixed name: one controller per host (the lock) writes it, and a crash
+// leaves at most one behind, which the next save overwrites.
+func writeFileAtomic(path string, data []byte) error {
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	return syncDir(filepath.Dir(path))
+}
+
+// syncDir makes the entries of dir, such as a rename into it, durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// Load restores the averages from AveragesFile in dir. A missing file is a
+// fresh start. A file that cannot be read or is not valid is logged as a
+// warning, renamed to AveragesFile.corrupt-<unix time of now> (never deleted,
+// so it can be looked at), and the averages start fresh. Load returns an
+// error only if such a file cannot be moved aside: the next save would
+// overwrite it.
+func (a *Averages) Load(dir string, now time.Time, logger *slog.Logger) error {
+	path := filepath.Join(dir, AveragesFile)
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err == nil {
+		var avgs map[collector.Resource]average
+		if avgs, err = parseAverages(data); err == nil {
+			a.avg = avgs
+			return nil
+		}
+	}
+	a.avg = freshAverages()
+	aside, moveErr := moveAside(path, now)
+	if moveErr != nil {
+		return fmt.Errorf("loading averages: %s is not usable (%v) and cannot be moved aside: %w", path, err, moveErr)
+	}
+	logger.Warn("Averages state file is not usable; moved it aside and starting afresh",
+		"file", path, "err", err, "moved_to", aside)
+	return nil
+}
+
+// parseAverages parses and checks a state file, returning an average for
+// every resource; a resource the file lacks starts fresh.
+func parseAverages(data []byte) (map[collector.Resource]average, error) {
+	// The version first, so that a later format is reported as such and not
+	// as whatever field it added.
+	var head struct {
+		Version int `json:"version"`
+	}
+	if err := json.Unmarshal(data, &head); err != nil {
+		return nil, fmt.Errorf("parsing JSON: %w", err)
+	}
+	if head.Version != fileVersion {
+		return nil, fmt.Errorf("version %d, want %d", head.Version, fileVersion)
+	}
+	var file averagesJSON
+	dec := json.NewDecoder(bytes.NewReader(data))
+	// Strict, so that a misspelt field is not read as zero.
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&file); err != nil {
+		return nil, fmt.Errorf("parsing JSON: %w", err)
+	}
+	avgs := make(map[collector.Resource]average, len(collector.Resources))
+	for _, r := range collector.Resources {
+		f := file.Resources[r]
+		switch {
+		case !isRatio(f.Value):
+			return nil, fmt.Errorf("%s: value %v is not a ratio between 0 and 1", r, f.Value)
+		case !isRatio(f.Weight):
+			return nil, fmt.Errorf("%s: weight %v is not between 0 and 1", r, f.Weight)
+		case f.Last.IsZero() && f.Weight != 0:
+			return nil, fmt.Errorf("%s: weight %v without a last sample time", r, f.Weight)
+		}
+		avgs[r] = average{value: f.Value, weight: f.Weight, last: f.Last}
+	}
+	for r := range file.Resources {
+		if _, ok := avgs[r]; !ok {
+			return nil, fmt.Errorf("unknown resource %q", r)
+		}
+	}
+	return avgs, nil
+}
+
+// moveAside renames path to path.corrupt-<unix time>, with a suffix should
+// that name be taken, so that no earlier corrupt file is overwritten.
+func moveAside(path string, now time.Time) (string, error) {
+	aside := fmt.Sprintf("%s.corrupt-%d", path, now.Unix())
+	for i := 1; ; i++ {
+		// Any error but "exists" is left for the rename to report.
+		if _, err := os.Lstat(aside); err != nil {
+			break
+		}
+		aside = fmt.Sprintf("%s.corrupt-%d.%d", path, now.Unix(), i)
+	}
+	return aside, os.Rename(path, aside)
+}

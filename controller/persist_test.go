@@ -1,0 +1,254 @@
+package controller
+
+import (
+	"bytes"
+	"encoding/json"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cro-exporter/cro-exporter/collector"
+	"github.com/google/go-cmp/cmp"
+)
+
+// loadedAt is the time Load is told it runs at, naming moved-aside files.
+var loadedAt = time.Unix(1767225600, 0)
+
+// discard is a logger for tests that expect no warning.
+func discard() *slog.Logger {
+	return slog.New(slog.DiscardHandler)
+}
+
+// traceAverages feeds every resource samples, step apart, from from to until.
+func traceAverages(t *testing.T, a *Averages, rng *rand.Rand, from, until time.Time) time.Time {
+	t.Helper()
+	var last time.Time
+	for _, r := range collector.Resources {
+		last = feed(t, a, r, from, until, time.Minute, load(rng))
+	}
+	return last
+}
+
+func TestSaveThenLoadRestoresTheAverages(t *testing.T) {
+	dir := t.TempDir()
+	saved := NewAverages(window, maxSpan)
+	traceAverages(t, saved, rand.New(rand.NewPCG(1, 2)), start, start.Add(3*day))
+	// A resource never sampled has a zero time, which the file leaves out.
+	saved.avg[collector.Disk] = average{}
+	if err := saved.Save(dir); err != nil {
+		t.Fatal(err)
+	}
+
+	loaded := NewAverages(window, maxSpan)
+	if err := loaded.Load(dir, loadedAt, discard()); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(saved, loaded, allowAverages); diff != "" {
+		t.Errorf("loaded averages (-saved +loaded):\n%s", diff)
+	}
+	entries, _ := os.ReadDir(dir)
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	if diff := cmp.Diff([]string{AveragesFile}, names); diff != "" {
+		t.Errorf("state dir after a save (-want +got):\n%s", diff)
+	}
+}
+
+func TestSaveAndLoadHalfwayThroughATraceChangesNothing(t *testing.T) {
+	dir := t.TempDir()
+	halfway := start.Add(5 * day)
+	end := start.Add(10 * day)
+
+	uninterrupted := NewAverages(window, maxSpan)
+	rng := rand.New(rand.NewPCG(5, 6))
+	traceAverages(t, uninterrupted, rng, start, halfway)
+	traceAverages(t, uninterrupted, rng, halfway, end)
+
+	before := NewAverages(window, maxSpan)
+	rng = rand.New(rand.NewPCG(5, 6))
+	traceAverages(t, before, rng, start, halfway)
+	if err := before.Save(dir); err != nil {
+		t.Fatal(err)
+	}
+	restarted := NewAverages(window, maxSpan)
+	if err := restarted.Load(dir, loadedAt, discard()); err != nil {
+		t.Fatal(err)
+	}
+	traceAverages(t, restarted, rng, halfway, end)
+
+	// Exactly: JSON keeps every bit of a float64 and every nanosecond.
+	if diff := cmp.Diff(uninterrupted, restarted, allowAverages); diff != "" {
+		t.Errorf("averages (-uninterrupted +restarted):\n%s", diff)
+	}
+}
+
+func TestLoadOfNoFileIsAFreshStartWithoutWarning(t *testing.T) {
+	var log bytes.Buffer
+	a := NewAverages(window, maxSpan)
+	if err := a.Load(t.TempDir(), loadedAt, slog.New(slog.NewTextHandler(&log, nil))); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(NewAverages(window, maxSpan), a, allowAverages); diff != "" {
+		t.Errorf("averages (-fresh +loaded):\n%s", diff)
+	}
+	if log.Len() > 0 {
+		t.Errorf("logged %q", log.String())
+	}
+}
+
+func TestLoadOfAnUnusableFileMovesItAsideWithAWarning(t *testing.T) {
+	const last = `"last": "2025-01-01T00:00:00Z"`
+	valid := func(r string) string { return `"` + r + `": {"value": 0.3, "weight": 0.5, ` + last + `}` }
+	for _, tc := range []struct {
+		name    string
+		content string
+		problem string
+	}{
+		{"an empty file is unusable", ``, "unexpected end of JSON input"},
+		{"a truncated file is unusable", `{"version": 1, "resources": {` + valid("cpu"), "unexpected end of JSON input"},
+		{"a file of something else is unusable", `not json at all`, "invalid character"},
+		{"data after the object makes a file unusable", `{"version": 1} {}`, "after top-level value"},
+		{"a misspelt field makes a file unusable", `{"version": 1, "resources": {"cpu": {"valeu": 0.3}}}`, `unknown field "valeu"`},
+		{"a file without a version is unusable", `{"resources": {` + valid("cpu") + `}}`, "version 0, want 1"},
+		{"a file of a later version is unusable", `{"version": 2, "resources": {}, "window": "30d"}`, "version 2, want 1"},
+		{"a value above 1 makes a file unusable", `{"version": 1, "resources": {"memory": {"value": 1.5, "weight": 0.5, ` + last + `}}}`, "memory: value 1.5 is not a ratio"},
+		{"a negative weight makes a file unusable", `{"version": 1, "resources": {"disk": {"value": 0.5, "weight": -0.1, ` + last + `}}}`, "disk: weight -0.1 is not between 0 and 1"},
+		{"a number too large for a float makes a file unusable", `{"version": 1, "resources": {"cpu": {"value": 1e999}}}`, "cannot unmarshal number 1e999"},
+		{"an unknown resource makes a file unusable", `{"version": 1, "resources": {` + valid("cpu") + `, ` + valid("gpu") + `}}`, `unknown resource "gpu"`},
+		{"a weight without a time makes a file unusable", `{"version": 1, "resources": {"cpu": {"value": 0.3, "weight": 0.5}}}`, "cpu: weight 0.5 without a last sample time"},
+		{"a bad time makes a file unusable", `{"version": 1, "resources": {"cpu": {"value": 0.3, "weight": 0.5, "last": "yesterday"}}}`, `cannot parse "yesterday"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			path := filepath.Join(dir, AveragesFile)
+			if err := os.WriteFile(path, []byte(tc.content), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			var log bytes.Buffer
+			a := NewAverages(window, maxSpan)
+			if err := a.Load(dir, loadedAt, slog.New(slog.NewJSONHandler(&log, nil))); err != nil {
+				t.Fatal(err)
+			}
+
+			if diff := cmp.Diff(NewAverages(window, maxSpan), a, allowAverages); diff != "" {
+				t.Errorf("averages (-fresh +loaded):\n%s", diff)
+			}
+			var warning struct{ Level, File, Err string }
+			if err := json.Unmarshal(log.Bytes(), &warning); err != nil {
+				t.Fatalf("log %q: %v", log.String(), err)
+			}
+			if warning.Level != "WARN" || warning.File != path || !strings.Contains(warning.Err, tc.problem) {
+				t.Errorf("logged %+v, want a warning naming %s and %q", warning, path, tc.problem)
+			}
+			if _, err := os.Stat(path); !os.IsNotExist(err) {
+				t.Errorf("%s is still there (%v)", path, err)
+			}
+			moved, err := os.ReadFile(path + ".corrupt-1767225600")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tc.content, string(moved)); diff != "" {
+				t.Errorf("moved-aside file (-original +moved):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestLoadNeverOverwritesAnEarlierCorruptFile(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, AveragesFile)
+	for i, content := range []string{"first", "second", "third"} {
+		if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := NewAverages(window, maxSpan).Load(dir, loadedAt, discard()); err != nil {
+			t.Fatalf("load %d: %v", i, err)
+		}
+	}
+	for name, want := range map[string]string{
+		AveragesFile + ".corrupt-1767225600":   "first",
+		AveragesFile + ".corrupt-1767225600.1": "second",
+		AveragesFile + ".corrupt-1767225600.2": "third",
+	} {
+		if got, err := os.ReadFile(filepath.Join(dir, name)); err != nil || string(got) != want {
+			t.Errorf("%s holds %q (%v), want %q", name, got, err, want)
+		}
+	}
+}
+
+func TestLoadOfAnUnreadableFileMovesItAside(t *testing.T) {
+	dir := t.TempDir()
+	// A directory in the file's place cannot be read as one, even by root.
+	if err := os.Mkdir(filepath.Join(dir, AveragesFile), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	var log bytes.Buffer
+	if err := NewAverages(window, maxSpan).Load(dir, loadedAt, slog.New(slog.NewTextHandler(&log, nil))); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(log.String(), "is a directory") {
+		t.Errorf("log %q does not name the problem", log.String())
+	}
+	if fi, err := os.Stat(filepath.Join(dir, AveragesFile+".corrupt-1767225600")); err != nil || !fi.IsDir() {
+		t.Errorf("the directory was not moved aside: %v", err)
+	}
+}
+
+func TestCheckStateDir(t *testing.T) {
+	tmp := t.TempDir()
+	file := filepath.Join(tmp, "file")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name    string
+		dir     string
+		wantErr string
+	}{
+		{"an existing dir is usable", tmp, ""},
+		{"a missing dir is created", filepath.Join(tmp, "a", "b"), ""},
+		{"a regular file is not a dir", file, "state dir " + file + " is not usable: mkdir " + file + ": not a directory"},
+		{"a dir under a regular file cannot be created", filepath.Join(file, "sub"), "state dir " + filepath.Join(file, "sub") + " is not usable: mkdir " + file + ": not a directory"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var gotErr string
+			if err := CheckStateDir(tc.dir); err != nil {
+				gotErr = err.Error()
+			}
+			if diff := cmp.Diff(tc.wantErr, gotErr); diff != "" {
+				t.Fatalf("error (-want +got):\n%s", diff)
+			}
+			if tc.wantErr != "" {
+				return
+			}
+			if probes, _ := filepath.Glob(filepath.Join(tc.dir, ".probe-*")); len(probes) > 0 {
+				t.Errorf("left %v behind", probes)
+			}
+		})
+	}
+	fi, err := os.Stat(filepath.Join(tmp, "a", "b"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := fi.Mode().Perm(); got != 0o700 {
+		t.Errorf("created dir has mode %v, want 0700", got)
+	}
+}
+
+func TestSaveToAnUnwritableDirFails(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(file, "sub")
+	err := NewAverages(window, maxSpan).Save(dir)
+	if err == nil || !strings.Contains(err.Error(), dir) {
+		t.Errorf("Save(%s) = %v, want an error naming it", dir, err)
+	}
+}
