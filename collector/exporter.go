@@ -14,11 +14,11 @@ const namespace = "cro"
 type Exporter struct {
 	state atomic.Pointer[State]
 
-	usage, average, target, history          *prometheus.Desc
-	holders, holderUsage, holderBytes        *prometheus.Desc
-	ceiling, spec, cpus, lastSample          *prometheus.Desc
-	memoryTotal, memoryAvailable             *prometheus.Desc
-	diskSize, diskAvailable, pressureStalled *prometheus.Desc
+	usage, average, target, setpoint, history   *prometheus.Desc
+	holders, holderUsage, holderBytes, releases *prometheus.Desc
+	ceiling, spec, cpus, lastSample             *prometheus.Desc
+	memoryTotal, memoryAvailable                *prometheus.Desc
+	diskSize, diskAvailable, pressureStalled    *prometheus.Desc
 }
 
 // NewExporter returns an Exporter with nothing published yet; it exposes no
@@ -31,10 +31,12 @@ func NewExporter() *Exporter {
 		usage:           desc("usage_ratio", "Utilization of the resource at the last sample, holders included, 0..1.", "resource"),
 		average:         desc("usage_average_ratio", "Time-decayed average of the resource's utilization over the window, holders included, 0..1.", "resource"),
 		target:          desc("target_ratio", "Ratio the resource's average must reach.", "resource"),
+		setpoint:        desc("setpoint_ratio", "Total utilization of the resource the controller aims at now, 0..1.", "resource"),
 		history:         desc("average_history_seconds", "How much history the resource's average holds, at most the window.", "resource"),
 		holders:         desc("holders", "Number of holder processes (memory, cpu) or fill files (disk) of the resource.", "resource"),
 		holderUsage:     desc("holder_usage_ratio", "Share of the resource taken by holders, 0..1.", "resource"),
 		holderBytes:     desc("holder_bytes", "Bytes held by memory ballast or disk fill files.", "resource"),
+		releases:        desc("holder_releases_total", "Times holder load was given back before the average said so, by reason: pressure, reserve, real_usage.", "resource", "reason"),
 		ceiling:         desc("ceiling_ratio", "Ratio no target or setpoint is ever above."),
 		spec:            desc("spec_info", "The host's spec class, from its memory size.", "spec"),
 		cpus:            desc("cpus", "Number of CPUs in /proc/stat."),
@@ -53,7 +55,7 @@ func (e *Exporter) Publish(s *State) { e.state.Store(s) }
 // Describe implements prometheus.Collector.
 func (e *Exporter) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
-		e.usage, e.average, e.target, e.history, e.holders, e.holderUsage, e.holderBytes,
+		e.usage, e.average, e.target, e.setpoint, e.history, e.holders, e.holderUsage, e.holderBytes, e.releases,
 		e.ceiling, e.spec, e.cpus, e.lastSample, e.memoryTotal, e.memoryAvailable,
 		e.diskSize, e.diskAvailable, e.pressureStalled,
 	} {
@@ -75,11 +77,18 @@ func (e *Exporter) Collect(ch chan<- prometheus.Metric) {
 		gauge(e.usage, s.Sample.Usage(r), string(r))
 		gauge(e.average, rs.Average, string(r))
 		gauge(e.target, rs.Target, string(r))
+		gauge(e.setpoint, rs.Setpoint, string(r))
 		gauge(e.history, rs.History.Seconds(), string(r))
 		gauge(e.holders, float64(rs.Holders), string(r))
 		gauge(e.holderUsage, rs.HolderUsage, string(r))
 		if r != CPU {
 			gauge(e.holderBytes, float64(rs.HolderBytes), string(r))
+		}
+		for i, reason := range ReleaseReasons {
+			if !Releasable(r, i) {
+				continue
+			}
+			ch <- prometheus.MustNewConstMetric(e.releases, prometheus.CounterValue, float64(rs.Releases[i]), string(r), reason)
 		}
 		if p, ok := s.Sample.Pressure[r]; ok {
 			ch <- prometheus.MustNewConstMetric(e.pressureStalled, prometheus.CounterValue, p.Some.Seconds(), string(r), "some")

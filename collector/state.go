@@ -22,10 +22,33 @@ type ResourceState struct {
 	History time.Duration
 	// Target is the ratio the average must reach.
 	Target float64
+	// Setpoint is the total usage the controller aims at now, 0..1.
+	Setpoint float64
 	// Holders counts the holder processes (or fill files) of this resource.
 	Holders int
 	// HolderUsage is the share of the resource the holders take, 0..1.
 	HolderUsage float64
 	// HolderBytes is what memory or disk holders occupy, in bytes.
 	HolderBytes uint64
+	// Releases counts, by reason, the times holder load was given back
+	// early, since the start.
+	Releases [len(ReleaseReasons)]uint64
+}
+
+// ReleaseReasons are the reasons holder load is given back before the
+// average says so, as the `reason` label has them: memory pressure (PSI or
+// MemAvailable under its reserve between ticks), free memory or disk space
+// under its reserve at a tick, and real usage rising into the holders' room.
+var ReleaseReasons = [...]string{"pressure", "reserve", "real_usage"}
+
+// Releasable tells whether r's holders can be released for reason i of
+// ReleaseReasons: only memory has a pressure watcher, and CPU no reserve.
+func Releasable(r Resource, i int) bool {
+	switch ReleaseReasons[i] {
+	case "pressure":
+		return r == Memory
+	case "reserve":
+		return r != CPU
+	}
+	return true
 }

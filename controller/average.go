@@ -83,7 +83,7 @@ func (a *Averages) Update(r collector.Resource, now time.Time, x float64) error 
 	if math.IsNaN(x) || math.IsInf(x, 0) {
 		return fmt.Errorf("updating %s average: usage %v is not a number", r, x)
 	}
-	x = clamp(x)
+	x = clamp(x, 0, 1)
 
 	// Only time after the last sample is observed. The first sample has no
 	// interval behind it, a duplicate or a clock stepped back an empty one:
@@ -101,7 +101,7 @@ func (a *Averages) Update(r collector.Resource, now time.Time, x float64) error 
 	} else {
 		// The same as (value*weight*decay + x*w) / weight', written as a
 		// step towards x so that x == value leaves value exactly as it is.
-		avg.value = clamp(avg.value + (x-avg.value)*(w/avg.weight))
+		avg.value = clamp(avg.value+(x-avg.value)*(w/avg.weight), 0, 1)
 	}
 	avg.last = now
 	a.avg[r] = avg
@@ -126,7 +126,11 @@ func (a *Averages) History(r collector.Resource) time.Duration {
 	return time.Duration(h * float64(time.Second))
 }
 
-// clamp limits a ratio to 0..1.
-func clamp(x float64) float64 {
-	return min(max(x, 0), 1)
+// Setpoint is the total usage of r that, held for the next hours (as many
+// as the average holds, up to 12), brings its average to target plus a small
+// margin, within [0, limit].
+func (a *Averages) Setpoint(r collector.Resource, target, limit float64) float64 {
+	avg := a.avg[r]
+	h := min(horizon, max(a.History(r), minHorizon))
+	return setpoint(avg.value, avg.weight, target, limit, h, time.Duration(a.tau*float64(time.Second)))
 }

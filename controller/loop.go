@@ -3,6 +3,8 @@ package controller
 import (
 	"context"
 	"log/slog"
+	"math"
+	"sync"
 	"time"
 
 	"github.com/cro-exporter/cro-exporter/collector"
@@ -11,19 +13,80 @@ import (
 // saveEvery bounds how much of the averages' history a crash can lose.
 const saveEvery = 5 * time.Minute
 
-// Loop samples the host every Interval, keeps the averages, and publishes
-// the state the metrics show.
+// maxStep is the most memory or disk holders grow in one tick: one memory
+// chunk or fill file at most, so a misjudged step costs little.
+const maxStep int64 = 1 << 30
+
+// Load is holder load: CPU as a share of the whole machine, memory and disk
+// in bytes.
+type Load struct {
+	CPU          float64
+	Memory, Disk int64
+}
+
+// HolderUsage is what the holders take now, measured. CPUTime counts the CPU
+// holders' time since the manager started, so every reader takes its own
+// difference.
+type HolderUsage struct {
+	CPUTime       time.Duration
+	Memory, Disk  int64
+	CPUHolders    int
+	MemoryHolders int
+	DiskFiles     int
+}
+
+// Holders is the holder manager as the loop sees it.
+type Holders interface {
+	Apply(Load) error
+	Usage() (HolderUsage, error)
+}
+
+// Loop samples the host every Interval, keeps the averages, decides the
+// holder load, applies it, and publishes the state the metrics show. Watch
+// gives load back between ticks.
 type Loop struct {
-	Read     func(now time.Time) (collector.Sample, error)
+	Read func(now time.Time) (collector.Sample, error)
+	// Holders applies the load; nil is a dry run: everything is decided
+	// and shown, nothing is applied.
+	Holders  Holders
 	Averages *Averages
 	Spec     Spec
 	Targets  map[collector.Resource]float64
 	Ceiling  float64
+	// MemoryReserve and DiskReserve are the bytes of MemAvailable and of
+	// free disk space holders never take.
+	MemoryReserve, DiskReserve int64
+	// Chunk is the largest memory holder: pressure releases whole ones.
+	Chunk    int64
 	StateDir string
 	Interval time.Duration
 	Publish  func(*collector.State)
 	Logger   *slog.Logger
+
+	mu sync.Mutex
+	// planned is the load the tick decided, less what Watch gave back.
+	planned Load
+	// applied is what the holders were last asked for: planned, with the
+	// CPU duty lowered while real CPU work rises into the burner's room.
+	applied Load
+	control [len(collector.Resources)]control
+	tickCPU cpuClock
 }
+
+// control is what the loop remembers of one resource between ticks.
+type control struct {
+	setpoint float64
+	// smooth is real usage averaged over a few minutes: holders follow
+	// it, not every tick's noise. started tells it has a first value.
+	smooth   float64
+	started  bool
+	releases [len(collector.ReleaseReasons)]uint64
+	// unreachable is set while the limit keeps the target out of reach.
+	unreachable bool
+}
+
+// smoothing is the time constant of the real usage holders follow.
+const smoothing = 5 * time.Minute
 
 // Run samples every Interval until ctx ends, saving the averages every few
 // minutes and once more at the end.
@@ -54,23 +117,336 @@ func (l *Loop) Run(ctx context.Context) error {
 	}
 }
 
-// Step folds one sample into the averages and publishes the new state.
+// Step folds one sample into the averages, decides and applies the holder
+// load, and publishes the new state.
 func (l *Loop) Step(s collector.Sample) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	held, used := l.measure(s, &l.tickCPU)
 	state := &collector.State{
 		Sample:    s,
 		Spec:      l.Spec.Name,
 		Ceiling:   l.Ceiling,
 		Resources: make(map[collector.Resource]collector.ResourceState, len(collector.Resources)),
 	}
-	for _, r := range collector.Resources {
-		if err := l.Averages.Update(r, s.Time, s.Usage(r)); err != nil {
+	next := l.planned
+	var realCPU float64
+	for i, r := range collector.Resources {
+		c := &l.control[i]
+		total := s.Usage(r)
+		real := max(0, total-held[i])
+		if err := l.Averages.Update(r, s.Time, total); err != nil {
 			l.Logger.Warn("updating the average", "resource", r, "err", err)
 		}
+		c.smooth = smooth(c.smooth, real, !c.started, l.Interval)
+		c.started = true
+		limit, reserved := l.limit(r, s)
+		target := l.Targets[r]
+		l.warnUnreachable(r, c, target, limit, reserved)
+		c.setpoint = l.Averages.Setpoint(r, target, limit)
+
+		if r == collector.CPU {
+			// The CPU plan follows smoothed usage; a burst of real work
+			// lowers the duty instead (apply), which comes back within
+			// seconds when the burst ends.
+			realCPU, real = real, c.smooth
+		}
+		now := ratioOf(r, l.planned, s)
+		want := holderLoad(c.setpoint, c.smooth, real, now, limit, stepOf(r, s))
+		if want < now {
+			if reason, ok := releaseReason(c.setpoint, real, now, limit, reserved); ok {
+				c.releases[reason]++
+			}
+		}
+		if want != now {
+			next = withRatio(next, r, want, s)
+		}
 		state.Resources[r] = collector.ResourceState{
-			Average: l.Averages.Value(r),
-			History: l.Averages.History(r),
-			Target:  l.Targets[r],
+			Average:  l.Averages.Value(r),
+			History:  l.Averages.History(r),
+			Target:   target,
+			Setpoint: c.setpoint,
+			Releases: c.releases,
 		}
 	}
+	if next != l.planned {
+		l.Logger.Info("holder load planned", "cpu", round(next.CPU), "memory_bytes", next.Memory, "disk_bytes", next.Disk,
+			"was_cpu", round(l.planned.CPU), "was_memory_bytes", l.planned.Memory, "was_disk_bytes", l.planned.Disk)
+		l.planned = next
+	}
+	l.apply(realCPU)
+	if l.Holders == nil {
+		// A dry run shows what it would hold after this tick.
+		used = wouldHold(l.applied)
+		for i, r := range collector.Resources {
+			held[i] = ratioOf(r, l.applied, s)
+		}
+	}
+	for i, r := range collector.Resources {
+		rs := state.Resources[r]
+		rs.HolderUsage, rs.Holders, rs.HolderBytes = held[i], used.count(r), used.bytes(r)
+		state.Resources[r] = rs
+	}
 	l.Publish(state)
+}
+
+// Watch gives holder load back between ticks, reading the host every
+// `every` until ctx ends: memory ballast, in whole chunks, as soon as
+// MemAvailable falls under its reserve; disk fill as soon as free space
+// does; the CPU duty as soon as real CPU work rises into the burner's room,
+// and back when it ends. read must be a reader of its own: reading moves
+// the CPU baseline.
+func (l *Loop) Watch(ctx context.Context, read func(now time.Time) (collector.Sample, error), every time.Duration) {
+	ticker := time.NewTicker(every)
+	defer ticker.Stop()
+	var w watch
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-ticker.C:
+			s, err := read(now)
+			if err != nil {
+				l.Logger.Debug("watching the host", "err", err)
+				continue
+			}
+			l.giveWay(s, &w, every)
+		}
+	}
+}
+
+// watch is what Watch remembers between reads.
+type watch struct {
+	cpu cpuClock
+	// realCPU is real CPU usage averaged over about a second: single
+	// quarter-second reads are too coarse (25 clock ticks a CPU).
+	realCPU float64
+	started bool
+}
+
+// fastSmoothing is the time constant of Watch's real CPU usage.
+const fastSmoothing = time.Second
+
+func (l *Loop) giveWay(s collector.Sample, w *watch, every time.Duration) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	held, _ := l.measure(s, &w.cpu)
+	if avail := int64(s.MemoryAvailable); avail < l.MemoryReserve && l.planned.Memory > 0 {
+		was := l.planned.Memory
+		l.planned.Memory = afterRelease(was, l.Chunk, l.MemoryReserve-avail)
+		l.control[1].releases[reasonPressure]++
+		l.Logger.Info("memory ballast released", "reason", "pressure", "memory_available_bytes", avail,
+			"reserve_bytes", l.MemoryReserve, "memory_bytes", l.planned.Memory, "was_memory_bytes", was)
+	}
+	if avail := int64(s.DiskAvailable); avail < l.DiskReserve && l.planned.Disk > 0 {
+		was := l.planned.Disk
+		l.planned.Disk = max(0, was-(l.DiskReserve-avail))
+		l.control[2].releases[reasonReserve]++
+		l.Logger.Info("disk fill released", "reason", "reserve", "disk_available_bytes", avail,
+			"reserve_bytes", l.DiskReserve, "disk_bytes", l.planned.Disk, "was_disk_bytes", was)
+	}
+	real := max(0, s.CPU-held[0])
+	w.realCPU = smoothOver(w.realCPU, real, !w.started, every, fastSmoothing)
+	w.started = true
+	l.apply(w.realCPU)
+}
+
+// apply asks the holders for the planned load, with the CPU duty given
+// way to real CPU usage realCPU.
+func (l *Loop) apply(realCPU float64) {
+	c := l.control[0]
+	next := l.planned
+	next.CPU = cpuDuty(l.planned.CPU, c.setpoint, realCPU, c.smooth)
+	if next == l.applied {
+		return
+	}
+	if next.CPU != l.applied.CPU && next.Memory == l.applied.Memory && next.Disk == l.applied.Disk {
+		l.Logger.Debug("cpu duty", "duty", round(next.CPU), "was", round(l.applied.CPU), "real_cpu", round(realCPU))
+	}
+	l.applied = next
+	if l.Holders == nil {
+		return
+	}
+	if err := l.Holders.Apply(next); err != nil {
+		l.Logger.Warn("applying holder load", "err", err)
+	}
+}
+
+// measure returns the share of each resource the holders take now, and
+// their usage. A dry run holds nothing.
+func (l *Loop) measure(s collector.Sample, clock *cpuClock) ([len(collector.Resources)]float64, HolderUsage) {
+	var held [len(collector.Resources)]float64
+	if l.Holders == nil {
+		return held, HolderUsage{}
+	}
+	used, err := l.Holders.Usage()
+	if err != nil {
+		l.Logger.Warn("measuring the holders", "err", err)
+	}
+	held[0] = clock.share(used.CPUTime, s.Time, s.CPUs)
+	held[1] = ratio(used.Memory, s.MemoryTotal)
+	held[2] = ratio(used.Disk, s.DiskSize)
+	return held, used
+}
+
+// limit is the highest total usage holders may bring r to: the ceiling, or
+// less where a reserve of MemAvailable or free space says so (reserved).
+func (l *Loop) limit(r collector.Resource, s collector.Sample) (limit float64, reserved bool) {
+	var reserve float64
+	switch r {
+	case collector.Memory:
+		reserve = 1 - ratio(l.MemoryReserve, s.MemoryTotal)
+	case collector.Disk:
+		reserve = 1 - ratio(l.DiskReserve, s.DiskSize)
+	default:
+		return l.Ceiling, false
+	}
+	return min(l.Ceiling, reserve), reserve < l.Ceiling
+}
+
+// warnUnreachable says once, when it starts and when it ends, that the
+// limit keeps r's target out of reach even with no real usage at all.
+func (l *Loop) warnUnreachable(r collector.Resource, c *control, target, limit float64, reserved bool) {
+	unreachable := limit < target+margin
+	if unreachable == c.unreachable {
+		return
+	}
+	c.unreachable = unreachable
+	if unreachable {
+		by := "the ceiling"
+		if reserved {
+			by = "the reserve"
+		}
+		l.Logger.Warn("target cannot be met", "resource", r, "target", round(target), "limit", round(limit), "by", by)
+	} else {
+		l.Logger.Info("target can be met again", "resource", r, "target", round(target))
+	}
+}
+
+// releaseReason tells why holders shrink, when they give load back before
+// the average says so: a reserve (or the ceiling) was reached, or real usage
+// alone meets the setpoint.
+func releaseReason(setpoint, real, now, limit float64, reserved bool) (int, bool) {
+	switch {
+	case now > limit-real && reserved:
+		return reasonReserve, true
+	case now > limit-real || real >= setpoint:
+		return reasonRealUsage, true
+	}
+	return 0, false
+}
+
+// Indexes into collector.ReleaseReasons.
+const (
+	reasonPressure = iota
+	reasonReserve
+	reasonRealUsage
+)
+
+// smooth folds real usage into its few-minute average; the first sample
+// starts it.
+func smooth(prev, real float64, first bool, interval time.Duration) float64 {
+	return smoothOver(prev, real, first, interval, smoothing)
+}
+
+// smoothOver is one step of an exponential average with time constant tau,
+// for a sample that stands for interval.
+func smoothOver(prev, x float64, first bool, interval, tau time.Duration) float64 {
+	if first {
+		return x
+	}
+	return prev + (x-prev)*(1-math.Exp(-interval.Seconds()/tau.Seconds()))
+}
+
+// ratioOf is load's share of r on the sampled host.
+func ratioOf(r collector.Resource, load Load, s collector.Sample) float64 {
+	switch r {
+	case collector.CPU:
+		return load.CPU
+	case collector.Memory:
+		return ratio(load.Memory, s.MemoryTotal)
+	}
+	return ratio(load.Disk, s.DiskSize)
+}
+
+// withRatio is load with r's share set to x.
+func withRatio(load Load, r collector.Resource, x float64, s collector.Sample) Load {
+	switch r {
+	case collector.CPU:
+		load.CPU = x
+	case collector.Memory:
+		load.Memory = int64(x * float64(s.MemoryTotal))
+	case collector.Disk:
+		load.Disk = int64(x * float64(s.DiskSize))
+	}
+	return load
+}
+
+// stepOf is the most r's holders may grow in one tick, as a share.
+func stepOf(r collector.Resource, s collector.Sample) float64 {
+	switch r {
+	case collector.Memory:
+		return ratio(maxStep, s.MemoryTotal)
+	case collector.Disk:
+		return ratio(maxStep, s.DiskSize)
+	}
+	return 1
+}
+
+func ratio[T int64 | uint64](part T, whole uint64) float64 {
+	if whole == 0 {
+		return 0
+	}
+	return float64(part) / float64(whole)
+}
+
+// round keeps logs readable: four decimals of a ratio.
+func round(x float64) float64 { return math.Round(x*1e4) / 1e4 }
+
+// wouldHold is what a dry run shows as held: the load it would apply, in
+// the holders it would take (memory and disk in 1 GiB pieces).
+func wouldHold(l Load) HolderUsage {
+	pieces := func(b int64) int { return int((b + maxStep - 1) / maxStep) }
+	u := HolderUsage{Memory: l.Memory, Disk: l.Disk, MemoryHolders: pieces(l.Memory), DiskFiles: pieces(l.Disk)}
+	if l.CPU > 0 {
+		u.CPUHolders = 1
+	}
+	return u
+}
+
+func (u HolderUsage) count(r collector.Resource) int {
+	switch r {
+	case collector.CPU:
+		return u.CPUHolders
+	case collector.Memory:
+		return u.MemoryHolders
+	}
+	return u.DiskFiles
+}
+
+func (u HolderUsage) bytes(r collector.Resource) uint64 {
+	switch r {
+	case collector.Memory:
+		return uint64(u.Memory)
+	case collector.Disk:
+		return uint64(u.Disk)
+	}
+	return 0
+}
+
+// cpuClock turns the holders' cumulative CPU time into a share of the
+// machine since the previous reading.
+type cpuClock struct {
+	time time.Duration
+	at   time.Time
+}
+
+func (c *cpuClock) share(cpuTime time.Duration, now time.Time, cpus int) float64 {
+	prev := *c
+	*c = cpuClock{cpuTime, now}
+	elapsed := now.Sub(prev.at)
+	if prev.at.IsZero() || elapsed <= 0 || cpuTime < prev.time || cpus == 0 {
+		return 0
+	}
+	return min(1, (cpuTime-prev.time).Seconds()/(elapsed.Seconds()*float64(cpus)))
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -12,12 +13,19 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/cro-exporter/cro-exporter/collector"
+	"github.com/cro-exporter/cro-exporter/controller"
+	"github.com/cro-exporter/cro-exporter/holder"
 )
 
 // CLI is the command line. Every flag can also be set through the
 // environment variable kong derives from it: --web.listen-address is
-// CRO_WEB_LISTEN_ADDRESS.
+// CRO_WEB_LISTEN_ADDRESS. The daemon's flags sit at the top so that
+// `cro-exporter --help` shows them; the daemon is the default command.
 type CLI struct {
+	Daemon   struct{}    `cmd:"" default:"1" hidden:"" help:"Run the exporter and controller (the default)."`
+	Simulate SimulateCmd `cmd:"" help:"Run the control law against a modelled host with a fake clock: when does it pass, at what cost."`
+	Holder   HolderCmd   `cmd:"" hidden:"" help:"Run one holder process; the daemon starts these."`
+
 	WebListenAddress []string `name:"web.listen-address" default:":9847" placeholder:"ADDR" help:"Addresses to serve metrics on, comma separated (host:port)."`
 	WebTelemetryPath string   `name:"web.telemetry-path" default:"/metrics" placeholder:"PATH" help:"Path under which to expose metrics."`
 	WebConfigFile    string   `name:"web.config.file" type:"existingfile" placeholder:"FILE" help:"Path to a web configuration file (TLS, basic auth), in the format of the Prometheus exporter-toolkit."`
@@ -34,6 +42,13 @@ type CLI struct {
 	TargetDisk   *Ratio `name:"target.disk" placeholder:"RATIO" help:"Target for the disk average (default: from the host's spec)."`
 	Ceiling      Ratio  `default:"90%" help:"No target or setpoint is ever above this ratio."`
 
+	MemoryReserve *Size  `name:"memory.reserve" placeholder:"SIZE" help:"MemAvailable that holders always leave to real work (default: 15% of MemTotal, at least 512MiB)."`
+	DiskReserve   *Size  `name:"disk.reserve" placeholder:"SIZE" help:"Free disk space that fill files always leave (default: 10% of the filesystem, at least 1GiB)."`
+	DiskFillDir   string `name:"disk.fill-dir" placeholder:"DIR" help:"Private directory of the disk fill files (default: <disk.path>/.cro-fill)."`
+	MemoryChunk   Size   `name:"holder.memory-chunk" default:"1GiB" help:"Largest memory holder process; ballast is given back a chunk at a time."`
+	DryRun        bool   `name:"dry-run" help:"Decide and show everything, apply nothing: the holder metrics show what would be held."`
+	Recover       bool   `help:"Stop every holder and the running daemon, remove every fill file, keep the averages, report, and exit."`
+
 	LogLevel  string `name:"log.level" default:"info" enum:"debug,info,warn,error" help:"Only log messages of this severity or above: ${enum}."`
 	LogFormat string `name:"log.format" default:"text" enum:"text,json" help:"Log format: text (coloured on a terminal) or json."`
 
@@ -49,7 +64,30 @@ func (c *CLI) Validate() error {
 	if c.Ceiling == 0 {
 		return errors.New("--ceiling must be above 0")
 	}
+	if c.MemoryChunk <= 0 || c.MemoryChunk > holder.MaxChunk {
+		return fmt.Errorf("--holder.memory-chunk=%s must be above 0 and at most %s", c.MemoryChunk, Size(holder.MaxChunk))
+	}
 	return nil
+}
+
+// fillDir is where disk fill files live.
+func (c *CLI) fillDir() string {
+	if c.DiskFillDir != "" {
+		return c.DiskFillDir
+	}
+	return filepath.Join(c.DiskPath, ".cro-fill")
+}
+
+// reserves are the reserves given, or the defaults for the sampled host.
+func (c *CLI) reserves(s collector.Sample) (memory, disk int64) {
+	memory, disk = controller.DefaultReserves(s.MemoryTotal, s.DiskSize)
+	if c.MemoryReserve != nil {
+		memory = int64(*c.MemoryReserve)
+	}
+	if c.DiskReserve != nil {
+		disk = int64(*c.DiskReserve)
+	}
+	return memory, disk
 }
 
 // targets returns the targets given on the command line; resources without
@@ -63,6 +101,17 @@ func (c *CLI) targets() map[collector.Resource]float64 {
 		}
 	}
 	return targets
+}
+
+// HolderCmd is the hidden holder subcommands: stable, so that tests and
+// --recover can find and drive holders from outside.
+type HolderCmd struct {
+	Memory struct {
+		Size Size `required:"" help:"Bytes to hold resident, at most 1GiB."`
+	} `cmd:"" help:"Hold SIZE of resident memory until stdin closes or reads \"stop\"."`
+	CPU struct {
+		Duty Ratio `default:"0" help:"Share of the whole machine to burn, e.g. 0.3 or 30%."`
+	} `cmd:"" name:"cpu" help:"Burn a share of the machine under SCHED_IDLE; stdin sets it with \"duty R\"."`
 }
 
 // Ratio is a fraction 0..1, written as 0.4 or 40%.
@@ -107,3 +156,43 @@ func (d Duration) D() time.Duration { return time.Duration(d) }
 
 // String formats the duration as Prometheus does.
 func (d Duration) String() string { return model.Duration(d).String() }
+
+// Size is a number of bytes, written as 1073741824, 512MiB or 1GiB; KB, MB,
+// GB and TB mean the same binary units as KiB, MiB, GiB and TiB.
+type Size int64
+
+var sizeUnits = map[string]float64{
+	"": 1, "B": 1,
+	"KiB": 1 << 10, "KB": 1 << 10,
+	"MiB": 1 << 20, "MB": 1 << 20,
+	"GiB": 1 << 30, "GB": 1 << 30,
+	"TiB": 1 << 40, "TB": 1 << 40,
+}
+
+// UnmarshalText parses a size.
+func (s *Size) UnmarshalText(text []byte) error {
+	str := string(text)
+	num := strings.TrimRight(str, "KMGTiB")
+	unit, known := sizeUnits[str[len(num):]]
+	v, err := strconv.ParseFloat(num, 64)
+	if !known || err != nil || math.IsNaN(v) || v < 0 || v*unit > math.MaxInt64 {
+		return fmt.Errorf("%q is not a size such as 512MiB or 1GiB", str)
+	}
+	*s = Size(math.Round(v * unit))
+	return nil
+}
+
+// String formats the size in the largest binary unit it fills, with two
+// decimals where it is not whole in it.
+func (s Size) String() string {
+	for _, u := range []string{"TiB", "GiB", "MiB", "KiB"} {
+		n := int64(sizeUnits[u])
+		switch {
+		case s != 0 && int64(s)%n == 0:
+			return strconv.FormatInt(int64(s)/n, 10) + u
+		case int64(s) >= n:
+			return strconv.FormatFloat(float64(s)/float64(n), 'f', 2, 64) + u
+		}
+	}
+	return strconv.FormatInt(int64(s), 10) + "B"
+}

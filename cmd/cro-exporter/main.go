@@ -22,6 +22,7 @@ import (
 
 	"github.com/cro-exporter/cro-exporter/collector"
 	"github.com/cro-exporter/cro-exporter/controller"
+	"github.com/cro-exporter/cro-exporter/holder"
 )
 
 // version is set at build time: -ldflags "-X main.version=...".
@@ -57,12 +58,27 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 	if err != nil {
 		panic(err) // the CLI struct itself is wrong
 	}
-	if _, err := parser.Parse(args); err != nil {
+	kctx, err := parser.Parse(args)
+	if err != nil {
 		fmt.Fprintf(stderr, "cro-exporter: error: %v\n", err)
 		return exitUsage
 	}
 	logger := newLogger(stderr, cli.LogLevel, cli.LogFormat)
-	if err := daemon(ctx, &cli, logger); err != nil {
+	switch kctx.Command() {
+	case "holder memory":
+		err = holderMemory(int64(cli.Holder.Memory.Size))
+	case "holder cpu":
+		err = holder.RunCPU(float64(cli.Holder.CPU.Duty), os.Stdin, os.Stdout)
+	case "simulate":
+		err = simulate(&cli, os.Stdout)
+	default:
+		if cli.Recover {
+			err = recoverHost(&cli, os.Stdout, logger)
+		} else {
+			err = daemon(ctx, &cli, logger)
+		}
+	}
+	if err != nil {
 		if errors.As(err, new(usageError)) {
 			fmt.Fprintf(stderr, "cro-exporter: error: %v\n", err)
 			return exitUsage
@@ -73,17 +89,31 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 	return 0
 }
 
+// holderMemory runs a memory holder after checking its size, so that a bad
+// size is a usage error and allocates nothing.
+func holderMemory(size int64) error {
+	if err := holder.CheckMemorySize(size); err != nil {
+		return usageError{fmt.Errorf("--size=%s: %w", Size(size), err)}
+	}
+	return holder.RunMemory(size, os.Stdin, os.Stdout)
+}
+
 // daemon checks everything the flags point at, takes the first sample, and
-// only then opens the listeners and runs the loop until ctx ends.
-func daemon(ctx context.Context, cli *CLI, logger *slog.Logger) error {
+// only then opens the listeners and runs the loop until ctx ends; then it
+// stops every holder and removes every fill file.
+func daemon(ctx context.Context, cli *CLI, logger *slog.Logger) (err error) {
 	if err := web.Validate(cli.WebConfigFile); err != nil {
 		return usageError{fmt.Errorf("--web.config.file=%s: %w", cli.WebConfigFile, err)}
 	}
-	reader, err := collector.NewReader(cli.PathProcfs, cli.DiskPath)
-	if _, ok := errors.AsType[*collector.DiskError](err); ok {
-		return usageError{fmt.Errorf("--disk.path=%s: %w", cli.DiskPath, err)}
-	} else if err != nil {
-		return usageError{fmt.Errorf("--path.procfs=%s: %w", cli.PathProcfs, err)}
+	reader, err := newReader(cli)
+	if err != nil {
+		return err
+	}
+	// The give-way watcher reads the host on its own: a read moves the CPU
+	// baseline.
+	watcher, err := newReader(cli)
+	if err != nil {
+		return err
 	}
 	if err := controller.CheckStateDir(cli.StateDir); err != nil {
 		return usageError{fmt.Errorf("--state.dir=%s: %w", cli.StateDir, err)}
@@ -104,21 +134,21 @@ func daemon(ctx context.Context, cli *CLI, logger *slog.Logger) error {
 	if err := averages.Load(cli.StateDir, now, logger); err != nil {
 		return err
 	}
+	var holders controller.Holders // none in a dry run
+	if !cli.DryRun {
+		m, err := holder.Open(holderConfig(cli, logger))
+		if err != nil {
+			return err
+		}
+		defer func() {
+			if cerr := m.Close(); cerr != nil {
+				err = errors.Join(err, fmt.Errorf("stopping the holders: %w", cerr))
+			}
+		}()
+		holders = managed{m}
+	}
 
 	exporter := collector.NewExporter()
-	loop := &controller.Loop{
-		Read:     reader.Read,
-		Averages: averages,
-		Spec:     spec,
-		Targets:  targets,
-		Ceiling:  float64(cli.Ceiling),
-		StateDir: cli.StateDir,
-		Interval: cli.Interval.D(),
-		Publish:  exporter.Publish,
-		Logger:   logger,
-	}
-	loop.Step(first)
-
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(
 		collectors.NewGoCollector(),
@@ -126,22 +156,107 @@ func daemon(ctx context.Context, cli *CLI, logger *slog.Logger) error {
 		exporter,
 		buildInfo(),
 	)
+	snapshot := collector.NewSnapshot(reg)
+	memReserve, diskReserve := cli.reserves(first)
+	loop := &controller.Loop{
+		Read:          reader.Read,
+		Holders:       holders,
+		Averages:      averages,
+		Spec:          spec,
+		Targets:       targets,
+		Ceiling:       float64(cli.Ceiling),
+		MemoryReserve: memReserve,
+		DiskReserve:   diskReserve,
+		Chunk:         int64(cli.MemoryChunk),
+		StateDir:      cli.StateDir,
+		Interval:      cli.Interval.D(),
+		Publish: func(s *collector.State) {
+			exporter.Publish(s)
+			if err := snapshot.Refresh(); err != nil {
+				logger.Warn("gathering metrics", "err", err)
+			}
+		},
+		Logger: logger,
+	}
+	loop.Step(first)
+
 	listeners, err := listen(cli.WebListenAddress)
 	if err != nil {
 		return err
 	}
-	logger.Info("starting", "version", version, "spec", spec.Name, "memory_total", first.MemoryTotal,
-		"target_cpu", targets[collector.CPU], "target_memory", targets[collector.Memory], "target_disk", targets[collector.Disk])
+	logger.Info("starting", "version", version, "spec", spec.Name, "memory_total", first.MemoryTotal, "dry_run", cli.DryRun,
+		"target_cpu", targets[collector.CPU], "target_memory", targets[collector.Memory], "target_disk", targets[collector.Disk],
+		"memory_reserve", memReserve, "disk_reserve", diskReserve)
 
 	ctx, cancel := context.WithCancel(ctx)
 	served := make(chan error, 1)
 	go func() {
-		served <- serve(ctx, listeners, cli, reg, logger)
+		served <- serve(ctx, listeners, cli, snapshot, logger)
 		cancel() // a server that fails ends the loop too
+	}()
+	watched := make(chan struct{})
+	go func() {
+		loop.Watch(ctx, watcher.Read, watchEvery)
+		close(watched)
 	}()
 	loopErr := loop.Run(ctx)
 	cancel()
+	<-watched
 	return errors.Join(loopErr, <-served)
+}
+
+// watchEvery is how often the give-way watcher reads the host: well under a
+// second, for a few hundred microseconds of CPU a second.
+const watchEvery = 250 * time.Millisecond
+
+// newReader opens the host's procfs and disk path, naming the flag at fault.
+func newReader(cli *CLI) (*collector.Reader, error) {
+	r, err := collector.NewReader(cli.PathProcfs, cli.DiskPath)
+	if _, ok := errors.AsType[*collector.DiskError](err); ok {
+		return nil, usageError{fmt.Errorf("--disk.path=%s: %w", cli.DiskPath, err)}
+	} else if err != nil {
+		return nil, usageError{fmt.Errorf("--path.procfs=%s: %w", cli.PathProcfs, err)}
+	}
+	return r, nil
+}
+
+func holderConfig(cli *CLI, logger *slog.Logger) holder.Config {
+	return holder.Config{StateDir: cli.StateDir, FillDir: cli.fillDir(), Chunk: int64(cli.MemoryChunk), Logger: logger}
+}
+
+// managed is the holder manager as the controller sees it: the two
+// packages' types have the same fields, so they convert.
+type managed struct{ *holder.Manager }
+
+func (m managed) Apply(l controller.Load) error { return m.Manager.Apply(holder.Desired(l)) }
+
+func (m managed) Usage() (controller.HolderUsage, error) {
+	u, err := m.Manager.Usage()
+	return controller.HolderUsage(u), err
+}
+
+// errIncomplete is --recover's failure: its report names what is left.
+var errIncomplete = errors.New("recovery incomplete: see the report")
+
+// recoverHost is --recover: it stops the daemon and every holder, removes
+// every fill file, keeps the averages, and reports, with the host's usage
+// after.
+func recoverHost(cli *CLI, w io.Writer, logger *slog.Logger) error {
+	rep, err := holder.Recover(holderConfig(cli, logger))
+	if err != nil {
+		return err
+	}
+	rep.WriteTo(w)
+	if reader, err := newReader(cli); err == nil {
+		if s, err := reader.Read(time.Now()); err == nil {
+			fmt.Fprintf(w, "Host usage now: CPU %s (since boot), memory %s, disk %s.\n",
+				pct(s.Usage(collector.CPU)), pct(s.Usage(collector.Memory)), pct(s.Usage(collector.Disk)))
+		}
+	}
+	if rep.Failed() {
+		return errIncomplete
+	}
+	return nil
 }
 
 // buildInfo is cro_build_info: the version, the VCS revision Go stamped into

@@ -30,11 +30,11 @@ func listen(addrs []string) ([]net.Listener, error) {
 	return ls, nil
 }
 
-// serve serves the registry's metrics and a landing page on ls, with TLS and
+// serve serves the gathered metrics and a landing page on ls, with TLS and
 // basic auth from the exporter-toolkit web config file, until ctx ends.
-func serve(ctx context.Context, ls []net.Listener, cli *CLI, reg *prometheus.Registry, logger *slog.Logger) error {
+func serve(ctx context.Context, ls []net.Listener, cli *CLI, metrics prometheus.Gatherer, logger *slog.Logger) error {
 	mux := http.NewServeMux()
-	mux.Handle(cli.WebTelemetryPath, promhttp.HandlerFor(reg, promhttp.HandlerOpts{
+	mux.Handle(cli.WebTelemetryPath, promhttp.HandlerFor(metrics, promhttp.HandlerOpts{
 		ErrorLog:            slog.NewLogLogger(logger.Handler(), slog.LevelError),
 		MaxRequestsInFlight: 10,
 		Timeout:             10 * time.Second,

@@ -1,0 +1,297 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// The CPU benchmark's method, from BENCH.md.
+const (
+	cpuDuty        = 0.30             // the added load asked for
+	cpuIdle        = 10 * time.Second // idle baseline, measured first
+	cpuSettle      = 10 * time.Second // before the accuracy windows
+	cpuWindow      = 10 * time.Second
+	cpuWindows     = 6 // 60 s
+	cpuContended   = 20 * time.Second
+	cpuRecoverMax  = 10 // seconds watched for the burner to come back
+	cpuUserHZ      = 100
+	cpuGoalMean    = 0.003
+	cpuGoalWindow  = 0.005
+	cpuGoalYielded = 0.005
+)
+
+// benchCPU measures the CPU holder asked for +0.30: the machine's added busy
+// fraction over 60 s and in each 10 s window, against the idle baseline; then
+// the burner's own share of the machine while a busy loop runs on every CPU,
+// started from this session and from another one (another autogroup, as a
+// real workload of another service is), and how soon it is back afterwards.
+func benchCPU(binary string) error {
+	ncpu := runtime.NumCPU()
+	idle, err := machineBusyOver(cpuIdle)
+	if err != nil {
+		return err
+	}
+	h, err := startCPUHolder(binary, cpuDuty)
+	if err != nil {
+		return err
+	}
+	defer h.stop()
+	time.Sleep(cpuSettle)
+
+	first, err := readCPUStat()
+	if err != nil {
+		return err
+	}
+	prev := first
+	var windows []float64
+	for range cpuWindows {
+		time.Sleep(cpuWindow)
+		cur, err := readCPUStat()
+		if err != nil {
+			return err
+		}
+		windows = append(windows, cur.busySince(prev)-idle)
+		prev = cur
+	}
+	mean := prev.busySince(first) - idle
+	lo, hi := minMax(windows)
+	fmt.Printf("cpu: asked for +%.2f on %d CPUs (idle baseline %.4f): +%.4f over %s, %s windows %.4f-%.4f (goal ±%.3f, windows ±%.3f; stress-ng 0.303 (0.302-0.304), lookbusy 0.307 (0.304-0.308), NeverIdle 0.304 (0.248-0.323))\n",
+		cpuDuty, ncpu, idle, mean, cpuWindow*cpuWindows, cpuWindow, lo, hi, cpuGoalMean, cpuGoalWindow)
+	fmt.Printf("cpu: windows %s: %s\n", verdict(abs(mean-cpuDuty) <= cpuGoalMean && abs(lo-cpuDuty) <= cpuGoalWindow && abs(hi-cpuDuty) <= cpuGoalWindow), formatRatios(windows))
+
+	for _, other := range []bool{false, true} {
+		if err := benchCPUContended(h, ncpu, other); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// benchCPUContended runs a busy loop on every CPU and reports the burner's
+// share of the machine meanwhile, then how soon it is back at its duty.
+func benchCPUContended(h *cpuHolder, ncpu int, otherSession bool) error {
+	where := "this session"
+	if otherSession {
+		where = "another session"
+	}
+	loops, err := startBusyLoops(ncpu, otherSession)
+	if err != nil {
+		return err
+	}
+	defer stopAll(loops)
+	time.Sleep(2 * time.Second)
+	m0, err := readCPUStat()
+	if err != nil {
+		return err
+	}
+	b0, err := processTicks(h.cmd.Process.Pid)
+	if err != nil {
+		return err
+	}
+	time.Sleep(cpuContended)
+	b1, err := processTicks(h.cmd.Process.Pid)
+	if err != nil {
+		return err
+	}
+	m1, err := readCPUStat()
+	if err != nil {
+		return err
+	}
+	share := float64(b1-b0) / cpuUserHZ / (cpuContended.Seconds() * float64(ncpu))
+	stopAll(loops)
+
+	back := -1
+	for s := 1; s <= cpuRecoverMax; s++ {
+		t0, err := processTicks(h.cmd.Process.Pid)
+		if err != nil {
+			return err
+		}
+		time.Sleep(time.Second)
+		t1, err := processTicks(h.cmd.Process.Pid)
+		if err != nil {
+			return err
+		}
+		if float64(t1-t0)/cpuUserHZ/float64(ncpu) >= cpuDuty-0.05 {
+			back = s
+			break
+		}
+	}
+	backText := fmt.Sprintf("back at %.2f±0.05 within %d s", cpuDuty, back)
+	if back < 0 {
+		backText = fmt.Sprintf("not back at %.2f±0.05 within %d s", cpuDuty, cpuRecoverMax)
+	}
+	fmt.Printf("cpu: burner's share while %d busy loops from %s hold the machine (busy %.3f): %.4f over %s (goal < %.3f; lookbusy 0.008, NeverIdle 0.026, stress-ng 0.273): %s; %s (NeverIdle ~20 s, lookbusy ~5 s)\n",
+		ncpu, where, m1.busySince(m0), share, cpuContended, cpuGoalYielded, verdict(share < cpuGoalYielded), backText)
+	return nil
+}
+
+// cpuHolder is a running CPU holder.
+type cpuHolder struct {
+	cmd   *exec.Cmd
+	stdin io.WriteCloser
+}
+
+// startCPUHolder starts a CPU holder at duty and waits for its ready line.
+func startCPUHolder(binary string, duty float64) (*cpuHolder, error) {
+	cmd := exec.Command(binary, "holder", "cpu", "--duty="+strconv.FormatFloat(duty, 'f', -1, 64))
+	cmd.Stderr = os.Stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, err
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	h := &cpuHolder{cmd: cmd, stdin: stdin}
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil || !strings.HasPrefix(line, "ready ") {
+		h.stop()
+		return nil, fmt.Errorf("CPU holder said %q, not its ready line (%v)", line, err)
+	}
+	return h, nil
+}
+
+// stop closes the holder's stdin, which ends it, and kills it if it has not
+// exited within 5 s.
+func (h *cpuHolder) stop() {
+	h.stdin.Close()
+	kill := time.AfterFunc(5*time.Second, func() { h.cmd.Process.Kill() })
+	defer kill.Stop()
+	h.cmd.Wait()
+}
+
+// startBusyLoops starts n shell busy loops, in a session of their own when
+// otherSession is set.
+func startBusyLoops(n int, otherSession bool) ([]*exec.Cmd, error) {
+	var loops []*exec.Cmd
+	for range n {
+		cmd := exec.Command("sh", "-c", "while :; do :; done")
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: otherSession}
+		if err := cmd.Start(); err != nil {
+			stopAll(loops)
+			return nil, err
+		}
+		loops = append(loops, cmd)
+	}
+	return loops, nil
+}
+
+// stopAll kills and reaps processes; those already reaped are skipped.
+func stopAll(cmds []*exec.Cmd) {
+	for _, cmd := range cmds {
+		if cmd.ProcessState == nil {
+			cmd.Process.Kill()
+			cmd.Wait()
+		}
+	}
+}
+
+// cpuStat is the first line of /proc/stat, in ticks.
+type cpuStat struct{ total, idle uint64 }
+
+// readCPUStat reads the machine's CPU times: total is user through steal
+// (guest time is already in user), idle is idle plus iowait.
+func readCPUStat() (cpuStat, error) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return cpuStat{}, err
+	}
+	line, _, _ := bytes.Cut(b, []byte("\n"))
+	f := strings.Fields(string(line))
+	if len(f) < 9 || f[0] != "cpu" {
+		return cpuStat{}, fmt.Errorf("/proc/stat: unexpected first line %q", line)
+	}
+	var s cpuStat
+	for i, name := range f[1:9] { // user nice system idle iowait irq softirq steal
+		v, err := strconv.ParseUint(name, 10, 64)
+		if err != nil {
+			return cpuStat{}, fmt.Errorf("/proc/stat: %q: %w", line, err)
+		}
+		s.total += v
+		if i == 3 || i == 4 {
+			s.idle += v
+		}
+	}
+	return s, nil
+}
+
+// busySince is the machine's busy fraction between an earlier read and s.
+func (s cpuStat) busySince(earlier cpuStat) float64 {
+	total := s.total - earlier.total
+	if total == 0 {
+		return 0
+	}
+	return 1 - float64(s.idle-earlier.idle)/float64(total)
+}
+
+// machineBusyOver measures the machine's busy fraction over d.
+func machineBusyOver(d time.Duration) (float64, error) {
+	a, err := readCPUStat()
+	if err != nil {
+		return 0, err
+	}
+	time.Sleep(d)
+	b, err := readCPUStat()
+	return b.busySince(a), err
+}
+
+// processTicks is a process's user plus system time, in USER_HZ ticks, from
+// /proc/<pid>/stat (fields 14 and 15).
+func processTicks(pid int) (uint64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	i := bytes.LastIndex(b, []byte(") ")) // the command may hold ") "
+	if i < 0 {
+		return 0, fmt.Errorf("/proc/%d/stat: unexpected %q", pid, b)
+	}
+	f := strings.Fields(string(b[i+2:])) // from field 3, the state
+	if len(f) < 13 {
+		return 0, fmt.Errorf("/proc/%d/stat: unexpected %q", pid, b)
+	}
+	utime, err1 := strconv.ParseUint(f[11], 10, 64)
+	stime, err2 := strconv.ParseUint(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, fmt.Errorf("/proc/%d/stat: unexpected %q", pid, b)
+	}
+	return utime + stime, nil
+}
+
+func minMax(xs []float64) (lo, hi float64) {
+	lo, hi = xs[0], xs[0]
+	for _, x := range xs {
+		lo, hi = min(lo, x), max(hi, x)
+	}
+	return lo, hi
+}
+
+func formatRatios(xs []float64) string {
+	var s []string
+	for _, x := range xs {
+		s = append(s, fmt.Sprintf("%.4f", x))
+	}
+	return strings.Join(s, " ")
+}
+
+func abs(x float64) float64 { return max(x, -x) }
+
+func verdict(ok bool) string {
+	if ok {
+		return "meets the goal"
+	}
+	return "MISSES the goal"
+}

@@ -1,0 +1,39 @@
+// Command cro-bench prints cro-exporter's figures beside the reference
+// figures of ../shared/BENCH.md: scrape latency and memory, ballast fill
+// time, and the CPU holder's accuracy. `make bench` runs it.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+)
+
+func main() {
+	binary := flag.String("binary", "bin/cro-exporter", "the cro-exporter binary to measure")
+	only := flag.String("only", "scrape,memory,cpu", "comma-separated benchmarks to run")
+	flag.Parse()
+	benches := []struct {
+		name string
+		run  func(binary string) error
+	}{
+		{"scrape", benchScrape},
+		{"memory", benchMemory},
+		{"cpu", benchCPU},
+	}
+	failed := false
+	for _, b := range benches {
+		if !slices.Contains(strings.Split(*only, ","), b.name) {
+			continue
+		}
+		if err := b.run(*binary); err != nil {
+			fmt.Fprintf(os.Stderr, "%s: %v\n", b.name, err)
+			failed = true
+		}
+	}
+	if failed {
+		os.Exit(1)
+	}
+}

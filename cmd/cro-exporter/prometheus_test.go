@@ -1,0 +1,604 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// The shipped rules and dashboard, proved against the real exporter and a
+// real Prometheus (Debian's prometheus package; `make tools` installs it).
+const (
+	rulesFile     = "../../alerts/cro-exporter.rules.yml"
+	dashboardFile = "../../dashboards/cro-exporter.json"
+	// promJob is the job name the rules assume (examples/prometheus.yml).
+	promJob = "cro-exporter"
+)
+
+// mayBeEmpty lists, by title, the panels whose queries may rightly return
+// nothing on a healthy host, and why. Their queries must still succeed.
+var mayBeEmpty = map[string]string{
+	"Instances below target": "it lists only averages under their target, and a healthy host has none",
+}
+
+// dashboard is the part of a Grafana dashboard these tests read.
+type dashboard struct {
+	UID        string      `json:"uid"`
+	Title      string      `json:"title"`
+	Editable   *bool       `json:"editable"`
+	Tags       []string    `json:"tags"`
+	Panels     []dashPanel `json:"panels"`
+	Templating struct {
+		List []dashVariable `json:"list"`
+	} `json:"templating"`
+}
+
+type dashRef struct {
+	Type string `json:"type"`
+	UID  string `json:"uid"`
+}
+
+type dashVariable struct {
+	Name       string          `json:"name"`
+	Type       string          `json:"type"`
+	Query      json.RawMessage `json:"query"`
+	Datasource *dashRef        `json:"datasource"`
+	Multi      bool            `json:"multi"`
+	IncludeAll bool            `json:"includeAll"`
+	AllValue   string          `json:"allValue"`
+}
+
+type dashPanel struct {
+	ID          int      `json:"id"`
+	Type        string   `json:"type"`
+	Title       string   `json:"title"`
+	Description string   `json:"description"`
+	Datasource  *dashRef `json:"datasource"`
+	GridPos     struct {
+		H, W, X, Y int
+	} `json:"gridPos"`
+	FieldConfig struct {
+		Defaults struct {
+			Unit string `json:"unit"`
+		} `json:"defaults"`
+	} `json:"fieldConfig"`
+	Targets []struct {
+		RefID      string   `json:"refId"`
+		Expr       string   `json:"expr"`
+		Datasource *dashRef `json:"datasource"`
+	} `json:"targets"`
+	// Panels holds the panels of a collapsed row.
+	Panels []dashPanel `json:"panels"`
+}
+
+// readDashboard decodes the shipped dashboard, refusing anything that is not
+// one well-formed JSON object.
+func readDashboard(t *testing.T) *dashboard {
+	t.Helper()
+	data, err := os.ReadFile(dashboardFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d dashboard
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(&d); err != nil {
+		t.Fatalf("%s is not valid JSON: %v", dashboardFile, err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		t.Fatalf("%s: data after the dashboard object", dashboardFile)
+	}
+	return &d
+}
+
+// panels returns every panel, those inside rows included.
+func (d *dashboard) panels() []dashPanel {
+	var all []dashPanel
+	var walk func([]dashPanel)
+	walk = func(ps []dashPanel) {
+		for _, p := range ps {
+			all = append(all, p)
+			walk(p.Panels)
+		}
+	}
+	walk(d.Panels)
+	return all
+}
+
+func (d *dashboard) variable(name string) *dashVariable {
+	for i, v := range d.Templating.List {
+		if v.Name == name {
+			return &d.Templating.List[i]
+		}
+	}
+	return nil
+}
+
+// query returns a query variable's query, which Grafana stores as a string
+// or as an object with a "query" field.
+func (v *dashVariable) query() string {
+	var s string
+	if json.Unmarshal(v.Query, &s) == nil {
+		return s
+	}
+	var o struct{ Query string }
+	json.Unmarshal(v.Query, &o)
+	return o.Query
+}
+
+// selectors matches every series selector of the metrics the dashboard
+// shows: cro_ and cro: (recording rule) metrics, and up.
+var selectors = regexp.MustCompile(`\b(cro[_:][A-Za-z0-9_:]*|up)\b(\{[^}]*\})?`)
+
+func TestDashboardFollowsStyle(t *testing.T) {
+	d := readDashboard(t)
+	if d.UID != "cro-exporter" {
+		t.Errorf("uid = %q, want the fixed cro-exporter", d.UID)
+	}
+	if d.Title == "" || len(d.Tags) == 0 {
+		t.Errorf("title %q, tags %q: want both", d.Title, d.Tags)
+	}
+	if d.Editable == nil || *d.Editable {
+		t.Error(`want "editable": false`)
+	}
+
+	if v := d.variable("datasource"); v == nil || v.Type != "datasource" || v.query() != "prometheus" {
+		t.Errorf("want a datasource variable of type datasource for prometheus, got %+v", v)
+	}
+	for _, name := range []string{"job", "instance"} {
+		v := d.variable(name)
+		if v == nil {
+			t.Errorf("no %s variable", name)
+			continue
+		}
+		if v.Type != "query" || v.Datasource == nil || v.Datasource.UID != "${datasource}" {
+			t.Errorf("%s variable: want a query variable on ${datasource}, got type %q, datasource %+v", name, v.Type, v.Datasource)
+		}
+		if !v.Multi || !v.IncludeAll || v.AllValue != ".+" {
+			t.Errorf("%s variable: want multi, includeAll and allValue .+, got %v, %v, %q", name, v.Multi, v.IncludeAll, v.AllValue)
+		}
+	}
+	if q := d.variable("instance"); q != nil && !strings.Contains(q.query(), `job=~"$job"`) {
+		t.Errorf("instance variable %q does not follow $job", q.query())
+	}
+
+	panels := d.panels()
+	if len(panels) == 0 {
+		t.Fatal("no panels")
+	}
+	ids, titles := map[int]bool{}, map[string]bool{}
+	for _, p := range panels {
+		name := fmt.Sprintf("panel %d %q", p.ID, p.Title)
+		if ids[p.ID] || titles[p.Title] {
+			t.Errorf("%s: id or title used twice", name)
+		}
+		ids[p.ID], titles[p.Title] = true, true
+		if p.Type == "row" {
+			continue
+		}
+		if p.Title == "" || p.Description == "" || p.FieldConfig.Defaults.Unit == "" {
+			t.Errorf("%s: want a title, a description and fieldConfig.defaults.unit", name)
+		}
+		if p.Datasource == nil || p.Datasource.UID != "${datasource}" {
+			t.Errorf("%s: datasource %+v, want uid ${datasource}", name, p.Datasource)
+		}
+		if p.GridPos.W <= 0 || p.GridPos.H <= 0 || p.GridPos.X+p.GridPos.W > 24 {
+			t.Errorf("%s: gridPos %+v outside the 24-column grid", name, p.GridPos)
+		}
+		if len(p.Targets) == 0 {
+			t.Errorf("%s: no query", name)
+		}
+		for _, q := range p.Targets {
+			if q.Datasource != nil && q.Datasource.UID != "${datasource}" {
+				t.Errorf("%s, query %s: datasource %+v, want uid ${datasource}", name, q.RefID, q.Datasource)
+			}
+			found := selectors.FindAllStringSubmatch(q.Expr, -1)
+			if len(found) == 0 {
+				t.Errorf("%s, query %s: %q selects no cro_ metric", name, q.RefID, q.Expr)
+			}
+			for _, s := range found {
+				if !strings.Contains(s[2], `job=~"$job"`) || !strings.Contains(s[2], `instance=~"$instance"`) {
+					t.Errorf("%s, query %s: selector %s lacks job=~\"$job\" and instance=~\"$instance\"", name, q.RefID, s[0])
+				}
+			}
+		}
+	}
+	for i, a := range panels {
+		for _, b := range panels[i+1:] {
+			ga, gb := a.GridPos, b.GridPos
+			if ga.X < gb.X+gb.W && gb.X < ga.X+ga.W && ga.Y < gb.Y+gb.H && gb.Y < ga.Y+ga.H {
+				t.Errorf("panels %q and %q overlap", a.Title, b.Title)
+			}
+		}
+	}
+	for title := range mayBeEmpty {
+		if !titles[title] {
+			t.Errorf("mayBeEmpty names %q, which is no panel of the dashboard", title)
+		}
+	}
+}
+
+// grafanaVariable matches a template variable in its three spellings:
+// $name, ${name} (or ${name:format}) and [[name]].
+var grafanaVariable = regexp.MustCompile(`\$\{(\w+)(?::\w+)?\}|\$(\w+)|\[\[(\w+)\]\]`)
+
+// substitute replaces the template variables of expr as Grafana would:
+// vars by their value, regex-escaped for =~ as Grafana does for multi-value
+// variables, and every built-in $__ variable by a one-minute stand-in.
+func substitute(expr string, vars map[string]string) (string, error) {
+	var unknown []string
+	out := grafanaVariable.ReplaceAllStringFunc(expr, func(m string) string {
+		sub := grafanaVariable.FindStringSubmatch(m)
+		name := sub[1] + sub[2] + sub[3]
+		switch {
+		case strings.HasPrefix(name, "__") && strings.HasSuffix(name, "_ms"):
+			return "60000"
+		case strings.HasPrefix(name, "__") && strings.HasSuffix(name, "_s"):
+			return "60"
+		case strings.HasPrefix(name, "__"):
+			return "1m"
+		}
+		if v, ok := vars[name]; ok {
+			return strings.ReplaceAll(regexp.QuoteMeta(v), `\`, `\\`)
+		}
+		unknown = append(unknown, m)
+		return m
+	})
+	if unknown != nil {
+		return "", fmt.Errorf("unknown template variables %q", unknown)
+	}
+	return out, nil
+}
+
+func TestSubstituteReplacesEveryVariable(t *testing.T) {
+	vars := map[string]string{"job": "cro-exporter", "instance": "127.0.0.1:9847"}
+	for _, c := range []struct{ in, want string }{
+		{`rate(x{job=~"$job",instance=~"${instance}"}[$__rate_interval])`, `rate(x{job=~"cro-exporter",instance=~"127\\.0\\.0\\.1:9847"}[1m])`},
+		{`x[$__range] offset [[__interval]]`, `x[1m] offset 1m`},
+		{`x / $__range_s + $__interval_ms`, `x / 60 + 60000`},
+	} {
+		got, err := substitute(c.in, vars)
+		if err != nil || got != c.want {
+			t.Errorf("substitute(%q) = %q, %v; want %q", c.in, got, err, c.want)
+		}
+	}
+	if _, err := substitute(`x{resource=~"$resource"}`, vars); err == nil {
+		t.Error("an unknown variable was not reported")
+	}
+}
+
+// lockedBuffer collects a process's output while tests read it.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// promServer is a running Prometheus.
+type promServer struct {
+	url    string
+	log    *lockedBuffer
+	exited chan struct{}
+	client *http.Client
+}
+
+// freePort returns a loopback port nothing listens on now.
+func freePort(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
+}
+
+// startPrometheus runs Prometheus on loopback, scraping target every second
+// as job cro-exporter and evaluating the shipped rules every second, and
+// stops it when the test ends, also on failure.
+func startPrometheus(t *testing.T, target string) *promServer {
+	t.Helper()
+	bin, err := exec.LookPath("prometheus")
+	if err != nil {
+		t.Fatal("prometheus is not in PATH: install Debian's prometheus package (`make tools` does it as root, .ci/run does it in CI)")
+	}
+	rules, err := filepath.Abs(rulesFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir() // before the Cleanup below, so removed after Prometheus stops
+	config := filepath.Join(dir, "prometheus.yml")
+	if err := os.WriteFile(config, fmt.Appendf(nil, `global:
+  scrape_interval: 1s
+  scrape_timeout: 1s
+  evaluation_interval: 1s
+rule_files:
+  - %q
+scrape_configs:
+  - job_name: %s
+    static_configs:
+      - targets: [%q]
+`, rules, promJob, target), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := &promServer{
+		url:    "http://127.0.0.1:" + freePort(t),
+		log:    new(lockedBuffer),
+		exited: make(chan struct{}),
+		client: &http.Client{Timeout: 5 * time.Second},
+	}
+	cmd := exec.Command(bin,
+		"--config.file="+config,
+		"--storage.tsdb.path="+filepath.Join(dir, "data"),
+		"--web.listen-address="+strings.TrimPrefix(p.url, "http://"),
+	)
+	cmd.Stdout, cmd.Stderr = p.log, p.log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		cmd.Wait()
+		close(p.exited)
+	}()
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-p.exited:
+		case <-time.After(10 * time.Second):
+			cmd.Process.Kill()
+			<-p.exited
+		}
+	})
+	p.await(t, 15*time.Second, "Prometheus to be ready", func() (bool, string) {
+		resp, err := p.client.Get(p.url + "/-/ready")
+		if err != nil {
+			return false, err.Error()
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK, resp.Status
+	})
+	return p
+}
+
+// await polls cond every 200 ms until it holds, Prometheus exits, or
+// timeout passes; the last two fail the test with cond's last word and
+// Prometheus' log.
+func (p *promServer) await(t *testing.T, timeout time.Duration, what string, cond func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		ok, last := cond()
+		if ok {
+			return
+		}
+		select {
+		case <-p.exited:
+			t.Fatalf("Prometheus exited while waiting for %s (%s):\n%s", what, last, p.log)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no %s within %s (%s); Prometheus' log:\n%s", what, timeout, last, p.log)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// api GETs an /api/v1 endpoint and decodes its data, failing on anything
+// but status success.
+func (p *promServer) api(path string, params url.Values, data any) error {
+	resp, err := p.client.Get(p.url + "/api/v1/" + path + "?" + params.Encode())
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	var body struct {
+		Status    string          `json:"status"`
+		ErrorType string          `json:"errorType"`
+		Error     string          `json:"error"`
+		Data      json.RawMessage `json:"data"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+		return fmt.Errorf("%s: %s: %w", path, resp.Status, err)
+	}
+	if body.Status != "success" {
+		return fmt.Errorf("%s: status %q: %s: %s", path, body.Status, body.ErrorType, body.Error)
+	}
+	return json.Unmarshal(body.Data, data)
+}
+
+// query evaluates expr now and returns how many series (or scalars) it gave.
+func (p *promServer) query(expr string) (int, error) {
+	var data struct {
+		ResultType string          `json:"resultType"`
+		Result     json.RawMessage `json:"result"`
+	}
+	if err := p.api("query", url.Values{"query": {expr}}, &data); err != nil {
+		return 0, err
+	}
+	switch data.ResultType {
+	case "vector", "matrix":
+		var series []json.RawMessage
+		err := json.Unmarshal(data.Result, &series)
+		return len(series), err
+	case "scalar", "string":
+		return 1, nil
+	}
+	return 0, fmt.Errorf("unknown result type %q", data.ResultType)
+}
+
+// promRules is /api/v1/rules.
+type promRules struct {
+	Groups []struct {
+		Name  string `json:"name"`
+		Rules []struct {
+			Name           string    `json:"name"`
+			Query          string    `json:"query"`
+			Type           string    `json:"type"`
+			Health         string    `json:"health"`
+			LastError      string    `json:"lastError"`
+			LastEvaluation time.Time `json:"lastEvaluation"`
+		} `json:"rules"`
+	} `json:"groups"`
+}
+
+// ruleLine matches the groups and rules of a rules file.
+var ruleLine = regexp.MustCompile(`(?m)^\s*-\s*(name|alert|record):\s*(\S+)\s*$`)
+
+// rulesInFile returns "group/rule" for every rule of the rules file, read
+// without a YAML parser: the file keeps one `- name:`, `- alert:` or
+// `- record:` per line (promtool check rules proves the YAML itself).
+func rulesInFile(t *testing.T) []string {
+	t.Helper()
+	data, err := os.ReadFile(rulesFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	group := ""
+	for _, m := range ruleLine.FindAllStringSubmatch(string(data), -1) {
+		if m[1] == "name" {
+			group = m[2]
+			continue
+		}
+		names = append(names, group+"/"+m[2])
+	}
+	return names
+}
+
+func TestPrometheusScrapesAndEvaluatesEverything(t *testing.T) {
+	// start runs a dry run: the controller decides everything and holds
+	// nothing, so the test costs the machine no CPU, memory or disk.
+	e := start(t, "--path.procfs="+filepath.Join(fixtures, "small-8g"), "--interval=1s")
+	instance := strings.TrimPrefix(e.url, "http://")
+	p := startPrometheus(t, instance)
+
+	p.await(t, 20*time.Second, "3 successful scrapes of cro-exporter", func() (bool, string) {
+		var data struct {
+			Result []struct {
+				Value [2]any `json:"value"`
+			} `json:"result"`
+		}
+		err := p.api("query", url.Values{"query": {`sum_over_time(up{job="` + promJob + `"}[1m])`}}, &data)
+		if err != nil || len(data.Result) == 0 {
+			return false, fmt.Sprint("no scrape yet ", err)
+		}
+		n, _ := strconv.ParseFloat(fmt.Sprint(data.Result[0].Value[1]), 64)
+		return n >= 3, fmt.Sprintf("%v successful scrapes", n)
+	})
+
+	var rules promRules
+	p.await(t, 10*time.Second, "one evaluation of every rule", func() (bool, string) {
+		if err := p.api("rules", nil, &rules); err != nil {
+			return false, err.Error()
+		}
+		for _, g := range rules.Groups {
+			for _, r := range g.Rules {
+				if r.LastEvaluation.IsZero() || r.Health == "unknown" {
+					return false, g.Name + "/" + r.Name + " not evaluated yet"
+				}
+			}
+		}
+		return len(rules.Groups) > 0, "no rule group loaded"
+	})
+
+	t.Run("every rule of the file is loaded, healthy, and its expression valid", func(t *testing.T) {
+		var loaded []string
+		for _, g := range rules.Groups {
+			for _, r := range g.Rules {
+				name := g.Name + "/" + r.Name
+				loaded = append(loaded, name)
+				if r.Health != "ok" {
+					t.Errorf("%s: health %q: %s", name, r.Health, r.LastError)
+				}
+				n, err := p.query(r.Query)
+				switch {
+				case err != nil:
+					t.Errorf("%s: %s: %v", name, r.Query, err)
+				case r.Type == "recording" && n == 0:
+					// The dashboard plots every recording rule.
+					t.Errorf("%s: %s: no data on a healthy host", name, r.Query)
+				}
+			}
+		}
+		slices.Sort(loaded) // the API orders groups by name
+		want := rulesInFile(t)
+		slices.Sort(want)
+		if !slices.Equal(loaded, want) {
+			t.Errorf("Prometheus loaded rules %q, the file has %q", loaded, want)
+		}
+	})
+
+	d := readDashboard(t)
+	vars := map[string]string{"job": promJob, "instance": instance}
+
+	t.Run("the job and instance variables find the exporter", func(t *testing.T) {
+		labelValues := regexp.MustCompile(`^label_values\((.+),\s*(\w+)\)$`)
+		for _, name := range []string{"job", "instance"} {
+			v := d.variable(name)
+			if v == nil {
+				t.Fatalf("no %s variable", name)
+			}
+			m := labelValues.FindStringSubmatch(v.query())
+			if m == nil {
+				t.Fatalf("%s variable: %q is not label_values(selector, label)", name, v.query())
+			}
+			selector, err := substitute(m[1], vars)
+			if err != nil {
+				t.Fatalf("%s variable: %v", name, err)
+			}
+			var values []string
+			if err := p.api("label/"+m[2]+"/values", url.Values{"match[]": {selector}}, &values); err != nil {
+				t.Fatalf("%s variable: %v", name, err)
+			}
+			if !slices.Contains(values, vars[name]) {
+				t.Errorf("%s variable: %q gives %q, without %q", name, v.query(), values, vars[name])
+			}
+		}
+	})
+
+	for _, panel := range d.panels() {
+		if len(panel.Targets) == 0 {
+			continue
+		}
+		t.Run("panel "+panel.Title, func(t *testing.T) {
+			for _, q := range panel.Targets {
+				expr, err := substitute(q.Expr, vars)
+				if err != nil {
+					t.Errorf("query %s: %v", q.RefID, err)
+					continue
+				}
+				n, err := p.query(expr)
+				if err != nil {
+					t.Errorf("query %s: %s: %v", q.RefID, expr, err)
+				} else if _, ok := mayBeEmpty[panel.Title]; n == 0 && !ok {
+					t.Errorf("query %s: %s: no data", q.RefID, expr)
+				}
+			}
+		})
+	}
+}

@@ -1,0 +1,225 @@
+package main
+
+import (
+	"bufio"
+	"encoding/csv"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/cro-exporter/cro-exporter/collector"
+	"github.com/cro-exporter/cro-exporter/controller"
+)
+
+// SimulateCmd is `cro-exporter simulate`: the daemon's control law and
+// averages against a modelled host, with a fake clock. The daemon's flags
+// (--interval, --window, --target.*, --ceiling, the reserves) apply.
+type SimulateCmd struct {
+	Days   int    `default:"30" help:"Days to simulate."`
+	Spec   string `default:"small" enum:"small,medium,large" help:"The host's spec, as MemTotal 7.6GiB (an 8 GB VM), 11.7GiB or 15.4GiB: ${enum}."`
+	Memory *Size  `placeholder:"SIZE" help:"The host's MemTotal, which picks its spec; replaces --spec."`
+	CPUs   int    `name:"cpus" default:"2" help:"The host's CPUs."`
+	Disk   Size   `default:"100GiB" help:"The size of the host's filesystem."`
+
+	Idle   bool   `xor:"source" help:"Real usage of an idle host: cpu 1%, memory 10%, disk 10% (the default)."`
+	Load   *Usage `xor:"source" placeholder:"cpu=R,memory=R,disk=R" help:"Constant real usage; resources not named stay idle."`
+	Trace  string `xor:"source" type:"existingfile" placeholder:"FILE" help:"Real usage from a CSV file: seconds since start, cpu, memory, disk ratios; each row holds until the next, the last until the end."`
+	Format string `default:"table" enum:"table,csv" help:"Output: a table per day, or CSV for plotting: ${enum}."`
+}
+
+// idleUsage is the real usage of a freshly installed, idle host.
+var idleUsage = Usage{0.01, 0.10, 0.10}
+
+// specMemory is the MemTotal each spec is simulated with: what 8, 12 and
+// 16 GB cloud VMs report.
+var specMemory = map[string]float64{"small": 7.6, "medium": 11.7, "large": 15.4}
+
+// Usage is a usage ratio per resource, written cpu=0.1,memory=20%,disk=0.1.
+type Usage [len(collector.Resources)]float64
+
+// UnmarshalText parses a usage; resources not named keep idle usage.
+func (u *Usage) UnmarshalText(text []byte) error {
+	*u = idleUsage
+	for _, part := range strings.Split(string(text), ",") {
+		name, value, _ := strings.Cut(part, "=")
+		i := slices.Index(collector.Resources[:], collector.Resource(name))
+		if i < 0 {
+			return fmt.Errorf("%q: %q is not cpu, memory or disk", text, name)
+		}
+		var r Ratio
+		if err := r.UnmarshalText([]byte(value)); err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		u[i] = float64(r)
+	}
+	return nil
+}
+
+// row is one row of a trace: real usage from a time on.
+type row struct {
+	at    time.Duration
+	usage Usage
+}
+
+// parseTrace reads a trace: rows of seconds since start and the cpu, memory
+// and disk ratios, in rising time order; an optional first row of column
+// names; blank lines and # comments are skipped. Errors name the line.
+func parseTrace(r io.Reader) ([]row, error) {
+	var rows []row
+	lines := bufio.NewScanner(r)
+	for n := 1; lines.Scan(); n++ {
+		line := strings.TrimSpace(lines.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		fields, err := csv.NewReader(strings.NewReader(line)).Read()
+		if err != nil || len(fields) != 4 {
+			return nil, fmt.Errorf("line %d: want 4 fields (seconds,cpu,memory,disk), got %q", n, line)
+		}
+		secs, err := strconv.ParseFloat(strings.TrimSpace(fields[0]), 64)
+		if err != nil && n == 1 && len(rows) == 0 {
+			continue // a header
+		}
+		if err != nil || secs < 0 {
+			return nil, fmt.Errorf("line %d: %q is not seconds since start", n, fields[0])
+		}
+		at := time.Duration(secs * float64(time.Second))
+		if len(rows) > 0 && at <= rows[len(rows)-1].at {
+			return nil, fmt.Errorf("line %d: time %s is not after the previous row's", n, fields[0])
+		}
+		var u Usage
+		for i, f := range fields[1:] {
+			var ratio Ratio
+			if err := ratio.UnmarshalText([]byte(strings.TrimSpace(f))); err != nil {
+				return nil, fmt.Errorf("line %d: %s: %w", n, collector.Resources[i], err)
+			}
+			u[i] = float64(ratio)
+		}
+		rows = append(rows, row{at, u})
+	}
+	if err := lines.Err(); err != nil {
+		return nil, err
+	}
+	if len(rows) == 0 {
+		return nil, fmt.Errorf("no rows")
+	}
+	return rows, nil
+}
+
+// real is the usage the rows give at elapsed: the last row at or before
+// it, or the first row before any.
+func real(rows []row) func(time.Duration) [len(collector.Resources)]float64 {
+	return func(elapsed time.Duration) [len(collector.Resources)]float64 {
+		i, _ := slices.BinarySearchFunc(rows, elapsed, func(r row, t time.Duration) int {
+			return int(r.at - t)
+		})
+		if i == len(rows) || rows[i].at > elapsed {
+			i = max(0, i-1)
+		}
+		return rows[i].usage
+	}
+}
+
+// simulate runs the simulation the flags describe and writes its days.
+func simulate(cli *CLI, w io.Writer) error {
+	sc := cli.Simulate
+	if sc.Days <= 0 || sc.CPUs <= 0 || sc.Disk <= 0 {
+		return usageError{fmt.Errorf("--days, --cpus and --disk must be above 0")}
+	}
+	memory := uint64(specMemory[sc.Spec] * (1 << 30))
+	if sc.Memory != nil {
+		memory = uint64(*sc.Memory)
+	}
+	rows, source := []row{{0, idleUsage}}, "idle"
+	switch {
+	case sc.Load != nil:
+		rows, source = []row{{0, *sc.Load}}, "constant"
+	case sc.Trace != "":
+		f, err := os.Open(sc.Trace)
+		if err != nil {
+			return usageError{fmt.Errorf("--trace=%s: %w", sc.Trace, err)}
+		}
+		defer f.Close()
+		if rows, err = parseTrace(f); err != nil {
+			return usageError{fmt.Errorf("--trace=%s: %w", sc.Trace, err)}
+		}
+		source = "from " + sc.Trace
+	}
+	spec := controller.Classify(memory)
+	targets, err := controller.Targets(spec, cli.targets(), float64(cli.Ceiling))
+	if err != nil {
+		return usageError{err}
+	}
+	model := &controller.Model{CPUs: sc.CPUs, MemoryTotal: memory, DiskSize: uint64(sc.Disk), Real: real(rows)}
+	memReserve, diskReserve := cli.reserves(collector.Sample{MemoryTotal: memory, DiskSize: uint64(sc.Disk)})
+	sim := &controller.Simulation{
+		Model:         model,
+		Averages:      controller.NewAverages(cli.Window.D(), 2*cli.Interval.D()),
+		Targets:       targets,
+		Ceiling:       float64(cli.Ceiling),
+		MemoryReserve: memReserve,
+		DiskReserve:   diskReserve,
+		Interval:      cli.Interval.D(),
+		Start:         time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC),
+	}
+	days := sim.Run(sc.Days)
+	if sc.Format == "csv" {
+		return writeCSV(w, days)
+	}
+	fmt.Fprintf(w, "%s host (MemTotal %s), %d CPUs, %s disk; real usage %s (first row: cpu %s, memory %s, disk %s); a sample every %s, for %d days\n\n",
+		spec.Name, Size(memory), sc.CPUs, sc.Disk, source, pct(rows[0].usage[0]), pct(rows[0].usage[1]), pct(rows[0].usage[2]), cli.Interval, sc.Days)
+	writeTable(w, days)
+	return nil
+}
+
+// writeTable writes a row per day: per resource the average at the end of
+// the day and the mean holder load, * on the day the average first met its
+// target; then when each resource passed and at what cost.
+func writeTable(w io.Writer, days []controller.Day) {
+	fmt.Fprintf(w, "%5s", "day")
+	for _, r := range collector.Resources {
+		fmt.Fprintf(w, "  %9s %7s %7s", string(r)+" avg", "target", "holders")
+	}
+	fmt.Fprintln(w)
+	var passed [len(collector.Resources)]int
+	var held [len(collector.Resources)]float64
+	for d, day := range days {
+		fmt.Fprintf(w, "%5d", d+1)
+		for i := range collector.Resources {
+			mark := " "
+			if day.Met[i] && passed[i] == 0 {
+				passed[i], mark = d+1, "*"
+			}
+			held[i] += day.Holder[i] / float64(len(days))
+			fmt.Fprintf(w, "  %8s%s %7s %7s", pct(day.Average[i]), mark, pct(day.Target[i]), pct(day.Holder[i]))
+		}
+		fmt.Fprintln(w)
+	}
+	fmt.Fprintln(w, "\n* the day the average first met its target")
+	for i, r := range collector.Resources {
+		when := "never"
+		if passed[i] > 0 {
+			when = fmt.Sprintf("on day %d", passed[i])
+		}
+		fmt.Fprintf(w, "%-6s meets its target %s; holders took %s of it on average\n", r, when, pct(held[i]))
+	}
+}
+
+func writeCSV(w io.Writer, days []controller.Day) error {
+	out := csv.NewWriter(w)
+	out.Write([]string{"day", "resource", "average", "target", "holder_load", "met"})
+	for d, day := range days {
+		for i, r := range collector.Resources {
+			f := func(x float64) string { return strconv.FormatFloat(x, 'f', 6, 64) }
+			out.Write([]string{strconv.Itoa(d + 1), string(r), f(day.Average[i]), f(day.Target[i]), f(day.Holder[i]), strconv.FormatBool(day.Met[i])})
+		}
+	}
+	out.Flush()
+	return out.Error()
+}
+
+func pct(x float64) string { return strconv.FormatFloat(x*100, 'f', 2, 64) + "%" }

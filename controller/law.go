@@ -1,0 +1,102 @@
+package controller
+
+import (
+	"math"
+	"time"
+)
+
+// The control law. All quantities are ratios of the resource, 0..1.
+const (
+	// margin keeps the average half a point above its target, so that noise
+	// in real usage does not dip it under.
+	margin = 0.005
+	// horizon is how far ahead the setpoint plans, at most. A 30-day
+	// average moves slowly, so planning for the next tick alone would turn
+	// a tiny error in it into a swing between zero and the ceiling; over 12
+	// hours the gain is about 30, and a host far behind still runs at the
+	// ceiling until it is close (it reaches target within 5% of the time
+	// the ceiling alone needs). A young average moves fast, so the plan
+	// looks no further ahead than the history it holds, and no less than
+	// minHorizon: a fresh install is on target within minutes.
+	horizon    = 12 * time.Hour
+	minHorizon = 15 * time.Minute
+	// band is the smallest change of holder load worth making: smaller ones
+	// wait until the average's feedback makes them larger, so holders do
+	// not flap on noise.
+	band = 0.01
+)
+
+// setpoint is the constant total usage that, held for h, brings an average
+// of value avg and weight to target+margin, within [0, limit]. A fresh
+// average (weight 0) gets target+margin itself; one far below gets the
+// limit; one above gets less, down to 0, so the average decays to target
+// with the least load.
+func setpoint(avg, weight, target, limit float64, h, tau time.Duration) float64 {
+	keep := math.Exp(-h.Seconds() / tau.Seconds()) // what is left of today's history then
+	s := ((target+margin)*(weight*keep+1-keep) - avg*weight*keep) / (1 - keep)
+	return clamp(s, 0, limit)
+}
+
+// holderLoad is the share of the resource holders should take next, given
+// the setpoint, real usage (total minus holders) smoothed over a few minutes
+// and as of now, what holders take now, the limit total usage may not pass
+// (ceiling or reserve), and the most holders may grow in one step. Real
+// usage is served first: holders fill the gap between its smoothed level and
+// the setpoint, and go to zero as soon as real usage alone meets it.
+func holderLoad(setpoint, smooth, real, now, limit, maxGrow float64) float64 {
+	want := clamp(setpoint-smooth, 0, limit-real)
+	switch {
+	case want == 0 || real >= setpoint:
+		return 0
+	case now > limit-real:
+		return want // over the limit: shrink at once, whatever the band
+	case math.Abs(want-now) < band:
+		return now
+	case want > now:
+		return min(want, now+maxGrow)
+	}
+	return want
+}
+
+// giveWay is how far real CPU usage must rise above its few-minute level
+// before the burner's duty gives way at once; smaller wobbles are noise, and
+// SCHED_IDLE already lets real work win every contended moment.
+const giveWay = 0.05
+
+// cpuDuty is the CPU holder's duty given the tick's plan, the setpoint,
+// real CPU usage of the last moments, and its few-minute level: the plan,
+// or less while real usage stands high above its level or meets the
+// setpoint by itself.
+func cpuDuty(plan, setpoint, real, smooth float64) float64 {
+	if real >= setpoint || real > smooth+giveWay {
+		return clamp(setpoint-real, 0, plan)
+	}
+	return plan
+}
+
+// afterRelease is what stays of total bytes of ballast, held in chunks
+// (full ones first, then one partial), once at least need bytes are given
+// back: whole holders are stopped, partial first, so that memory pressure
+// never starts a new one.
+func afterRelease(total, chunk, need int64) int64 {
+	partial := total % chunk
+	if need <= partial {
+		return total - partial
+	}
+	whole := (need - partial + chunk - 1) / chunk
+	return max(0, total-partial-whole*chunk)
+}
+
+// clamp is x within [lo, hi]; hi below lo gives lo.
+func clamp(x, lo, hi float64) float64 {
+	return max(lo, min(x, hi))
+}
+
+// DefaultReserves are the reserves used where none is given: holders leave
+// 15% of memory (at least 512 MiB) available to real work, and 10% of the
+// disk (at least 1 GiB) free. The memory reserve is above the default 90%
+// ceiling's 10% so that a burst of real work has room before the kernel
+// reclaims anything.
+func DefaultReserves(memoryTotal, diskSize uint64) (memory, disk int64) {
+	return max(512<<20, int64(memoryTotal)*15/100), max(1<<30, int64(diskSize)/10)
+}

@@ -1,0 +1,73 @@
+package controller
+
+import (
+	"math"
+	"testing"
+	"time"
+)
+
+const tau30d = 15 * 24 * time.Hour
+
+func TestSetpoint(t *testing.T) {
+	for _, tc := range []struct {
+		name                       string
+		avg, weight, target, limit float64
+		want                       float64
+	}{
+		{"a fresh average asks for target plus margin", 0, 0, 0.25, 0.9, 0.255},
+		{"an average at target plus margin asks for the same", 0.255, 1, 0.25, 0.9, 0.255},
+		{"a full average far below target asks for the ceiling", 0.05, 1, 0.40, 0.9, 0.9},
+		{"an average far above target asks for nothing", 0.6, 1, 0.25, 0.9, 0},
+		{"a setpoint is never above the limit", 0.2, 0.5, 0.25, 0.22, 0.22},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := setpoint(tc.avg, tc.weight, tc.target, tc.limit, horizon, tau30d); math.Abs(got-tc.want) > 1e-9 {
+				t.Errorf("setpoint = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestSetpointBringsTheAverageToTargetAtTheHorizon(t *testing.T) {
+	a := NewAverages(30*24*time.Hour, 2*time.Minute)
+	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	// Ten days at 25% leave the average a little under target plus margin.
+	for ti := time.Duration(0); ti <= 10*24*time.Hour; ti += time.Minute {
+		a.Update("cpu", start.Add(ti), 0.25)
+	}
+	s := a.Setpoint("cpu", 0.25, 0.9)
+	if s <= 0.255 || s >= 0.9 {
+		t.Fatalf("setpoint %v, want between target+margin and the ceiling", s)
+	}
+	for ti := time.Minute; ti <= horizon; ti += time.Minute {
+		a.Update("cpu", start.Add(10*24*time.Hour+ti), s)
+	}
+	if got := a.Value("cpu"); math.Abs(got-0.255) > 1e-4 {
+		t.Errorf("average after holding the setpoint for the horizon = %v, want 0.255", got)
+	}
+}
+
+func TestHolderLoad(t *testing.T) {
+	for _, tc := range []struct {
+		name                                        string
+		setpoint, smooth, real, now, limit, maxGrow float64
+		want                                        float64
+	}{
+		{"holders fill the gap between real usage and the setpoint", 0.255, 0.05, 0.05, 0, 0.9, 1, 0.205},
+		{"holders follow smoothed real usage, not one tick's noise", 0.255, 0.05, 0.08, 0, 0.9, 1, 0.205},
+		{"real usage at the setpoint needs no holders", 0.255, 0.255, 0.255, 0.1, 0.9, 1, 0},
+		{"real usage above the setpoint stops every holder at once, smoothed or not", 0.255, 0.06, 0.5, 0.2, 0.9, 1, 0},
+		{"a change under the band waits", 0.255, 0.05, 0.05, 0.2, 0.9, 1, 0.2},
+		{"a change over the band is made", 0.255, 0.05, 0.05, 0.19, 0.9, 1, 0.205},
+		{"growth is limited per step", 0.9, 0, 0, 0.1, 0.9, 0.125, 0.225},
+		{"holders never push total usage over the limit", 0.9, 0.3, 0.3, 0, 0.6, 1, 0.3},
+		{"holders over the limit shrink at once, even by less than the band", 0.5, 0.3, 0.3, 0.305, 0.6, 1, 0.2},
+		{"no room under the limit means no holders", 0.5, 0.7, 0.7, 0.1, 0.6, 1, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := holderLoad(tc.setpoint, tc.smooth, tc.real, tc.now, tc.limit, tc.maxGrow); math.Abs(got-tc.want) > 1e-9 {
+				t.Errorf("holderLoad = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}

@@ -1,0 +1,172 @@
+package controller
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/cro-exporter/cro-exporter/collector"
+)
+
+// published is the states a loop published, safe to read from the test.
+type published struct {
+	mu     sync.Mutex
+	states []*collector.State
+}
+
+func (p *published) len() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.states)
+}
+
+func (p *published) last() *collector.State {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.states[len(p.states)-1]
+}
+
+// testLoop returns a dry-run loop over a host at cpu 0.5, memory 0.25, disk
+// 0.75, whose reads fail while failing is set, and the states it published.
+func testLoop(t *testing.T, failing *atomic.Bool, logs io.Writer) (*Loop, *published) {
+	p := new(published)
+	return &Loop{
+		Read: func(now time.Time) (collector.Sample, error) {
+			if failing.Load() {
+				return collector.Sample{}, errors.New("reading /proc/stat: boom")
+			}
+			return collector.Sample{Time: now, CPU: 0.5, MemoryTotal: 400, MemoryAvailable: 300, DiskSize: 400, DiskAvailable: 100}, nil
+		},
+		Averages: NewAverages(30*24*time.Hour, 30*time.Second),
+		Spec:     Classify(8 << 30),
+		Targets:  map[collector.Resource]float64{collector.CPU: 0.25, collector.Memory: 0.25, collector.Disk: 0.25},
+		Ceiling:  0.9,
+		StateDir: t.TempDir(),
+		Interval: 15 * time.Second,
+		Publish: func(s *collector.State) {
+			p.mu.Lock()
+			defer p.mu.Unlock()
+			p.states = append(p.states, s)
+		},
+		Logger: slog.New(slog.NewTextHandler(logs, nil)),
+	}, p
+}
+
+func TestLoopPublishesEveryIntervalAndSavesEveryFiveMinutesAndAtTheEnd(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var failing atomic.Bool
+		loop, published := testLoop(t, &failing, io.Discard)
+		saved := filepath.Join(loop.StateDir, AveragesFile)
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan error)
+		go func() { done <- loop.Run(ctx) }()
+
+		time.Sleep(5*time.Minute - time.Second)
+		synctest.Wait()
+		if got := published.len(); got != 19 {
+			t.Errorf("after 4m59s: %d states published, want 19 (one per 15 s)", got)
+		}
+		if _, err := os.Stat(saved); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("averages saved before 5 minutes: %v", err)
+		}
+		time.Sleep(time.Second)
+		synctest.Wait()
+		if _, err := os.Stat(saved); err != nil {
+			t.Errorf("averages not saved after 5 minutes: %v", err)
+		}
+
+		time.Sleep(time.Minute)
+		synctest.Wait()
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+		restored := NewAverages(30*24*time.Hour, 30*time.Second)
+		if err := restored.Load(loop.StateDir, time.Now(), slog.New(slog.DiscardHandler)); err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range collector.Resources {
+			if got, want := restored.History(r), loop.Averages.History(r); got != want || want == 0 {
+				t.Errorf("%s history after the final save: %v, want %v (> 0)", r, got, want)
+			}
+		}
+	})
+}
+
+func TestLoopStepPublishesUsageAveragesAndTargets(t *testing.T) {
+	var failing atomic.Bool
+	loop, published := testLoop(t, &failing, io.Discard)
+	now := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	for i := range 3 {
+		s, _ := loop.Read(now.Add(time.Duration(i) * 15 * time.Second))
+		loop.Step(s)
+	}
+	last := published.last()
+	want := map[collector.Resource]float64{collector.CPU: 0.5, collector.Memory: 0.25, collector.Disk: 0.75}
+	for r, usage := range want {
+		rs := last.Resources[r]
+		if rs.Average != usage || rs.Target != 0.25 || rs.History <= 0 {
+			t.Errorf("%s: %+v, want average %v, target 0.25, some history", r, rs, usage)
+		}
+	}
+	if last.Spec != "small" || last.Ceiling != 0.9 {
+		t.Errorf("spec %q ceiling %v, want small 0.9", last.Spec, last.Ceiling)
+	}
+}
+
+func TestLoopSkipsTicksWhoseReadFailsAndSaysSo(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var failing atomic.Bool
+		failing.Store(true)
+		logs := new(syncBuffer)
+		loop, published := testLoop(t, &failing, logs)
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan error)
+		go func() { done <- loop.Run(ctx) }()
+
+		time.Sleep(time.Minute)
+		synctest.Wait()
+		if published.len() != 0 {
+			t.Errorf("%d states published from failed reads", published.len())
+		}
+		if !strings.Contains(logs.String(), "boom") {
+			t.Errorf("the failed read was not logged:\n%s", logs)
+		}
+		failing.Store(false)
+		time.Sleep(15 * time.Second)
+		synctest.Wait()
+		if published.len() != 1 {
+			t.Errorf("%d states published after the host came back, want 1", published.len())
+		}
+		cancel()
+		<-done
+	})
+}
+
+// syncBuffer is a bytes.Buffer the loop may write while the test reads.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}

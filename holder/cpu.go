@@ -1,0 +1,145 @@
+package holder
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// cpuPeriod is the length of one duty cycle of a burner thread: short
+// enough that a sampler sees a steady load and real work never waits behind
+// a long burst, long enough that waking up costs nothing against it. Each
+// thread burns once per period, at a random offset, so that the kernel's
+// tick-based CPU accounting (HZ 250: a 4 ms tick) does not alias with it.
+const cpuPeriod = 100 * time.Millisecond
+
+// Giving way. SCHED_IDLE alone lets a burner keep 0.3-0.65% of a CPU
+// against a busy task of its own session, and about a third of one against a
+// task of another session (autogroup) or cgroup, whose group then weighs as
+// much as the burner's. So a burner also watches for itself, two ways:
+//   - Before it burns, it looks at the machine's idle time (/proc/uptime)
+//     while it was off: none means real work is taking every CPU, and it
+//     skips the period at no cost.
+//   - While it burns, it compares its thread's CPU time with the wall time:
+//     much lost means other tasks wanted its CPU. It stops for the rest of
+//     the period; when that happens twice or more in a row, it sits out 1,
+//     2, 4, ... up to cpuMaxBackoff periods, and takes up its duty again
+//     after the first uncontended burn.
+const (
+	// cpuLostMin is the least CPU time lost to other tasks in one burn that
+	// counts as contention: more than a short wakeup of real work.
+	cpuLostMin = 2 * time.Millisecond
+	// cpuLostShare is the least share of the burn's wall time lost to
+	// other tasks that counts as contention.
+	cpuLostShare = 0.25
+	// cpuMaxBackoff is the most periods a burner sits out in a row.
+	cpuMaxBackoff = 20
+	// uptimeStep is the resolution of /proc/uptime.
+	uptimeStep = 10 * time.Millisecond
+	// cpuEvidenceMin is the least time a burner must have been off for the
+	// machine's idle time over it to tell anything at that resolution.
+	cpuEvidenceMin = 3 * uptimeStep
+)
+
+// contended tells whether a burn that got cpu of its thread's CPU time over
+// wall time of trying has met real work wanting the CPU.
+func contended(cpu, wall time.Duration) bool {
+	lost := wall - cpu
+	return lost >= cpuLostMin && float64(lost) >= cpuLostShare*float64(wall)
+}
+
+// backoffPeriods is how many periods a burner sits out after streak
+// contended burns in a row: none after the first, which may be a blip, then
+// 1, 2, 4, ... and at most cpuMaxBackoff.
+func backoffPeriods(streak int) int {
+	if streak < 2 {
+		return 0
+	}
+	return min(1<<min(streak-2, 16), cpuMaxBackoff)
+}
+
+// machineFull tells whether the machine, over wall time in which a burner
+// thread was off, had so little idle time (all CPUs together, as
+// /proc/uptime counts it) that real work wants every CPU: less than half a
+// CPU, counting idle time a step of /proc/uptime high. A burner that finds
+// the machine alone always sees its own CPU idle, at least wall less a
+// step, so this never holds then. Too short a time tells nothing (false).
+func machineFull(idle, wall time.Duration) bool {
+	return wall >= cpuEvidenceMin && 2*(idle+uptimeStep) < wall
+}
+
+// parseUptimeIdle returns the second field of /proc/uptime: the time all
+// CPUs together have been idle, written in seconds with two decimals.
+func parseUptimeIdle(b []byte) (time.Duration, error) {
+	f := strings.Fields(string(b))
+	if len(f) != 2 {
+		return 0, fmt.Errorf("want 2 fields, got %q", b)
+	}
+	secs, cents, ok := strings.Cut(f[1], ".")
+	s, err1 := strconv.ParseUint(secs, 10, 63)
+	c, err2 := strconv.ParseUint(cents, 10, 7)
+	if !ok || err1 != nil || err2 != nil || len(cents) != 2 {
+		return 0, fmt.Errorf("idle time %q is not in seconds with two decimals", f[1])
+	}
+	return time.Duration(s)*time.Second + time.Duration(c)*10*time.Millisecond, nil
+}
+
+// burnWindow is where in a period of the given length a burn of budget CPU
+// time starts: at u (uniform in [0, 1)) of the slack, so that burns land at
+// random phases of the scheduler tick and of each other.
+func burnWindow(period, budget time.Duration, u float64) time.Duration {
+	slack := period - budget
+	if slack <= 0 {
+		return 0
+	}
+	return time.Duration(u * float64(slack))
+}
+
+// cpuCommand is one line a CPU holder reads: a new duty, or stop.
+type cpuCommand struct {
+	duty float64
+	stop bool
+}
+
+// parseCPUCommand parses a CPU holder's stdin line, already trimmed: "stop",
+// or "duty R" with R a plain decimal between 0 and 1 (0.3, 1, .25; no
+// percent sign, exponent, sign, NaN or infinity). The empty line and
+// anything else are errors that name the line.
+func parseCPUCommand(line string) (cpuCommand, error) {
+	if line == "stop" {
+		return cpuCommand{stop: true}, nil
+	}
+	word, arg, _ := strings.Cut(line, " ")
+	if word != "duty" {
+		return cpuCommand{}, fmt.Errorf("unknown command %q (a CPU holder knows \"duty R\" and \"stop\")", line)
+	}
+	duty, err := parseDuty(strings.TrimSpace(arg))
+	if err != nil {
+		return cpuCommand{}, fmt.Errorf("command %q: %w", line, err)
+	}
+	return cpuCommand{duty: duty}, nil
+}
+
+// parseDuty parses a plain decimal between 0 and 1.
+func parseDuty(s string) (float64, error) {
+	digits, dots, others := 0, 0, 0
+	for _, c := range s {
+		switch {
+		case c >= '0' && c <= '9':
+			digits++
+		case c == '.':
+			dots++
+		default:
+			others++ // signs, exponents, letters, percent signs
+		}
+	}
+	v, err := strconv.ParseFloat(s, 64)
+	if digits == 0 || dots > 1 || others > 0 || err != nil || v > 1 {
+		return 0, fmt.Errorf("duty %q is not a plain decimal between 0 and 1", s)
+	}
+	return v, nil
+}
+
+// dutyString formats a duty as a plain decimal, the way it is read.
+func dutyString(d float64) string { return strconv.FormatFloat(d, 'f', -1, 64) }

@@ -1,0 +1,281 @@
+package holder
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// RunCPU is the CPU holder process: one burner thread per CPU, each under
+// SCHED_IDLE, together burning duty of the whole machine (0.3 = 30% of all
+// CPUs together). It prints "ready <duty>" on out once every thread runs,
+// then reads lines from in: "duty R" sets a new duty and is answered
+// "duty R"; "stop", or the end of in, stops (nil). Any other line is an
+// error naming it.
+func RunCPU(duty float64, in io.Reader, out io.Writer) error {
+	if !(duty >= 0 && duty <= 1) {
+		return fmt.Errorf("duty %v is not between 0 and 1", duty)
+	}
+	if err := becomeExpendable(); err != nil {
+		return err
+	}
+	n := runtime.NumCPU()
+	// One P more than there are burners, so that the command reader and the
+	// runtime never wait for a burner to be preempted.
+	runtime.GOMAXPROCS(n + 1)
+
+	ctl := newCPUControl(duty)
+	started := make(chan error, n)
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() { burn(ctl, started) })
+	}
+	defer func() {
+		ctl.update(0, true)
+		wg.Wait()
+		fmt.Fprintf(os.Stderr, "DEBUG periods %d contended %d full %d\n", dbgPeriods.Load(), dbgContended.Load(), dbgFull.Load())
+	}()
+	var errs []error
+	for range n {
+		errs = append(errs, <-started)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	if _, err := fmt.Fprintf(out, "ready %s\n", dutyString(duty)); err != nil {
+		return fmt.Errorf("writing the ready line: %w", err)
+	}
+	return readCommands(in, func(line string) (bool, error) {
+		cmd, err := parseCPUCommand(line)
+		if err != nil || cmd.stop {
+			return cmd.stop, err
+		}
+		ctl.update(cmd.duty, false)
+		if _, err := fmt.Fprintf(out, "duty %s\n", dutyString(cmd.duty)); err != nil {
+			return false, fmt.Errorf("answering %q: %w", line, err)
+		}
+		return false, nil
+	})
+}
+
+// cpuControl is what the burner threads are told: the duty, or to stop.
+type cpuControl struct {
+	mu      sync.Mutex
+	duty    float64
+	stopped bool
+	changed chan struct{} // closed, and replaced, on every update
+}
+
+func newCPUControl(duty float64) *cpuControl {
+	return &cpuControl{duty: duty, changed: make(chan struct{})}
+}
+
+// get returns the duty, whether to stop, and a channel closed at the next
+// update.
+func (c *cpuControl) get() (duty float64, stopped bool, changed <-chan struct{}) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.duty, c.stopped, c.changed
+}
+
+// update sets a new duty, or stops the burners, and wakes those that wait.
+func (c *cpuControl) update(duty float64, stop bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.duty, c.stopped = duty, c.stopped || stop
+	close(c.changed)
+	c.changed = make(chan struct{})
+}
+
+// burn is one burner thread. Each period it burns duty of the period in CPU
+// time of its own thread (CLOCK_THREAD_CPUTIME_ID, so that time taken by
+// other tasks is not counted as burnt), within that period only: what real
+// work took is never made up later. Periods have absolute boundaries on
+// CLOCK_MONOTONIC, so sleeping late does not add up.
+func burn(ctl *cpuControl, started chan<- error) {
+	// The thread stays locked to this goroutine and ends with it: a
+	// SCHED_IDLE thread must never run another goroutine.
+	runtime.LockOSThread()
+	err := idleThread()
+	started <- err
+	if err != nil {
+		return
+	}
+	var sink uint64
+	defer func() { spinSink.Add(sink) }()
+	uptime := openUptime()
+	defer uptime.close()
+	streak := 0 // periods in a row in which real work wanted the CPUs
+	next := monotonic()
+	offSince, idleSince := next, uptime.idle()
+	for {
+		duty, stopped, changed := ctl.get()
+		if stopped {
+			return
+		}
+		if duty == 0 {
+			<-changed // sleep, no spinning, until told otherwise
+			streak, next = 0, monotonic()
+			offSince, idleSince = next, uptime.idle()
+			continue
+		}
+		start := next
+		next = start + int64(cpuPeriod)
+		budget := time.Duration(duty * float64(cpuPeriod))
+		if !sleepUntil(start+int64(burnWindow(cpuPeriod, budget, rand.Float64())), changed) {
+			next = monotonic() // a new duty, or stop
+			continue
+		}
+		now, idle := monotonic(), uptime.idle()
+		wanted := idle >= 0 && idleSince >= 0 && machineFull(idle-idleSince, time.Duration(now-offSince))
+		if wanted {
+			dbgFull.Add(1) // DEBUG
+			offSince, idleSince = now, idle
+		} else {
+			cpu, wall := spin(budget, next, &sink)
+			wanted = contended(cpu, wall)
+			if wanted { // DEBUG
+				dbgContended.Add(1)
+				if os.Getenv("CRO_CPU_DEBUG") != "" {
+					fmt.Fprintf(os.Stderr, "contended tid %d cpu %v wall %v budget %v streak %d\n", unix.Gettid(), cpu, wall, budget, streak)
+				}
+			}
+			offSince, idleSince = monotonic(), uptime.idle()
+		}
+		dbgPeriods.Add(1)
+		if wanted {
+			streak++
+		} else {
+			streak = 0
+		}
+		next += int64(backoffPeriods(streak)) * int64(cpuPeriod)
+		if !sleepUntil(next, changed) {
+			next = monotonic()
+			continue
+		}
+		if now := monotonic(); now-next > int64(cpuPeriod) {
+			next = now // stopped or starved for long: start afresh, no burst
+		}
+	}
+}
+
+var dbgContended, dbgPeriods, dbgFull atomic.Int64 // DEBUG
+
+// spinSink keeps the burners' arithmetic from being optimised away.
+var spinSink atomic.Uint64
+
+// spin burns the thread's CPU until it has burnt budget, the monotonic clock
+// reaches deadline, or the burn is contended. It returns the CPU time burnt
+// and the wall time it took.
+func spin(budget time.Duration, deadline int64, sink *uint64) (cpu, wall time.Duration) {
+	cpu0, wall0 := threadCPU(), monotonic()
+	for {
+		*sink += spinWork(*sink)
+		now := monotonic()
+		cpu, wall = time.Duration(threadCPU()-cpu0), time.Duration(now-wall0)
+		if cpu >= budget || now >= deadline || contended(cpu, wall) {
+			return cpu, wall
+		}
+	}
+}
+
+// spinWork is about 20 µs of arithmetic: fine enough steps to stop within
+// a hair of the budget, coarse enough that reading the clocks between
+// steps costs little.
+//
+//go:noinline
+func spinWork(x uint64) uint64 {
+	for range 8192 {
+		x = x*6364136223846793005 + 1442695040888963407
+	}
+	return x
+}
+
+// idleThread puts the calling thread under SCHED_IDLE, so that any other
+// runnable task of its group takes the CPU first; where that is refused,
+// it gets nice 19.
+func idleThread() error {
+	attr := unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: unix.SCHED_IDLE, Nice: 19}
+	err := unix.SchedSetAttr(0, &attr, 0)
+	if err == nil {
+		return nil
+	}
+	tid := unix.Gettid()
+	if nerr := unix.Setpriority(unix.PRIO_PROCESS, tid, 19); nerr != nil {
+		return fmt.Errorf("burner thread %d: setting SCHED_IDLE: %v; setting nice 19: %w", tid, err, nerr)
+	}
+	return nil
+}
+
+// uptimeFile is /proc/uptime, kept open: a burner reads it every period.
+type uptimeFile struct{ f *os.File }
+
+func openUptime() uptimeFile {
+	f, _ := os.Open("/proc/uptime") // a nil file reads as unknown
+	return uptimeFile{f}
+}
+
+// idle is the time all CPUs together have been idle, or -1 when unknown.
+func (u uptimeFile) idle() time.Duration {
+	if u.f == nil {
+		return -1
+	}
+	var buf [128]byte
+	n, err := u.f.ReadAt(buf[:], 0)
+	if n == 0 || (err != nil && err != io.EOF) {
+		return -1
+	}
+	idle, err := parseUptimeIdle(buf[:n])
+	if err != nil {
+		return -1
+	}
+	return idle
+}
+
+func (u uptimeFile) close() {
+	if u.f != nil {
+		u.f.Close()
+	}
+}
+
+// monotonic reads CLOCK_MONOTONIC, in nanoseconds.
+func monotonic() int64 {
+	var ts unix.Timespec
+	unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
+	return ts.Nano()
+}
+
+// threadCPU reads the calling thread's CPU clock, in nanoseconds.
+func threadCPU() int64 {
+	var ts unix.Timespec
+	unix.ClockGettime(unix.CLOCK_THREAD_CPUTIME_ID, &ts)
+	return ts.Nano()
+}
+
+// sleepUntil sleeps until CLOCK_MONOTONIC reaches t (true), or until
+// changed is closed (false). It parks the goroutine on a runtime timer
+// rather than blocking its thread in clock_nanosleep: a thread blocked in a
+// system call keeps the runtime's sysmon thread polling every few
+// microseconds, which alone cost 0.5% of a CPU.
+func sleepUntil(t int64, changed <-chan struct{}) bool {
+	d := time.Duration(t - monotonic())
+	if d <= 0 {
+		return true
+	}
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-timer.C:
+		return true
+	case <-changed:
+		return false
+	}
+}

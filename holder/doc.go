@@ -1,0 +1,4 @@
+// Package holder runs the processes and files that add load: memory ballast,
+// a CPU burner, disk fill files; and the manager that starts, resizes, stops,
+// adopts and recovers them.
+package holder

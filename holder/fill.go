@@ -1,0 +1,110 @@
+package holder
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+)
+
+// MaxFillFile is the largest fill file.
+const MaxFillFile = 1 << 30
+
+// fillChunk is what one fallocate call or one write covers while growing.
+// It is small so that ENOSPC keeps nearly all that was allocated before it:
+// tmpfs undoes a refused fallocate call whole.
+const fillChunk = 1 << 20
+
+// Fill file names are fillPrefix and six digits, "fill-000001" upwards.
+// Nothing else in the directory is ours.
+const (
+	fillPrefix    = "fill-"
+	fillDigits    = 6
+	maxFillNumber = 999999
+)
+
+// Fill keeps fill files in one private directory. The files are
+// preallocated so the filesystem counts them as used, as df does; together
+// they hold the disk share the controller asks for. Its methods are safe
+// for concurrent use.
+type Fill struct {
+	dir string
+	// maxFile is the largest fill file: MaxFillFile, smaller in tests.
+	maxFile int64
+	// fallocate allocates [off, off+length) of fd with fallocate(2) mode 0;
+	// tests replace it to force the write fallback or ENOSPC.
+	fallocate func(fd int, off, length int64) error
+
+	mu sync.Mutex
+}
+
+// Dir returns the directory that holds the fill files.
+func (f *Fill) Dir() string { return f.dir }
+
+// fillFile is one fill file as found in the directory.
+type fillFile struct {
+	name  string
+	num   int
+	size  int64 // st_size
+	alloc int64 // st_blocks*512
+}
+
+// fillName returns the name of fill file n.
+func fillName(n int) string { return fmt.Sprintf("%s%0*d", fillPrefix, fillDigits, n) }
+
+// parseFillName returns the number of a fill file name, and false for any
+// other name.
+func parseFillName(name string) (int, bool) {
+	if len(name) != len(fillPrefix)+fillDigits || name[:len(fillPrefix)] != fillPrefix {
+		return 0, false
+	}
+	n := 0
+	for _, c := range name[len(fillPrefix):] {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int(c-'0')
+	}
+	return n, true
+}
+
+// planFill decides the layout for total bytes: the length each existing
+// file (in number order) should have, 0 meaning remove it, and the lengths
+// of the files to add after them. Files are filled in number order up to
+// maxFile each, so shrinking removes the highest numbers and truncates the
+// last one kept, and growing extends the last partial file before adding.
+func planFill(files []fillFile, total, maxFile int64) (keep, add []int64) {
+	left := total
+	keep = make([]int64, len(files))
+	for i := range files {
+		keep[i] = min(left, maxFile)
+		left -= keep[i]
+	}
+	for left > 0 {
+		n := min(left, maxFile)
+		add = append(add, n)
+		left -= n
+	}
+	return keep, add
+}
+
+// fillPattern returns a fillChunk buffer of random bytes for the write
+// fallback: data that neither zero detection nor compression can shrink.
+func fillPattern() []byte {
+	b := make([]byte, fillChunk)
+	var seed [32]byte
+	for i := 0; i < len(seed); i += 8 {
+		binary.LittleEndian.PutUint64(seed[i:], rand.Uint64())
+	}
+	_, _ = rand.NewChaCha8(seed).Read(b) // never fails
+	return b
+}
+
+// stampFill writes the file offset of every 4 KiB page of b, which is
+// written at off, into the page, so no two pages are alike and block
+// deduplication cannot share them.
+func stampFill(b []byte, off int64) {
+	for p := 0; p+8 <= len(b); p += 4096 {
+		binary.LittleEndian.PutUint64(b[p:], uint64(off+int64(p))|1<<63)
+	}
+}

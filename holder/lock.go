@@ -1,0 +1,143 @@
+package holder
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// LockFile is the name of the lock file in the state dir. The daemon holds
+// an flock(2) on it for as long as it runs and writes its pid in it. The
+// kernel drops the lock when the process ends, however it ends, so a crash
+// never leaves a stale lock; the file itself stays.
+const LockFile = "cro-exporter.lock"
+
+// LockedError is returned by Open when another process holds the state
+// dir's lock.
+type LockedError struct {
+	Path string
+	Pid  int // 0 when the holder of the lock has not written its pid (yet)
+}
+
+func (e *LockedError) Error() string {
+	if e.Pid == 0 {
+		return fmt.Sprintf("another cro-exporter holds %s", e.Path)
+	}
+	return fmt.Sprintf("another cro-exporter (pid %d) holds %s", e.Pid, e.Path)
+}
+
+// stateLock is a held lock on a state dir.
+type stateLock struct {
+	f *os.File
+}
+
+// openLockFile opens (creating it 0600) the lock file of dir, never through
+// a symbolic link.
+func openLockFile(dir string) (*os.File, error) {
+	path := filepath.Join(dir, LockFile)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("opening lock file: %w", err)
+	}
+	return f, nil
+}
+
+// tryLock takes the exclusive lock on f without waiting; false when another
+// open file holds it.
+func tryLock(f *os.File) (bool, error) {
+	for {
+		err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+		switch {
+		case err == nil:
+			return true, nil
+		case errors.Is(err, unix.EWOULDBLOCK):
+			return false, nil
+		case !errors.Is(err, unix.EINTR):
+			return false, fmt.Errorf("locking %s: %w", f.Name(), err)
+		}
+	}
+}
+
+// lockStateDir takes the state dir's lock and writes our pid in it, or
+// returns a *LockedError naming the pid that holds it.
+func lockStateDir(dir string) (*stateLock, error) {
+	f, err := openLockFile(dir)
+	if err != nil {
+		return nil, err
+	}
+	ok, err := tryLock(f)
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	if !ok {
+		pid := waitLockPid(f)
+		f.Close()
+		return nil, &LockedError{Path: f.Name(), Pid: pid}
+	}
+	if err := writeLockPid(f, os.Getpid()); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return &stateLock{f: f}, nil
+}
+
+// writeLockPid replaces the content of the lock file with pid (0: empty).
+func writeLockPid(f *os.File, pid int) error {
+	var text string
+	if pid != 0 {
+		text = strconv.Itoa(pid) + "\n"
+	}
+	if err := f.Truncate(0); err != nil {
+		return fmt.Errorf("writing %s: %w", f.Name(), err)
+	}
+	if _, err := f.WriteAt([]byte(text), 0); err != nil {
+		return fmt.Errorf("writing %s: %w", f.Name(), err)
+	}
+	return nil
+}
+
+// readLockPid reads the pid in a lock file; 0 when it holds none.
+func readLockPid(f *os.File) int {
+	buf := make([]byte, 32)
+	n, _ := f.ReadAt(buf, 0)
+	pid, err := strconv.Atoi(strings.TrimSpace(string(buf[:n])))
+	if err != nil || pid <= 0 {
+		return 0
+	}
+	return pid
+}
+
+// waitLockPid reads the pid of the lock's owner, giving an owner that has
+// just taken the lock a moment to write it.
+func waitLockPid(f *os.File) int {
+	for range 20 {
+		if pid := readLockPid(f); pid != 0 {
+			return pid
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return 0
+}
+
+// release empties the lock file and drops the lock. The file is not removed:
+// removing a lock file races with a process that has it open and is about
+// to lock it.
+func (l *stateLock) release() error {
+	if l == nil || l.f == nil {
+		return nil
+	}
+	err := writeLockPid(l.f, 0)
+	if cerr := l.f.Close(); err == nil {
+		err = cerr
+	}
+	l.f = nil
+	return err
+}

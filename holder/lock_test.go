@@ -1,0 +1,66 @@
+package holder
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+func TestLockIsExclusiveAndNamesItsOwner(t *testing.T) {
+	dir := t.TempDir()
+	l, err := lockStateDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, LockFile)
+	if data, err := os.ReadFile(path); err != nil || string(data) != strconv.Itoa(os.Getpid())+"\n" {
+		t.Errorf("lock file holds %q, %v; want our pid", data, err)
+	}
+	// flock locks belong to open files: a second open conflicts even in the
+	// same process.
+	_, err = lockStateDir(dir)
+	var locked *LockedError
+	if !errors.As(err, &locked) || locked.Pid != os.Getpid() || locked.Path != path {
+		t.Fatalf("second lock: %v, want a LockedError naming pid %d and %s", err, os.Getpid(), path)
+	}
+	want := "another cro-exporter (pid " + strconv.Itoa(os.Getpid()) + ") holds " + path
+	if err.Error() != want {
+		t.Errorf("error %q, want %q", err, want)
+	}
+	if err := l.release(); err != nil {
+		t.Fatal(err)
+	}
+	if data, err := os.ReadFile(path); err != nil || len(data) != 0 {
+		t.Errorf("released lock file holds %q, %v; want it empty", data, err)
+	}
+	l2, err := lockStateDir(dir)
+	if err != nil {
+		t.Fatalf("lock after release: %v", err)
+	}
+	l2.release()
+}
+
+func TestLockRefusesASymlink(t *testing.T) {
+	dir := t.TempDir()
+	target := filepath.Join(t.TempDir(), "elsewhere")
+	if err := os.Symlink(target, filepath.Join(dir, LockFile)); err != nil {
+		t.Fatal(err)
+	}
+	if l, err := lockStateDir(dir); err == nil {
+		l.release()
+		t.Fatal("locked through a symlink")
+	}
+	if _, err := os.Lstat(target); err == nil {
+		t.Errorf("created the symlink's target")
+	}
+}
+
+func TestLockedErrorWithoutAPid(t *testing.T) {
+	err := &LockedError{Path: "/x/cro-exporter.lock"}
+	if got := err.Error(); !strings.Contains(got, "/x/cro-exporter.lock") || strings.Contains(got, "pid") {
+		t.Errorf("Error() = %q", got)
+	}
+}

@@ -1,0 +1,276 @@
+package holder
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// parentSpec is a holder parent for cfg holding a little of everything.
+func parentSpec(cfg Config) testParentSpec {
+	return testParentSpec{
+		Binary: cfg.Binary, StateDir: cfg.StateDir, FillDir: cfg.FillDir, Chunk: cfg.Chunk,
+		Desired: Desired{CPU: 0.02, Memory: 40 * mib, Disk: 2 * mib},
+		OnTerm:  "close",
+	}
+}
+
+func TestKill9OfTheParentLeavesNoHolderAliveAfterOneSecond(t *testing.T) {
+	cfg := testConfig(t)
+	p := startParent(t, "holder.test", parentSpec(cfg))
+	if len(p.holders) != 3 {
+		t.Fatalf("the parent runs %d holders, want 3", len(p.holders))
+	}
+	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	killed := time.Now()
+	if left := waitGone(p.holders, time.Second); len(left) > 0 {
+		t.Fatalf("holders alive 1 s after kill -9 of their parent: %v", left)
+	}
+	t.Logf("every holder gone %v after kill -9 of the parent", time.Since(killed).Round(time.Millisecond))
+}
+
+func TestASecondManagerNamesThePidHoldingTheLock(t *testing.T) {
+	cfg := testConfig(t)
+	spec := parentSpec(cfg)
+	spec.Desired = Desired{Memory: 8 * mib}
+	p := startParent(t, "holder.test", spec)
+
+	m, err := Open(cfg)
+	if err == nil {
+		m.Close()
+		t.Fatal("a second manager opened the locked state dir")
+	}
+	var locked *LockedError
+	if !errors.As(err, &locked) || locked.Pid != p.cmd.Process.Pid {
+		t.Fatalf("Open: %v, want a LockedError naming pid %d", err, p.cmd.Process.Pid)
+	}
+	want := fmt.Sprintf("another cro-exporter (pid %d) holds %s", p.cmd.Process.Pid, filepath.Join(cfg.StateDir, LockFile))
+	if err.Error() != want {
+		t.Errorf("Open: %q, want %q", err, want)
+	}
+	if entries := registryOf(t, cfg.StateDir); len(entries) != 1 {
+		t.Errorf("the refused Open touched the registry: %+v", entries)
+	}
+	if left := waitGone(p.holders, 0); len(left) != 1 {
+		t.Errorf("the refused Open touched the holders: %v still run, want 1", left)
+	}
+
+	// A crash leaves no stale lock.
+	p.cmd.Process.Signal(syscall.SIGKILL)
+	<-p.exited
+	p.exited <- nil
+	openTest(t, cfg)
+}
+
+// startBareHolder starts a memory holder of 1 MiB of the test binary outside
+// any manager, its stdin held open by the test, marked with owner unless
+// owner is "". With orphan, it is started through a shell that exits at
+// once, so that its parent is gone. Cleanup kills it.
+func startBareHolder(t *testing.T, owner string, orphan bool) procID {
+	t.Helper()
+	stdinR, stdinW, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { stdinW.Close() })
+	defer stdinR.Close()
+	env := os.Environ()
+	if owner != "" {
+		env = append(env, ownerEnv+"="+owner)
+	}
+	var cmd *exec.Cmd
+	if orphan {
+		cmd = exec.Command("/bin/sh", "-c", `"$0" holder memory --size=1048576 <&3 3<&- >/dev/null 2>&1 & echo $!`, testBinary)
+		cmd.ExtraFiles = []*os.File{stdinR}
+	} else {
+		cmd = exec.Command(testBinary, "holder", "memory", "--size=1048576")
+		cmd.Stdin = stdinR
+	}
+	cmd.Env = env
+	var pid int
+	if orphan {
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if pid, err = strconv.Atoi(strings.TrimSpace(string(out))); err != nil {
+			t.Fatal(err)
+		}
+	} else {
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		pid = cmd.Process.Pid
+		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	}
+	// Until it has exec'd, it is not yet a holder.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		argv, _ := readCmdline("/proc", pid)
+		if holderKindOf(argv) == KindMemory {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("pid %d did not become a holder: %q", pid, argv)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	id := idOf(t, pid)
+	killOnCleanup(t, id)
+	return id
+}
+
+// startSleep starts `sleep 60`, an unrelated process. Cleanup kills it.
+func startSleep(t *testing.T) procID {
+	t.Helper()
+	cmd := exec.Command("sleep", "60")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	return idOf(t, cmd.Process.Pid)
+}
+
+// reusedPids writes a registry whose every entry names a running process
+// that is not what the entry says: two unrelated `sleep 60` (one with
+// another start time, one with its real start time but its own command
+// line) and a real holder with another start time. It returns them.
+func reusedPids(t *testing.T, stateDir string) []procID {
+	t.Helper()
+	sleep1, sleep2 := startSleep(t), startSleep(t)
+	holder := startBareHolder(t, "", false)
+	entries := []holderEntry{
+		{Pid: sleep1.pid, StartTime: sleep1.start - 1, Kind: KindMemory, Size: mib},
+		{Pid: sleep2.pid, StartTime: sleep2.start, Kind: KindCPU, Duty: 0.5},
+		{Pid: holder.pid, StartTime: holder.start + 1, Kind: KindMemory, Size: mib},
+	}
+	if err := saveRegistry(stateDir, entries); err != nil {
+		t.Fatal(err)
+	}
+	return []procID{sleep1, sleep2, holder}
+}
+
+func TestAPidReusedByAnotherProcessIsNeverSignalled(t *testing.T) {
+	// Every signal Open or Recover sends (SIGTERM, SIGKILL) ends these
+	// processes, so alive means never signalled.
+	cfg := testConfig(t)
+	ids := reusedPids(t, cfg.StateDir)
+	m := openTest(t, cfg)
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond)
+	for _, id := range ids {
+		if !id.alive() {
+			t.Errorf("Open signalled pid %d, which is not its holder", id.pid)
+		}
+	}
+
+	ids = reusedPids(t, cfg.StateDir)
+	rep, err := Recover(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond)
+	for _, id := range ids {
+		if !id.alive() {
+			t.Errorf("Recover signalled pid %d, which is not its holder", id.pid)
+		}
+	}
+	if rep.Failed() || len(rep.Holders) != 0 {
+		t.Errorf("Recover reported %+v", rep)
+	}
+	notes := strings.Join(rep.Notes, "\n")
+	for _, id := range ids {
+		if !strings.Contains(notes, fmt.Sprintf("pid %d in the holder registry", id.pid)) {
+			t.Errorf("no note that pid %d was left alone:\n%s", id.pid, notes)
+		}
+	}
+}
+
+func TestOpenKillsTheHoldersAnEarlierRunLeft(t *testing.T) {
+	cfg := testConfig(t)
+	owner, err := ownerOf(cfg.StateDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	registered := startBareHolder(t, "", false)
+	marked := startBareHolder(t, owner, false)
+	orphan := startBareHolder(t, "", true)
+	otherOwner := startBareHolder(t, t.TempDir(), false)
+	if err := saveRegistry(cfg.StateDir, []holderEntry{
+		{Pid: registered.pid, StartTime: registered.start, Kind: KindMemory, Size: mib},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := readProcStat("/proc", orphan.pid); err != nil || st.PPid == os.Getpid() {
+		t.Fatalf("the orphan's parent is %d (%v), want it gone", st.PPid, err)
+	}
+
+	openTest(t, cfg)
+	if left := waitGone([]procID{registered, marked, orphan}, 0); len(left) > 0 {
+		t.Errorf("Open left an earlier run's holders running: %v", left)
+	}
+	if !otherOwner.alive() {
+		t.Errorf("Open killed a holder of another state dir whose parent lives")
+	}
+	if entries := registryOf(t, cfg.StateDir); len(entries) != 0 {
+		t.Errorf("registry after Open: %+v", entries)
+	}
+}
+
+func TestOpenMovesACorruptRegistryAsideAndStillFindsLeftovers(t *testing.T) {
+	cfg := testConfig(t)
+	owner, err := ownerOf(cfg.StateDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	marked := startBareHolder(t, owner, false)
+	path := filepath.Join(cfg.StateDir, RegistryFile)
+	if err := os.WriteFile(path, []byte(`{"version": 1, "holders": [{"pid": `), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	openTest(t, cfg)
+	if marked.alive() {
+		t.Errorf("the scan of /proc missed a holder marked with the state dir")
+	}
+	aside, _ := filepath.Glob(path + ".corrupt-*")
+	if len(aside) != 1 {
+		t.Errorf("corrupt registry moved to %v, want one file", aside)
+	}
+}
+
+func TestOpenAdoptsTheFillFilesAnEarlierRunLeft(t *testing.T) {
+	cfg := testConfig(t)
+	p := startParent(t, "holder.test", parentSpec(cfg))
+	p.cmd.Process.Signal(syscall.SIGKILL)
+	<-p.exited
+	p.exited <- nil
+	before := fillNames(t, cfg.FillDir)
+	if len(before) == 0 {
+		t.Fatal("the parent left no fill files")
+	}
+	m := openTest(t, cfg)
+	u, err := m.Usage()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u.DiskFiles != len(before) || u.Disk < 2*mib {
+		t.Errorf("Usage after Open = %+v, want the %d fill files left (2 MiB)", u, len(before))
+	}
+	if err := m.Apply(Desired{Disk: 3 * mib}); err != nil {
+		t.Fatal(err)
+	}
+	if after := fillNames(t, cfg.FillDir); after[0] != before[0] {
+		t.Errorf("fill files %v after growing, want %v kept and grown", after, before)
+	}
+}

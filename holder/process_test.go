@@ -1,0 +1,410 @@
+package holder
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// testBinary is the cro-exporter binary TestMain builds, started as holders.
+var testBinary string
+
+// parentEnv makes the test binary a holder parent: see runTestParent.
+const parentEnv = "CRO_TEST_PARENT"
+
+const mib = 1 << 20
+
+// TestMain builds the real binary for the tests that run real holders, or,
+// started again by a test with parentEnv set, plays a daemon. After the
+// tests it fails if any holder of the built binary is still running.
+// CRO_TEST_BINARY names a cro-exporter binary built already, to use instead.
+func TestMain(m *testing.M) {
+	if spec := os.Getenv(parentEnv); spec != "" {
+		os.Exit(runTestParent(spec))
+	}
+	dir, err := os.MkdirTemp("", "holder-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	testBinary = filepath.Join(dir, "cro-exporter")
+	if prebuilt := os.Getenv("CRO_TEST_BINARY"); prebuilt != "" {
+		testBinary, err = filepath.Abs(prebuilt)
+	} else if out, buildErr := exec.Command("go", "build", "-o", testBinary, "../cmd/cro-exporter").CombinedOutput(); buildErr != nil {
+		err = fmt.Errorf("building cro-exporter: %v\n%s", buildErr, out)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.RemoveAll(dir)
+		os.Exit(1)
+	}
+	code := m.Run()
+	if left := holdersOf(testBinary); len(left) > 0 {
+		fmt.Fprintf(os.Stderr, "FAIL: holder processes left running: %v\n", left)
+		for _, pid := range left {
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+		code = 1
+	}
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// holdersOf lists the running holder processes of binary.
+func holdersOf(binary string) []int {
+	pids, _ := listPids("/proc")
+	var found []int
+	for _, pid := range pids {
+		argv, err := readCmdline("/proc", pid)
+		if err != nil || len(argv) == 0 || argv[0] != binary || holderKindOf(argv) == "" {
+			continue
+		}
+		if st, err := readProcStat("/proc", pid); err == nil && !st.exited() {
+			found = append(found, pid)
+		}
+	}
+	return found
+}
+
+// testParentSpec is what a holder parent does.
+type testParentSpec struct {
+	Binary, StateDir, FillDir string
+	Chunk                     int64
+	Desired                   Desired
+	// OnTerm is what SIGTERM does: "close" closes the manager and exits 0,
+	// "exit" exits at once (a daemon dying without cleaning up), "ignore"
+	// ignores it.
+	OnTerm string
+}
+
+// runTestParent plays a daemon: it opens a manager, applies the desired
+// load, prints "ready" and the holder pids, then holds until SIGTERM or
+// until its stdin ends (the test is gone), and closes the manager.
+func runTestParent(spec string) int {
+	var s testParentSpec
+	if err := json.Unmarshal([]byte(spec), &s); err != nil {
+		fmt.Printf("error %v\n", err)
+		return 3
+	}
+	term := make(chan os.Signal, 1)
+	if s.OnTerm == "ignore" {
+		signal.Ignore(syscall.SIGTERM)
+	} else {
+		signal.Notify(term, syscall.SIGTERM)
+	}
+	m, err := Open(Config{Binary: s.Binary, StateDir: s.StateDir, FillDir: s.FillDir, Chunk: s.Chunk,
+		Logger: slog.New(slog.NewTextHandler(os.Stderr, nil))})
+	if err != nil {
+		fmt.Printf("error %v\n", err)
+		return 3
+	}
+	if err := m.Apply(s.Desired); err != nil {
+		fmt.Printf("error %v\n", err)
+		m.Close()
+		return 3
+	}
+	var pids []string
+	for _, p := range m.memory {
+		pids = append(pids, strconv.Itoa(p.Pid))
+	}
+	if m.cpu != nil {
+		pids = append(pids, strconv.Itoa(m.cpu.Pid))
+	}
+	fmt.Printf("ready %s\n", strings.Join(pids, " "))
+	stdinEnd := make(chan struct{})
+	go func() {
+		io.Copy(io.Discard, os.Stdin)
+		close(stdinEnd)
+	}()
+	select {
+	case <-term:
+		if s.OnTerm == "exit" {
+			return 0
+		}
+	case <-stdinEnd:
+	}
+	if err := m.Close(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	return 0
+}
+
+// testParent is a running holder parent.
+type testParent struct {
+	cmd     *exec.Cmd
+	stdin   io.WriteCloser
+	holders []procID
+	exited  chan error
+}
+
+// procID names one process: pid and start time.
+type procID struct {
+	pid   int
+	start uint64
+}
+
+func (p procID) String() string { return strconv.Itoa(p.pid) }
+
+// alive tells whether the process still runs (a zombie does not).
+func (p procID) alive() bool {
+	st, err := readProcStat("/proc", p.pid)
+	return err == nil && st.StartTime == p.start && !st.exited()
+}
+
+// idOf is the procID of a running pid.
+func idOf(t *testing.T, pid int) procID {
+	t.Helper()
+	st, err := readProcStat("/proc", pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return procID{pid: pid, start: st.StartTime}
+}
+
+// killOnCleanup kills the processes at the end of the test if they still
+// run, checking their start time so that a reused pid is never hit.
+func killOnCleanup(t *testing.T, ids ...procID) {
+	t.Cleanup(func() {
+		for _, id := range ids {
+			f, err := openForeign("/proc", id.pid, func(st procStat, _ []string) error {
+				if st.StartTime != id.start {
+					return errNoProcess
+				}
+				return nil
+			})
+			if err != nil {
+				continue
+			}
+			f.kill(5 * time.Second)
+			f.close()
+		}
+	})
+}
+
+// startParent starts a holder parent and waits until its holders are
+// ready. Its argv[0] is argv0 (a name ending in cro-exporter makes it pass
+// for the daemon). Cleanup kills it and its holders whatever happens.
+func startParent(t *testing.T, argv0 string, s testParentSpec) *testParent {
+	t.Helper()
+	spec, err := json.Marshal(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(self)
+	cmd.Args[0] = argv0
+	cmd.Env = append(os.Environ(), parentEnv+"="+string(spec))
+	cmd.Stderr = &testLogWriter{t: t, prefix: "parent: "}
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &testParent{cmd: cmd, stdin: stdin, exited: make(chan error, 1)}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-p.exited
+	})
+	lines := make(chan string, 1)
+	go func() {
+		line, _ := bufio.NewReader(stdout).ReadString('\n')
+		lines <- line
+		io.Copy(io.Discard, stdout)
+		p.exited <- cmd.Wait()
+	}()
+	var line string
+	select {
+	case line = <-lines:
+	case <-time.After(60 * time.Second):
+		t.Fatal("the parent did not get ready within 60 s")
+	}
+	fields := strings.Fields(line)
+	if len(fields) == 0 || fields[0] != "ready" {
+		t.Fatalf("the parent said %q, want ready", line)
+	}
+	for _, f := range fields[1:] {
+		pid, err := strconv.Atoi(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.holders = append(p.holders, idOf(t, pid))
+	}
+	killOnCleanup(t, p.holders...)
+	return p
+}
+
+// testLogWriter writes a child's stderr to the test log.
+type testLogWriter struct {
+	t      *testing.T
+	prefix string
+}
+
+func (w *testLogWriter) Write(b []byte) (int, error) {
+	for line := range strings.Lines(string(b)) {
+		w.t.Log(w.prefix + strings.TrimRight(line, "\n"))
+	}
+	return len(b), nil
+}
+
+// waitGone waits up to within for every process to be gone and returns
+// those still running.
+func waitGone(ids []procID, within time.Duration) []procID {
+	deadline := time.Now().Add(within)
+	for {
+		var left []procID
+		for _, id := range ids {
+			if id.alive() {
+				left = append(left, id)
+			}
+		}
+		if len(left) == 0 || time.Now().After(deadline) {
+			return left
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// testLauncher starts holders of the test binary for a state dir.
+func testLauncher(t *testing.T, owner string) *launcher {
+	return &launcher{binary: testBinary, argv0: testBinary, owner: owner, proc: "/proc",
+		logger: slog.New(slog.NewTextHandler(&testLogWriter{t: t}, nil))}
+}
+
+func TestHolderProcessStartsReadyAndStops(t *testing.T) {
+	l := testLauncher(t, t.TempDir())
+	p, err := l.start(KindMemory, 4*mib, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.kill)
+	if err := p.waitReady(readyTimeout); err != nil {
+		t.Fatal(err)
+	}
+	if p.Resident < 4*mib {
+		t.Errorf("ready with %d bytes resident, want at least %d", p.Resident, 4*mib)
+	}
+	argv, err := readCmdline("/proc", p.Pid)
+	if err != nil || holderKindOf(argv) != KindMemory || argv[3] != "--size=4194304" {
+		t.Errorf("command line %q, %v", argv, err)
+	}
+	if st, err := readProcStat("/proc", p.Pid); err != nil || st.PPid != os.Getpid() || st.StartTime != p.StartTime {
+		t.Errorf("stat %+v, %v; want our child started at %d", st, err, p.StartTime)
+	}
+	id := procID{p.Pid, p.StartTime}
+	if err := p.stop(); err != nil {
+		t.Fatal(err)
+	}
+	if id.alive() {
+		t.Errorf("pid %d still runs after stop", p.Pid)
+	}
+	// Reaped: not even a zombie is left.
+	if _, err := readProcStat("/proc", p.Pid); !errors.Is(err, errNoProcess) {
+		t.Errorf("pid %d is not reaped: %v", p.Pid, err)
+	}
+}
+
+func TestHolderThatFailsIsReportedWithItsStderr(t *testing.T) {
+	l := testLauncher(t, t.TempDir())
+	p, err := l.start(KindMemory, -1, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.kill)
+	err = p.waitReady(readyTimeout)
+	if err == nil || !strings.Contains(err.Error(), "exited") || !strings.Contains(err.Error(), "stderr") {
+		t.Fatalf("waitReady of a holder refusing its size: %v, want its exit and stderr", err)
+	}
+	if !p.hasExited() {
+		t.Errorf("not reaped")
+	}
+}
+
+func TestCPUHolderTakesANewDuty(t *testing.T) {
+	l := testLauncher(t, t.TempDir())
+	p, err := l.start(KindCPU, 0, 0.02)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.kill)
+	if err := p.waitReady(readyTimeout); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.setDuty(0.04); err != nil {
+		t.Fatal(err)
+	}
+	if p.Duty != 0.04 {
+		t.Errorf("duty %v after setDuty(0.04)", p.Duty)
+	}
+	if err := p.stop(); err != nil {
+		t.Error(err)
+	}
+}
+
+func TestHoldersOutliveTheThreadsThatAskedForThem(t *testing.T) {
+	l := testLauncher(t, t.TempDir())
+	// Several at once, each on a thread of its own that ends with its
+	// goroutine: a holder forked from such a thread would get its
+	// parent-death signal then. (The main thread never ends, so one of
+	// them may be spared in any case.)
+	const n = 4
+	started := make(chan *holderProcess, n)
+	var ready sync.WaitGroup
+	ready.Add(n)
+	for range n {
+		go func() {
+			runtime.LockOSThread()
+			p, err := l.start(KindMemory, 1*mib, 0)
+			if err != nil {
+				t.Error(err)
+			}
+			ready.Done()
+			ready.Wait() // every thread busy until all have started
+			started <- p
+		}()
+	}
+	var ps []*holderProcess
+	for range n {
+		if p := <-started; p != nil {
+			t.Cleanup(p.kill)
+			ps = append(ps, p)
+		}
+	}
+	for _, p := range ps {
+		if err := p.waitReady(readyTimeout); err != nil {
+			t.Error(err)
+		}
+	}
+	time.Sleep(200 * time.Millisecond)
+	for _, p := range ps {
+		if p.hasExited() {
+			t.Errorf("holder pid %d died with the thread that asked for it: %v", p.Pid, p.waitErr)
+		}
+		if err := p.stop(); err != nil {
+			t.Error(err)
+		}
+	}
+}

@@ -1,0 +1,182 @@
+package holder
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"math"
+	"os"
+	"path/filepath"
+	"syscall"
+	"time"
+)
+
+// RegistryFile is the name of the holder registry in the state dir: every
+// live holder's pid, process start time, kind and size, so that a later run
+// and --recover find the holders of a run that crashed and never signal a
+// process that merely reused one of their pids.
+const RegistryFile = "holders.json"
+
+// registryVersion is the version of the registry's format.
+const registryVersion = 1
+
+// registryJSON is the registry's format.
+type registryJSON struct {
+	Version int           `json:"version"`
+	Holders []holderEntry `json:"holders"`
+}
+
+// holderEntry is one holder in the registry.
+type holderEntry struct {
+	Pid int `json:"pid"`
+	// StartTime is field 22 of /proc/<pid>/stat: clock ticks since boot.
+	// With the pid, it names one process for as long as the host is up.
+	StartTime uint64 `json:"start_time"`
+	Kind      Kind   `json:"kind"`
+	// Size is the bytes a memory holder holds.
+	Size int64 `json:"size,omitempty"`
+	// Duty is the share of the machine a CPU holder burns.
+	Duty float64 `json:"duty,omitempty"`
+}
+
+// entryOf is the registry entry of a running holder.
+func entryOf(p *holderProcess) holderEntry {
+	e := holderEntry{Pid: p.Pid, StartTime: p.StartTime, Kind: p.Kind}
+	if p.Kind == KindMemory {
+		e.Size = p.Size
+	} else {
+		e.Duty = p.Duty
+	}
+	return e
+}
+
+// saveRegistry replaces the registry in dir with entries, atomically.
+func saveRegistry(dir string, entries []holderEntry) error {
+	if entries == nil {
+		entries = []holderEntry{}
+	}
+	data, err := json.MarshalIndent(registryJSON{Version: registryVersion, Holders: entries}, "", "  ")
+	if err != nil {
+		return fmt.Errorf("saving holder registry: %w", err)
+	}
+	if err := writeStateFile(filepath.Join(dir, RegistryFile), append(data, '\n')); err != nil {
+		return fmt.Errorf("saving holder registry: %w", err)
+	}
+	return nil
+}
+
+// loadRegistry reads the registry in dir. A missing registry is empty. One
+// that cannot be read or parsed is logged as a warning, renamed to
+// holders.json.corrupt-<unix time of now> (never deleted, so it can be looked
+// at) and taken as empty: the scan of /proc for leftover holders is the
+// safety net. The error is only for a registry that cannot be moved aside.
+func loadRegistry(dir string, now time.Time, logger *slog.Logger) ([]holderEntry, error) {
+	path := filepath.Join(dir, RegistryFile)
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err == nil {
+		var entries []holderEntry
+		if entries, err = parseRegistry(data); err == nil {
+			return entries, nil
+		}
+	}
+	aside, moveErr := moveStateAside(path, now)
+	if moveErr != nil {
+		return nil, fmt.Errorf("holder registry %s is not usable (%v) and cannot be moved aside: %w", path, err, moveErr)
+	}
+	logger.Warn("Holder registry is not usable; moved it aside and looking for leftover holders in /proc instead",
+		"file", path, "err", err, "moved_to", aside)
+	return nil, nil
+}
+
+// parseRegistry parses and checks the registry.
+func parseRegistry(data []byte) ([]holderEntry, error) {
+	var head struct {
+		Version int `json:"version"`
+	}
+	if err := json.Unmarshal(data, &head); err != nil {
+		return nil, fmt.Errorf("parsing JSON: %w", err)
+	}
+	if head.Version != registryVersion {
+		return nil, fmt.Errorf("version %d, want %d", head.Version, registryVersion)
+	}
+	var file registryJSON
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&file); err != nil {
+		return nil, fmt.Errorf("parsing JSON: %w", err)
+	}
+	for i, e := range file.Holders {
+		switch {
+		case e.Pid <= 1:
+			return nil, fmt.Errorf("holder %d: pid %d", i, e.Pid)
+		case e.StartTime == 0:
+			return nil, fmt.Errorf("holder %d (pid %d): no start time", i, e.Pid)
+		case e.Kind != KindMemory && e.Kind != KindCPU:
+			return nil, fmt.Errorf("holder %d (pid %d): unknown kind %q", i, e.Pid, e.Kind)
+		case e.Size < 0:
+			return nil, fmt.Errorf("holder %d (pid %d): size %d", i, e.Pid, e.Size)
+		case math.IsNaN(e.Duty) || e.Duty < 0 || e.Duty > 1:
+			return nil, fmt.Errorf("holder %d (pid %d): duty %v", i, e.Pid, e.Duty)
+		}
+	}
+	return file.Holders, nil
+}
+
+// writeStateFile replaces path with data, all or nothing: into path.tmp,
+// synced, renamed over path, and the dir synced to keep the rename. One
+// manager per state dir (the lock) writes it, so the fixed temporary name is
+// safe, and a crash leaves at most one behind.
+func writeStateFile(path string, data []byte) error {
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|syscall.O_NOFOLLOW, 0o600)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	return syncStateDir(filepath.Dir(path))
+}
+
+// syncStateDir makes the entries of dir, such as a rename into it, durable.
+func syncStateDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// moveStateAside renames path to path.corrupt-<unix time>, with a suffix should
+// that name be taken, so that no earlier corrupt file is overwritten.
+func moveStateAside(path string, now time.Time) (string, error) {
+	aside := fmt.Sprintf("%s.corrupt-%d", path, now.Unix())
+	for i := 1; ; i++ {
+		if _, err := os.Lstat(aside); err != nil {
+			break
+		}
+		aside = fmt.Sprintf("%s.corrupt-%d.%d", path, now.Unix(), i)
+	}
+	return aside, os.Rename(path, aside)
+}
