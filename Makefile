@@ -16,12 +16,16 @@ run: build
 	./$(BIN) $(RUN_ARGS) $(ARGS)
 
 test: tools lint
+	promtool test rules alerts/tests/*.yml
 	$(GO) test -race -count=1 ./...
 
 lint: tools
 	@out=$$(gofmt -l $$(git ls-files '*.go')); [ -z "$$out" ] || { echo "gofmt needed: $$out"; exit 1; }
 	$(GO) vet ./...
 	$(GO) mod tidy -diff
+	promtool check rules alerts/cro-exporter.rules.yml
+	promtool check config examples/prometheus.yml
+	$(GO) test -count=1 -run '^TestDashboardFollowsStyle$$' ./cmd/cro-exporter
 
 bench: build bench-tools
 	$(GO) test -run '^$$' -bench . -benchmem ./...
@@ -49,6 +53,7 @@ tools:
 bench-tools: tools
 	$(call ensure,wrk,wrk)
 	$(call ensure,prometheus-node-exporter,prometheus-node-exporter)
+	$(call ensure,stress-ng,stress-ng)
 
 clean:
 	rm -rf bin .state

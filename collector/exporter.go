@@ -17,7 +17,7 @@ type Exporter struct {
 	usage, average, target, setpoint, history   *prometheus.Desc
 	holders, holderUsage, holderBytes, releases *prometheus.Desc
 	ceiling, spec, cpus, lastSample             *prometheus.Desc
-	memoryTotal, memoryAvailable                *prometheus.Desc
+	memoryTotal, memoryAvailable, reserve       *prometheus.Desc
 	diskSize, diskAvailable, pressureStalled    *prometheus.Desc
 }
 
@@ -45,6 +45,7 @@ func NewExporter() *Exporter {
 		memoryAvailable: desc("memory_available_bytes", "MemAvailable from /proc/meminfo."),
 		diskSize:        desc("disk_size_bytes", "Size of the filesystem holding --disk.path."),
 		diskAvailable:   desc("disk_available_bytes", "Bytes an unprivileged user may still write on the filesystem holding --disk.path."),
+		reserve:         desc("reserve_bytes", "MemAvailable (memory) or free disk space (disk) that holders always leave to real work.", "resource"),
 		pressureStalled: desc("pressure_stalled_seconds_total", "Time in which some or all non-idle tasks were stalled on the resource, from /proc/pressure (io is filed under disk).", "resource", "kind"),
 	}
 }
@@ -57,7 +58,7 @@ func (e *Exporter) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
 		e.usage, e.average, e.target, e.setpoint, e.history, e.holders, e.holderUsage, e.holderBytes, e.releases,
 		e.ceiling, e.spec, e.cpus, e.lastSample, e.memoryTotal, e.memoryAvailable,
-		e.diskSize, e.diskAvailable, e.pressureStalled,
+		e.diskSize, e.diskAvailable, e.pressureStalled, e.reserve,
 	} {
 		ch <- d
 	}
@@ -103,4 +104,6 @@ func (e *Exporter) Collect(ch chan<- prometheus.Metric) {
 	gauge(e.memoryAvailable, float64(s.Sample.MemoryAvailable))
 	gauge(e.diskSize, float64(s.Sample.DiskSize))
 	gauge(e.diskAvailable, float64(s.Sample.DiskAvailable))
+	gauge(e.reserve, float64(s.MemoryReserve), string(Memory))
+	gauge(e.reserve, float64(s.DiskReserve), string(Disk))
 }

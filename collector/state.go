@@ -10,8 +10,11 @@ type State struct {
 	// Spec is the host's spec class: small, medium or large.
 	Spec string
 	// Ceiling is the ratio no target or setpoint may pass.
-	Ceiling   float64
-	Resources map[Resource]ResourceState
+	Ceiling float64
+	// MemoryReserve and DiskReserve are the bytes of MemAvailable and of
+	// free disk space holders always leave to real work.
+	MemoryReserve, DiskReserve int64
+	Resources                  map[Resource]ResourceState
 }
 
 // ResourceState is what the controller knows of one resource.

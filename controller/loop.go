@@ -56,7 +56,8 @@ type Loop struct {
 	// MemoryReserve and DiskReserve are the bytes of MemAvailable and of
 	// free disk space holders never take.
 	MemoryReserve, DiskReserve int64
-	// Chunk is the largest memory holder: pressure releases whole ones.
+	// Chunk is the largest memory holder, above 0: pressure releases
+	// whole ones.
 	Chunk    int64
 	StateDir string
 	Interval time.Duration
@@ -124,10 +125,12 @@ func (l *Loop) Step(s collector.Sample) {
 	defer l.mu.Unlock()
 	held, used := l.measure(s, &l.tickCPU)
 	state := &collector.State{
-		Sample:    s,
-		Spec:      l.Spec.Name,
-		Ceiling:   l.Ceiling,
-		Resources: make(map[collector.Resource]collector.ResourceState, len(collector.Resources)),
+		Sample:        s,
+		Spec:          l.Spec.Name,
+		Ceiling:       l.Ceiling,
+		MemoryReserve: l.MemoryReserve,
+		DiskReserve:   l.DiskReserve,
+		Resources:     make(map[collector.Resource]collector.ResourceState, len(collector.Resources)),
 	}
 	next := l.planned
 	var realCPU float64
@@ -161,6 +164,11 @@ func (l *Loop) Step(s collector.Sample) {
 		if want != now {
 			next = withRatio(next, r, want, s)
 		}
+		if r == collector.Memory && want < now && now > limit-real {
+			// Memory is short: stop whole chunks, as Watch does, so
+			// that no new holder starts while memory is short.
+			next.Memory = afterRelease(l.planned.Memory, l.Chunk, l.planned.Memory-next.Memory)
+		}
 		state.Resources[r] = collector.ResourceState{
 			Average:  l.Averages.Value(r),
 			History:  l.Averages.History(r),
@@ -177,7 +185,7 @@ func (l *Loop) Step(s collector.Sample) {
 	l.apply(realCPU)
 	if l.Holders == nil {
 		// A dry run shows what it would hold after this tick.
-		used = wouldHold(l.applied)
+		used = wouldHold(l.applied, l.Chunk)
 		for i, r := range collector.Resources {
 			held[i] = ratioOf(r, l.applied, s)
 		}
@@ -218,6 +226,11 @@ func (l *Loop) Watch(ctx context.Context, read func(now time.Time) (collector.Sa
 // watch is what Watch remembers between reads.
 type watch struct {
 	cpu cpuClock
+	// released is the ballast given back at releasedAt and just before:
+	// MemAvailable shows a release a second or two late, and the next
+	// reads must not release again for the same shortfall.
+	released   int64
+	releasedAt time.Time
 	// realCPU is real CPU usage averaged over about a second: single
 	// quarter-second reads are too coarse (25 clock ticks a CPU).
 	realCPU float64
@@ -227,13 +240,23 @@ type watch struct {
 // fastSmoothing is the time constant of Watch's real CPU usage.
 const fastSmoothing = time.Second
 
+// releaseShows is how long MemAvailable may take to show ballast given
+// back: the stopped holder exits, and the kernel frees its pages.
+const releaseShows = 2 * time.Second
+
 func (l *Loop) giveWay(s collector.Sample, w *watch, every time.Duration) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	held, _ := l.measure(s, &w.cpu)
-	if avail := int64(s.MemoryAvailable); avail < l.MemoryReserve && l.planned.Memory > 0 {
+	if s.Time.Sub(w.releasedAt) > releaseShows {
+		w.released = 0
+	}
+	avail := int64(s.MemoryAvailable)
+	if need := l.MemoryReserve - avail - w.released; need > 0 && l.planned.Memory > 0 {
 		was := l.planned.Memory
-		l.planned.Memory = afterRelease(was, l.Chunk, l.MemoryReserve-avail)
+		l.planned.Memory = afterRelease(was, l.Chunk, need)
+		w.released += was - l.planned.Memory
+		w.releasedAt = s.Time
 		l.control[1].releases[reasonPressure]++
 		l.Logger.Info("memory ballast released", "reason", "pressure", "memory_available_bytes", avail,
 			"reserve_bytes", l.MemoryReserve, "memory_bytes", l.planned.Memory, "was_memory_bytes", was)
@@ -404,10 +427,10 @@ func ratio[T int64 | uint64](part T, whole uint64) float64 {
 func round(x float64) float64 { return math.Round(x*1e4) / 1e4 }
 
 // wouldHold is what a dry run shows as held: the load it would apply, in
-// the holders it would take (memory and disk in 1 GiB pieces).
-func wouldHold(l Load) HolderUsage {
-	pieces := func(b int64) int { return int((b + maxStep - 1) / maxStep) }
-	u := HolderUsage{Memory: l.Memory, Disk: l.Disk, MemoryHolders: pieces(l.Memory), DiskFiles: pieces(l.Disk)}
+// the holders it would take (memory in chunks, disk in 1 GiB files).
+func wouldHold(l Load, chunk int64) HolderUsage {
+	pieces := func(b, size int64) int { return int((b + size - 1) / size) }
+	u := HolderUsage{Memory: l.Memory, Disk: l.Disk, MemoryHolders: pieces(l.Memory, chunk), DiskFiles: pieces(l.Disk, maxStep)}
 	if l.CPU > 0 {
 		u.CPUHolders = 1
 	}

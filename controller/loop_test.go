@@ -51,6 +51,7 @@ func testLoop(t *testing.T, failing *atomic.Bool, logs io.Writer) (*Loop, *publi
 		Spec:     Classify(8 << 30),
 		Targets:  map[collector.Resource]float64{collector.CPU: 0.25, collector.Memory: 0.25, collector.Disk: 0.25},
 		Ceiling:  0.9,
+		Chunk:    maxStep,
 		StateDir: t.TempDir(),
 		Interval: 15 * time.Second,
 		Publish: func(s *collector.State) {
@@ -169,4 +170,37 @@ func (b *syncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
+}
+
+func TestWatchReleasesWholeChunksOnceForEachShortfall(t *testing.T) {
+	const mib = 1 << 20
+	model := &Model{CPUs: 2, MemoryTotal: 8192 * mib, DiskSize: 100 * gib, Real: steady(idle)}
+	loop := &Loop{
+		Holders: model, Averages: NewAverages(30*24*time.Hour, 30*time.Second), Ceiling: 0.9,
+		MemoryReserve: 1024 * mib, Chunk: 128 * mib, Logger: slog.New(slog.DiscardHandler),
+	}
+	loop.planned = Load{Memory: 300 * mib} // chunks of 128, 128 and 44 MiB
+	var w watch
+	at := func(avail int64, after time.Duration) {
+		loop.giveWay(collector.Sample{Time: simStart.Add(after), CPUs: 2, MemoryTotal: 8192 * mib,
+			MemoryAvailable: uint64(avail), DiskSize: 100 * gib, DiskAvailable: 50 * gib}, &w, 250*time.Millisecond)
+	}
+	at(1024*mib-60*mib, 0) // 60 MiB short: the 44 MiB chunk and one full one go
+	if got := loop.planned.Memory; got != 128*mib {
+		t.Fatalf("after a 60 MiB shortfall ballast is %d MiB, want 128", got/mib)
+	}
+	at(1024*mib-60*mib, 500*time.Millisecond) // MemAvailable has not caught up yet
+	if got := loop.planned.Memory; got != 128*mib {
+		t.Errorf("a lagging MemAvailable released again: %d MiB left", got/mib)
+	}
+	at(1024*mib-10*mib, 3*time.Second) // still short once the release shows
+	if got := loop.planned.Memory; got != 0 {
+		t.Errorf("a shortfall after the release showed left %d MiB", got/mib)
+	}
+	if got := loop.control[1].releases[reasonPressure]; got != 2 {
+		t.Errorf("%d pressure releases counted, want 2", got)
+	}
+	if model.load.Memory != 0 {
+		t.Errorf("the holders still hold %d MiB", model.load.Memory/mib)
+	}
 }

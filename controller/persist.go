@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/cro-exporter/cro-exporter/collector"
+	"github.com/cro-exporter/cro-exporter/internal/statefile"
 )
 
 // AveragesFile is the name of the averages' state file in the state dir.
@@ -64,49 +65,10 @@ func (a *Averages) Save(dir string) error {
 	if err != nil {
 		return fmt.Errorf("saving averages: %w", err)
 	}
-	if err := writeFileAtomic(filepath.Join(dir, AveragesFile), append(data, '\n')); err != nil {
+	if err := statefile.Write(filepath.Join(dir, AveragesFile), append(data, '\n')); err != nil {
 		return fmt.Errorf("saving averages: %w", err)
 	}
 	return nil
-}
-
-// writeFileAtomic replaces path with data, all or nothing. The temporary file
-// has a fixed name: one controller per host (the lock) writes it, and a crash
-// leaves at most one behind, which the next save overwrites.
-func writeFileAtomic(path string, data []byte) error {
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	return syncDir(filepath.Dir(path))
-}
-
-// syncDir makes the entries of dir, such as a rename into it, durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	return err
 }
 
 // Load restores the averages from AveragesFile in dir. A missing file is a
@@ -129,7 +91,7 @@ func (a *Averages) Load(dir string, now time.Time, logger *slog.Logger) error {
 		}
 	}
 	a.avg = freshAverages()
-	aside, moveErr := moveAside(path, now)
+	aside, moveErr := statefile.MoveAside(path, now)
 	if moveErr != nil {
 		return fmt.Errorf("loading averages: %s is not usable (%v) and cannot be moved aside: %w", path, err, moveErr)
 	}
@@ -178,18 +140,4 @@ func parseAverages(data []byte) (map[collector.Resource]average, error) {
 		}
 	}
 	return avgs, nil
-}
-
-// moveAside renames path to path.corrupt-<unix time>, with a suffix should
-// that name be taken, so that no earlier corrupt file is overwritten.
-func moveAside(path string, now time.Time) (string, error) {
-	aside := fmt.Sprintf("%s.corrupt-%d", path, now.Unix())
-	for i := 1; ; i++ {
-		// Any error but "exists" is left for the rename to report.
-		if _, err := os.Lstat(aside); err != nil {
-			break
-		}
-		aside = fmt.Sprintf("%s.corrupt-%d.%d", path, now.Unix(), i)
-	}
-	return aside, os.Rename(path, aside)
 }

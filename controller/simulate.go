@@ -56,7 +56,7 @@ func (m *Model) Apply(l Load) error {
 
 // Usage implements Holders.
 func (m *Model) Usage() (HolderUsage, error) {
-	u := wouldHold(m.load)
+	u := wouldHold(m.load, maxStep)
 	u.CPUTime = m.cpuTime
 	return u, nil
 }

@@ -1,8 +1,10 @@
 package controller
 
 import (
+	"log/slog"
 	"math"
 	"math/rand/v2"
+	"strings"
 	"testing"
 	"time"
 
@@ -191,5 +193,33 @@ func TestSavingAndRestoringTheAveragesMidwayChangesNothing(t *testing.T) {
 func BenchmarkSimulate30Days(b *testing.B) {
 	for b.Loop() {
 		simulation(gibs(7.6), steady(idle)).Run(30)
+	}
+}
+
+func TestTheLoopLogsOnlyHolderChangesInSteadyState(t *testing.T) {
+	sim := simulation(gibs(7.6), steady(idle))
+	logs := new(syncBuffer)
+	loop := &Loop{
+		Read: sim.Model.Read, Holders: sim.Model, Averages: sim.Averages, Spec: Classify(sim.Model.MemoryTotal),
+		Targets: sim.Targets, Ceiling: sim.Ceiling, MemoryReserve: sim.MemoryReserve, DiskReserve: sim.DiskReserve,
+		Chunk: maxStep, Interval: sim.Interval, Publish: func(*collector.State) {},
+		Logger: slog.New(slog.NewTextHandler(logs, nil)),
+	}
+	step := func(from, to time.Duration) {
+		for e := from; e < to; e += sim.Interval {
+			s, _ := sim.Model.Read(simStart.Add(e))
+			loop.Step(s)
+		}
+	}
+	step(0, time.Hour)
+	if n := strings.Count(logs.String(), "holder load planned"); n == 0 {
+		t.Fatalf("no holder change logged while holders ramped up:\n%s", logs)
+	}
+	before := logs.String()
+	step(time.Hour, 2*24*time.Hour)
+	after := strings.TrimPrefix(logs.String(), before)
+	lines := strings.Count(after, "\n")
+	if changes := strings.Count(after, "holder load planned"); changes != lines || changes > 2*47 {
+		t.Errorf("%d log lines in 47 steady hours, %d of them holder changes; want only changes, at most two an hour:\n%s", lines, changes, after)
 	}
 }

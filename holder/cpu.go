@@ -14,18 +14,24 @@ import (
 // tick-based CPU accounting (HZ 250: a 4 ms tick) does not alias with it.
 const cpuPeriod = 100 * time.Millisecond
 
-// Giving way. SCHED_IDLE alone lets a burner keep 0.3-0.65% of a CPU
-// against a busy task of its own session, and about a third of one against a
-// task of another session (autogroup) or cgroup, whose group then weighs as
-// much as the burner's. So a burner also watches for itself, two ways:
+// Giving way. SCHED_IDLE alone lets a burner keep 0.65% of the machine
+// against busy loops of its own session, and 37% against busy loops of
+// another session (another autogroup; another cgroup is the same), because
+// the scheduler first shares the CPUs between the groups, whose weights do
+// not know that the burner's threads are idle ones (measured on the 2-core
+// VMs of BENCH.md). So each burner thread also watches for itself, two ways:
 //   - Before it burns, it looks at the machine's idle time (/proc/uptime)
-//     while it was off: none means real work is taking every CPU, and it
-//     skips the period at no cost.
+//     over the time it was off: (almost) none means real work is taking
+//     every CPU, and it skips the period without burning at all.
 //   - While it burns, it compares its thread's CPU time with the wall time:
-//     much lost means other tasks wanted its CPU. It stops for the rest of
-//     the period; when that happens twice or more in a row, it sits out 1,
-//     2, 4, ... up to cpuMaxBackoff periods, and takes up its duty again
-//     after the first uncontended burn.
+//     much lost means other tasks wanted its CPU, and it stops for the rest
+//     of the period.
+//
+// Either way the period counts as wanted by real work; from the second such
+// period in a row on it sits out 1, 2, 4, ... up to cpuMaxBackoff periods,
+// and it takes up its duty again after the first period that was not. With
+// a busy loop on every CPU the burner then keeps under 0.05% of the machine,
+// from either session, and is back at its duty 2-4 s after they end.
 const (
 	// cpuLostMin is the least CPU time lost to other tasks in one burn that
 	// counts as contention: more than a short wakeup of real work.

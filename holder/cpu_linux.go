@@ -41,7 +41,6 @@ func RunCPU(duty float64, in io.Reader, out io.Writer) error {
 	defer func() {
 		ctl.update(0, true)
 		wg.Wait()
-		fmt.Fprintf(os.Stderr, "DEBUG periods %d contended %d full %d\n", dbgPeriods.Load(), dbgContended.Load(), dbgFull.Load())
 	}()
 	var errs []error
 	for range n {
@@ -99,7 +98,10 @@ func (c *cpuControl) update(duty float64, stop bool) {
 // time of its own thread (CLOCK_THREAD_CPUTIME_ID, so that time taken by
 // other tasks is not counted as burnt), within that period only: what real
 // work took is never made up later. Periods have absolute boundaries on
-// CLOCK_MONOTONIC, so sleeping late does not add up.
+// CLOCK_MONOTONIC, so sleeping late does not add up. It gives way to real
+// work as cpu.go's "Giving way" says: it skips a period when the machine had
+// no idle time while it was off, stops a burn that loses its CPU, and backs
+// off while either goes on.
 func burn(ctl *cpuControl, started chan<- error) {
 	// The thread stays locked to this goroutine and ends with it: a
 	// SCHED_IDLE thread must never run another goroutine.
@@ -137,20 +139,12 @@ func burn(ctl *cpuControl, started chan<- error) {
 		now, idle := monotonic(), uptime.idle()
 		wanted := idle >= 0 && idleSince >= 0 && machineFull(idle-idleSince, time.Duration(now-offSince))
 		if wanted {
-			dbgFull.Add(1) // DEBUG
 			offSince, idleSince = now, idle
 		} else {
 			cpu, wall := spin(budget, next, &sink)
 			wanted = contended(cpu, wall)
-			if wanted { // DEBUG
-				dbgContended.Add(1)
-				if os.Getenv("CRO_CPU_DEBUG") != "" {
-					fmt.Fprintf(os.Stderr, "contended tid %d cpu %v wall %v budget %v streak %d\n", unix.Gettid(), cpu, wall, budget, streak)
-				}
-			}
 			offSince, idleSince = monotonic(), uptime.idle()
 		}
-		dbgPeriods.Add(1)
 		if wanted {
 			streak++
 		} else {
@@ -166,8 +160,6 @@ func burn(ctl *cpuControl, started chan<- error) {
 		}
 	}
 }
-
-var dbgContended, dbgPeriods, dbgFull atomic.Int64 // DEBUG
 
 // spinSink keeps the burners' arithmetic from being optimised away.
 var spinSink atomic.Uint64

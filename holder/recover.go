@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/cro-exporter/cro-exporter/internal/statefile"
 )
 
 // How long Recover waits for a daemon it asked to stop (variables for the
@@ -278,7 +280,7 @@ func recoverRegistry(dir string) ([]holderEntry, string, error) {
 			return entries, "", nil
 		}
 	}
-	aside, moveErr := moveStateAside(path, time.Now())
+	aside, moveErr := statefile.MoveAside(path, time.Now())
 	if moveErr != nil {
 		return nil, "", fmt.Errorf("holder registry %s is not usable (%v) and cannot be moved aside: %v", path, err, moveErr)
 	}

@@ -10,8 +10,9 @@ import (
 	"math"
 	"os"
 	"path/filepath"
-	"syscall"
 	"time"
+
+	"github.com/cro-exporter/cro-exporter/internal/statefile"
 )
 
 // RegistryFile is the name of the holder registry in the state dir: every
@@ -62,7 +63,7 @@ func saveRegistry(dir string, entries []holderEntry) error {
 	if err != nil {
 		return fmt.Errorf("saving holder registry: %w", err)
 	}
-	if err := writeStateFile(filepath.Join(dir, RegistryFile), append(data, '\n')); err != nil {
+	if err := statefile.Write(filepath.Join(dir, RegistryFile), append(data, '\n')); err != nil {
 		return fmt.Errorf("saving holder registry: %w", err)
 	}
 	return nil
@@ -85,7 +86,7 @@ func loadRegistry(dir string, now time.Time, logger *slog.Logger) ([]holderEntry
 			return entries, nil
 		}
 	}
-	aside, moveErr := moveStateAside(path, now)
+	aside, moveErr := statefile.MoveAside(path, now)
 	if moveErr != nil {
 		return nil, fmt.Errorf("holder registry %s is not usable (%v) and cannot be moved aside: %w", path, err, moveErr)
 	}
@@ -126,57 +127,4 @@ func parseRegistry(data []byte) ([]holderEntry, error) {
 		}
 	}
 	return file.Holders, nil
-}
-
-// writeStateFile replaces path with data, all or nothing: into path.tmp,
-// synced, renamed over path, and the dir synced to keep the rename. One
-// manager per state dir (the lock) writes it, so the fixed temporary name is
-// safe, and a crash leaves at most one behind.
-func writeStateFile(path string, data []byte) error {
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|syscall.O_NOFOLLOW, 0o600)
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	return syncStateDir(filepath.Dir(path))
-}
-
-// syncStateDir makes the entries of dir, such as a rename into it, durable.
-func syncStateDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	return err
-}
-
-// moveStateAside renames path to path.corrupt-<unix time>, with a suffix should
-// that name be taken, so that no earlier corrupt file is overwritten.
-func moveStateAside(path string, now time.Time) (string, error) {
-	aside := fmt.Sprintf("%s.corrupt-%d", path, now.Unix())
-	for i := 1; ; i++ {
-		if _, err := os.Lstat(aside); err != nil {
-			break
-		}
-		aside = fmt.Sprintf("%s.corrupt-%d.%d", path, now.Unix(), i)
-	}
-	return aside, os.Rename(path, aside)
 }

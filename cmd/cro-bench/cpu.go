@@ -51,6 +51,10 @@ func benchCPU(binary string) error {
 	if err != nil {
 		return err
 	}
+	own0, err := processTicks(h.cmd.Process.Pid)
+	if err != nil {
+		return err
+	}
 	prev := first
 	var windows []float64
 	for range cpuWindows {
@@ -63,9 +67,15 @@ func benchCPU(binary string) error {
 		prev = cur
 	}
 	mean := prev.busySince(first) - idle
+	own1, err := processTicks(h.cmd.Process.Pid)
+	if err != nil {
+		return err
+	}
+	own := float64(own1-own0) / cpuUserHZ / ((cpuWindow * cpuWindows).Seconds() * float64(ncpu))
 	lo, hi := minMax(windows)
 	fmt.Printf("cpu: asked for +%.2f on %d CPUs (idle baseline %.4f): +%.4f over %s, %s windows %.4f-%.4f (goal ±%.3f, windows ±%.3f; stress-ng 0.303 (0.302-0.304), lookbusy 0.307 (0.304-0.308), NeverIdle 0.304 (0.248-0.323))\n",
 		cpuDuty, ncpu, idle, mean, cpuWindow*cpuWindows, cpuWindow, lo, hi, cpuGoalMean, cpuGoalWindow)
+	fmt.Printf("cpu: the holder's own CPU time over those %s, as a share of the machine: %.4f (what others added: %+.4f)\n", cpuWindow*cpuWindows, own, mean-own)
 	fmt.Printf("cpu: windows %s: %s\n", verdict(abs(mean-cpuDuty) <= cpuGoalMean && abs(lo-cpuDuty) <= cpuGoalWindow && abs(hi-cpuDuty) <= cpuGoalWindow), formatRatios(windows))
 
 	for _, other := range []bool{false, true} {

@@ -1,6 +1,7 @@
 // Command cro-bench prints cro-exporter's figures beside the reference
 // figures of ../shared/BENCH.md: scrape latency and memory, ballast fill
-// time, and the CPU holder's accuracy. `make bench` runs it.
+// time, the CPU holder's accuracy, how fast load gives way to real work, and
+// the simulator's speed. `make bench` runs it.
 package main
 
 import (
@@ -13,7 +14,7 @@ import (
 
 func main() {
 	binary := flag.String("binary", "bin/cro-exporter", "the cro-exporter binary to measure")
-	only := flag.String("only", "scrape,memory,cpu", "comma-separated benchmarks to run")
+	only := flag.String("only", "scrape,memory,cpu,giveway,simulate", "comma-separated benchmarks to run")
 	flag.Parse()
 	benches := []struct {
 		name string
@@ -22,6 +23,8 @@ func main() {
 		{"scrape", benchScrape},
 		{"memory", benchMemory},
 		{"cpu", benchCPU},
+		{"giveway", benchGiveWay},
+		{"simulate", benchSimulate},
 	}
 	failed := false
 	for _, b := range benches {

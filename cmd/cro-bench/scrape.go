@@ -4,13 +4,16 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -23,11 +26,13 @@ func benchScrape(binary string) error {
 		return err
 	}
 	defer os.RemoveAll(state)
-	cro, croURL, err := startCro(binary, state)
+	// A dry run: the scrape costs the same, and this machine holds nothing.
+	c, err := startCro(binary, state, "--dry-run")
 	if err != nil {
 		return err
 	}
-	defer stop(cro)
+	defer stop(c.cmd)
+	croURL := c.url
 	port, err := freePort()
 	if err != nil {
 		return err
@@ -42,7 +47,7 @@ func benchScrape(binary string) error {
 
 	// Both settle, then report idle memory before any scrape.
 	time.Sleep(2 * time.Second)
-	croIdle, nodeIdle := rss(cro.Process.Pid), rss(node.Process.Pid)
+	croIdle, nodeIdle := rss(c.cmd.Process.Pid), rss(node.Process.Pid)
 
 	// Alternate the two so that a noisy neighbour hurts both alike.
 	var croP50, croP99, nodeP50, nodeP99 []float64
@@ -63,34 +68,97 @@ func benchScrape(binary string) error {
 		median(croP50), median(croP99), median(nodeP50), median(nodeP99))
 	fmt.Printf("memory: cro-exporter RSS %.1f MiB idle, %.1f MiB after scrapes (goal <= 15 MiB);"+
 		" node_exporter %.1f MiB idle, %.1f MiB after (reference 20 MiB)\n",
-		croIdle, rss(cro.Process.Pid), nodeIdle, rss(node.Process.Pid))
+		croIdle, rss(c.cmd.Process.Pid), nodeIdle, rss(node.Process.Pid))
 	return nil
 }
 
-// startCro starts cro-exporter on a loopback port and returns its
-// metrics URL, read from its "listening" log line.
-func startCro(binary, state string) (*exec.Cmd, string, error) {
-	cmd := exec.Command(binary, "--web.listen-address=127.0.0.1:0", "--log.format=json", "--state.dir="+state)
+// cro is a running cro-exporter and the JSON log lines it wrote.
+type cro struct {
+	cmd *exec.Cmd
+	url string // of its metrics
+
+	mu   sync.Mutex
+	logs []logLine
+}
+
+// logLine is what the benches read of a log line.
+type logLine struct {
+	Time time.Time
+	Msg  string
+}
+
+// startCro starts cro-exporter on a loopback port with its state in state
+// and the given flags, and returns once it listens.
+func startCro(binary, state string, args ...string) (*cro, error) {
+	cmd := exec.Command(binary, append([]string{"--web.listen-address=127.0.0.1:0", "--log.format=json", "--state.dir=" + state}, args...)...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
-		return nil, "", err
+		return nil, err
 	}
 	if err := cmd.Start(); err != nil {
-		return nil, "", err
+		return nil, err
 	}
-	lines := bufio.NewScanner(stderr)
-	for lines.Scan() {
-		var line struct{ Msg, Address string }
-		if json.Unmarshal(lines.Bytes(), &line) == nil && line.Msg == "listening" {
-			go func() {
-				for lines.Scan() {
-				}
-			}()
-			return cmd, "http://" + line.Address + "/metrics", nil
+	c := &cro{cmd: cmd}
+	listening := make(chan string, 1)
+	go func() {
+		lines := bufio.NewScanner(stderr)
+		for lines.Scan() {
+			var line struct {
+				logLine
+				Address string
+			}
+			if json.Unmarshal(lines.Bytes(), &line) != nil {
+				continue
+			}
+			if line.Msg == "listening" {
+				listening <- line.Address
+			}
+			c.mu.Lock()
+			c.logs = append(c.logs, line.logLine)
+			c.mu.Unlock()
+		}
+		close(listening)
+	}()
+	addr, ok := <-listening
+	if !ok {
+		stop(cmd)
+		return nil, fmt.Errorf("%s exited before listening", binary)
+	}
+	c.url = "http://" + addr + "/metrics"
+	return c, nil
+}
+
+// logged returns the times of the log lines with message msg.
+func (c *cro) logged(msg string) []time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var ts []time.Time
+	for _, l := range c.logs {
+		if l.Msg == msg {
+			ts = append(ts, l.Time)
 		}
 	}
-	stop(cmd)
-	return nil, "", fmt.Errorf("%s exited before listening", binary)
+	return ts
+}
+
+// metric is the value of one series in a scrape, e.g.
+// cro_setpoint_ratio{resource="cpu"}.
+func (c *cro) metric(series string) (float64, error) {
+	resp, err := http.Get(c.url)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return 0, err
+	}
+	for line := range strings.Lines(string(body)) {
+		if v, ok := strings.CutPrefix(line, series+" "); ok {
+			return strconv.ParseFloat(strings.TrimSpace(v), 64)
+		}
+	}
+	return 0, fmt.Errorf("no %s in the scrape", series)
 }
 
 func stop(cmd *exec.Cmd) {

@@ -183,3 +183,54 @@ func TestWebConfigFileRequiresBasicAuth(t *testing.T) {
 		t.Errorf("GET /metrics with credentials = %d, want 200", resp.StatusCode)
 	}
 }
+
+func TestSimulateSaysWhenAHostPassesAndAtWhatCost(t *testing.T) {
+	out, err := exec.Command(binary, "simulate", "--days=3").CombinedOutput()
+	if err != nil {
+		t.Fatalf("simulate: %v\n%s", err, out)
+	}
+	for _, want := range []string{"small host", "cpu    meets its target on day 1", "memory meets its target on day 1", "disk   meets its target on day 1"} {
+		if !bytes.Contains(out, []byte(want)) {
+			t.Errorf("simulate output lacks %q:\n%s", want, out)
+		}
+	}
+	// A host already above its targets needs no holders.
+	out, err = exec.Command(binary, "simulate", "--days=2", "--spec=large", "--load=cpu=0.5,memory=0.5,disk=0.5", "--format=csv").CombinedOutput()
+	if err != nil {
+		t.Fatalf("simulate --format=csv: %v\n%s", err, out)
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	if len(lines) != 1+2*3 || lines[0] != "day,resource,average,target,holder_load,met" {
+		t.Fatalf("csv has %d lines, want a header and 6 rows:\n%s", len(lines), out)
+	}
+	for _, l := range lines[1:] {
+		f := strings.Split(l, ",")
+		if f[3] != "0.400000" || f[4] != "0.000000" || f[5] != "true" {
+			t.Errorf("row %q: want target 0.4, no holder load, met", l)
+		}
+	}
+}
+
+func TestSimulateFollowsATraceAndNamesItsBadLines(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "good.csv")
+	// Busy for the first day, idle after.
+	os.WriteFile(good, []byte("seconds,cpu,memory,disk\n0,0.6,0.6,0.6\n86400,0.01,0.1,0.1\n"), 0o600)
+	out, err := exec.Command(binary, "simulate", "--days=2", "--trace="+good, "--format=csv").CombinedOutput()
+	if err != nil {
+		t.Fatalf("simulate --trace: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "\n1,cpu,0.6") {
+		t.Errorf("day 1 of the trace should average 0.6 cpu:\n%s", out)
+	}
+	bad := filepath.Join(dir, "bad.csv")
+	os.WriteFile(bad, []byte("0,0.1,0.1,0.1\n60,0.1,1.5,0.1\n"), 0o600)
+	cmd := exec.Command(binary, "simulate", "--trace="+bad)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	err = cmd.Run()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != exitUsage || !strings.Contains(stderr.String(), "line 2: memory") {
+		t.Errorf("a bad trace: %v, stderr %q; want exit %d naming line 2's memory", err, stderr.String(), exitUsage)
+	}
+}

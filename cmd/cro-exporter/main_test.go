@@ -13,6 +13,8 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -49,7 +51,7 @@ const fixtures = "../../collector/fixtures"
 type exporter struct {
 	cmd    *exec.Cmd
 	url    string
-	stderr *bytes.Buffer
+	stderr *logBuffer
 	exited chan error
 }
 
@@ -70,6 +72,9 @@ func startLive(t *testing.T, args ...string) *exporter {
 		"--state.dir=" + t.TempDir(), "--disk.path=" + t.TempDir(),
 	}, args...)
 	cmd := exec.Command(binary, args...)
+	// Should the test binary die (a -timeout), the daemon dies with it, and
+	// its holders with the daemon.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	pipe, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -77,7 +82,7 @@ func startLive(t *testing.T, args ...string) *exporter {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	e := &exporter{cmd: cmd, stderr: new(bytes.Buffer), exited: make(chan error, 1)}
+	e := &exporter{cmd: cmd, stderr: new(logBuffer), exited: make(chan error, 1)}
 	t.Cleanup(func() {
 		cmd.Process.Kill()
 		<-e.exited
@@ -106,6 +111,24 @@ func startLive(t *testing.T, args ...string) *exporter {
 	return e
 }
 
+// logBuffer is the daemon's log, written as it runs and read by the test.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *logBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *logBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
 func (e *exporter) get(t *testing.T, path string) (int, string) {
 	t.Helper()
 	resp, err := http.Get(e.url + path)
@@ -131,7 +154,7 @@ func (e *exporter) metrics(t *testing.T) string {
 
 // volatile matches samples whose values depend on the machine or the moment:
 // the filesystem under the test's temp dir, the build, the clock.
-var volatile = regexp.MustCompile(`^(cro_build_info|cro_last_sample_timestamp_seconds|cro_disk_\w+|cro_(usage|usage_average|setpoint|holder_usage)_ratio\{resource="disk"\}|cro_holders?(_bytes)?\{resource="disk"\})(\{.*\})? `)
+var volatile = regexp.MustCompile(`^(cro_build_info|cro_last_sample_timestamp_seconds|cro_disk_\w+|cro_(usage|usage_average|setpoint|holder_usage)_ratio\{resource="disk"\}|cro_holders?(_bytes)?\{resource="disk"\}|cro_reserve_bytes\{resource="disk"\})(\{.*\})? `)
 
 // golden keeps the cro_ families of a scrape, with volatile values replaced
 // so that their presence is still compared.

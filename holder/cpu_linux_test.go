@@ -1,0 +1,185 @@
+package holder
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// threadPolicies counts a process's threads by scheduling policy, from field
+// 41 of /proc/<pid>/task/<tid>/stat (5 is SCHED_IDLE).
+func threadPolicies(t *testing.T, pid int) map[int]int {
+	t.Helper()
+	stats, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/stat", pid))
+	if err != nil || len(stats) == 0 {
+		t.Fatalf("no threads of %d: %v", pid, err)
+	}
+	policies := map[int]int{}
+	for _, path := range stats {
+		f := statFields(t, path)
+		policy, err := strconv.Atoi(f[41-3])
+		if err != nil {
+			t.Fatalf("%s: policy %q", path, f[41-3])
+		}
+		policies[policy]++
+	}
+	return policies
+}
+
+// statFields returns the fields of a /proc stat file from field 3 (the
+// state) on: f[n-3] is field n.
+func statFields(t *testing.T, path string) []string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := bytes.LastIndex(b, []byte(") "))
+	if i < 0 {
+		t.Fatalf("%s: %q", path, b)
+	}
+	return strings.Fields(string(b[i+2:]))
+}
+
+// cpuTime is a process's user plus system time, from /proc/<pid>/stat.
+func cpuTime(t *testing.T, pid int) time.Duration {
+	t.Helper()
+	f := statFields(t, fmt.Sprintf("/proc/%d/stat", pid))
+	utime, err1 := strconv.ParseInt(f[14-3], 10, 64)
+	stime, err2 := strconv.ParseInt(f[15-3], 10, 64)
+	if err1 != nil || err2 != nil {
+		t.Fatalf("/proc/%d/stat: %q", pid, f)
+	}
+	return time.Duration(utime+stime) * time.Second / 100 // USER_HZ
+}
+
+// machineTimes reads /proc/stat's first line: all CPU time and idle time.
+func machineTimes(t *testing.T) (total, idle time.Duration) {
+	t.Helper()
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		t.Fatal(err)
+	}
+	line, _, _ := bytes.Cut(b, []byte("\n"))
+	f := strings.Fields(string(line))
+	for i, v := range f[1:9] {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			t.Fatalf("/proc/stat: %q", line)
+		}
+		total += time.Duration(n) * time.Second / 100
+		if i == 3 || i == 4 {
+			idle += time.Duration(n) * time.Second / 100
+		}
+	}
+	return total, idle
+}
+
+// burnt measures the CPU time a holder uses over d, and the CPU time the
+// rest of the machine used meanwhile.
+func burnt(t *testing.T, pid int, d time.Duration) (holder, others time.Duration) {
+	t.Helper()
+	total0, idle0 := machineTimes(t)
+	cpu0 := cpuTime(t, pid)
+	time.Sleep(d)
+	cpu1 := cpuTime(t, pid)
+	total1, idle1 := machineTimes(t)
+	holder = cpu1 - cpu0
+	return holder, (total1 - total0) - (idle1 - idle0) - holder
+}
+
+func TestCPUHolderAnswersAndRunsItsThreadsUnderSchedIdle(t *testing.T) {
+	h := startLiveHolder(t, "holder", "cpu", "--duty=0.1")
+	if line := h.line(t, 10*time.Second); line != "ready 0.1" {
+		t.Fatalf("first line %q, want %q", line, "ready 0.1")
+	}
+	for _, duty := range []string{"0.5", "0", "1", "0.25"} {
+		h.send(t, "duty "+duty)
+		if line := h.line(t, 5*time.Second); line != "duty "+duty {
+			t.Fatalf("answer to %q is %q", "duty "+duty, line)
+		}
+	}
+	if idle, ncpu := threadPolicies(t, h.cmd.Process.Pid)[5], runtime.NumCPU(); idle < ncpu {
+		t.Errorf("%d threads under SCHED_IDLE, want one per CPU (%d)", idle, ncpu)
+	}
+	if got := oomScoreAdj(t, h.cmd.Process.Pid); got != 1000 {
+		t.Errorf("oom_score_adj is %d, want 1000", got)
+	}
+	h.send(t, "stop")
+	if code := h.wait(t, 5*time.Second); code != 0 {
+		t.Errorf("exit status after stop is %d, want 0; stderr: %s", code, h.stderr.String())
+	}
+}
+
+func TestCPUHolderBurnsItsDutyAndNothingAtZero(t *testing.T) {
+	ncpu := time.Duration(runtime.NumCPU())
+	h := startLiveHolder(t, "holder", "cpu", "--duty=0")
+	h.line(t, 10*time.Second)
+	time.Sleep(200 * time.Millisecond) // past its start
+	if used, _ := burnt(t, h.cmd.Process.Pid, time.Second); used > 50*time.Millisecond {
+		t.Errorf("at duty 0 it used %s of CPU in 1 s, want next to nothing", used)
+	}
+
+	h.send(t, "duty 0.5")
+	h.line(t, 5*time.Second)
+	const d = 2 * time.Second
+	want := ncpu * d / 2
+	used, others := burnt(t, h.cmd.Process.Pid, d)
+	if used > want*13/10+50*time.Millisecond {
+		t.Errorf("at duty 0.5 it used %s of CPU in %s, more than its %s", used, d, want)
+	}
+	if used < want*3/10 {
+		// It gives way to real work, by design: only a quiet machine tells.
+		if others > ncpu*d/4 {
+			t.Skipf("at duty 0.5 it used %s of CPU in %s, want about %s; other work took %s, too busy a machine to tell", used, d, want, others)
+		}
+		t.Errorf("at duty 0.5 it used %s of CPU in %s, want about %s (other work took %s)", used, d, want, others)
+	}
+}
+
+func TestCPUHolderEndsWhenStdinCloses(t *testing.T) {
+	t.Parallel()
+	h := startLiveHolder(t, "holder", "cpu", "--duty=0.05")
+	h.line(t, 10*time.Second)
+	h.stdin.Close()
+	if code := h.wait(t, time.Second); code != 0 {
+		t.Errorf("exit status after stdin closed is %d, want 0; stderr: %s", code, h.stderr.String())
+	}
+}
+
+func TestCPUHolderRejectsBadLines(t *testing.T) {
+	t.Parallel()
+	for _, line := range []string{"duty 2", "duty x", "duty -0.1", "duty 30%", "duty", "jump", ""} {
+		t.Run(fmt.Sprintf("%q", line), func(t *testing.T) {
+			t.Parallel()
+			h := startLiveHolder(t, "holder", "cpu", "--duty=0")
+			h.line(t, 10*time.Second)
+			h.send(t, line)
+			if code := h.wait(t, 5*time.Second); code == 0 {
+				t.Errorf("exit status is 0, want a failure")
+			}
+			if stderr := h.stderr.String(); !strings.Contains(stderr, line) {
+				t.Errorf("stderr does not name the line %q: %s", line, stderr)
+			}
+		})
+	}
+}
+
+func TestCPUHolderRefusesABadDutyFlag(t *testing.T) {
+	t.Parallel()
+	for _, duty := range []string{"2", "-0.1", "x"} {
+		t.Run(duty, func(t *testing.T) {
+			t.Parallel()
+			h := startLiveHolder(t, "holder", "cpu", "--duty="+duty)
+			if code := h.wait(t, 5*time.Second); code != 2 {
+				t.Errorf("exit status is %d, want 2 (usage); stderr: %s", code, h.stderr.String())
+			}
+		})
+	}
+}

@@ -1,0 +1,253 @@
+package holder
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// The tests here drive the hidden holder subcommands of the real
+// cro-exporter, testBinary, which TestMain (process_test.go) builds once.
+
+// liveHolder is a holder process started by a test.
+type liveHolder struct {
+	cmd    *exec.Cmd
+	stdin  io.WriteCloser
+	lines  chan string   // its stdout, line by line; closed at its end
+	exited chan struct{} // closed once it has been reaped
+	err    error         // its exit, once exited is closed
+	stderr bytes.Buffer  // read it only once exited is closed
+}
+
+// startLiveHolder starts cro-exporter with args and kills it when the test
+// ends, also on failure.
+func startLiveHolder(t *testing.T, args ...string) *liveHolder {
+	t.Helper()
+	h := &liveHolder{cmd: exec.Command(testBinary, args...), lines: make(chan string, 16), exited: make(chan struct{})}
+	h.cmd.Stderr = &h.stderr
+	var err error
+	if h.stdin, err = h.cmd.StdinPipe(); err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := h.cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		lines := bufio.NewScanner(stdout)
+		for lines.Scan() {
+			h.lines <- lines.Text()
+		}
+		close(h.lines)
+		h.err = h.cmd.Wait()
+		close(h.exited)
+	}()
+	t.Cleanup(func() {
+		h.cmd.Process.Kill()
+		<-h.exited
+	})
+	return h
+}
+
+// line returns the holder's next stdout line.
+func (h *liveHolder) line(t *testing.T, timeout time.Duration) string {
+	t.Helper()
+	select {
+	case l, ok := <-h.lines:
+		if !ok {
+			<-h.exited
+			t.Fatalf("holder ended (%v) instead of writing a line; stderr: %s", h.err, h.stderr.String())
+		}
+		return l
+	case <-time.After(timeout):
+		t.Fatalf("holder wrote no line within %s", timeout)
+	}
+	return ""
+}
+
+// send writes a line to the holder's stdin.
+func (h *liveHolder) send(t *testing.T, line string) {
+	t.Helper()
+	if _, err := io.WriteString(h.stdin, line+"\n"); err != nil {
+		t.Fatalf("writing %q to the holder: %v", line, err)
+	}
+}
+
+// wait waits for the holder to exit and returns its exit status.
+func (h *liveHolder) wait(t *testing.T, timeout time.Duration) int {
+	t.Helper()
+	go func() {
+		for range h.lines { // drain, so that it never blocks on stdout
+		}
+	}()
+	select {
+	case <-h.exited:
+		return h.cmd.ProcessState.ExitCode()
+	case <-time.After(timeout):
+		t.Fatalf("holder did not exit within %s", timeout)
+	}
+	return 0
+}
+
+// procStatus reads a field of /proc/<pid>/status in kB.
+func procStatusKB(t *testing.T, pid int, field string) int64 {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for line := range strings.Lines(string(b)) {
+		if rest, ok := strings.CutPrefix(line, field+":"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+			if err != nil {
+				t.Fatalf("/proc/%d/status: %q", pid, line)
+			}
+			return kb
+		}
+	}
+	t.Fatalf("/proc/%d/status has no %s", pid, field)
+	return 0
+}
+
+// oomScoreAdj reads /proc/<pid>/oom_score_adj.
+func oomScoreAdj(t *testing.T, pid int) int {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/oom_score_adj", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+func TestMemoryHolderHoldsItsSizeResident(t *testing.T) {
+	t.Parallel()
+	for _, size := range []int64{64 << 20, 32<<20 + 1} {
+		t.Run(strconv.FormatInt(size, 10), func(t *testing.T) {
+			t.Parallel()
+			h := startLiveHolder(t, "holder", "memory", "--size="+strconv.FormatInt(size, 10))
+			line := h.line(t, 30*time.Second)
+			n, err := strconv.ParseInt(strings.TrimPrefix(line, "ready "), 10, 64)
+			if !strings.HasPrefix(line, "ready ") || err != nil || n < size {
+				t.Fatalf("first line %q, want \"ready N\" with N >= %d", line, size)
+			}
+			if anon := procStatusKB(t, h.cmd.Process.Pid, "RssAnon") << 10; anon < size {
+				t.Errorf("RssAnon is %d bytes, want at least %d", anon, size)
+			}
+			if got := oomScoreAdj(t, h.cmd.Process.Pid); got != 1000 {
+				t.Errorf("oom_score_adj is %d, want 1000", got)
+			}
+			h.send(t, "stop")
+			if code := h.wait(t, 5*time.Second); code != 0 {
+				t.Errorf("exit status after stop is %d, want 0; stderr: %s", code, h.stderr.String())
+			}
+		})
+	}
+}
+
+func TestMemoryHolderEndsWhenStdinCloses(t *testing.T) {
+	t.Parallel()
+	h := startLiveHolder(t, "holder", "memory", "--size=64MiB")
+	h.line(t, 30*time.Second)
+	h.stdin.Close()
+	if code := h.wait(t, time.Second); code != 0 {
+		t.Errorf("exit status after stdin closed is %d, want 0; stderr: %s", code, h.stderr.String())
+	}
+}
+
+func TestMemoryHolderRejectsAnyOtherLine(t *testing.T) {
+	t.Parallel()
+	for _, line := range []string{"jump", "stop now", "STOP", ""} {
+		t.Run(fmt.Sprintf("%q", line), func(t *testing.T) {
+			t.Parallel()
+			h := startLiveHolder(t, "holder", "memory", "--size=1MiB")
+			h.line(t, 30*time.Second)
+			h.send(t, line)
+			code := h.wait(t, 5*time.Second)
+			stderr := h.stderr.String()
+			if code == 0 || code == 2 {
+				t.Errorf("exit status is %d, want a failure (1)", code)
+			}
+			if !strings.Contains(stderr, "unknown command") || !strings.Contains(stderr, line) {
+				t.Errorf("stderr does not name the line %q: %s", line, stderr)
+			}
+		})
+	}
+}
+
+func TestMemoryHolderRefusesBadSizesBeforeAllocating(t *testing.T) {
+	t.Parallel()
+	for _, size := range []string{"0", "-1", "2GiB", "1073741825", "lots", ""} {
+		t.Run(size, func(t *testing.T) {
+			t.Parallel()
+			h := startLiveHolder(t, "holder", "memory", "--size="+size)
+			if code := h.wait(t, 5*time.Second); code != 2 {
+				t.Errorf("exit status is %d, want 2 (usage); stderr: %s", code, h.stderr.String())
+			}
+			if !strings.Contains(h.stderr.String(), "--size") {
+				t.Errorf("stderr does not name --size: %s", h.stderr.String())
+			}
+			// Maxrss is in kB. Linux starts a child's at its forking
+			// parent's size (this test binary: up to ~100 MiB under
+			// -race), so only a real allocation of the sizes tried
+			// would take it past 256 MiB.
+			if maxRSS := h.cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss << 10; maxRSS > 256<<20 {
+				t.Errorf("peak RSS was %d bytes: something was allocated", maxRSS)
+			}
+		})
+	}
+}
+
+func TestParseStatmResident(t *testing.T) {
+	tests := []struct {
+		name  string
+		input string
+		want  int64
+		err   bool
+	}{
+		{"the second field is read", "265155 263245 870 530 0 262819 0\n", 263245, false},
+		{"one field is an error", "265155\n", 0, true},
+		{"a word is an error", "265155 many 870\n", 0, true},
+		{"a negative count is an error", "265155 -3 870\n", 0, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := parseStatmResident([]byte(tt.input))
+			if (err != nil) != tt.err || got != tt.want {
+				t.Errorf("parseStatmResident(%q) = %d, %v; want %d, error %v", tt.input, got, err, tt.want, tt.err)
+			}
+		})
+	}
+}
+
+func TestStampPagesMakesEveryPageNonZeroAndDistinct(t *testing.T) {
+	const page = 4096
+	mem := make([]byte, 5*page+100) // a partial last page too
+	stampPages(mem, page)
+	seen := map[uint64]bool{}
+	for off := 0; off < len(mem); off += page {
+		if bytes.Count(mem[off:min(off+page, len(mem))], []byte{0}) == min(page, len(mem)-off) {
+			t.Fatalf("page at %d is all zero", off)
+		}
+		w := binary.NativeEndian.Uint64(mem[off:])
+		if seen[w] {
+			t.Errorf("page at %d has the same stamp %#x as another", off, w)
+		}
+		seen[w] = true
+	}
+}
