@@ -9,15 +9,19 @@ RUN_ARGS ?= --state.dir=$(CURDIR)/.state
 
 .PHONY: build run test lint bench update-golden tools bench-tools clean
 
+# A static binary: it runs on any Linux of the architecture, and without
+# libc mapped in, it stays a megabyte smaller in memory.
 build:
-	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/cro-exporter
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/cro-exporter
 
 run: build
 	./$(BIN) $(RUN_ARGS) $(ARGS)
 
+# -p 1: packages one at a time, so that one package's holders do not move
+# MemAvailable or the CPU under another's timing and give-way tests.
 test: tools lint
 	promtool test rules alerts/tests/*.yml
-	$(GO) test -race -count=1 ./...
+	$(GO) test -race -count=1 -p 1 ./...
 
 lint: tools
 	@out=$$(gofmt -l $$(git ls-files '*.go')); [ -z "$$out" ] || { echo "gofmt needed: $$out"; exit 1; }

@@ -226,11 +226,16 @@ func (l *Loop) Watch(ctx context.Context, read func(now time.Time) (collector.Sa
 // watch is what Watch remembers between reads.
 type watch struct {
 	cpu cpuClock
-	// released is the ballast given back at releasedAt and just before:
-	// MemAvailable shows a release a second or two late, and the next
-	// reads must not release again for the same shortfall.
+	// released is the ballast given back at releasedAt and just before,
+	// when MemAvailable read availAt: the kernel folds its counters into
+	// MemAvailable about once a second, and until a release shows, the
+	// next reads must not release again for the same shortfall.
 	released   int64
 	releasedAt time.Time
+	availAt    int64
+	// shown is the most MemAvailable has risen above availAt since: that
+	// much of the release has shown, whatever real work took after.
+	shown int64
 	// realCPU is real CPU usage averaged over about a second: single
 	// quarter-second reads are too coarse (25 clock ticks a CPU).
 	realCPU float64
@@ -241,22 +246,24 @@ type watch struct {
 const fastSmoothing = time.Second
 
 // releaseShows is how long MemAvailable may take to show ballast given
-// back: the stopped holder exits, and the kernel frees its pages.
+// back: the stopped holder exits, the kernel frees its pages, and folds its
+// per-CPU counters (vm.stat_interval, a second).
 const releaseShows = 2 * time.Second
 
 func (l *Loop) giveWay(s collector.Sample, w *watch, every time.Duration) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	held, _ := l.measure(s, &w.cpu)
-	if s.Time.Sub(w.releasedAt) > releaseShows {
-		w.released = 0
-	}
 	avail := int64(s.MemoryAvailable)
-	if need := l.MemoryReserve - avail - w.released; need > 0 && l.planned.Memory > 0 {
+	w.shown = max(w.shown, avail-w.availAt)
+	unseen := max(0, w.released-w.shown) // released, not yet in MemAvailable
+	if s.Time.Sub(w.releasedAt) > releaseShows {
+		unseen = 0
+	}
+	if need := l.MemoryReserve - avail - unseen; need > 0 && l.planned.Memory > 0 {
 		was := l.planned.Memory
 		l.planned.Memory = afterRelease(was, l.Chunk, need)
-		w.released += was - l.planned.Memory
-		w.releasedAt = s.Time
+		w.released, w.releasedAt, w.availAt, w.shown = unseen+was-l.planned.Memory, s.Time, avail, 0
 		l.control[1].releases[reasonPressure]++
 		l.Logger.Info("memory ballast released", "reason", "pressure", "memory_available_bytes", avail,
 			"reserve_bytes", l.MemoryReserve, "memory_bytes", l.planned.Memory, "was_memory_bytes", was)
