@@ -10,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -238,21 +239,25 @@ func (u uptimeFile) close() {
 	}
 }
 
-// monotonic reads CLOCK_MONOTONIC, in nanoseconds.
-func monotonic() int64 {
-	var ts unix.Timespec
-	unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
-	return ts.Nano()
-}
+// monoBase is the origin of monotonic.
+var monoBase = time.Now()
 
-// threadCPU reads the calling thread's CPU clock, in nanoseconds.
+// monotonic reads the monotonic clock, in nanoseconds since monoBase,
+// through the vDSO: no system call.
+func monotonic() int64 { return int64(time.Since(monoBase)) }
+
+// threadCPU reads the calling thread's CPU clock, in nanoseconds. The vDSO
+// does not serve this clock, and a burner reads it every few microseconds:
+// a raw system call, which the Go scheduler does not see, is cheaper, and
+// it does not wake the runtime's sysmon thread, which then polls for a
+// millisecond (together 0.2% of a CPU less, measured).
 func threadCPU() int64 {
 	var ts unix.Timespec
-	unix.ClockGettime(unix.CLOCK_THREAD_CPUTIME_ID, &ts)
+	unix.RawSyscall(unix.SYS_CLOCK_GETTIME, unix.CLOCK_THREAD_CPUTIME_ID, uintptr(unsafe.Pointer(&ts)), 0)
 	return ts.Nano()
 }
 
-// sleepUntil sleeps until CLOCK_MONOTONIC reaches t (true), or until
+// sleepUntil sleeps until monotonic() reaches t (true), or until
 // changed is closed (false). It parks the goroutine on a runtime timer
 // rather than blocking its thread in clock_nanosleep: a thread blocked in a
 // system call keeps the runtime's sysmon thread polling every few

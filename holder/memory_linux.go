@@ -50,8 +50,8 @@ func RunMemory(size int64, in io.Reader, out io.Writer) error {
 //     zeroing pages and the hypervisor backing them.
 //   - touching each page without populating: 1.2-1.4x, a fault per page.
 //   - MADV_HUGEPAGE first: bimodal, 0.1 s at best but 0.7 s in most rounds
-//     (huge pages come from the free blocks the balloon has handed back to
-//     the hypervisor) and up to 1.4 s, so huge pages are ruled out
+//     (likely: huge pages come from the free blocks the balloon has handed
+//     back to the hypervisor) and up to 1.4 s, so huge pages are ruled out
 //     (MADV_NOHUGEPAGE, for hosts whose THP setting is "always").
 //   - two threads populating one half each: no faster in the median, much
 //     noisier; the kernel and the hypervisor are the bottleneck, not a core.

@@ -36,6 +36,27 @@ const (
 // real workload of another service is), and how soon it is back afterwards.
 func benchCPU(binary string) error {
 	ncpu := runtime.NumCPU()
+	if err := benchCPUAccuracy(binary, ncpu); err != nil {
+		return err
+	}
+	h, err := startCPUHolder(binary, cpuDuty)
+	if err != nil {
+		return err
+	}
+	defer h.stop()
+	time.Sleep(cpuSettle / 2)
+	for _, other := range []bool{false, true} {
+		if err := benchCPUContended(h, ncpu, other); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// benchCPUAccuracy measures the idle baseline, then the busy fraction the
+// holder adds, then the idle baseline again: a machine that was not quiet
+// throughout shows in the two baselines and in what others added.
+func benchCPUAccuracy(binary string, ncpu int) error {
 	idle, err := machineBusyOver(cpuIdle)
 	if err != nil {
 		return err
@@ -71,18 +92,18 @@ func benchCPU(binary string) error {
 	if err != nil {
 		return err
 	}
+	h.stop()
+	idleAfter, err := machineBusyOver(cpuIdle)
+	if err != nil {
+		return err
+	}
 	own := float64(own1-own0) / cpuUserHZ / ((cpuWindow * cpuWindows).Seconds() * float64(ncpu))
 	lo, hi := minMax(windows)
-	fmt.Printf("cpu: asked for +%.2f on %d CPUs (idle baseline %.4f): +%.4f over %s, %s windows %.4f-%.4f (goal ±%.3f, windows ±%.3f; stress-ng 0.303 (0.302-0.304), lookbusy 0.307 (0.304-0.308), NeverIdle 0.304 (0.248-0.323))\n",
-		cpuDuty, ncpu, idle, mean, cpuWindow*cpuWindows, cpuWindow, lo, hi, cpuGoalMean, cpuGoalWindow)
-	fmt.Printf("cpu: the holder's own CPU time over those %s, as a share of the machine: %.4f (what others added: %+.4f)\n", cpuWindow*cpuWindows, own, mean-own)
+	fmt.Printf("cpu: asked for +%.2f on %d CPUs: +%.4f over %s, %s windows %.4f-%.4f (goal ±%.3f, windows ±%.3f; stress-ng 0.303 (0.302-0.304), lookbusy 0.307 (0.304-0.308), NeverIdle 0.304 (0.248-0.323))\n",
+		cpuDuty, ncpu, mean, cpuWindow*cpuWindows, cpuWindow, lo, hi, cpuGoalMean, cpuGoalWindow)
 	fmt.Printf("cpu: windows %s: %s\n", verdict(abs(mean-cpuDuty) <= cpuGoalMean && abs(lo-cpuDuty) <= cpuGoalWindow && abs(hi-cpuDuty) <= cpuGoalWindow), formatRatios(windows))
-
-	for _, other := range []bool{false, true} {
-		if err := benchCPUContended(h, ncpu, other); err != nil {
-			return err
-		}
-	}
+	fmt.Printf("cpu: idle baseline %.4f before, %.4f after; the holder's own CPU time was %.4f of the machine, others added %+.4f (a quiet machine: both near 0)\n",
+		idle, idleAfter, own, mean-own)
 	return nil
 }
 
@@ -175,8 +196,11 @@ func startCPUHolder(binary string, duty float64) (*cpuHolder, error) {
 }
 
 // stop closes the holder's stdin, which ends it, and kills it if it has not
-// exited within 5 s.
+// exited within 5 s. Stopping a stopped holder does nothing.
 func (h *cpuHolder) stop() {
+	if h.cmd.ProcessState != nil {
+		return
+	}
 	h.stdin.Close()
 	kill := time.AfterFunc(5*time.Second, func() { h.cmd.Process.Kill() })
 	defer kill.Stop()
