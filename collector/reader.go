@@ -83,12 +83,17 @@ func (r *Reader) Read(now time.Time) (Sample, error) {
 	// Only a complete sample moves the baseline, so that the next one
 	// still covers the time since the last sample the caller saw.
 	r.cpu = busyFraction(r.prev, ticks, r.cpu)
+	var span time.Duration
+	if ticks.total() > r.prev.total() {
+		span = time.Duration(ticks.total()-r.prev.total()) * time.Second / time.Duration(userHZ*cpus)
+	}
 	r.prev = ticks
 
 	return Sample{
 		Time:            now,
 		CPUs:            cpus,
 		CPU:             r.cpu,
+		CPUSpan:         span,
 		MemoryTotal:     memTotal,
 		MemoryAvailable: memAvail,
 		DiskSize:        diskSize,

@@ -54,7 +54,9 @@ func TestReadGivesTheFixtureHostsExactSample(t *testing.T) {
 				// busy = user+nice+system+irq+softirq+steal
 				//      = 5764472+2192+1618768+0+60088+191533 = 7637053
 				// total = busy + idle+iowait = 7637053 + 43172211+81109
-				CPU:             7637053.0 / 50890373.0,
+				CPU: 7637053.0 / 50890373.0,
+				// Since boot: total ticks at 100 Hz on 2 CPUs.
+				CPUSpan:         50890373 * time.Second / (2 * userHZ),
 				MemoryTotal:     7966412 * kiB,
 				MemoryAvailable: 5912332 * kiB,
 				Pressure: map[Resource]Stall{
@@ -72,7 +74,9 @@ func TestReadGivesTheFixtureHostsExactSample(t *testing.T) {
 				CPUs: 4,
 				// busy = 70774837+79950+17563287+0+625215+832834 = 89876123
 				// total = 89876123 + 218395114+2415509
-				CPU:             89876123.0 / 310686746.0,
+				CPU: 89876123.0 / 310686746.0,
+				// Since boot: total ticks at 100 Hz on 4 CPUs.
+				CPUSpan:         310686746 * time.Second / (4 * userHZ),
 				MemoryTotal:     12264896 * kiB,
 				MemoryAvailable: 8110560 * kiB,
 				Pressure: map[Resource]Stall{
@@ -90,7 +94,9 @@ func TestReadGivesTheFixtureHostsExactSample(t *testing.T) {
 				CPUs: 4,
 				// busy = 244209466+408143+49570838+0+1975763+2642829 = 298807039
 				// total = 298807039 + 420173726+4726485
-				CPU:             298807039.0 / 723707250.0,
+				CPU: 298807039.0 / 723707250.0,
+				// Since boot: total ticks at 100 Hz on 4 CPUs.
+				CPUSpan:         723707250 * time.Second / (4 * userHZ),
 				MemoryTotal:     16139420 * kiB,
 				MemoryAvailable: 9021448 * kiB,
 				Pressure: map[Resource]Stall{
@@ -108,7 +114,9 @@ func TestReadGivesTheFixtureHostsExactSample(t *testing.T) {
 				CPUs: 2,
 				// busy = 29411255+8197+10190497+0+289346+0 = 39899295
 				// total = 39899295 + 648588751+2002842
-				CPU:             39899295.0 / 690490888.0,
+				CPU: 39899295.0 / 690490888.0,
+				// Since boot: total ticks at 100 Hz on 2 CPUs.
+				CPUSpan:         690490888 * time.Second / (2 * userHZ),
 				MemoryTotal:     1990844 * kiB,
 				MemoryAvailable: 1411208 * kiB,
 			}),
@@ -669,5 +677,28 @@ func BenchmarkRead(b *testing.B) {
 		if _, err := r.Read(readAt); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+func TestReadSaysHowLongItsCPUFigureStandsFor(t *testing.T) {
+	dir := copyFixtureTree(t, "small-8g")
+	r, err := newReader(dir, "/", fakeDisk(testDiskSize, testDiskAvail))
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := r.Read(readAt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := 50890373 * time.Second / (2 * userHZ); first.CPUSpan != want {
+		t.Errorf("first Read: CPUSpan = %v, want the uptime %v", first.CPUSpan, want)
+	}
+	// 3000 ticks on 2 CPUs at 100 Hz: 15 s.
+	writeTreeFile(t, filepath.Join(dir, "stat"), statFile(advance(small8gCPUs, cpuRow{User: 500, Idle: 1000}, cpuRow{User: 500, Idle: 1000})))
+	if s, err := r.Read(readAt.Add(15 * time.Second)); err != nil || s.CPUSpan != 15*time.Second {
+		t.Errorf("second Read: CPUSpan = %v (%v), want 15s", s.CPUSpan, err)
+	}
+	if s, err := r.Read(readAt.Add(30 * time.Second)); err != nil || s.CPUSpan != 0 {
+		t.Errorf("a Read of an unchanged stat: CPUSpan = %v (%v), want 0", s.CPUSpan, err)
 	}
 }

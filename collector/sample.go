@@ -23,8 +23,12 @@ type Sample struct {
 	// CPUs is the number of CPUs in /proc/stat.
 	CPUs int
 	// CPU is the busy fraction of all CPUs together (total - idle - iowait)
-	// since the previous read of /proc/stat, 0..1.
+	// since the previous read of /proc/stat, 0..1; on the first read, since
+	// boot.
 	CPU float64
+	// CPUSpan is the time CPU stands for: since the previous read, or the
+	// uptime on the first; 0 where /proc/stat did not move.
+	CPUSpan time.Duration
 	// MemoryTotal and MemoryAvailable are MemTotal and MemAvailable from
 	// /proc/meminfo, in bytes.
 	MemoryTotal, MemoryAvailable uint64

@@ -141,8 +141,21 @@ func (l *Loop) Step(s collector.Sample) {
 		if err := l.Averages.Update(r, s.Time, total); err != nil {
 			l.Logger.Warn("updating the average", "resource", r, "err", err)
 		}
-		c.smooth = smooth(c.smooth, real, !c.started, l.Interval)
-		c.started = true
+		// A CPU figure over much more than an interval (the first one,
+		// since boot) says nothing of now: CPU holders wait for the next.
+		current := r != collector.CPU || s.CPUSpan <= 2*l.Interval
+		if current {
+			level := real
+			if r == collector.CPU && c.started {
+				// A burst of real CPU work counts only up to the
+				// give-way threshold: the duty gives way to it, and
+				// the plan is there again the moment it ends. Work
+				// that stays is learned within minutes all the same.
+				level = min(real, c.smooth+giveWay)
+			}
+			c.smooth = smooth(c.smooth, level, !c.started, l.Interval)
+			c.started = true
+		}
 		limit, reserved := l.limit(r, s)
 		target := l.Targets[r]
 		l.warnUnreachable(r, c, target, limit, reserved)
@@ -155,7 +168,10 @@ func (l *Loop) Step(s collector.Sample) {
 			realCPU, real = real, c.smooth
 		}
 		now := ratioOf(r, l.planned, s)
-		want := holderLoad(c.setpoint, c.smooth, real, now, limit, stepOf(r, s))
+		want := now
+		if c.started {
+			want = holderLoad(c.setpoint, c.smooth, real, now, limit, stepOf(r, s))
+		}
 		if want < now {
 			if reason, ok := releaseReason(c.setpoint, real, now, limit, reserved); ok {
 				c.releases[reason]++
@@ -275,9 +291,11 @@ func (l *Loop) giveWay(s collector.Sample, w *watch, every time.Duration) {
 		l.Logger.Info("disk fill released", "reason", "reserve", "disk_available_bytes", avail,
 			"reserve_bytes", l.DiskReserve, "disk_bytes", l.planned.Disk, "was_disk_bytes", was)
 	}
-	real := max(0, s.CPU-held[0])
-	w.realCPU = smoothOver(w.realCPU, real, !w.started, every, fastSmoothing)
-	w.started = true
+	if s.CPUSpan <= 2*every { // not the first read, since boot
+		real := max(0, s.CPU-held[0])
+		w.realCPU = smoothOver(w.realCPU, real, !w.started, every, fastSmoothing)
+		w.started = true
+	}
 	l.apply(w.realCPU)
 }
 

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -203,5 +204,26 @@ func TestWatchReleasesWholeChunksOnceForEachShortfall(t *testing.T) {
 	}
 	if model.load.Memory != 0 {
 		t.Errorf("the holders still hold %d MiB", model.load.Memory/mib)
+	}
+}
+
+func TestASinceBootCPUFigureNeitherPlansNorHoldsBackCPUHolders(t *testing.T) {
+	model := &Model{CPUs: 2, MemoryTotal: 8 * gib, DiskSize: 100 * gib, Real: steady(idle)}
+	loop := &Loop{
+		Holders: model, Averages: NewAverages(30*24*time.Hour, 30*time.Second), Targets: map[collector.Resource]float64{collector.CPU: 0.25},
+		Ceiling: 0.9, MemoryReserve: gib, DiskReserve: gib, Chunk: maxStep, Interval: 15 * time.Second,
+		Publish: func(*collector.State) {}, Logger: slog.New(slog.DiscardHandler),
+	}
+	sample := func(cpu float64, span time.Duration, at time.Duration) collector.Sample {
+		return collector.Sample{Time: simStart.Add(at), CPUs: 2, CPU: cpu, CPUSpan: span,
+			MemoryTotal: 8 * gib, MemoryAvailable: 7 * gib, DiskSize: 100 * gib, DiskAvailable: 90 * gib}
+	}
+	loop.Step(sample(0.6, 400*time.Hour, 0)) // a busy life since boot
+	if loop.planned.CPU != 0 {
+		t.Errorf("the since-boot figure planned CPU %v", loop.planned.CPU)
+	}
+	loop.Step(sample(0.01, 15*time.Second, 15*time.Second)) // idle now
+	if want := loop.control[0].setpoint - 0.01; want < 0.245 || math.Abs(loop.planned.CPU-want) > 1e-9 {
+		t.Errorf("after the first real interval CPU is planned at %v, want %v", loop.planned.CPU, want)
 	}
 }

@@ -223,3 +223,28 @@ func TestTheLoopLogsOnlyHolderChangesInSteadyState(t *testing.T) {
 		t.Errorf("%d log lines in 47 steady hours, %d of them holder changes; want only changes, at most two an hour:\n%s", lines, changes, after)
 	}
 }
+
+func TestACPUBurstGivesWayAndTheLoadComesBackRightAfter(t *testing.T) {
+	burst, length := 24*time.Hour, 30*time.Second
+	sim := simulation(gibs(7.6), func(e time.Duration) [3]float64 {
+		if e >= burst && e < burst+length {
+			return [3]float64{0.5, idle[1], idle[2]}
+		}
+		return idle
+	})
+	var before, during, after float64
+	sim.Tick = func(s *collector.State) {
+		switch e := s.Sample.Time.Sub(simStart); {
+		case e == burst-sim.Interval:
+			before = sim.Model.load.CPU
+		case e == burst+sim.Interval:
+			during = sim.Model.load.CPU
+		case e == burst+length+sim.Interval:
+			after = sim.Model.load.CPU
+		}
+	}
+	sim.Run(2)
+	if before < 0.2 || during != 0 || math.Abs(after-before) > band {
+		t.Errorf("CPU holder load before a 30 s burst %.4f, during %.4f, one tick after %.4f; want it held, 0, and back", before, during, after)
+	}
+}
