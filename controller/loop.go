@@ -252,14 +252,15 @@ type watch struct {
 	// shown is the most MemAvailable has risen above availAt since: that
 	// much of the release has shown, whatever real work took after.
 	shown int64
-	// realCPU is real CPU usage averaged over about a second: single
-	// quarter-second reads are too coarse (25 clock ticks a CPU).
+	// realCPU is real CPU usage averaged over half a second: enough to
+	// ride over one odd quarter-second read, short enough that the load
+	// is back within a couple of seconds after real work ends.
 	realCPU float64
 	started bool
 }
 
 // fastSmoothing is the time constant of Watch's real CPU usage.
-const fastSmoothing = time.Second
+const fastSmoothing = 500 * time.Millisecond
 
 // releaseShows is how long MemAvailable may take to show ballast given
 // back: the stopped holder exits, the kernel frees its pages, and folds its
