@@ -1,7 +1,6 @@
 package controller
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -103,23 +102,9 @@ func (a *Averages) Load(dir string, now time.Time, logger *slog.Logger) error {
 // parseAverages parses and checks a state file, returning an average for
 // every resource; a resource the file lacks starts fresh.
 func parseAverages(data []byte) (map[collector.Resource]average, error) {
-	// The version first, so that a later format is reported as such and not
-	// as whatever field it added.
-	var head struct {
-		Version int `json:"version"`
-	}
-	if err := json.Unmarshal(data, &head); err != nil {
-		return nil, fmt.Errorf("parsing JSON: %w", err)
-	}
-	if head.Version != fileVersion {
-		return nil, fmt.Errorf("version %d, want %d", head.Version, fileVersion)
-	}
 	var file averagesJSON
-	dec := json.NewDecoder(bytes.NewReader(data))
-	// Strict, so that a misspelt field is not read as zero.
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&file); err != nil {
-		return nil, fmt.Errorf("parsing JSON: %w", err)
+	if err := statefile.Decode(data, fileVersion, &file); err != nil {
+		return nil, err
 	}
 	avgs := make(map[collector.Resource]average, len(collector.Resources))
 	for _, r := range collector.Resources {

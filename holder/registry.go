@@ -1,7 +1,6 @@
 package holder
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -97,20 +96,9 @@ func loadRegistry(dir string, now time.Time, logger *slog.Logger) ([]holderEntry
 
 // parseRegistry parses and checks the registry.
 func parseRegistry(data []byte) ([]holderEntry, error) {
-	var head struct {
-		Version int `json:"version"`
-	}
-	if err := json.Unmarshal(data, &head); err != nil {
-		return nil, fmt.Errorf("parsing JSON: %w", err)
-	}
-	if head.Version != registryVersion {
-		return nil, fmt.Errorf("version %d, want %d", head.Version, registryVersion)
-	}
 	var file registryJSON
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&file); err != nil {
-		return nil, fmt.Errorf("parsing JSON: %w", err)
+	if err := statefile.Decode(data, registryVersion, &file); err != nil {
+		return nil, err
 	}
 	for i, e := range file.Holders {
 		switch {

@@ -1,10 +1,12 @@
 // Package statefile writes the files of the state dir so that neither a
-// crash nor a power cut leaves one half written, and moves a corrupt one
-// aside rather than deleting it. The averages (controller) and the holder
+// crash nor a power cut leaves one half written, reads them strictly, and
+// moves a corrupt one aside rather than deleting it. The averages (controller) and the holder
 // registry (holder) both use it.
 package statefile
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -65,4 +67,27 @@ func MoveAside(path string, now time.Time) (string, error) {
 		aside = fmt.Sprintf("%s.corrupt-%d.%d", path, now.Unix(), i)
 	}
 	return aside, os.Rename(path, aside)
+}
+
+// Decode parses data, a state file of the given format version, into v
+// strictly: another version, bad JSON, or a field v lacks (a misspelt one
+// would otherwise read as zero) is an error.
+func Decode(data []byte, version int, v any) error {
+	// The version first, so that a later format is reported as such and
+	// not as whatever field it added.
+	var head struct {
+		Version int `json:"version"`
+	}
+	if err := json.Unmarshal(data, &head); err != nil {
+		return fmt.Errorf("parsing JSON: %w", err)
+	}
+	if head.Version != version {
+		return fmt.Errorf("version %d, want %d", head.Version, version)
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("parsing JSON: %w", err)
+	}
+	return nil
 }
