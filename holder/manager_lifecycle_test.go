@@ -197,24 +197,40 @@ func TestAPidReusedByAnotherProcessIsNeverSignalled(t *testing.T) {
 	}
 }
 
-func TestOpenKillsTheHoldersAnEarlierRunLeft(t *testing.T) {
-	cfg := testConfig(t)
+// leftovers are the holder processes an earlier run may leave beside a
+// state dir: one in its registry, one marked with it, one whose parent is
+// gone; and one of another state dir whose parent lives, to be left alone.
+type leftovers struct {
+	registered, marked, orphan, otherOwner procID
+}
+
+func startLeftovers(t *testing.T, cfg Config) leftovers {
+	t.Helper()
 	owner, err := ownerOf(cfg.StateDir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	registered := startBareHolder(t, "", false)
-	marked := startBareHolder(t, owner, false)
-	orphan := startBareHolder(t, "", true)
-	otherOwner := startBareHolder(t, t.TempDir(), false)
+	l := leftovers{
+		registered: startBareHolder(t, "", false),
+		marked:     startBareHolder(t, owner, false),
+		orphan:     startBareHolder(t, "", true),
+		otherOwner: startBareHolder(t, t.TempDir(), false),
+	}
 	if err := saveRegistry(cfg.StateDir, []holderEntry{
-		{Pid: registered.pid, StartTime: registered.start, Kind: KindMemory, Size: mib},
+		{Pid: l.registered.pid, StartTime: l.registered.start, Kind: KindMemory, Size: mib},
 	}); err != nil {
 		t.Fatal(err)
 	}
-	if st, err := readProcStat("/proc", orphan.pid); err != nil || st.PPid == os.Getpid() {
+	if st, err := readProcStat("/proc", l.orphan.pid); err != nil || st.PPid == os.Getpid() {
 		t.Fatalf("the orphan's parent is %d (%v), want it gone", st.PPid, err)
 	}
+	return l
+}
+
+func TestOpenKillsTheHoldersAnEarlierRunLeft(t *testing.T) {
+	cfg := testConfig(t)
+	l := startLeftovers(t, cfg)
+	registered, marked, orphan, otherOwner := l.registered, l.marked, l.orphan, l.otherOwner
 
 	openTest(t, cfg)
 	if left := waitGone([]procID{registered, marked, orphan}, 0); len(left) > 0 {

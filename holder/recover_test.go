@@ -139,19 +139,8 @@ func TestRecoverKillsADaemonThatIgnoresSIGTERM(t *testing.T) {
 
 func TestRecoverKillsRegisteredMarkedAndOrphanedHolders(t *testing.T) {
 	cfg := testConfig(t)
-	owner, err := ownerOf(cfg.StateDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	registered := startBareHolder(t, "", false)
-	marked := startBareHolder(t, owner, false)
-	orphan := startBareHolder(t, "", true)
-	otherOwner := startBareHolder(t, t.TempDir(), false)
-	if err := saveRegistry(cfg.StateDir, []holderEntry{
-		{Pid: registered.pid, StartTime: registered.start, Kind: KindMemory, Size: mib},
-	}); err != nil {
-		t.Fatal(err)
-	}
+	l := startLeftovers(t, cfg)
+	registered, marked, orphan, otherOwner := l.registered, l.marked, l.orphan, l.otherOwner
 	rep, err := Recover(cfg)
 	if err != nil {
 		t.Fatal(err)
