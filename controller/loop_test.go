@@ -227,3 +227,28 @@ func TestASinceBootCPUFigureNeitherPlansNorHoldsBackCPUHolders(t *testing.T) {
 		t.Errorf("after the first real interval CPU is planned at %v, want %v", loop.planned.CPU, want)
 	}
 }
+
+func TestALimitBelowTheTargetIsWarnedOnceAndItsEndSaidOnce(t *testing.T) {
+	logs := new(syncBuffer)
+	model := &Model{CPUs: 2, MemoryTotal: 8 * gib, DiskSize: 100 * gib, Real: steady(idle)}
+	loop := &Loop{
+		Holders: model, Averages: NewAverages(30*24*time.Hour, 30*time.Second),
+		Targets: map[collector.Resource]float64{collector.CPU: 0.25, collector.Memory: 0.40, collector.Disk: 0.25},
+		// Keeping 7 of 8 GiB available caps memory at 12.5%, under its 40%.
+		Ceiling: 0.9, MemoryReserve: 7 * gib, DiskReserve: gib, Chunk: maxStep, Interval: 15 * time.Second,
+		Publish: func(*collector.State) {}, Logger: slog.New(slog.NewTextHandler(logs, nil)),
+	}
+	for i := range 3 {
+		s, _ := model.Read(simStart.Add(time.Duration(i) * 15 * time.Second))
+		loop.Step(s)
+	}
+	if n := strings.Count(logs.String(), "target cannot be met"); n != 1 || !strings.Contains(logs.String(), "resource=memory") || !strings.Contains(logs.String(), `by="the reserve"`) {
+		t.Errorf("want one warning that the reserve keeps memory's target out of reach, got %d:\n%s", n, logs)
+	}
+	loop.MemoryReserve = gib
+	s, _ := model.Read(simStart.Add(time.Minute))
+	loop.Step(s)
+	if !strings.Contains(logs.String(), "target can be met again") {
+		t.Errorf("the end of the warning was not said:\n%s", logs)
+	}
+}
