@@ -17,7 +17,7 @@ func newLogger(w io.Writer, level, format string) *slog.Logger {
 	if format == "json" {
 		return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l}))
 	}
-	return slog.New(tint.NewHandler(w, &tint.Options{Level: l, NoColor: !isTerminal(w)}))
+	return slog.New(tint.NewTextHandler(w, &tint.Options{Level: l, NoColor: !isTerminal(w)}))
 }
 
 func isTerminal(w io.Writer) bool {
