@@ -91,6 +91,41 @@ func parseUptimeIdle(b []byte) (time.Duration, error) {
 	return time.Duration(s)*time.Second + time.Duration(c)*10*time.Millisecond, nil
 }
 
+// cpuTimes is what a burner's ledger reads at a period boundary: its own
+// thread's CPU time, and its share of the CPU time of the rest of its
+// process.
+type cpuTimes struct{ own, rest time.Duration }
+
+// ledger is a burner thread's account of its duty, period by period. The
+// burner spends its thread's CPU time, and a share of the Go runtime's work
+// for the burners (its timers, waking their threads; about 1% of what they
+// burn, measured): counting both, the whole process adds the duty asked for,
+// not its burners alone. What a period falls short by (a burn cut at the
+// period's end or by a blip of other work), or burns over, is owed to the
+// next, up to one period's duty either way. The burner forgives what is
+// owed when the duty changes and while real work wants the CPUs, so that
+// what real work takes is never made up.
+type ledger struct {
+	kept   bool          // false: the next roll starts afresh
+	budget time.Duration // of the current period
+	last   cpuTimes      // read at its start
+}
+
+// forgive drops what is owed: the next roll starts afresh, at the base duty.
+func (l *ledger) forgive() { l.kept = false }
+
+// roll closes the current period on the times read at its end and returns
+// the budget of the next one: its base duty plus what is owed.
+func (l *ledger) roll(base time.Duration, now cpuTimes) time.Duration {
+	var owed time.Duration
+	if l.kept {
+		spent := now.own - l.last.own + now.rest - l.last.rest
+		owed = min(max(l.budget-spent, -base), base)
+	}
+	l.kept, l.budget, l.last = true, base+owed, now
+	return l.budget
+}
+
 // burnWindow is where in a period of the given length a burn of budget CPU
 // time starts: at u (uniform in [0, 1)) of the slack, so that burns land at
 // random phases of the scheduler tick and of each other.

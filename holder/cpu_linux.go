@@ -34,10 +34,11 @@ func RunCPU(duty float64, in io.Reader, out io.Writer) error {
 	runtime.GOMAXPROCS(n + 1)
 
 	ctl := newCPUControl(duty)
+	var clocks burnerClocks
 	started := make(chan error, n)
 	var wg sync.WaitGroup
 	for range n {
-		wg.Go(func() { burn(ctl, started) })
+		wg.Go(func() { burn(ctl, &clocks, started) })
 	}
 	defer func() {
 		ctl.update(0, true)
@@ -96,18 +97,21 @@ func (c *cpuControl) update(duty float64, stop bool) {
 }
 
 // burn is one burner thread. Each period it burns duty of the period in CPU
-// time of its own thread (CLOCK_THREAD_CPUTIME_ID, so that time taken by
-// other tasks is not counted as burnt), within that period only: what real
-// work took is never made up later. Periods have absolute boundaries on
+// time, counted by its ledger (see cpu.go): its own thread's CPU clock, so
+// that time taken by other tasks is not counted as burnt, and its share of
+// the rest of the process's. Periods have absolute boundaries on
 // CLOCK_MONOTONIC, so sleeping late does not add up. It gives way to real
 // work as cpu.go's "Giving way" says: it skips a period when the machine had
 // no idle time while it was off, stops a burn that loses its CPU, and backs
 // off while either goes on.
-func burn(ctl *cpuControl, started chan<- error) {
+func burn(ctl *cpuControl, clocks *burnerClocks, started chan<- error) {
 	// The thread stays locked to this goroutine and ends with it: a
 	// SCHED_IDLE thread must never run another goroutine.
 	runtime.LockOSThread()
 	err := idleThread()
+	if err == nil {
+		clocks.add()
+	}
 	started <- err
 	if err != nil {
 		return
@@ -116,6 +120,7 @@ func burn(ctl *cpuControl, started chan<- error) {
 	defer func() { spinSink.Add(sink) }()
 	uptime := openUptime()
 	defer uptime.close()
+	var account ledger
 	streak := 0 // periods in a row in which real work wanted the CPUs
 	next := monotonic()
 	offSince, idleSince := next, uptime.idle()
@@ -127,14 +132,17 @@ func burn(ctl *cpuControl, started chan<- error) {
 		if duty == 0 {
 			<-changed // sleep, no spinning, until told otherwise
 			streak, next = 0, monotonic()
+			account.forgive()
 			offSince, idleSince = next, uptime.idle()
 			continue
 		}
 		start := next
 		next = start + int64(cpuPeriod)
-		budget := time.Duration(duty * float64(cpuPeriod))
+		base := time.Duration(duty * float64(cpuPeriod))
+		budget := account.roll(base, clocks.read())
 		if !sleepUntil(start+int64(burnWindow(cpuPeriod, budget, rand.Float64())), changed) {
 			next = monotonic() // a new duty, or stop
+			account.forgive()
 			continue
 		}
 		now, idle := monotonic(), uptime.idle()
@@ -151,13 +159,18 @@ func burn(ctl *cpuControl, started chan<- error) {
 		} else {
 			streak = 0
 		}
+		if streak >= 2 {
+			account.forgive() // a blip is made up; what real work goes on taking is not
+		}
 		next += int64(backoffPeriods(streak)) * int64(cpuPeriod)
 		if !sleepUntil(next, changed) {
 			next = monotonic()
+			account.forgive()
 			continue
 		}
 		if now := monotonic(); now-next > int64(cpuPeriod) {
 			next = now // stopped or starved for long: start afresh, no burst
+			account.forgive()
 		}
 	}
 }
@@ -170,14 +183,15 @@ var spinSink atomic.Uint64
 // and the wall time it took.
 func spin(budget time.Duration, deadline int64, sink *uint64) (cpu, wall time.Duration) {
 	cpu0, wall0 := threadCPU(), monotonic()
-	for {
+	for cpu < budget {
 		*sink += spinWork(*sink)
 		now := monotonic()
-		cpu, wall = time.Duration(threadCPU()-cpu0), time.Duration(now-wall0)
-		if cpu >= budget || now >= deadline || contended(cpu, wall) {
-			return cpu, wall
+		cpu, wall = threadCPU()-cpu0, time.Duration(now-wall0)
+		if now >= deadline || contended(cpu, wall) {
+			break
 		}
 	}
+	return cpu, wall
 }
 
 // spinWork is about 20 µs of arithmetic: fine enough steps to stop within
@@ -246,15 +260,48 @@ var monoBase = time.Now()
 // through the vDSO: no system call.
 func monotonic() int64 { return int64(time.Since(monoBase)) }
 
-// threadCPU reads the calling thread's CPU clock, in nanoseconds. The vDSO
-// does not serve this clock, and a burner reads it every few microseconds:
-// a raw system call, which the Go scheduler does not see, is cheaper, and
-// it does not wake the runtime's sysmon thread, which then polls for a
-// millisecond (together 0.2% of a CPU less, measured).
-func threadCPU() int64 {
+// burnerClocks reads the CPU clocks a burner's ledger counts by.
+type burnerClocks struct {
+	mu   sync.Mutex
+	tids []int // the burner threads
+}
+
+// add counts the calling thread as a burner.
+func (c *burnerClocks) add() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.tids = append(c.tids, unix.Gettid())
+}
+
+// read returns the calling burner's CPU time and its share of the CPU time
+// the rest of the process has used: everything but the burner threads.
+func (c *burnerClocks) read() cpuTimes {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	rest := cpuClock(unix.CLOCK_PROCESS_CPUTIME_ID)
+	for _, tid := range c.tids {
+		rest -= cpuClock(threadClock(tid))
+	}
+	return cpuTimes{own: threadCPU(), rest: rest / time.Duration(len(c.tids))}
+}
+
+// threadClock is the clock id of another thread's CPU clock, as the kernel
+// makes it (MAKE_THREAD_CPUCLOCK with CPUCLOCK_SCHED): any thread of the
+// process may read it.
+func threadClock(tid int) int32 { return int32(^tid<<3 | 6) }
+
+// threadCPU reads the calling thread's CPU clock.
+func threadCPU() time.Duration { return cpuClock(unix.CLOCK_THREAD_CPUTIME_ID) }
+
+// cpuClock reads a CPU clock. The vDSO does not serve these clocks, and a
+// burner reads its own every few microseconds: a raw system call, which the
+// Go scheduler does not see, is cheaper, and it does not wake the runtime's
+// sysmon thread, which then polls for a millisecond (together 0.2% of a CPU
+// less, measured).
+func cpuClock(id int32) time.Duration {
 	var ts unix.Timespec
-	unix.RawSyscall(unix.SYS_CLOCK_GETTIME, unix.CLOCK_THREAD_CPUTIME_ID, uintptr(unsafe.Pointer(&ts)), 0)
-	return ts.Nano()
+	unix.RawSyscall(unix.SYS_CLOCK_GETTIME, uintptr(id), uintptr(unsafe.Pointer(&ts)), 0)
+	return time.Duration(ts.Nano())
 }
 
 // sleepUntil sleeps until monotonic() reaches t (true), or until

@@ -183,3 +183,36 @@ func TestCPUHolderRefusesABadDutyFlag(t *testing.T) {
 		})
 	}
 }
+
+func TestBurnerClocksTellTheBurnersFromTheRest(t *testing.T) {
+	const burnt = 30 * time.Millisecond
+	var clocks burnerClocks
+	type result struct {
+		tid         int
+		before, end cpuTimes
+	}
+	done, release := make(chan result), make(chan struct{})
+	go func() {
+		// Like a burner: its own thread, counted, spinning on its clock.
+		runtime.LockOSThread() // never unlocked: the thread ends with it
+		clocks.add()
+		r := result{tid: clocks.tids[0], before: clocks.read()}
+		var sink uint64
+		spin(burnt, monotonic()+int64(time.Minute), &sink)
+		r.end = clocks.read()
+		done <- r
+		<-release
+	}()
+	r := <-done
+
+	if own := r.end.own - r.before.own; own < burnt {
+		t.Errorf("the burner's own clock moved %v over a spin of %v", own, burnt)
+	}
+	if rest := r.end.rest - r.before.rest; rest >= burnt/2 {
+		t.Errorf("the rest of the process moved %v over the burner's spin of %v: the burner's time is counted as the rest's", rest, burnt)
+	}
+	if got := cpuClock(threadClock(r.tid)); got < r.end.own || got > r.end.own+10*time.Millisecond {
+		t.Errorf("another thread reads the burner's clock as %v, the burner read %v", got, r.end.own)
+	}
+	close(release)
+}

@@ -126,6 +126,56 @@ func TestMachineFull(t *testing.T) {
 	}
 }
 
+func TestLedger(t *testing.T) {
+	ms := time.Millisecond
+	const base = 30 * time.Millisecond
+	// spend rolls a ledger over one period in which the burner's thread
+	// spent own and its share of the rest of the process spent rest.
+	spend := func(l *ledger, own, rest time.Duration) time.Duration {
+		return l.roll(base, cpuTimes{l.last.own + own, l.last.rest + rest})
+	}
+	tests := []struct {
+		name  string
+		spent [][2]time.Duration // own, rest per period, after the first roll
+		want  time.Duration      // the budget after them
+	}{
+		{"a new ledger budgets the base", nil, base},
+		{"spending the budget keeps the base", [][2]time.Duration{{30 * ms, 0}, {30 * ms, 0}}, base},
+		{"a burn cut short is made up next period", [][2]time.Duration{{18 * ms, 0}}, base + 12*ms},
+		{"what was made up is not made up twice", [][2]time.Duration{{18 * ms, 0}, {42 * ms, 0}}, base},
+		{"the rest of the process counts as spent", [][2]time.Duration{{30 * ms, 0}, {29 * ms, 300 * time.Microsecond}}, base + 700*time.Microsecond},
+		{"burning over is taken off the next budget", [][2]time.Duration{{34 * ms, ms}}, base - 5*ms},
+		{"at most one period's duty is owed", [][2]time.Duration{{0, 0}, {0, 0}, {0, 0}}, 2 * base},
+		{"at most one period's duty is taken off", [][2]time.Duration{{100 * ms, 0}}, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var l ledger
+			got := l.roll(base, cpuTimes{own: 5 * time.Second, rest: time.Second})
+			for _, s := range tt.spent {
+				got = spend(&l, s[0], s[1])
+			}
+			if got != tt.want {
+				t.Errorf("budget %v, want %v", got, tt.want)
+			}
+		})
+	}
+
+	t.Run("forgiving drops what is owed and what was burnt over", func(t *testing.T) {
+		for _, spent := range []time.Duration{0, 100 * ms} {
+			var l ledger
+			l.roll(base, cpuTimes{})
+			l.forgive()
+			if got := spend(&l, spent, 0); got != base {
+				t.Errorf("spent %v, forgiven: budget %v, want %v", spent, got, base)
+			}
+			if got := spend(&l, 10*ms, 0); got != base+20*ms {
+				t.Errorf("after forgiving, spent 10ms of %v: budget %v, want the account kept again, %v", base, got, base+20*ms)
+			}
+		}
+	})
+}
+
 func TestBurnWindowLeavesRoomForTheBudget(t *testing.T) {
 	for _, budget := range []time.Duration{0, 30 * time.Millisecond, cpuPeriod, 2 * cpuPeriod} {
 		for _, u := range []float64{0, 0.5, 0.999999} {
