@@ -63,8 +63,11 @@ type Manager struct {
 
 	mu     sync.Mutex
 	closed bool
-	memory []*holderProcess // in start order
-	cpu    *holderProcess
+	memory []*holderProcess // in start order, filled or filling
+	// filling counts the goroutines that wait for new memory holders to
+	// fill; Close waits for them.
+	filling sync.WaitGroup
+	cpu     *holderProcess
 	// cpuDone is the CPU time of the CPU holders that have ended, and
 	// cpuSeen the running one's at its last reading: Usage adds them up.
 	cpuDone, cpuSeen time.Duration
@@ -212,9 +215,11 @@ func (d Desired) check() error {
 // others stopped, and the missing sizes started. Apply stops before it
 // starts, so holders never hold more than the larger of the old and the new
 // amount: a change of less than a chunk replaces the remainder holder and
-// dips by its size for the second or so that takes. New holders start
-// together and fill their memory concurrently, so Apply takes about as long
-// as the slowest of them to be ready (about 1.5 s for 1 GiB, warm).
+// dips by its size for the second or so that takes. Apply does not wait
+// for new holders to fill their memory (up to 1.5 s for 1 GiB, warm): they
+// count, in Usage, for what they have made resident so far, a later Apply
+// may stop them while they fill, and one that fails to fill is logged and
+// dropped.
 func (m *Manager) Apply(d Desired) error {
 	if err := d.check(); err != nil {
 		return err
@@ -275,7 +280,8 @@ func reconcileChunks(have, want []int64) (stop []int, start []int64) {
 	return stop, start
 }
 
-// applyMemory brings the memory holders to the sizes wanted.
+// applyMemory brings the memory holders to the sizes wanted: it stops the
+// ones in excess, and starts new ones without waiting for them to fill.
 func (m *Manager) applyMemory(want []int64) error {
 	have := make([]int64, len(m.memory))
 	for i, p := range m.memory {
@@ -295,37 +301,35 @@ func (m *Manager) applyMemory(want []int64) error {
 	if len(start) == 0 {
 		return errors.Join(errs...)
 	}
-	var started []*holderProcess
 	for _, size := range start {
 		p, err := m.launch.start(KindMemory, size, 0)
 		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
-		started = append(started, p)
+		m.memory = append(m.memory, p)
+		m.filling.Go(func() { m.awaitFilled(p) })
 	}
-	m.memory = append(m.memory, started...)
 	errs = append(errs, m.save())
-	readyErrs := make([]error, len(started))
-	var wg sync.WaitGroup
-	for i, p := range started {
-		wg.Go(func() { readyErrs[i] = p.waitReady(readyTimeout) })
-	}
-	wg.Wait()
-	failed := false
-	for i, p := range started {
-		if readyErrs[i] == nil {
-			continue
-		}
-		errs = append(errs, readyErrs[i])
-		p.kill()
-		m.memory = slices.DeleteFunc(m.memory, func(q *holderProcess) bool { return q == p })
-		failed = true
-	}
-	if failed {
-		errs = append(errs, m.save())
-	}
 	return errors.Join(errs...)
+}
+
+// awaitFilled waits for a new memory holder's ready line outside the lock:
+// filling a chunk takes up to seconds, and a release must never wait for
+// it. A holder that fails to fill is killed and dropped.
+func (m *Manager) awaitFilled(p *holderProcess) {
+	err := p.waitReady(readyTimeout)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err == nil || !slices.Contains(m.memory, p) {
+		return // filled, or stopped meanwhile: the error tells nothing
+	}
+	m.logger.Warn("Memory holder failed to fill", "pid", p.Pid, "size", p.Size, "err", err)
+	p.kill()
+	m.memory = slices.DeleteFunc(m.memory, func(q *holderProcess) bool { return q == p })
+	if err := m.save(); err != nil {
+		m.logger.Error("Saving the holder registry", "err", err)
+	}
 }
 
 // applyCPU starts, changes or stops the CPU holder.
@@ -487,6 +491,7 @@ func (m *Manager) endCPU() {
 // Close stops every holder, removes every fill file, empties the registry
 // and releases the lock. Calling it again does nothing.
 func (m *Manager) Close() error {
+	defer m.filling.Wait() // after the unlock: they take the lock to end
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.closed {

@@ -82,6 +82,7 @@ func memorySizes(entries []holderEntry) []int64 {
 // running holders, each with its pid's real start time and command line.
 func checkRegistryMatches(t *testing.T, m *Manager) []holderEntry {
 	t.Helper()
+	m.mu.Lock()
 	entries := registryOf(t, m.cfg.StateDir)
 	var want []holderEntry
 	for _, p := range m.memory {
@@ -90,6 +91,7 @@ func checkRegistryMatches(t *testing.T, m *Manager) []holderEntry {
 	if m.cpu != nil {
 		want = append(want, entryOf(m.cpu))
 	}
+	m.mu.Unlock()
 	if diff := cmp.Diff(want, entries, cmpopts.EquateEmpty()); diff != "" {
 		t.Errorf("registry (-running +registry):\n%s", diff)
 	}
@@ -121,6 +123,7 @@ func TestApplyHoldsMemoryInChunksAndUsageMeasuresIt(t *testing.T) {
 	if err := m.Apply(Desired{Memory: 80 * mib}); err != nil {
 		t.Fatal(err)
 	}
+	waitFilled(t, m)
 	first := checkRegistryMatches(t, m)
 	if diff := cmp.Diff([]int64{32 * mib, 32 * mib, 16 * mib}, memorySizes(first)); diff != "" {
 		t.Errorf("chunks for 80 MiB (-want +got):\n%s", diff)
@@ -152,6 +155,7 @@ func TestApplyHoldsMemoryInChunksAndUsageMeasuresIt(t *testing.T) {
 	if err := m.Apply(Desired{Memory: 40 * mib}); err != nil {
 		t.Fatal(err)
 	}
+	waitFilled(t, m)
 	second := checkRegistryMatches(t, m)
 	if diff := cmp.Diff([]int64{32 * mib, 8 * mib}, memorySizes(second)); diff != "" {
 		t.Errorf("chunks for 40 MiB (-want +got):\n%s", diff)
@@ -189,6 +193,87 @@ func TestApplyHoldsMemoryInChunksAndUsageMeasuresIt(t *testing.T) {
 	}
 	if u, err := m.Usage(); err != nil || u != (Usage{}) {
 		t.Errorf("Usage after zero = %+v, %v", u, err)
+	}
+}
+
+// waitFilled waits until every memory holder of m has said it is ready.
+func waitFilled(t *testing.T, m *Manager) {
+	t.Helper()
+	m.mu.Lock()
+	ps := slices.Clone(m.memory)
+	m.mu.Unlock()
+	for _, p := range ps {
+		select {
+		case <-p.ready:
+		case <-p.exited:
+			t.Fatalf("memory holder %d ended before it filled: %v", p.Pid, p.waitErr)
+		case <-time.After(readyTimeout):
+			t.Fatalf("memory holder %d did not fill within %s", p.Pid, readyTimeout)
+		}
+	}
+}
+
+// fakeHolder writes a shell script named like the binary, for holders that
+// misbehave: Config.Binary may name it.
+func fakeHolder(t *testing.T, body string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "cro-exporter")
+	if err := os.WriteFile(path, []byte("#!/bin/sh\n"+body+"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func TestApplyNeverWaitsForBallastToFill(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.Binary = fakeHolder(t, "exec sleep 600") // fills for ever
+	m := openTest(t, cfg)
+
+	if err := m.Apply(Desired{Memory: 16 * mib}); err != nil {
+		t.Fatalf("Apply starting a holder that is still filling: %v, want nil", err)
+	}
+	// Recorded at once, for --recover. (The fake's command line is not a
+	// holder's, which checkRegistryMatches would rightly refuse.)
+	filling := registryOf(t, cfg.StateDir)
+	if u, err := m.Usage(); len(filling) != 1 || u.MemoryHolders != 1 {
+		t.Fatalf("while filling: registry %+v, Usage %+v, %v; want the one holder in both", filling, u, err)
+	}
+	// A holder still filling reads no stdin: the release kills it rather
+	// than wait for it to stop.
+	if err := m.Apply(Desired{}); err != nil {
+		t.Errorf("releasing a holder still filling: %v, want nil", err)
+	}
+	if left := waitGone(idsOf(filling), 0); len(left) > 0 {
+		t.Errorf("the released holder still runs: %v", left)
+	}
+	if entries := registryOf(t, cfg.StateDir); len(entries) != 0 {
+		t.Errorf("registry after the release: %+v", entries)
+	}
+}
+
+func TestAHolderThatFailsToFillIsDropped(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.Binary = fakeHolder(t, "echo 'cannot map' >&2; exit 1")
+	m := openTest(t, cfg)
+
+	if err := m.Apply(Desired{Memory: 16 * mib}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(readyTimeout)
+	for {
+		m.mu.Lock()
+		n := len(m.memory)
+		m.mu.Unlock()
+		if n == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the holder that failed is still counted after %s", readyTimeout)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if entries := checkRegistryMatches(t, m); len(entries) != 0 {
+		t.Errorf("registry after the holder failed: %+v", entries)
 	}
 }
 
@@ -386,6 +471,7 @@ func TestAHolderThatDiesIsDroppedAndReplaced(t *testing.T) {
 	if err := m.Apply(Desired{Memory: 48 * mib}); err != nil {
 		t.Fatal(err)
 	}
+	waitFilled(t, m)
 	before := checkRegistryMatches(t, m)
 	// As the OOM killer would.
 	if err := syscall.Kill(before[1].Pid, syscall.SIGKILL); err != nil {
@@ -399,7 +485,8 @@ func TestAHolderThatDiesIsDroppedAndReplaced(t *testing.T) {
 		if u, err = m.Usage(); err != nil {
 			t.Fatal(err)
 		}
-		if u.MemoryHolders == 1 {
+		// Gone from /proc a moment before it is reaped and dropped.
+		if u.MemoryHolders == 1 && len(registryOf(t, cfg.StateDir)) == 1 {
 			break
 		}
 		time.Sleep(20 * time.Millisecond)

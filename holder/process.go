@@ -83,6 +83,7 @@ type holderProcess struct {
 	StartTime uint64 // field 22 of /proc/<pid>/stat
 	Resident  int64  // memory: as its ready line said
 
+	ready     chan struct{} // closed once its ready line is read
 	cmd       *exec.Cmd
 	stdin     *os.File
 	lines     chan string // stdout lines; closed at EOF
@@ -123,6 +124,7 @@ func (l *launcher) start(kind Kind, size int64, duty float64) (*holderProcess, e
 		stdin:  inW,
 		lines:  make(chan string, 16),
 		stderr: &stderrTail{logger: l.logger, kind: kind},
+		ready:  make(chan struct{}),
 		exited: make(chan struct{}),
 	}
 	p.cmd = &exec.Cmd{
@@ -199,7 +201,8 @@ func (p *holderProcess) awaitLine(prefix string, timeout time.Duration) (string,
 }
 
 // waitReady waits for the holder's ready line. A memory holder's line gives
-// its resident bytes, a CPU holder's the duty it runs at.
+// its resident bytes, a CPU holder's the duty it runs at. It is called once
+// per holder.
 func (p *holderProcess) waitReady(timeout time.Duration) error {
 	rest, err := p.awaitLine("ready", timeout)
 	if err != nil {
@@ -209,12 +212,21 @@ func (p *holderProcess) waitReady(timeout time.Duration) error {
 		if p.Resident, err = strconv.ParseInt(rest, 10, 64); err != nil {
 			return fmt.Errorf("memory holder (pid %d): ready line %q: %w", p.Pid, "ready "+rest, err)
 		}
-		return nil
-	}
-	if _, err := strconv.ParseFloat(rest, 64); err != nil {
+	} else if _, err := strconv.ParseFloat(rest, 64); err != nil {
 		return fmt.Errorf("cpu holder (pid %d): ready line %q: %w", p.Pid, "ready "+rest, err)
 	}
+	close(p.ready)
 	return nil
+}
+
+// isReady tells whether the holder has said it is ready.
+func (p *holderProcess) isReady() bool {
+	select {
+	case <-p.ready:
+		return true
+	default:
+		return false
+	}
 }
 
 // setDuty tells a CPU holder its new duty and waits for it to answer that it
@@ -263,6 +275,12 @@ func (p *holderProcess) closeStdin() { p.closeOnce.Do(func() { p.stdin.Close() }
 func (p *holderProcess) stop() error {
 	if p.hasExited() {
 		p.closeStdin()
+		return nil
+	}
+	if p.Kind == KindMemory && !p.isReady() {
+		// Still filling, it reads no stdin until it is full: killing it
+		// frees its memory at once.
+		p.kill()
 		return nil
 	}
 	p.send("stop") // it may be gone already: EPIPE

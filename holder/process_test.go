@@ -118,12 +118,14 @@ func runTestParent(spec string) int {
 		return 3
 	}
 	var pids []string
+	m.mu.Lock()
 	for _, p := range m.memory {
 		pids = append(pids, strconv.Itoa(p.Pid))
 	}
 	if m.cpu != nil {
 		pids = append(pids, strconv.Itoa(m.cpu.Pid))
 	}
+	m.mu.Unlock()
 	fmt.Printf("ready %s\n", strings.Join(pids, " "))
 	stdinEnd := make(chan struct{})
 	go func() {
