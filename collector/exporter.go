@@ -19,6 +19,7 @@ type Exporter struct {
 	ceiling, spec, cpus, lastSample             *prometheus.Desc
 	memoryTotal, memoryAvailable, reserve       *prometheus.Desc
 	diskSize, diskAvailable, pressureStalled    *prometheus.Desc
+	window, interval                            *prometheus.Desc
 }
 
 // NewExporter returns an Exporter with nothing published yet; it exposes no
@@ -41,6 +42,8 @@ func NewExporter() *Exporter {
 		spec:            desc("spec_info", "The host's spec class, from its memory size.", "spec"),
 		cpus:            desc("cpus", "Number of CPUs in /proc/stat."),
 		lastSample:      desc("last_sample_timestamp_seconds", "Unix time of the last sample of the host."),
+		interval:        desc("sample_interval_seconds", "Time between two samples of the host (--interval)."),
+		window:          desc("average_window_seconds", "The averages' window (--window); their time constant is half of it."),
 		memoryTotal:     desc("memory_total_bytes", "MemTotal from /proc/meminfo."),
 		memoryAvailable: desc("memory_available_bytes", "MemAvailable from /proc/meminfo."),
 		diskSize:        desc("disk_size_bytes", "Size of the filesystem holding --disk.path."),
@@ -58,7 +61,7 @@ func (e *Exporter) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
 		e.usage, e.average, e.target, e.setpoint, e.history, e.holders, e.holderUsage, e.holderBytes, e.releases,
 		e.ceiling, e.spec, e.cpus, e.lastSample, e.memoryTotal, e.memoryAvailable,
-		e.diskSize, e.diskAvailable, e.pressureStalled, e.reserve,
+		e.diskSize, e.diskAvailable, e.pressureStalled, e.reserve, e.window, e.interval,
 	} {
 		ch <- d
 	}
@@ -100,6 +103,8 @@ func (e *Exporter) Collect(ch chan<- prometheus.Metric) {
 	gauge(e.spec, 1, s.Spec)
 	gauge(e.cpus, float64(s.Sample.CPUs))
 	gauge(e.lastSample, float64(s.Sample.Time.UnixNano())/1e9)
+	gauge(e.interval, s.Interval.Seconds())
+	gauge(e.window, s.Window.Seconds())
 	gauge(e.memoryTotal, float64(s.Sample.MemoryTotal))
 	gauge(e.memoryAvailable, float64(s.Sample.MemoryAvailable))
 	gauge(e.diskSize, float64(s.Sample.DiskSize))

@@ -14,7 +14,11 @@ type State struct {
 	// MemoryReserve and DiskReserve are the bytes of MemAvailable and of
 	// free disk space holders always leave to real work.
 	MemoryReserve, DiskReserve int64
-	Resources                  map[Resource]ResourceState
+	// Window is the averages' window: their time constant is half of it.
+	Window time.Duration
+	// Interval is the time between two samples of the host.
+	Interval  time.Duration
+	Resources map[Resource]ResourceState
 }
 
 // ResourceState is what the controller knows of one resource.

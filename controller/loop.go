@@ -130,6 +130,8 @@ func (l *Loop) Step(s collector.Sample) {
 		Ceiling:       l.Ceiling,
 		MemoryReserve: l.MemoryReserve,
 		DiskReserve:   l.DiskReserve,
+		Window:        l.Averages.Window(),
+		Interval:      l.Interval,
 		Resources:     make(map[collector.Resource]collector.ResourceState, len(collector.Resources)),
 	}
 	next := l.planned

@@ -138,6 +138,16 @@ func TestScrapesServeTheLastSampleWithoutRereadingProc(t *testing.T) {
 	}
 }
 
+func TestWindowAndIntervalAreExportedForTheRules(t *testing.T) {
+	body := start(t, "--path.procfs="+filepath.Join(fixtures, "small-8g"), "--window=7d", "--interval=1h").metrics(t)
+	for _, want := range []string{"cro_average_window_seconds 604800", "cro_sample_interval_seconds 3600"} {
+		series, _, _ := strings.Cut(want, " ")
+		if got := metricLine(body, series); got != want {
+			t.Errorf("scrape has %q, want %q", got, want)
+		}
+	}
+}
+
 // metricLine is the sample line of series in a scrape, or "".
 func metricLine(body, series string) string {
 	for line := range strings.Lines(body) {
