@@ -249,6 +249,18 @@ func TestApplyNeverWaitsForBallastToFill(t *testing.T) {
 	if entries := registryOf(t, cfg.StateDir); len(entries) != 0 {
 		t.Errorf("registry after the release: %+v", entries)
 	}
+
+	// Close (the daemon's SIGTERM) does not wait for one either.
+	if err := m.Apply(Desired{Memory: 16 * mib}); err != nil {
+		t.Fatal(err)
+	}
+	filling = registryOf(t, cfg.StateDir)
+	if err := m.Close(); err != nil {
+		t.Errorf("Close with a holder still filling: %v, want nil", err)
+	}
+	if left := waitGone(idsOf(filling), 0); len(left) > 0 || len(filling) != 1 {
+		t.Errorf("holder %+v still runs after Close: %v", filling, left)
+	}
 }
 
 func TestAHolderThatFailsToFillIsDropped(t *testing.T) {
