@@ -113,11 +113,11 @@ func (a *Averages) Value(r collector.Resource) float64 {
 	return a.avg[r].value
 }
 
-// History is how much history r's average holds: the span of uninterrupted
-// sampling, ending now, that would give it its weight. It grows as samples
 // Window is the window the averages were made with.
 func (a *Averages) Window() time.Duration { return a.window }
 
+// History is how much history r's average holds: the span of uninterrupted
+// sampling, ending now, that would give it its weight. It grows as samples
 // come in, shrinks across gaps, and is capped at the window.
 func (a *Averages) History(r collector.Resource) time.Duration {
 	// Uninterrupted sampling for h gives the weight 1-exp(-h/tau). A weight
