@@ -272,6 +272,7 @@ func (p *holderProcess) closeStdin() { p.closeOnce.Do(func() { p.stdin.Close() }
 // stop asks the holder to stop, closes its stdin and waits for it to exit:
 // up to stopTimeout, then it is killed. It returns an error when the holder
 // had to be killed or ended badly; either way the holder is gone and reaped.
+// A memory holder that has not filled yet is killed at once, as planned.
 func (p *holderProcess) stop() error {
 	if p.hasExited() {
 		p.closeStdin()
@@ -279,7 +280,7 @@ func (p *holderProcess) stop() error {
 	}
 	if p.Kind == KindMemory && !p.isReady() {
 		// Still filling, it reads no stdin until it is full: killing it
-		// frees its memory at once.
+		// frees its memory soonest.
 		p.kill()
 		return nil
 	}
