@@ -20,6 +20,7 @@ type Exporter struct {
 	memoryTotal, memoryAvailable, reserve       *prometheus.Desc
 	diskSize, diskAvailable, pressureStalled    *prometheus.Desc
 	window, interval                            *prometheus.Desc
+	failures, holdOff, saveFailures             *prometheus.Desc
 }
 
 // NewExporter returns an Exporter with nothing published yet; it exposes no
@@ -38,6 +39,9 @@ func NewExporter() *Exporter {
 		holderUsage:     desc("holder_usage_ratio", "Share of the resource taken by holders, 0..1.", "resource"),
 		holderBytes:     desc("holder_bytes", "Bytes held by memory ballast or disk fill files.", "resource"),
 		releases:        desc("holder_releases_total", "Times holder load was given back before the average said so, by reason: pressure, reserve, real_usage.", "resource", "reason"),
+		failures:        desc("holder_failures_total", "Holders that failed: ended by themselves (killed from outside, OOM), failed to start, fill or answer; for disk, fill that could not be resized.", "resource"),
+		holdOff:         desc("holder_hold_off_seconds", "How long the holders may not grow yet after a pressure release; it doubles when releases repeat.", "resource"),
+		saveFailures:    desc("state_save_failures_total", "Failed saves of the averages to the state dir."),
 		ceiling:         desc("ceiling_ratio", "Ratio no target or setpoint is ever above."),
 		spec:            desc("spec_info", "The host's spec class, from its memory size.", "spec"),
 		cpus:            desc("cpus", "Number of CPUs in /proc/stat."),
@@ -62,6 +66,7 @@ func (e *Exporter) Describe(ch chan<- *prometheus.Desc) {
 		e.usage, e.average, e.target, e.setpoint, e.history, e.holders, e.holderUsage, e.holderBytes, e.releases,
 		e.ceiling, e.spec, e.cpus, e.lastSample, e.memoryTotal, e.memoryAvailable,
 		e.diskSize, e.diskAvailable, e.pressureStalled, e.reserve, e.window, e.interval,
+		e.failures, e.holdOff, e.saveFailures,
 	} {
 		ch <- d
 	}
@@ -85,8 +90,12 @@ func (e *Exporter) Collect(ch chan<- prometheus.Metric) {
 		gauge(e.history, rs.History.Seconds(), string(r))
 		gauge(e.holders, float64(rs.Holders), string(r))
 		gauge(e.holderUsage, rs.HolderUsage, string(r))
+		ch <- prometheus.MustNewConstMetric(e.failures, prometheus.CounterValue, float64(rs.Failures), string(r))
 		if r != CPU {
 			gauge(e.holderBytes, float64(rs.HolderBytes), string(r))
+		}
+		if r == Memory {
+			gauge(e.holdOff, rs.HoldOff.Seconds(), string(r))
 		}
 		for i, reason := range ReleaseReasons {
 			if !Releasable(r, i) {
@@ -100,6 +109,7 @@ func (e *Exporter) Collect(ch chan<- prometheus.Metric) {
 		}
 	}
 	gauge(e.ceiling, s.Ceiling)
+	ch <- prometheus.MustNewConstMetric(e.saveFailures, prometheus.CounterValue, float64(s.SaveFailures))
 	gauge(e.spec, 1, s.Spec)
 	gauge(e.cpus, float64(s.Sample.CPUs))
 	gauge(e.lastSample, float64(s.Sample.Time.UnixNano())/1e9)

@@ -17,8 +17,10 @@ type State struct {
 	// Window is the averages' window: their time constant is half of it.
 	Window time.Duration
 	// Interval is the time between two samples of the host.
-	Interval  time.Duration
-	Resources map[Resource]ResourceState
+	Interval time.Duration
+	// SaveFailures counts the failed saves of the averages since the start.
+	SaveFailures uint64
+	Resources    map[Resource]ResourceState
 }
 
 // ResourceState is what the controller knows of one resource.
@@ -40,6 +42,13 @@ type ResourceState struct {
 	// Releases counts, by reason, the times holder load was given back
 	// early, since the start.
 	Releases [len(ReleaseReasons)]uint64
+	// Failures counts the holders that failed (ended by themselves, failed
+	// to start, fill or answer; fill that could not be resized) since the
+	// start.
+	Failures uint64
+	// HoldOff is how long the holders may not grow yet after a pressure
+	// release (memory only).
+	HoldOff time.Duration
 }
 
 // ReleaseReasons are the reasons holder load is given back before the

@@ -100,3 +100,40 @@ func clamp(x, lo, hi float64) float64 {
 func DefaultReserves(memoryTotal, diskSize uint64) (memory, disk int64) {
 	return max(512<<20, int64(memoryTotal)*15/100), max(1<<30, int64(diskSize)/10)
 }
+
+// A pressure release holds memory ballast down for a while, so that it does
+// not grow straight back into the workload that made it give way. A release
+// within an hour of the last hold-off's end doubles the next one: releases
+// that repeat mean the workload needs the room, and each round costs it a
+// stall.
+const (
+	holdOffFirst  = 5 * time.Minute
+	holdOffMax    = 4 * time.Hour
+	holdOffMemory = time.Hour
+)
+
+// holdOff is the time memory ballast may not grow.
+type holdOff struct {
+	until  time.Time
+	length time.Duration
+}
+
+// after is the hold-off after a release at now: a release during the
+// hold-off extends it by its length, one within holdOffMemory after it
+// doubles it, a later one starts afresh.
+func (h holdOff) after(now time.Time) holdOff {
+	switch {
+	case h.length == 0 || now.Sub(h.until) > holdOffMemory:
+		h.length = holdOffFirst
+	case now.After(h.until):
+		h.length = min(2*h.length, holdOffMax)
+	}
+	h.until = now.Add(h.length)
+	return h
+}
+
+// holds tells whether memory may not grow at now.
+func (h holdOff) holds(now time.Time) bool { return now.Before(h.until) }
+
+// left is how long memory may not grow after now.
+func (h holdOff) left(now time.Time) time.Duration { return max(0, h.until.Sub(now)) }

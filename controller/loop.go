@@ -33,17 +33,27 @@ type HolderUsage struct {
 	CPUHolders    int
 	MemoryHolders int
 	DiskFiles     int
+	// The failures of each resource's holders since the start: ended by
+	// themselves, failed to start, fill or answer.
+	CPUFailures, MemoryFailures, DiskFailures uint64
 }
 
-// Holders is the holder manager as the loop sees it.
+// Holders is the holder manager as the loop sees it. Apply must not wait
+// for a holder's cooperation: the give-way watcher calls it too.
 type Holders interface {
 	Apply(Load) error
 	Usage() (HolderUsage, error)
+	// CPUTime is HolderUsage.CPUTime alone, cheap enough for the watcher.
+	CPUTime() (time.Duration, error)
 }
 
 // Loop samples the host every Interval, keeps the averages, decides the
 // holder load, applies it, and publishes the state the metrics show. Watch
 // gives load back between ticks.
+//
+// Decisions are made under mu and acted on outside it: a tick that starts
+// holders, or a holder that does not answer, never keeps the watcher from
+// giving memory back.
 type Loop struct {
 	Read func(now time.Time) (collector.Sample, error)
 	// Holders applies the load; nil is a dry run: everything is decided
@@ -58,7 +68,9 @@ type Loop struct {
 	MemoryReserve, DiskReserve int64
 	// Chunk is the largest memory holder, above 0: pressure releases
 	// whole ones.
-	Chunk    int64
+	Chunk int64
+	// StateDir is where the averages are saved; "" never saves them (a
+	// dry run writes nothing).
 	StateDir string
 	Interval time.Duration
 	Publish  func(*collector.State)
@@ -67,11 +79,27 @@ type Loop struct {
 	mu sync.Mutex
 	// planned is the load the tick decided, less what Watch gave back.
 	planned Load
-	// applied is what the holders were last asked for: planned, with the
-	// CPU duty lowered while real CPU work rises into the burner's room.
+	// applied is what the holders are to hold now: planned, with the CPU
+	// duty lowered while real CPU work rises into the burner's room, and
+	// memory and disk grown by at most maxStep over what the holders
+	// held at the tick (growCap).
 	applied Load
+	growCap Load
 	control [len(collector.Resources)]control
 	tickCPU cpuClock
+	// holdOff keeps memory ballast from growing back into the workload
+	// that made it give way.
+	holdOff holdOff
+	// saveFailures counts the failed saves of the averages.
+	saveFailures uint64
+
+	// applyMu keeps calls of Holders.Apply in order; each sends the
+	// decision that stands when it runs, so a stale one never overrides a
+	// newer one. sent is the last load sent.
+	applyMu sync.Mutex
+	sent    Load
+	// Repeated failures are logged when they start and when they end.
+	readFault, measureFault, applyFault, saveFault fault
 }
 
 // control is what the loop remembers of one resource between ticks.
@@ -98,32 +126,57 @@ func (l *Loop) Run(ctx context.Context) error {
 	for {
 		select {
 		case <-ctx.Done():
+			if l.StateDir == "" {
+				return nil
+			}
 			return l.Averages.Save(l.StateDir)
 		case now := <-ticker.C:
 			s, err := l.Read(now)
+			// A failed read skips the tick; the stale
+			// cro_last_sample_timestamp_seconds shows it.
+			l.readFault.report(l.Logger, "reading the host", err)
 			if err != nil {
-				// A failed read skips the tick; the stale
-				// cro_last_sample_timestamp_seconds shows it.
-				l.Logger.Warn("reading the host", "err", err)
 				continue
 			}
 			l.Step(s)
-			if now.Sub(saved) >= saveEvery {
-				if err := l.Averages.Save(l.StateDir); err != nil {
-					l.Logger.Warn("saving the averages", "err", err)
-				}
+			if l.StateDir != "" && now.Sub(saved) >= saveEvery {
+				l.save()
 				saved = now
 			}
 		}
 	}
 }
 
-// Step folds one sample into the averages, decides and applies the holder
-// load, and publishes the new state.
+// save saves the averages, counting a failure.
+func (l *Loop) save() {
+	err := l.Averages.Save(l.StateDir)
+	if l.saveFault.report(l.Logger, "saving the averages", err) {
+		l.mu.Lock()
+		l.saveFailures++
+		l.mu.Unlock()
+	}
+}
+
+// Step folds one sample into the averages, decides the holder load, has
+// the holders apply it (again, so that holders lost since are replaced),
+// and publishes the new state.
 func (l *Loop) Step(s collector.Sample) {
+	var used HolderUsage
+	if l.Holders != nil {
+		var err error
+		used, err = l.Holders.Usage()
+		l.measureFault.report(l.Logger, "measuring the holders", err)
+	}
+	state := l.decide(s, used)
+	l.apply(true)
+	l.Publish(state)
+}
+
+// decide is the part of Step that runs under the lock.
+func (l *Loop) decide(s collector.Sample, used HolderUsage) *collector.State {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	held, used := l.measure(s, &l.tickCPU)
+	held := l.shares(used, s, &l.tickCPU)
 	state := &collector.State{
 		Sample:        s,
 		Spec:          l.Spec.Name,
@@ -132,6 +185,7 @@ func (l *Loop) Step(s collector.Sample) {
 		DiskReserve:   l.DiskReserve,
 		Window:        l.Averages.Window(),
 		Interval:      l.Interval,
+		SaveFailures:  l.saveFailures,
 		Resources:     make(map[collector.Resource]collector.ResourceState, len(collector.Resources)),
 	}
 	next := l.planned
@@ -165,7 +219,7 @@ func (l *Loop) Step(s collector.Sample) {
 
 		if r == collector.CPU {
 			// The CPU plan follows smoothed usage; a burst of real work
-			// lowers the duty instead (apply), which comes back within
+			// lowers the duty instead (applied), which comes back within
 			// seconds when the burst ends.
 			realCPU, real = real, c.smooth
 		}
@@ -173,6 +227,9 @@ func (l *Loop) Step(s collector.Sample) {
 		want := now
 		if c.started {
 			want = holderLoad(c.setpoint, c.smooth, real, now, limit, stepOf(r, s))
+		}
+		if r == collector.Memory && want > now && l.holdOff.holds(s.Time) {
+			want = now
 		}
 		if want < now {
 			if reason, ok := releaseReason(c.setpoint, real, now, limit, reserved); ok {
@@ -193,6 +250,7 @@ func (l *Loop) Step(s collector.Sample) {
 			Target:   target,
 			Setpoint: c.setpoint,
 			Releases: c.releases,
+			Failures: used.failures(r),
 		}
 	}
 	if next != l.planned {
@@ -200,7 +258,12 @@ func (l *Loop) Step(s collector.Sample) {
 			"was_cpu", round(l.planned.CPU), "was_memory_bytes", l.planned.Memory, "was_disk_bytes", l.planned.Disk)
 		l.planned = next
 	}
-	l.apply(realCPU)
+	if l.Holders != nil {
+		l.growCap = Load{Memory: roundUp(used.Memory, l.Chunk) + maxStep, Disk: used.Disk + maxStep}
+	} else {
+		l.growCap = Load{Memory: math.MaxInt64, Disk: math.MaxInt64}
+	}
+	l.decideApplied(realCPU)
 	if l.Holders == nil {
 		// A dry run shows what it would hold after this tick.
 		used = wouldHold(l.applied, l.Chunk)
@@ -211,9 +274,12 @@ func (l *Loop) Step(s collector.Sample) {
 	for i, r := range collector.Resources {
 		rs := state.Resources[r]
 		rs.HolderUsage, rs.Holders, rs.HolderBytes = held[i], used.count(r), used.bytes(r)
+		if r == collector.Memory {
+			rs.HoldOff = l.holdOff.left(s.Time)
+		}
 		state.Resources[r] = rs
 	}
-	l.Publish(state)
+	return state
 }
 
 // Watch gives holder load back between ticks, reading the host every
@@ -269,24 +335,19 @@ const fastSmoothing = 500 * time.Millisecond
 // per-CPU counters (vm.stat_interval, a second).
 const releaseShows = 2 * time.Second
 
+// giveWay is one read of Watch. It asks the holders for nothing but their
+// CPU time, which never waits for a holder or a tick.
 func (l *Loop) giveWay(s collector.Sample, w *watch, every time.Duration) {
+	var used HolderUsage
+	if l.Holders != nil {
+		var err error
+		used.CPUTime, err = l.Holders.CPUTime()
+		if err != nil {
+			l.Logger.Debug("measuring the holders' CPU time", "err", err)
+		}
+	}
 	l.mu.Lock()
-	defer l.mu.Unlock()
-	held, _ := l.measure(s, &w.cpu)
-	avail := int64(s.MemoryAvailable)
-	w.shown = max(w.shown, avail-w.availAt)
-	unseen := max(0, w.released-w.shown) // released, not yet in MemAvailable
-	if s.Time.Sub(w.releasedAt) > releaseShows {
-		unseen = 0
-	}
-	if need := l.MemoryReserve - avail - unseen; need > 0 && l.planned.Memory > 0 {
-		was := l.planned.Memory
-		l.planned.Memory = afterRelease(was, l.Chunk, need)
-		w.released, w.releasedAt, w.availAt, w.shown = unseen+was-l.planned.Memory, s.Time, avail, 0
-		l.control[1].releases[reasonPressure]++
-		l.Logger.Info("memory ballast released", "reason", "pressure", "memory_available_bytes", avail,
-			"reserve_bytes", l.MemoryReserve, "memory_bytes", l.planned.Memory, "was_memory_bytes", was)
-	}
+	l.releaseMemory(s, w)
 	if avail := int64(s.DiskAvailable); avail < l.DiskReserve && l.planned.Disk > 0 {
 		was := l.planned.Disk
 		l.planned.Disk = max(0, was-(l.DiskReserve-avail))
@@ -295,49 +356,84 @@ func (l *Loop) giveWay(s collector.Sample, w *watch, every time.Duration) {
 			"reserve_bytes", l.DiskReserve, "disk_bytes", l.planned.Disk, "was_disk_bytes", was)
 	}
 	if s.CPUSpan <= 2*every { // not the first read, since boot
+		held := l.shares(used, s, &w.cpu)
 		real := max(0, s.CPU-held[0])
 		w.realCPU = smoothOver(w.realCPU, real, !w.started, every, fastSmoothing)
 		w.started = true
 	}
-	l.apply(w.realCPU)
+	l.decideApplied(w.realCPU)
+	l.mu.Unlock()
+	l.apply(false)
 }
 
-// apply asks the holders for the planned load, with the CPU duty given
-// way to real CPU usage realCPU.
-func (l *Loop) apply(realCPU float64) {
-	c := l.control[0]
-	next := l.planned
-	next.CPU = cpuDuty(l.planned.CPU, c.setpoint, realCPU, c.smooth)
-	if next == l.applied {
+// releaseMemory gives back whole chunks of ballast while MemAvailable is
+// under its reserve, and holds memory down for a while after.
+func (l *Loop) releaseMemory(s collector.Sample, w *watch) {
+	avail := int64(s.MemoryAvailable)
+	w.shown = max(w.shown, avail-w.availAt)
+	unseen := max(0, w.released-w.shown) // released, not yet in MemAvailable
+	if s.Time.Sub(w.releasedAt) > releaseShows {
+		unseen = 0
+	}
+	need := l.MemoryReserve - avail - unseen
+	if need <= 0 || l.planned.Memory == 0 {
 		return
+	}
+	was := l.planned.Memory
+	l.planned.Memory = afterRelease(was, l.Chunk, need)
+	w.released, w.releasedAt, w.availAt, w.shown = unseen+was-l.planned.Memory, s.Time, avail, 0
+	l.control[1].releases[reasonPressure]++
+	l.holdOff = l.holdOff.after(s.Time)
+	l.Logger.Info("memory ballast released", "reason", "pressure", "memory_available_bytes", avail,
+		"reserve_bytes", l.MemoryReserve, "memory_bytes", l.planned.Memory, "was_memory_bytes", was,
+		"hold_off", l.holdOff.length)
+}
+
+// decideApplied sets what the holders are to hold now: the planned load,
+// with the CPU duty given way to real CPU usage realCPU, and growth capped.
+// It runs under mu.
+func (l *Loop) decideApplied(realCPU float64) {
+	c := l.control[0]
+	next := Load{
+		CPU:    cpuDuty(l.planned.CPU, c.setpoint, realCPU, c.smooth),
+		Memory: min(l.planned.Memory, l.growCap.Memory),
+		Disk:   min(l.planned.Disk, l.growCap.Disk),
 	}
 	if next.CPU != l.applied.CPU && next.Memory == l.applied.Memory && next.Disk == l.applied.Disk {
 		l.Logger.Debug("cpu duty", "duty", round(next.CPU), "was", round(l.applied.CPU), "real_cpu", round(realCPU))
 	}
 	l.applied = next
+}
+
+// apply sends the load decided last to the holders: when it changed, or
+// always with again, so that holders lost since the last call come back.
+func (l *Loop) apply(again bool) {
 	if l.Holders == nil {
 		return
 	}
-	if err := l.Holders.Apply(next); err != nil {
-		l.Logger.Warn("applying holder load", "err", err)
+	l.applyMu.Lock()
+	defer l.applyMu.Unlock()
+	l.mu.Lock()
+	next := l.applied
+	l.mu.Unlock()
+	if next == l.sent && !again {
+		return
 	}
+	l.sent = next
+	l.applyFault.report(l.Logger, "applying holder load", l.Holders.Apply(next))
 }
 
-// measure returns the share of each resource the holders take now, and
-// their usage. A dry run holds nothing.
-func (l *Loop) measure(s collector.Sample, clock *cpuClock) ([len(collector.Resources)]float64, HolderUsage) {
+// shares is the share of each resource the holders take, from their usage.
+// A dry run holds nothing.
+func (l *Loop) shares(used HolderUsage, s collector.Sample, clock *cpuClock) [len(collector.Resources)]float64 {
 	var held [len(collector.Resources)]float64
 	if l.Holders == nil {
-		return held, HolderUsage{}
-	}
-	used, err := l.Holders.Usage()
-	if err != nil {
-		l.Logger.Warn("measuring the holders", "err", err)
+		return held
 	}
 	held[0] = clock.share(used.CPUTime, s.Time, s.CPUs)
 	held[1] = ratio(used.Memory, s.MemoryTotal)
 	held[2] = ratio(used.Disk, s.DiskSize)
-	return held, used
+	return held
 }
 
 // limit is the highest total usage holders may bring r to: the ceiling, or
@@ -451,6 +547,9 @@ func ratio[T int64 | uint64](part T, whole uint64) float64 {
 	return float64(part) / float64(whole)
 }
 
+// roundUp is n rounded up to whole units.
+func roundUp(n, unit int64) int64 { return (n + unit - 1) / unit * unit }
+
 // round keeps logs readable: four decimals of a ratio.
 func round(x float64) float64 { return math.Round(x*1e4) / 1e4 }
 
@@ -473,6 +572,16 @@ func (u HolderUsage) count(r collector.Resource) int {
 		return u.MemoryHolders
 	}
 	return u.DiskFiles
+}
+
+func (u HolderUsage) failures(r collector.Resource) uint64 {
+	switch r {
+	case collector.CPU:
+		return u.CPUFailures
+	case collector.Memory:
+		return u.MemoryFailures
+	}
+	return u.DiskFailures
 }
 
 func (u HolderUsage) bytes(r collector.Resource) uint64 {
@@ -500,4 +609,23 @@ func (c *cpuClock) share(cpuTime time.Duration, now time.Time, cpus int) float64
 		return 0
 	}
 	return min(1, (cpuTime-prev.time).Seconds()/(elapsed.Seconds()*float64(cpus)))
+}
+
+// fault is a condition that may repeat every tick, such as a failing
+// write: it is logged once when it starts and once when it ends.
+type fault struct{ failing bool }
+
+// report logs err as what failed when the condition starts, and that it
+// works again when it ends. It tells whether the condition started.
+func (f *fault) report(logger *slog.Logger, what string, err error) bool {
+	switch {
+	case err != nil && !f.failing:
+		f.failing = true
+		logger.Warn(what, "err", err)
+		return true
+	case err == nil && f.failing:
+		f.failing = false
+		logger.Info(what + ": works again")
+	}
+	return false
 }

@@ -33,13 +33,28 @@ type averageJSON struct {
 	Last   time.Time `json:"last,omitzero"`
 }
 
-// CheckStateDir makes sure dir can hold the state: it exists as a directory,
-// or is created with mode 0700, and a file can be created in it. The CLI calls
-// it before opening any listener, so that a bad --state.dir fails at once
-// rather than at the first save.
-func CheckStateDir(dir string) error {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("state dir %s is not usable: %w", dir, err)
+// CheckStateDir makes sure dir can hold the state, and that what it holds is
+// ours. An existing dir must be a directory, not a symlink, owned by our
+// effective uid, with no permission for group or others; it is never
+// changed, and the error says what is wrong and how to fix it. With write,
+// a missing dir is created with mode 0700 and a file must be creatable in
+// it; without (a dry run, which writes nothing), a missing dir is fine. The
+// CLI calls it before opening any listener, so that a bad --state.dir fails
+// at once rather than at the first save.
+func CheckStateDir(dir string, write bool) error {
+	if _, err := os.Lstat(filepath.Clean(dir)); errors.Is(err, fs.ErrNotExist) {
+		if !write {
+			return nil
+		}
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return fmt.Errorf("state dir %s is not usable: %w", dir, err)
+		}
+	}
+	if err := statefile.CheckDir(dir); err != nil {
+		return fmt.Errorf("state dir %w", err)
+	}
+	if !write {
+		return nil
 	}
 	f, err := os.CreateTemp(dir, ".probe-*")
 	if err != nil {
@@ -71,31 +86,47 @@ func (a *Averages) Save(dir string) error {
 }
 
 // Load restores the averages from AveragesFile in dir. A missing file is a
-// fresh start. A file that cannot be read or is not valid is logged as a
-// warning, renamed to AveragesFile.corrupt-<unix time of now> (never deleted,
-// so it can be looked at), and the averages start fresh. Load returns an
-// error only if such a file cannot be moved aside: the next save would
-// overwrite it.
+// fresh start. A file that cannot be read, is not a regular file of ours
+// (statefile.Open) or is not valid is logged as a warning, renamed to
+// AveragesFile.corrupt-<unix time of now> (never deleted, so it can be
+// looked at), and the averages start fresh. Load returns an error only if
+// such a file cannot be moved aside: the next save would overwrite it.
 func (a *Averages) Load(dir string, now time.Time, logger *slog.Logger) error {
 	path := filepath.Join(dir, AveragesFile)
-	data, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
+	aside, err := statefile.Load(path, now, a.restore)
+	if err == nil {
 		return nil
 	}
-	if err == nil {
-		var avgs map[collector.Resource]average
-		if avgs, err = parseAverages(data); err == nil {
-			a.avg = avgs
-			return nil
-		}
-	}
 	a.avg = freshAverages()
-	aside, moveErr := statefile.MoveAside(path, now)
-	if moveErr != nil {
-		return fmt.Errorf("loading averages: %s is not usable (%v) and cannot be moved aside: %w", path, err, moveErr)
+	if aside == "" {
+		return fmt.Errorf("loading averages: %w", err)
 	}
 	logger.Warn("Averages state file is not usable; moved it aside and starting afresh",
 		"file", path, "err", err, "moved_to", aside)
+	return nil
+}
+
+// Read restores the averages from AveragesFile in dir like Load, but
+// changes nothing on disk, for a dry run beside a daemon that owns the
+// file: one it cannot use is logged as a warning and left where it is, and
+// the averages start fresh: nothing about the file stops a dry run.
+func (a *Averages) Read(dir string, logger *slog.Logger) {
+	path := filepath.Join(dir, AveragesFile)
+	if err := statefile.ParseFile(path, a.restore); err != nil {
+		a.avg = freshAverages()
+		logger.Warn("Averages state file is not usable; starting afresh and leaving it as it is",
+			"file", path, "err", err)
+	}
+}
+
+// restore replaces the averages with those of a state file's content, or
+// leaves them as they are and says why the content is not valid.
+func (a *Averages) restore(data []byte) error {
+	avgs, err := parseAverages(data)
+	if err != nil {
+		return err
+	}
+	a.avg = avgs
 	return nil
 }
 
@@ -121,7 +152,7 @@ func parseAverages(data []byte) (map[collector.Resource]average, error) {
 	}
 	for r := range file.Resources {
 		if _, ok := avgs[r]; !ok {
-			return nil, fmt.Errorf("unknown resource %q", r)
+			return nil, fmt.Errorf("unknown resource %s", statefile.Quote(string(r)))
 		}
 	}
 	return avgs, nil

@@ -202,6 +202,10 @@ func TestLoadOfAnUnreadableFileMovesItAside(t *testing.T) {
 
 func TestCheckStateDir(t *testing.T) {
 	tmp := t.TempDir()
+	// t.TempDir() makes 0777 less the umask; a state dir must be 0700.
+	if err := os.Chmod(tmp, 0o700); err != nil {
+		t.Fatal(err)
+	}
 	file := filepath.Join(tmp, "file")
 	if err := os.WriteFile(file, nil, 0o600); err != nil {
 		t.Fatal(err)
@@ -213,12 +217,13 @@ func TestCheckStateDir(t *testing.T) {
 	}{
 		{"an existing dir is usable", tmp, ""},
 		{"a missing dir is created", filepath.Join(tmp, "a", "b"), ""},
-		{"a regular file is not a dir", file, "state dir " + file + " is not usable: mkdir " + file + ": not a directory"},
-		{"a dir under a regular file cannot be created", filepath.Join(file, "sub"), "state dir " + filepath.Join(file, "sub") + " is not usable: mkdir " + file + ": not a directory"},
+		{"a regular file is not a dir", file, "state dir " + file + " is not a directory (it is a regular file)"},
+		{"a dir under a regular file cannot be created", filepath.Join(file, "sub"), "state dir " + filepath.Join(file, "sub") + " is not usable: lstat " + filepath.Join(file, "sub") + ": not a directory"},
+		{"a missing dir under a missing one is created", filepath.Join(tmp, "c", "d"), ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var gotErr string
-			if err := CheckStateDir(tc.dir); err != nil {
+			if err := CheckStateDir(tc.dir, true); err != nil {
 				gotErr = err.Error()
 			}
 			if diff := cmp.Diff(tc.wantErr, gotErr); diff != "" {

@@ -61,6 +61,9 @@ func (m *Model) Usage() (HolderUsage, error) {
 	return u, nil
 }
 
+// CPUTime implements Holders.
+func (m *Model) CPUTime() (time.Duration, error) { return m.cpuTime, nil }
+
 // Day is one simulated day, per resource in the order of
 // collector.Resources.
 type Day struct {

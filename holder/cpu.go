@@ -18,8 +18,8 @@ const cpuPeriod = 100 * time.Millisecond
 // against busy loops of its own session, and 37% against busy loops of
 // another session (another autogroup; another cgroup is the same), because
 // the scheduler first shares the CPUs between the groups, whose weights do
-// not know that the burner's threads are idle ones (measured on the 2-core
-// VMs of BENCH.md). So each burner thread also watches for itself, two ways:
+// not know that the burner's threads are idle ones (measured on a 2-core
+// VM). So each burner thread also watches for itself, two ways:
 //   - Before it burns, it looks at the machine's idle time (/proc/uptime)
 //     over the time it was off: (almost) none means real work is taking
 //     every CPU, and it skips the period without burning at all.

@@ -4,7 +4,10 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"sync"
+
+	"golang.org/x/sys/unix"
 )
 
 // MaxFillFile is the largest fill file.
@@ -16,7 +19,7 @@ const MaxFillFile = 1 << 30
 const fillChunk = 1 << 20
 
 // Fill file names are fillPrefix and six digits, "fill-000001" upwards.
-// Nothing else in the directory is ours.
+// Nothing else in the directory is ours but its marker, fillMarker.
 const (
 	fillPrefix    = "fill-"
 	fillDigits    = 6
@@ -29,6 +32,12 @@ const (
 // for concurrent use.
 type Fill struct {
 	dir string
+	// diskPath is a path on the filesystem the fill must be on, "" when
+	// that is not checked.
+	diskPath string
+	// owner is the state dir of the cro-exporter whose fill this is,
+	// absolute with symlinks resolved: the content of the dir's marker.
+	owner string
 	// maxFile is the largest fill file: MaxFillFile, smaller in tests.
 	maxFile int64
 	// fallocate allocates [off, off+length) of fd with fallocate(2) mode 0;
@@ -36,6 +45,10 @@ type Fill struct {
 	fallocate func(fd int, off, length int64) error
 
 	mu sync.Mutex
+	// held is the fill dir, open and flock(2)ed, while this Fill owns it;
+	// nil before it is made and after Remove or Close.
+	held   *os.File
+	heldSt unix.Stat_t
 }
 
 // Dir returns the directory that holds the fill files.

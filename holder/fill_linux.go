@@ -3,32 +3,147 @@ package holder
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/cro-exporter/cro-exporter/internal/statefile"
 )
 
-// OpenFill opens the fill directory dir, making it with mode 0700 when it
-// is missing (its parent must exist). It refuses a dir that is a symlink,
-// is not a directory, or is owned by another uid than ours; a dir of ours
-// with a wider mode than 0700 is set to 0700. Fill files already in dir,
-// from an earlier run, are adopted: every call works on the files it finds
-// there, and nothing but fill files is ever touched.
-func OpenFill(dir string) (*Fill, error) {
-	if dir == "" {
-		return nil, errors.New("fill dir: empty path")
+// fillMarker is the marker file cro-exporter writes (mode 0600) into a fill
+// dir when it makes the dir. It holds the owner: the state dir, absolute
+// with symlinks resolved, the value of ownerEnv. A fill dir is ours only
+// when its marker names our state dir.
+const fillMarker = ".cro-exporter"
+
+// maxMarker is the largest marker read: a path, and a newline.
+const maxMarker = unix.PathMax + 1
+
+// fillAdvice is what to do about a fill dir cro-exporter did not make.
+const fillAdvice = "cro-exporter adopts only a directory it made; give --disk.fill-dir a path that does not exist yet"
+
+// fillDirError says what is wrong with a fill dir, and what to do. One that
+// is not ours (another user's, not 0700, marked by another cro-exporter or
+// not at all) is errNotOurs: --recover leaves it alone.
+type fillDirError struct {
+	dir    string
+	found  string // what is wrong, such as "has mode 1777, not 0700"
+	advice string // what to do; may be ""
+	other  bool   // not ours
+}
+
+func (e *fillDirError) Error() string {
+	s := "fill dir " + e.dir + " " + e.found
+	if e.advice != "" {
+		s += "; " + e.advice
 	}
-	// Clean drops a trailing slash, which would make the kernel follow a
-	// symlink in spite of O_NOFOLLOW.
-	f := &Fill{dir: filepath.Clean(dir), maxFile: MaxFillFile, fallocate: fallocateMode0}
-	d, err := f.openDir(true, true)
+	return s
+}
+
+func (e *fillDirError) Is(target error) bool { return e.other && target == errNotOurs }
+
+// CheckFillDir checks, without changing anything, that fillDir can be the
+// fill dir of the cro-exporter with the state dir stateDir and the disk
+// diskPath: it must be on the filesystem of diskPath (a missing fillDir:
+// its parent, which must exist), and, when it exists, be a directory that
+// this cro-exporter made: not a symlink, owned by our effective uid, mode
+// 0700, with a marker naming stateDir and nothing else in it but fill files
+// of ours. The error says what was found and what to do. OpenFill checks
+// the same again, since the dir may change in between.
+func CheckFillDir(fillDir, diskPath, stateDir string) error {
+	if fillDir == "" || stateDir == "" {
+		return errors.New("fill dir: empty path, or no state dir")
+	}
+	owner, err := resolvePath(stateDir)
+	if err != nil {
+		return fmt.Errorf("state dir %s: %w", stateDir, err)
+	}
+	dir := filepath.Clean(fillDir)
+	d, st, err := openFillDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return parentOnDisk(dir, diskPath)
+	}
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := checkDisk(dir, st, diskPath); err != nil {
+		return err
+	}
+	if err := checkFillDirOwner(d, st, dir, owner); err != nil {
+		return err
+	}
+	_, foreign, err := scanFillDir(d, dir)
+	if err != nil {
+		return err
+	}
+	if len(foreign) > 0 {
+		return foreignError(dir, foreign, fillAdvice)
+	}
+	return nil
+}
+
+// OpenFill opens the fill dir dir of the cro-exporter whose state dir is
+// owner (absolute, symlinks resolved, as ownerEnv holds it), and holds an
+// flock(2) on it until Remove or Close, so that no other cro-exporter uses
+// it meanwhile. A missing dir is made, mode 0700, with its marker naming
+// owner (its parent must exist). An existing one is adopted only when this
+// cro-exporter made it: see CheckFillDir, whose rules it enforces again.
+// With diskPath set, the dir must be on the filesystem of diskPath. It
+// never changes the mode of a dir, nor anything in one it refuses. The fill
+// files found there, from an earlier run, are adopted: every call works on
+// the files it finds, and nothing but fill files and the marker is ever
+// touched.
+func OpenFill(dir, diskPath, owner string) (*Fill, error) {
+	f, err := newFill(dir, diskPath, owner)
 	if err != nil {
 		return nil, err
 	}
+	d, err := f.take(true, true)
+	if err != nil {
+		return nil, err
+	}
+	if d == nil {
+		return nil, &fillDirError{dir: f.dir, found: "was removed as soon as it was made"}
+	}
 	return f, d.Close()
+}
+
+// newFill is a Fill of dir that holds nothing yet.
+func newFill(dir, diskPath, owner string) (*Fill, error) {
+	if dir == "" {
+		return nil, errors.New("fill dir: empty path")
+	}
+	if owner == "" {
+		return nil, fmt.Errorf("fill dir %s: no owner", dir)
+	}
+	// Clean drops a trailing slash, which would make the kernel follow a
+	// symlink in spite of O_NOFOLLOW.
+	return &Fill{dir: filepath.Clean(dir), diskPath: diskPath, owner: owner, maxFile: MaxFillFile, fallocate: fallocateMode0}, nil
+}
+
+// Close releases the fill dir's lock, leaving the fill files in place.
+// Calling it again does nothing; calling another method takes the dir
+// again, as OpenFill does.
+func (f *Fill) Close() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.release()
+}
+
+// release drops the held dir and its lock.
+func (f *Fill) release() error {
+	if f.held == nil {
+		return nil
+	}
+	err := f.held.Close()
+	f.held = nil
+	return err
 }
 
 // fallocateMode0 allocates blocks for [off, off+length) of fd and extends
@@ -43,22 +158,26 @@ func fallocateMode0(fd int, off, length int64) error {
 // then adds files. Blocks are allocated with fallocate(2), or, where the
 // filesystem refuses it, by writing data and fsync. On ENOSPC it stops,
 // keeps what it allocated, and returns an error wrapping syscall.ENOSPC.
-// It refuses (and changes nothing) when a fill file name in the directory
-// is not a regular file of ours, such as a symlink.
+//
+// While the dir holds anything but the marker and fill files of ours (a
+// file someone put there, a symlink at a fill file name), Resize still
+// shrinks but never grows, and returns an error saying so whose text stays
+// the same for as long as that entry is there, so that a caller can log it
+// once. A missing dir is made again, as OpenFill makes it.
 func (f *Fill) Resize(total int64) error {
 	if total < 0 {
 		return fmt.Errorf("resizing fill in %s: negative total %d", f.dir, total)
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	d, err := f.openDir(total > 0, true)
+	d, err := f.open(total > 0)
 	if err != nil || d == nil {
 		return err
 	}
 	defer d.Close()
-	files, err := f.list(d)
+	files, foreign, err := scanFillDir(d, f.dir)
 	if err != nil {
-		return fmt.Errorf("resizing fill to %d bytes: %w", total, err)
+		return fmt.Errorf("resizing fill: %w", err)
 	}
 	keep, add := planFill(files, total, f.maxFile)
 	// Free space first, from the highest number down.
@@ -73,6 +192,9 @@ func (f *Fill) Resize(total int64) error {
 				return err
 			}
 		}
+	}
+	if len(foreign) > 0 {
+		return foreignError(f.dir, foreign, "the fill does not grow while it is there")
 	}
 	for i, file := range files {
 		if keep[i] > 0 && (file.size < keep[i] || file.alloc < keep[i]) {
@@ -96,19 +218,20 @@ func (f *Fill) Resize(total int64) error {
 	return nil
 }
 
-// Usage returns how many fill files there are and the bytes they hold,
-// counted by allocated blocks (st_blocks*512), not by file size: a sparse
-// file holds nothing, and filesystems differ in how they count. A missing
+// Usage returns how many fill files of ours there are and the bytes they
+// hold, counted by allocated blocks (st_blocks*512), not by file size: a
+// sparse file holds nothing, and filesystems differ in how they count.
+// Anything else in the dir is not counted (Resize reports it). A missing
 // directory holds nothing.
 func (f *Fill) Usage() (files int, bytes int64, err error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	d, err := f.openDir(false, false)
+	d, err := f.open(false)
 	if err != nil || d == nil {
 		return 0, 0, err
 	}
 	defer d.Close()
-	found, err := f.list(d)
+	found, _, err := scanFillDir(d, f.dir)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -118,133 +241,457 @@ func (f *Fill) Usage() (files int, bytes int64, err error) {
 	return len(found), bytes, nil
 }
 
-// Remove removes every fill file, and the directory when that leaves it
-// empty, and returns how many files it removed and the bytes (allocated
-// blocks) they held. A fill file name that is not a regular file of ours is
-// left in place and reported in the error, after the others are removed;
-// the counts are valid even with an error.
+// Remove removes every fill file of ours, then the marker and the dir, and
+// releases the dir's lock; a later Resize makes the dir again. It returns
+// how many files it removed and the bytes (allocated blocks) they held, which
+// are valid even with an error. It never removes anything else: when the dir
+// holds anything but fill files of ours and the marker, those and the dir
+// are left in place, and the error names what is there.
 func (f *Fill) Remove() (files int, bytes int64, err error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	d, err := f.openDir(false, false)
+	defer f.release()
+	d, err := f.open(false)
 	if err != nil || d == nil {
 		return 0, 0, err
 	}
-	found, bad := f.list(d)
+	defer d.Close()
+	found, foreign, err := scanFillDir(d, f.dir)
+	if err != nil {
+		return 0, 0, fmt.Errorf("removing fill: %w", err)
+	}
 	for i := len(found) - 1; i >= 0; i-- {
 		if err := f.unlink(d, found[i].name); err != nil {
-			d.Close()
-			return files, bytes, errors.Join(bad, err)
+			return files, bytes, err
 		}
 		files++
 		bytes += found[i].alloc
 	}
-	d.Close()
-	if bad != nil {
-		return files, bytes, fmt.Errorf("removing fill: %w", bad)
+	if len(foreign) > 0 {
+		return files, bytes, foreignError(f.dir, foreign, "left it and the dir in place")
+	}
+	var st unix.Stat_t
+	switch err := unix.Fstatat(int(d.Fd()), fillMarker, &st, unix.AT_SYMLINK_NOFOLLOW); {
+	case err == unix.ENOENT:
+	case err != nil:
+		return files, bytes, &fs.PathError{Op: "lstat", Path: filepath.Join(f.dir, fillMarker), Err: err}
+	case markerProblem(&st) != "":
+		return files, bytes, &fillDirError{dir: f.dir, found: "has a " + fillMarker + " that " + markerProblem(&st) + "; left it and the dir in place"}
+	default:
+		if err := f.unlink(d, fillMarker); err != nil {
+			return files, bytes, err
+		}
 	}
 	// rmdir, unlike os.Remove, never removes a symlink put in the dir's place.
-	switch err := unix.Rmdir(f.dir); err {
-	case nil, unix.ENOTEMPTY, unix.EEXIST, unix.ENOENT:
-	default:
+	if err := unix.Rmdir(f.dir); err != nil && err != unix.ENOENT {
 		return files, bytes, &fs.PathError{Op: "rmdir", Path: f.dir, Err: err}
 	}
 	return files, bytes, nil
 }
 
-// openDir opens the fill directory without following a symlink and checks
-// that it is a directory of ours. A missing directory is made when create
-// is set, and is otherwise returned as nil with no error. With tighten, a
-// mode other than 0700 is set to 0700.
-func (f *Fill) openDir(create, tighten bool) (*os.File, error) {
-	d, err := openDirNoFollow(f.dir)
+// open returns a new open file of the fill dir, after checking that the
+// path still names the dir held. When none is held (before the dir is made,
+// after Remove) it adopts or makes one, as OpenFill does. A missing dir is
+// made when create is set, and is otherwise returned as nil with no error.
+func (f *Fill) open(create bool) (*os.File, error) {
+	if f.held == nil {
+		return f.take(create, true)
+	}
+	d, st, err := openFillDir(f.dir)
 	if errors.Is(err, fs.ErrNotExist) {
-		if !create {
-			return nil, nil
-		}
-		if err := os.Mkdir(f.dir, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
-			return nil, fmt.Errorf("creating fill dir: %w", err)
-		}
-		d, err = openDirNoFollow(f.dir)
+		// Removed or moved away from under us: what it held is not ours
+		// to find any more.
+		f.release()
+		return f.take(create, true)
 	}
 	if err != nil {
-		fi, lerr := os.Lstat(f.dir)
-		switch {
-		case lerr == nil && fi.Mode()&fs.ModeSymlink != 0:
-			return nil, fmt.Errorf("fill dir %s: is a symlink, refusing it", f.dir)
-		case lerr == nil && !fi.IsDir():
-			return nil, fmt.Errorf("fill dir %s: is not a directory", f.dir)
-		}
-		return nil, fmt.Errorf("opening fill dir: %w", err)
+		return nil, err
 	}
-	var st unix.Stat_t
-	if err := unix.Fstat(int(d.Fd()), &st); err != nil {
+	if st.Dev != f.heldSt.Dev || st.Ino != f.heldSt.Ino {
 		d.Close()
-		return nil, &fs.PathError{Op: "fstat", Path: f.dir, Err: err}
-	}
-	if uid := uint32(os.Geteuid()); st.Uid != uid {
-		d.Close()
-		return nil, fmt.Errorf("fill dir %s: owned by uid %d, not by us (uid %d), refusing it", f.dir, st.Uid, uid)
-	}
-	if tighten && st.Mode&0o7777 != 0o700 {
-		if err := unix.Fchmod(int(d.Fd()), 0o700); err != nil {
-			d.Close()
-			return nil, &fs.PathError{Op: "chmod", Path: f.dir, Err: err}
-		}
+		return nil, &fillDirError{dir: f.dir, found: "is not the directory cro-exporter made there: it was replaced", advice: "move it away, or restart cro-exporter"}
 	}
 	return d, nil
 }
 
-func openDirNoFollow(dir string) (*os.File, error) {
-	return os.OpenFile(dir, os.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW, 0)
+// take adopts the fill dir, or makes it when it is missing and create is
+// set, locks it and holds it, and returns a new open file of it; nil with
+// no error when it is missing and create is not set. With strict, a dir
+// holding anything but fill files of ours and the marker is refused (OpenFill);
+// without, it is taken (--recover, which removes only what is ours).
+func (f *Fill) take(create, strict bool) (*os.File, error) {
+	d, st, err := openFillDir(f.dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		if !create {
+			return nil, nil
+		}
+		return f.make()
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := f.adopt(d, st, strict); err != nil {
+		d.Close()
+		return nil, err
+	}
+	return f.hold(d, st)
 }
 
-// list returns the fill files in d in number order. Fill file names that
-// are not regular files of ours are left out and reported in the error.
-func (f *Fill) list(d *os.File) ([]fillFile, error) {
+// adopt checks that the existing dir d is ours, and locks it.
+func (f *Fill) adopt(d *os.File, st *unix.Stat_t, strict bool) error {
+	if err := checkDisk(f.dir, st, f.diskPath); err != nil {
+		return err
+	}
+	if err := checkFillDirOwner(d, st, f.dir, f.owner); err != nil {
+		return err
+	}
+	if err := lockFillDir(d, f.dir); err != nil {
+		return err
+	}
+	if !strict {
+		return nil
+	}
+	_, foreign, err := scanFillDir(d, f.dir)
+	if err == nil && len(foreign) > 0 {
+		err = foreignError(f.dir, foreign, fillAdvice)
+	}
+	return err
+}
+
+// make makes the missing fill dir, mode 0700, locks it and writes its
+// marker. A dir someone else makes at that moment is adopted, or refused,
+// as any existing one.
+func (f *Fill) make() (*os.File, error) {
+	if err := parentOnDisk(f.dir, f.diskPath); err != nil {
+		return nil, err
+	}
+	if err := unix.Mkdir(f.dir, 0o700); err == unix.EEXIST {
+		return f.take(false, true)
+	} else if err != nil {
+		return nil, fmt.Errorf("creating fill dir: %w", &fs.PathError{Op: "mkdir", Path: f.dir, Err: err})
+	}
+	d, st, err := openFillDir(f.dir)
+	if err != nil {
+		return nil, err
+	}
+	fail := func(err error) (*os.File, error) {
+		d.Close()
+		return nil, err
+	}
+	// What was made is checked as it is: a dir put in its place at once, a
+	// umask that took the owner's bits.
+	if err := checkDisk(f.dir, st, f.diskPath); err != nil {
+		return fail(err)
+	}
+	if problem := dirProblem(st); problem != "" {
+		return fail(&fillDirError{dir: f.dir, found: problem, advice: fillAdvice})
+	}
+	if err := lockFillDir(d, f.dir); err != nil {
+		return fail(err)
+	}
+	if err := writeMarker(d, f.dir, f.owner); err != nil {
+		// Left without a marker, the dir could never be adopted.
+		unix.Unlinkat(int(d.Fd()), fillMarker, 0)
+		unix.Rmdir(f.dir)
+		return fail(err)
+	}
+	return f.hold(d, st)
+}
+
+// hold keeps d, locked, as the held dir, and returns a new open file of it
+// for the caller's work: flock belongs to the open file description, which
+// the new one does not share, and closing it leaves the lock held.
+func (f *Fill) hold(d *os.File, st *unix.Stat_t) (*os.File, error) {
+	fd, err := unix.Openat(int(d.Fd()), ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		d.Close()
+		return nil, &fs.PathError{Op: "open", Path: f.dir, Err: err}
+	}
+	f.release()
+	f.held, f.heldSt = d, *st
+	return os.NewFile(uintptr(fd), f.dir), nil
+}
+
+// writeMarker writes the marker naming owner into the dir d, which we just
+// made, and makes it durable: a dir whose marker a crash lost would be
+// refused at the next start.
+func writeMarker(d *os.File, dir, owner string) error {
+	path := filepath.Join(dir, fillMarker)
+	fd, err := unix.Openat(int(d.Fd()), fillMarker, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return fmt.Errorf("writing the fill dir's marker: %w", &fs.PathError{Op: "open", Path: path, Err: err})
+	}
+	m := os.NewFile(uintptr(fd), path)
+	_, err = m.WriteString(owner + "\n")
+	if err == nil {
+		err = m.Sync()
+	}
+	if cerr := m.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = d.Sync()
+	}
+	if err != nil {
+		return fmt.Errorf("writing the fill dir's marker: %w", err)
+	}
+	return nil
+}
+
+// lockFillDir takes the exclusive flock on the fill dir d without waiting.
+func lockFillDir(d *os.File, dir string) error {
+	for {
+		err := unix.Flock(int(d.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+		switch err {
+		case nil:
+			return nil
+		case unix.EWOULDBLOCK:
+			return &fillDirError{dir: dir, found: "is in use by another cro-exporter (it holds the dir's lock)", advice: "give this one its own --disk.fill-dir"}
+		case unix.EINTR:
+			continue
+		}
+		return &fs.PathError{Op: "flock", Path: dir, Err: err}
+	}
+}
+
+// openFillDir opens the fill dir without following a symlink (or blocking
+// on a FIFO) and fstats it. A missing dir is an error wrapping
+// fs.ErrNotExist.
+func openFillDir(dir string) (*os.File, *unix.Stat_t, error) {
+	d, err := os.OpenFile(dir, os.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW, 0)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil, err
+	}
+	if err != nil {
+		var st unix.Stat_t
+		if lerr := unix.Lstat(dir, &st); lerr == nil && st.Mode&unix.S_IFMT != unix.S_IFDIR {
+			return nil, nil, &fillDirError{dir: dir, found: fileKind(st.Mode), advice: "give --disk.fill-dir a real directory, or a path that does not exist yet"}
+		}
+		return nil, nil, fmt.Errorf("opening fill dir: %w", err)
+	}
+	st := new(unix.Stat_t)
+	if err := unix.Fstat(int(d.Fd()), st); err != nil {
+		d.Close()
+		return nil, nil, &fs.PathError{Op: "fstat", Path: dir, Err: err}
+	}
+	return d, st, nil
+}
+
+// fileKind describes a file that is not a directory: "is a symlink".
+func fileKind(mode uint32) string {
+	switch mode & unix.S_IFMT {
+	case unix.S_IFLNK:
+		return "is a symlink"
+	case unix.S_IFREG:
+		return "is not a directory (a regular file)"
+	}
+	return "is not a directory"
+}
+
+// dirProblem says why a dir, as st describes it, is not one we made, or "".
+func dirProblem(st *unix.Stat_t) string {
+	if uid := uint32(os.Geteuid()); st.Uid != uid {
+		return fmt.Sprintf("is owned by uid %d, not by us (uid %d)", st.Uid, uid)
+	}
+	if mode := st.Mode & 0o7777; mode != 0o700 {
+		return fmt.Sprintf("has mode %04o, not 0700", mode)
+	}
+	return ""
+}
+
+// checkFillDirOwner checks that the existing fill dir d is ours: owned by
+// us, mode 0700, and its marker names owner.
+func checkFillDirOwner(d *os.File, st *unix.Stat_t, dir, owner string) error {
+	if problem := dirProblem(st); problem != "" {
+		return &fillDirError{dir: dir, found: problem, advice: fillAdvice, other: true}
+	}
+	var mst unix.Stat_t
+	err := unix.Fstatat(int(d.Fd()), fillMarker, &mst, unix.AT_SYMLINK_NOFOLLOW)
+	if err == unix.ENOENT {
+		return &fillDirError{dir: dir, found: "has no " + fillMarker + " marker, so cro-exporter did not make it", advice: fillAdvice, other: true}
+	}
+	if err != nil {
+		return &fs.PathError{Op: "lstat", Path: filepath.Join(dir, fillMarker), Err: err}
+	}
+	if problem := markerProblem(&mst); problem != "" {
+		return &fillDirError{dir: dir, found: "has a " + fillMarker + " marker that " + problem, advice: fillAdvice, other: true}
+	}
+	fd, err := unix.Openat(int(d.Fd()), fillMarker, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return &fs.PathError{Op: "open", Path: filepath.Join(dir, fillMarker), Err: err}
+	}
+	m := os.NewFile(uintptr(fd), filepath.Join(dir, fillMarker))
+	defer m.Close()
+	if err := unix.Fstat(fd, &mst); err != nil {
+		return &fs.PathError{Op: "fstat", Path: m.Name(), Err: err}
+	}
+	if problem := markerProblem(&mst); problem != "" {
+		return &fillDirError{dir: dir, found: "has a " + fillMarker + " marker that " + problem, advice: fillAdvice, other: true}
+	}
+	data, err := io.ReadAll(io.LimitReader(m, maxMarker+1))
+	if err != nil {
+		return fmt.Errorf("reading %s: %w", m.Name(), err)
+	}
+	if got := strings.TrimSuffix(string(data), "\n"); got != owner {
+		return &fillDirError{dir: dir, found: "belongs to the cro-exporter with state dir " + statefile.Quote(got),
+			advice: "give this one its own --disk.fill-dir", other: true}
+	}
+	return nil
+}
+
+// markerProblem says why a marker, as st describes it, is not one we wrote,
+// or "".
+func markerProblem(st *unix.Stat_t) string {
+	switch {
+	case st.Mode&unix.S_IFMT != unix.S_IFREG:
+		return "is not a regular file"
+	case st.Nlink != 1:
+		return "has more than one link"
+	case st.Uid != uint32(os.Geteuid()):
+		return "is owned by another user"
+	case st.Size > maxMarker:
+		return "is too large"
+	}
+	return ""
+}
+
+// checkDisk checks that the fill dir, as st describes it, is on the
+// filesystem of diskPath; "" checks nothing.
+func checkDisk(dir string, st *unix.Stat_t, diskPath string) error {
+	if diskPath == "" {
+		return nil
+	}
+	var dst unix.Stat_t
+	if err := unix.Stat(diskPath, &dst); err != nil {
+		return fmt.Errorf("disk path: %w", &fs.PathError{Op: "stat", Path: diskPath, Err: err})
+	}
+	if st.Dev != dst.Dev {
+		return &fillDirError{dir: dir, found: "is on another filesystem than --disk.path " + diskPath,
+			advice: "cro-exporter measures only that one; give a --disk.fill-dir on it"}
+	}
+	return nil
+}
+
+// parentOnDisk checks that the parent of the missing fill dir exists, so
+// that the dir can be made, and is on the filesystem of diskPath.
+func parentOnDisk(dir, diskPath string) error {
+	parent := filepath.Dir(dir)
+	var st unix.Stat_t
+	if err := unix.Stat(parent, &st); err != nil {
+		return &fillDirError{dir: dir, found: fmt.Sprintf("cannot be made: its parent %s: %v", parent, err), advice: "make the parent, or give another --disk.fill-dir"}
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFDIR {
+		return &fillDirError{dir: dir, found: fmt.Sprintf("cannot be made: its parent %s is not a directory", parent), advice: "give another --disk.fill-dir"}
+	}
+	return checkDisk(dir, &st, diskPath)
+}
+
+// foreignEntry is an entry of the fill dir that is neither a fill file of
+// ours nor the marker.
+type foreignEntry struct {
+	name    string
+	problem string // why a fill file name is not ours; "" for another name
+}
+
+// foreignError says what the fill dir holds that is not ours: the first
+// entry by name, quoted short, so that the text stays the same as long as
+// that entry is there.
+func foreignError(dir string, foreign []foreignEntry, advice string) error {
+	e := foreign[0]
+	found := "holds " + statefile.Quote(e.name) + ", which is not a fill file of ours"
+	if e.problem != "" {
+		found += " (it " + e.problem + ")"
+	}
+	if len(foreign) > 1 {
+		found += ", and other entries that are not"
+	}
+	return &fillDirError{dir: dir, found: found, advice: advice}
+}
+
+// scanFillDir returns the fill files of ours in d in number order, and,
+// sorted by name, every other entry but the marker.
+func scanFillDir(d *os.File, dir string) ([]fillFile, []foreignEntry, error) {
 	entries, err := d.ReadDir(-1)
 	if err != nil {
-		return nil, fmt.Errorf("reading fill dir: %w", err)
+		return nil, nil, fmt.Errorf("reading fill dir: %w", err)
 	}
 	var files []fillFile
-	var bad []error
+	var foreign []foreignEntry
 	for _, e := range entries {
-		num, ok := parseFillName(e.Name())
+		name := e.Name()
+		if name == fillMarker {
+			continue
+		}
+		num, ok := parseFillName(name)
 		if !ok {
+			foreign = append(foreign, foreignEntry{name: name})
 			continue
 		}
-		path := filepath.Join(f.dir, e.Name())
 		var st unix.Stat_t
-		if err := unix.Fstatat(int(d.Fd()), e.Name(), &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
-			if err != unix.ENOENT {
-				bad = append(bad, &fs.PathError{Op: "lstat", Path: path, Err: err})
+		if err := unix.Fstatat(int(d.Fd()), name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			if err == unix.ENOENT {
+				continue // removed since the listing
 			}
+			return nil, nil, &fs.PathError{Op: "lstat", Path: filepath.Join(dir, name), Err: err}
+		}
+		if problem := fillFileProblem(&st); problem != "" {
+			foreign = append(foreign, foreignEntry{name: name, problem: problem})
 			continue
 		}
-		if err := checkFillFile(path, &st); err != nil {
-			bad = append(bad, err)
-			continue
-		}
-		files = append(files, fillFile{name: e.Name(), num: num, size: st.Size, alloc: st.Blocks * 512})
+		files = append(files, fillFile{name: name, num: num, size: st.Size, alloc: st.Blocks * 512})
 	}
 	slices.SortFunc(files, func(a, b fillFile) int { return a.num - b.num })
-	return files, errors.Join(bad...)
+	slices.SortFunc(foreign, func(a, b foreignEntry) int { return strings.Compare(a.name, b.name) })
+	return files, foreign, nil
+}
+
+// fillFileProblem says why the file at a fill file name, as st describes
+// it, is not ours: only a regular file of ours with one link is, so that no
+// write ever lands outside the directory. "" when it is ours.
+func fillFileProblem(st *unix.Stat_t) string {
+	switch {
+	case st.Mode&unix.S_IFMT == unix.S_IFLNK:
+		return "is a symlink"
+	case st.Mode&unix.S_IFMT != unix.S_IFREG:
+		return "is not a regular file"
+	case st.Nlink != 1:
+		return "has more than one link"
+	case st.Uid != uint32(os.Geteuid()):
+		return "is owned by another user"
+	}
+	return ""
 }
 
 // checkFillFile refuses anything at a fill file name but a regular file of
-// ours with one link, so no write ever lands outside the directory.
+// ours with one link.
 func checkFillFile(path string, st *unix.Stat_t) error {
-	switch {
-	case st.Mode&unix.S_IFMT == unix.S_IFLNK:
-		return fmt.Errorf("fill file %s: is a symlink, refusing it", path)
-	case st.Mode&unix.S_IFMT != unix.S_IFREG:
-		return fmt.Errorf("fill file %s: is not a regular file, refusing it", path)
-	case uint64(st.Nlink) != 1:
-		return fmt.Errorf("fill file %s: has %d links, refusing it", path, st.Nlink)
-	case st.Uid != uint32(os.Geteuid()):
-		return fmt.Errorf("fill file %s: owned by uid %d, not by us, refusing it", path, st.Uid)
+	if problem := fillFileProblem(st); problem != "" {
+		return fmt.Errorf("fill file %s: %s, refusing it", path, problem)
 	}
 	return nil
+}
+
+// resolvePath is path made absolute with its symlinks resolved, as ownerOf
+// makes it, also when path, or its end, does not exist yet: the part that
+// exists is resolved and the rest appended.
+func resolvePath(path string) (string, error) {
+	p, err := filepath.Abs(path)
+	if err != nil {
+		return "", err
+	}
+	rest := ""
+	for {
+		resolved, err := filepath.EvalSymlinks(p)
+		if err == nil {
+			return filepath.Join(resolved, rest), nil
+		}
+		parent := filepath.Dir(p)
+		if !errors.Is(err, fs.ErrNotExist) || parent == p {
+			return "", err
+		}
+		rest = filepath.Join(filepath.Base(p), rest)
+		p = parent
+	}
 }
 
 // openFile opens fill file name in d for writing, never following a

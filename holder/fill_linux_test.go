@@ -3,6 +3,7 @@ package holder
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io/fs"
 	"math"
 	"os"
@@ -49,16 +50,28 @@ func mountFillTmpfs(t *testing.T) string {
 	return dir
 }
 
-// openTestFill opens a Fill on dir with 2 MiB files, so a few MiB make
-// several files.
+// testFillOwner is the state dir the tests' fill dirs belong to.
+const testFillOwner = "/var/lib/cro-exporter-test"
+
+// openTestFill opens a Fill of testFillOwner on dir with 2 MiB files, so a
+// few MiB make several files. Cleanup releases its lock.
 func openTestFill(t *testing.T, dir string) *Fill {
 	t.Helper()
-	f, err := OpenFill(dir)
+	f, err := OpenFill(dir, "", testFillOwner)
 	if err != nil {
 		t.Fatalf("OpenFill(%s): %v", dir, err)
 	}
+	t.Cleanup(func() { f.Close() })
 	f.maxFile = 2 * fillMiB
 	return f
+}
+
+// makeTestFillDir makes dir as cro-exporter makes a fill dir of owner:
+// mode 0700, with its marker.
+func makeTestFillDir(t *testing.T, dir, owner string) {
+	t.Helper()
+	mustFill(t, os.Mkdir(dir, 0o700))
+	mustFill(t, os.WriteFile(filepath.Join(dir, fillMarker), []byte(owner+"\n"), 0o600))
 }
 
 // fillSizes returns the size (st_size) of every regular file in dir with
@@ -140,24 +153,65 @@ func TestOpenFill(t *testing.T) {
 			wantMode: fs.ModeDir | 0o700,
 		},
 		{
-			name: "sets our own dir with a wider mode to 0700",
+			name: "refuses our own dir with a wider mode and leaves its mode",
 			setup: func(t *testing.T, parent string) string {
 				dir := filepath.Join(parent, "fill")
-				mustFill(t, os.Mkdir(dir, 0o700))
+				makeTestFillDir(t, dir, testFillOwner)
 				mustFill(t, os.Chmod(dir, 0o755))
+				return dir
+			},
+			wantErr: "has mode 0755, not 0700",
+		},
+		{
+			name: "opens our own dir with files in it",
+			setup: func(t *testing.T, parent string) string {
+				dir := filepath.Join(parent, "fill")
+				makeTestFillDir(t, dir, testFillOwner)
+				writeTestFile(t, filepath.Join(dir, "fill-000001"), fillMiB, false)
 				return dir
 			},
 			wantMode: fs.ModeDir | 0o700,
 		},
 		{
-			name: "opens our own dir with files in it",
+			name: "refuses a dir without a marker, even with only fill files in it",
 			setup: func(t *testing.T, parent string) string {
 				dir := filepath.Join(parent, "fill")
 				mustFill(t, os.Mkdir(dir, 0o700))
 				writeTestFile(t, filepath.Join(dir, "fill-000001"), fillMiB, false)
 				return dir
 			},
-			wantMode: fs.ModeDir | 0o700,
+			wantErr: "has no .cro-exporter marker",
+		},
+		{
+			name: "refuses a dir whose marker names another state dir",
+			setup: func(t *testing.T, parent string) string {
+				dir := filepath.Join(parent, "fill")
+				makeTestFillDir(t, dir, "/srv/other-state")
+				return dir
+			},
+			wantErr: `belongs to the cro-exporter with state dir "/srv/other-state"; give this one its own --disk.fill-dir`,
+		},
+		{
+			name: "refuses a dir whose marker is a symlink to a file naming us",
+			setup: func(t *testing.T, parent string) string {
+				named := filepath.Join(parent, "named")
+				mustFill(t, os.WriteFile(named, []byte(testFillOwner+"\n"), 0o600))
+				dir := filepath.Join(parent, "fill")
+				mustFill(t, os.Mkdir(dir, 0o700))
+				mustFill(t, os.Symlink(named, filepath.Join(dir, fillMarker)))
+				return dir
+			},
+			wantErr: "marker that is not a regular file",
+		},
+		{
+			name: "refuses a dir of ours holding a file that is not a fill file",
+			setup: func(t *testing.T, parent string) string {
+				dir := filepath.Join(parent, "fill")
+				makeTestFillDir(t, dir, testFillOwner)
+				writeTestFile(t, filepath.Join(dir, "notes.txt"), 10, false)
+				return dir
+			},
+			wantErr: `holds "notes.txt", which is not a fill file of ours; cro-exporter adopts only a directory it made`,
 		},
 		{
 			name:    "refuses a dir whose parent is missing rather than make the tree",
@@ -215,21 +269,32 @@ func TestOpenFill(t *testing.T) {
 			parent := t.TempDir()
 			dir := tc.setup(t, parent)
 			before := lstatModes(t, parent)
-			f, err := OpenFill(dir)
+			// The CLI's check before anything starts says what OpenFill says.
+			checkErr := CheckFillDir(dir, "", testFillOwner)
+			f, err := OpenFill(dir, "", testFillOwner)
 			if tc.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tc.wantErr) || !strings.Contains(err.Error(), filepath.Clean(dir)) {
-					t.Fatalf("OpenFill(%s) = %v, want an error naming the dir and saying %q", dir, err, tc.wantErr)
+				for _, err := range []error{checkErr, err} {
+					if err == nil || !strings.Contains(err.Error(), tc.wantErr) || !strings.Contains(err.Error(), filepath.Clean(dir)) {
+						t.Errorf("CheckFillDir and OpenFill(%s) = %v, want an error naming the dir and saying %q", dir, err, tc.wantErr)
+					}
 				}
 				if diff := cmp.Diff(before, lstatModes(t, parent)); diff != "" {
 					t.Errorf("a refused OpenFill changed the tree (-before +after):\n%s", diff)
 				}
 				return
 			}
+			if checkErr != nil {
+				t.Errorf("CheckFillDir(%s): %v", dir, checkErr)
+			}
 			if err != nil {
 				t.Fatalf("OpenFill(%s): %v", dir, err)
 			}
+			t.Cleanup(func() { f.Close() })
 			if f.Dir() != dir {
 				t.Errorf("Dir() = %q, want %q", f.Dir(), dir)
+			}
+			if marker, err := os.ReadFile(filepath.Join(dir, fillMarker)); err != nil || string(marker) != testFillOwner+"\n" {
+				t.Errorf("marker = %q, %v; want the owner", marker, err)
 			}
 			fi, err := os.Lstat(dir)
 			if err != nil {
@@ -241,7 +306,7 @@ func TestOpenFill(t *testing.T) {
 		})
 	}
 	t.Run("refuses an empty path", func(t *testing.T) {
-		if _, err := OpenFill(""); err == nil {
+		if _, err := OpenFill("", "", testFillOwner); err == nil {
 			t.Error("OpenFill(\"\") succeeded, want an error")
 		}
 	})
@@ -395,7 +460,7 @@ func TestFillUsage(t *testing.T) {
 		},
 		{
 			name:  "counts a missing dir as nothing",
-			setup: func(t *testing.T, dir string) { mustFill(t, os.Remove(dir)) },
+			setup: func(t *testing.T, dir string) { mustFill(t, os.RemoveAll(dir)) },
 			want:  fillUse{},
 		},
 	} {
@@ -423,7 +488,9 @@ func TestFillAdoption(t *testing.T) {
 		{
 			name: "a second OpenFill grows the files of the first instead of adding beside them",
 			setup: func(t *testing.T, dir string) {
-				mustFill(t, openTestFill(t, dir).Resize(3*mib))
+				first := openTestFill(t, dir)
+				mustFill(t, first.Resize(3*mib))
+				mustFill(t, first.Close())
 			},
 			total:     5 * mib,
 			wantSizes: map[string]int64{"fill-000001": 2 * mib, "fill-000002": 2 * mib, "fill-000003": mib},
@@ -431,7 +498,9 @@ func TestFillAdoption(t *testing.T) {
 		{
 			name: "a second OpenFill shrinks the files of the first",
 			setup: func(t *testing.T, dir string) {
-				mustFill(t, openTestFill(t, dir).Resize(5*mib))
+				first := openTestFill(t, dir)
+				mustFill(t, first.Resize(5*mib))
+				mustFill(t, first.Close())
 			},
 			total:     mib,
 			wantSizes: map[string]int64{"fill-000001": mib},
@@ -473,7 +542,7 @@ func TestFillAdoption(t *testing.T) {
 		for _, fsys := range fillFilesystems {
 			t.Run(fsys.name+"/"+tc.name, func(t *testing.T) {
 				dir := filepath.Join(fsys.parent(t), "fill")
-				mustFill(t, os.Mkdir(dir, 0o700))
+				makeTestFillDir(t, dir, testFillOwner)
 				tc.setup(t, dir)
 				f := openTestFill(t, dir)
 				if err := f.Resize(tc.total); err != nil {
@@ -492,22 +561,22 @@ func TestFillAdoption(t *testing.T) {
 
 func TestFillLeavesForeignFilesAlone(t *testing.T) {
 	foreign := []string{"notes.txt", "fill-000001.tmp", "fill-1", "fill-0000001", "FILL-000002", "sub/fill-000001"}
+	// Each op but counting says what is in the way: the fill does not grow,
+	// nor is the dir removed, while anything not ours is there.
 	for _, tc := range []struct {
-		name string
-		op   func(f *Fill) error
+		name    string
+		op      func(f *Fill) error
+		wantErr bool
 	}{
-		{name: "growing", op: func(f *Fill) error { return f.Resize(5 * fillMiB) }},
-		{name: "growing then shrinking", op: func(f *Fill) error {
-			return errors.Join(f.Resize(5*fillMiB), f.Resize(fillMiB))
-		}},
+		{name: "growing", op: func(f *Fill) error { return f.Resize(5 * fillMiB) }, wantErr: true},
+		{name: "shrinking", op: func(f *Fill) error { return f.Resize(fillMiB) }, wantErr: true},
 		{name: "counting", op: func(f *Fill) error { _, _, err := f.Usage(); return err }},
-		{name: "removing", op: func(f *Fill) error {
-			return errors.Join(f.Resize(5*fillMiB), func() error { _, _, err := f.Remove(); return err }())
-		}},
+		{name: "removing", op: func(f *Fill) error { _, _, err := f.Remove(); return err }, wantErr: true},
 	} {
 		t.Run(tc.name+" leaves foreign files as they were", func(t *testing.T) {
 			dir := filepath.Join(t.TempDir(), "fill")
 			f := openTestFill(t, dir)
+			mustFill(t, f.Resize(3*fillMiB))
 			mustFill(t, os.Mkdir(filepath.Join(dir, "sub"), 0o700))
 			want := map[string]string{}
 			for i, name := range foreign {
@@ -516,8 +585,10 @@ func TestFillLeavesForeignFilesAlone(t *testing.T) {
 				want[name] = data
 			}
 			before := lstatModes(t, dir)
-			if err := tc.op(f); err != nil {
-				t.Fatal(err)
+			err := tc.op(f)
+			const says = `holds "FILL-000002", which is not a fill file of ours, and other entries that are not`
+			if tc.wantErr && (err == nil || !strings.Contains(err.Error(), says)) || !tc.wantErr && err != nil {
+				t.Errorf("got error %v, want one saying %q: %v", err, says, tc.wantErr)
 			}
 			got := map[string]string{}
 			for _, name := range foreign {
@@ -569,7 +640,7 @@ func TestFillRefusesWhatIsNotAFillFile(t *testing.T) {
 			name:      "refuses to grow through a fill name that is a symlink to a file outside",
 			setup:     symlinkOutside("fill-000001"),
 			op:        func(f *Fill) error { return f.Resize(3 * mib) },
-			wantErr:   "fill-000001: is a symlink",
+			wantErr:   `holds "fill-000001", which is not a fill file of ours (it is a symlink)`,
 			wantSizes: map[string]int64{},
 		},
 		{
@@ -577,23 +648,28 @@ func TestFillRefusesWhatIsNotAFillFile(t *testing.T) {
 			start:     3 * mib,
 			setup:     symlinkOutside("fill-000002"),
 			op:        func(f *Fill) error { return f.Resize(5 * mib) },
-			wantErr:   "fill-000002: is a symlink",
+			wantErr:   `holds "fill-000002", which is not a fill file of ours (it is a symlink)`,
 			wantSizes: map[string]int64{"fill-000001": 2 * mib},
 		},
 		{
-			name:      "refuses to truncate through a fill file replaced by a symlink",
+			name:      "shrinks its own files, never through a fill file replaced by a symlink",
 			start:     5 * mib,
 			setup:     symlinkOutside("fill-000002"),
 			op:        func(f *Fill) error { return f.Resize(mib) },
-			wantErr:   "fill-000002: is a symlink",
-			wantSizes: map[string]int64{"fill-000001": 2 * mib, "fill-000003": mib},
+			wantErr:   `holds "fill-000002", which is not a fill file of ours (it is a symlink)`,
+			wantSizes: map[string]int64{"fill-000001": mib},
 		},
 		{
-			name:      "refuses to count a fill file replaced by a symlink",
-			start:     3 * mib,
-			setup:     symlinkOutside("fill-000002"),
-			op:        func(f *Fill) error { _, _, err := f.Usage(); return err },
-			wantErr:   "fill-000002: is a symlink",
+			name:  "counts its own files, not a fill file replaced by a symlink",
+			start: 3 * mib,
+			setup: symlinkOutside("fill-000002"),
+			op: func(f *Fill) error {
+				files, n, err := f.Usage()
+				if err == nil && (files != 1 || roundFill(n) != 2*mib) {
+					err = fmt.Errorf("counted %d files, %d bytes", files, n)
+				}
+				return err
+			},
 			wantSizes: map[string]int64{"fill-000001": 2 * mib},
 		},
 		{
@@ -602,7 +678,7 @@ func TestFillRefusesWhatIsNotAFillFile(t *testing.T) {
 				mustFill(t, os.Link(outside, filepath.Join(f.Dir(), "fill-000001")))
 			},
 			op:        func(f *Fill) error { return f.Resize(5 * mib) },
-			wantErr:   "fill-000001: has 2 links",
+			wantErr:   `holds "fill-000001", which is not a fill file of ours (it has more than one link)`,
 			wantSizes: map[string]int64{"fill-000001": 3 * mib}, // the link, untouched
 		},
 		{
@@ -611,7 +687,7 @@ func TestFillRefusesWhatIsNotAFillFile(t *testing.T) {
 				mustFill(t, os.Mkdir(filepath.Join(f.Dir(), "fill-000001"), 0o700))
 			},
 			op:        func(f *Fill) error { return f.Resize(mib) },
-			wantErr:   "fill-000001: is not a regular file",
+			wantErr:   `holds "fill-000001", which is not a fill file of ours (it is not a regular file)`,
 			wantSizes: map[string]int64{},
 		},
 		{
@@ -620,7 +696,7 @@ func TestFillRefusesWhatIsNotAFillFile(t *testing.T) {
 				mustFill(t, unix.Mkfifo(filepath.Join(f.Dir(), "fill-000001"), 0o600))
 			},
 			op:        func(f *Fill) error { return f.Resize(mib) },
-			wantErr:   "fill-000001: is not a regular file",
+			wantErr:   `holds "fill-000001", which is not a fill file of ours (it is not a regular file)`,
 			wantSizes: map[string]int64{},
 		},
 		{
@@ -645,7 +721,7 @@ func TestFillRefusesWhatIsNotAFillFile(t *testing.T) {
 			tc.setup(t, f, outside)
 
 			err := tc.op(f)
-			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+			if tc.wantErr == "" && err != nil || tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)) {
 				t.Errorf("got error %v, want one saying %q", err, tc.wantErr)
 			}
 			got, rerr := os.ReadFile(outside)
@@ -808,13 +884,14 @@ func TestFillRemove(t *testing.T) {
 			wantFiles: 3, wantBytes: 5 * mib,
 		},
 		{
-			name: "keeps the dir and the foreign files in it",
+			name: "keeps the dir, its marker and the foreign files in it, and says so",
 			setup: func(t *testing.T, f *Fill) {
 				mustFill(t, f.Resize(5*mib))
 				writeTestFile(t, filepath.Join(f.Dir(), "fill-000004.tmp"), mib, false)
 			},
 			wantFiles: 3, wantBytes: 5 * mib,
-			wantDir: true, wantLeft: []string{"fill-000004.tmp"},
+			wantErr: `holds "fill-000004.tmp", which is not a fill file of ours; left it and the dir in place`,
+			wantDir: true, wantLeft: []string{fillMarker, "fill-000004.tmp"},
 		},
 		{
 			name: "counts a sparse fill file as freeing nothing",
@@ -841,8 +918,8 @@ func TestFillRemove(t *testing.T) {
 				mustFill(t, os.Symlink(outside, filepath.Join(f.Dir(), "fill-000009")))
 			},
 			wantFiles: 2, wantBytes: 3 * mib,
-			wantErr: "fill-000009: is a symlink",
-			wantDir: true, wantLeft: []string{"fill-000009"},
+			wantErr: `holds "fill-000009", which is not a fill file of ours (it is a symlink)`,
+			wantDir: true, wantLeft: []string{fillMarker, "fill-000009"},
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -870,7 +947,7 @@ func TestFillRemove(t *testing.T) {
 		})
 	}
 
-	t.Run("a later Resize makes the removed dir again with mode 0700", func(t *testing.T) {
+	t.Run("a later Resize makes the removed dir again with mode 0700 and its marker", func(t *testing.T) {
 		dir := filepath.Join(t.TempDir(), "fill")
 		f := openTestFill(t, dir)
 		mustFill(t, f.Resize(3*mib))
@@ -888,6 +965,9 @@ func TestFillRemove(t *testing.T) {
 		}
 		if fi.Mode() != fs.ModeDir|0o700 {
 			t.Errorf("dir mode = %v, want drwx------", fi.Mode())
+		}
+		if marker, err := os.ReadFile(filepath.Join(dir, fillMarker)); err != nil || string(marker) != testFillOwner+"\n" {
+			t.Errorf("marker = %q, %v; want the owner", marker, err)
 		}
 		if diff := cmp.Diff(fillUse{Files: 1, Bytes: mib}, usageOf(t, f)); diff != "" {
 			t.Errorf("Usage (-want +got):\n%s", diff)

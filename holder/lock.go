@@ -7,9 +7,9 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
+	"github.com/cro-exporter/cro-exporter/internal/statefile"
 	"golang.org/x/sys/unix"
 )
 
@@ -38,11 +38,12 @@ type stateLock struct {
 	f *os.File
 }
 
-// openLockFile opens (creating it 0600) the lock file of dir, never through
-// a symbolic link.
+// openLockFile opens (creating it 0600) the lock file of dir. It must be a
+// regular file of ours with one link (statefile.Open): anything else, such
+// as a symlink or a hard link to a file elsewhere, is refused, never
+// written.
 func openLockFile(dir string) (*os.File, error) {
-	path := filepath.Join(dir, LockFile)
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW, 0o600)
+	f, err := statefile.Open(filepath.Join(dir, LockFile), os.O_RDWR|os.O_CREATE)
 	if err != nil {
 		return nil, fmt.Errorf("opening lock file: %w", err)
 	}

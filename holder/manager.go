@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -29,6 +30,7 @@ type Config struct {
 	Binary   string // executable started as holders; "" means /proc/self/exe
 	StateDir string // registry and lock
 	FillDir  string // disk fill files; "" means no disk fill
+	DiskPath string // the fill dir must be on this one's filesystem; "" means unchecked
 	Chunk    int64  // largest memory holder, <= MaxChunk; 0 means MaxChunk
 	Proc     string // procfs root for our own holders, "" means /proc
 	Logger   *slog.Logger
@@ -40,37 +42,179 @@ type Desired struct {
 	Memory, Disk int64   // bytes
 }
 
-// Usage is what the holders add right now, measured: the CPU holder's time
-// from /proc/<pid>/stat, the memory holders' VmRSS from /proc/<pid>/status,
-// the fill files' allocated blocks.
+// Usage is what the holders add right now, measured: the holders' CPU time
+// from /proc/<pid>/stat (their rusage once ended), the memory holders'
+// VmRSS from /proc/<pid>/status, the fill files' allocated blocks.
 type Usage struct {
-	CPUTime       time.Duration // CPU time of the CPU holders since Open, a counter
-	Memory, Disk  int64         // bytes
+	// CPUTime is the CPU time of every holder process since Open, memory
+	// holders (filling their ballast) and ended holders included: a
+	// counter, so that every reader takes its own difference.
+	CPUTime       time.Duration
+	Memory, Disk  int64 // bytes
 	CPUHolders    int
 	MemoryHolders int
 	DiskFiles     int
+	// The failures of each resource's holders since Open, counters:
+	// holders that ended by themselves, failed to start, were not ready or
+	// did not answer in time; for disk, resizes of the fill that failed.
+	CPUFailures, MemoryFailures, DiskFailures uint64
+}
+
+// Restarts of a kind whose holders keep failing back off: the first
+// failure is replaced at once, then starts are restartBackoff apart, twice
+// that after each further failure, up to restartBackoffMax, until one of
+// the kind's holders has run stableAfter.
+const (
+	restartBackoff    = 15 * time.Second
+	restartBackoffMax = 10 * time.Minute
+	stableAfter       = 10 * time.Minute
+)
+
+// diskRecheck is how often Apply resizes the fill to an unchanged total,
+// which brings back fill removed from outside; a new total is resized at
+// once.
+const diskRecheck = 5 * time.Second
+
+// restarts is how the holders of one kind have fared since Open.
+type restarts struct {
+	kind     Kind
+	failures uint64
+	// streak counts the failures in a row, each of a holder that ran less
+	// than stableAfter.
+	streak    int
+	lastStart time.Time
+	// backingOff is set once the back-off has been logged.
+	backingOff bool
+}
+
+// wait is the least time from one start of the kind to the next.
+func (r *restarts) wait() time.Duration {
+	if r.streak < 2 {
+		return 0
+	}
+	return min(restartBackoff<<min(r.streak-2, 16), restartBackoffMax)
+}
+
+// mayStart tells whether a holder of the kind may start at now.
+func (r *restarts) mayStart(now time.Time) bool {
+	return !now.Before(r.lastStart.Add(r.wait()))
 }
 
 // Manager starts, resizes and stops the holders of one host, keeps their
 // registry, and holds the state dir's lock from Open to Close. Its methods
-// are safe for concurrent use; they run one at a time.
+// are safe for concurrent use, and none waits for a holder: holders are
+// stopped with SIGKILL, told a new duty without waiting for the answer, and
+// checked for failures (ended, not ready or not answering in time) at the
+// next Apply or Usage. Fill resizes and registry writes run in goroutines
+// of their own, on the latest load and holders.
 type Manager struct {
 	cfg    Config
 	logger *slog.Logger
-	launch *launcher
+	launch *launcher // its now is the clock of restarts and timeouts
 	lock   *stateLock
 	fill   *Fill // nil without a fill dir
 
-	mu     sync.Mutex
-	closed bool
-	memory []*holderProcess // in start order, filled or filling
-	// filling counts the goroutines that wait for new memory holders to
-	// fill; Close waits for them.
-	filling sync.WaitGroup
-	cpu     *holderProcess
-	// cpuDone is the CPU time of the CPU holders that have ended, and
-	// cpuSeen the running one's at its last reading: Usage adds them up.
-	cpuDone, cpuSeen time.Duration
+	closed atomic.Bool // set under mu
+
+	// mu guards the holders. It is held only for what never waits on a
+	// holder or on slow I/O: starting a process, signalling it, writing it
+	// one short line.
+	mu       sync.Mutex
+	memory   []*holderProcess // in start order, filled or filling
+	cpu      *holderProcess
+	restarts map[Kind]*restarts
+	saved    []holderEntry // as last handed to registry
+	// diskAsked is the fill total last handed to disk, at diskAskedAt.
+	diskAsked   int64
+	diskAskedAt time.Time
+
+	// cpuMu guards the CPU time ledger, apart from mu so that CPUTime
+	// never waits for Apply.
+	cpuMu sync.Mutex
+	// counted are the holders started and not yet reaped, killed or not;
+	// ended is the final CPU time of those reaped.
+	counted []*holderProcess
+	ended   time.Duration
+
+	registry     *latest[[]holderEntry] // writes the registry
+	disk         *latest[int64]         // resizes the fill; nil without a fill dir
+	diskFailures atomic.Uint64
+}
+
+// latest runs do in a goroutine of its own, one run at a time, always on
+// the latest value asked for: the callers never wait for it, and values
+// asked for during a slow run (a fill growing, a registry write waiting for
+// the disk) make one run after it.
+type latest[T any] struct {
+	do   func(T) error
+	wake chan struct{} // holds a token while a value is queued
+	quit chan struct{}
+	done chan struct{}
+
+	mu      sync.Mutex
+	value   T
+	queued  bool
+	running bool
+	lastErr error // of the latest run finished
+}
+
+// runLatest starts the goroutine that runs do.
+func runLatest[T any](do func(T) error) *latest[T] {
+	w := &latest[T]{do: do, wake: make(chan struct{}, 1), quit: make(chan struct{}), done: make(chan struct{})}
+	go w.loop()
+	return w
+}
+
+func (w *latest[T]) loop() {
+	defer close(w.done)
+	for {
+		select {
+		case <-w.quit:
+			return
+		case <-w.wake:
+		}
+		select {
+		case <-w.quit:
+			return
+		default:
+		}
+		w.mu.Lock()
+		v := w.value
+		w.queued, w.running = false, true
+		w.mu.Unlock()
+		err := w.do(v)
+		w.mu.Lock()
+		w.running, w.lastErr = false, err
+		w.mu.Unlock()
+	}
+}
+
+// ask queues v for the next run, replacing any value queued before, and
+// returns the error of the latest run finished.
+func (w *latest[T]) ask(v T) error {
+	w.mu.Lock()
+	w.value, w.queued = v, true
+	err := w.lastErr
+	w.mu.Unlock()
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+	return err
+}
+
+// err is the error of the latest run finished.
+func (w *latest[T]) err() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.lastErr
+}
+
+// stop ends the goroutine after the run in progress, if any, and drops
+// what is queued.
+func (w *latest[T]) stop() {
+	close(w.quit)
+	<-w.done
 }
 
 // resolved is a Config with its defaults filled in.
@@ -146,8 +290,12 @@ func Open(cfg Config) (*Manager, error) {
 	m := &Manager{
 		cfg:    r.Config,
 		logger: r.Logger,
-		launch: &launcher{binary: r.Binary, argv0: r.argv0, owner: r.owner, proc: r.Proc, logger: r.Logger},
+		launch: &launcher{binary: r.Binary, argv0: r.argv0, owner: r.owner, proc: r.Proc, logger: r.Logger, now: time.Now},
 		lock:   lock,
+		restarts: map[Kind]*restarts{
+			KindMemory: {kind: KindMemory},
+			KindCPU:    {kind: KindCPU},
+		},
 	}
 	fail := func(err error) (*Manager, error) {
 		lock.release()
@@ -172,9 +320,13 @@ func Open(cfg Config) (*Manager, error) {
 		return fail(err)
 	}
 	if r.FillDir != "" {
-		if m.fill, err = OpenFill(r.FillDir); err != nil {
+		if m.fill, err = OpenFill(r.FillDir, r.DiskPath, r.owner); err != nil {
 			return fail(err)
 		}
+	}
+	m.registry = runLatest(func(entries []holderEntry) error { return saveRegistry(r.StateDir, entries) })
+	if m.fill != nil {
+		m.disk = runLatest(m.resizeFill)
 	}
 	return m, nil
 }
@@ -208,18 +360,25 @@ func (d Desired) check() error {
 // holders of at most Chunk bytes each, CPU in one holder whose duty is
 // changed in place, disk in fill files. Bad input is an error that changes
 // nothing. Otherwise each resource is applied even when another fails, and
-// the errors are joined.
+// the errors are joined. Apply is idempotent: called again with the same
+// load, it replaces the holders that have failed since.
 //
 // Memory is held as d.Memory/Chunk full chunks plus one holder for the
 // remainder. Holders of the sizes wanted are kept (the oldest first), the
-// others stopped, and the missing sizes started. Apply stops before it
-// starts, so holders never hold more than the larger of the old and the new
-// amount: a change of less than a chunk replaces the remainder holder and
-// dips by its size for the second or so that takes. Apply does not wait
-// for new holders to fill their memory (up to 1.5 s for 1 GiB, warm): they
-// count, in Usage, for what they have made resident so far, a later Apply
-// may stop them while they fill, and one that fails to fill is logged and
-// dropped.
+// others killed, and the missing sizes started, so holders never hold more
+// than the larger of the old and the new amount: a change of less than a
+// chunk replaces the remainder holder and dips by its size for the second
+// or so that takes.
+//
+// Apply waits for no holder and for no disk I/O. It does not wait for new
+// holders to be ready: a memory holder counts, in Usage, for what it has
+// made resident so far, and a later Apply may kill it while it fills. It
+// writes a new duty without waiting for the answer. The fill is resized
+// (when its total changes, and every diskRecheck), and the registry
+// written, in the background: Apply returns the errors of the latest ones
+// finished. A kind of holder that keeps failing is started
+// again ever less often (see restartBackoff), which Apply does not report
+// as an error.
 func (m *Manager) Apply(d Desired) error {
 	if err := d.check(); err != nil {
 		return err
@@ -234,12 +393,27 @@ func (m *Manager) Apply(d Desired) error {
 		}
 	}
 	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.closed {
+	if m.closed.Load() {
+		m.mu.Unlock()
 		return ErrClosed
 	}
-	m.reap()
-	return errors.Join(m.applyMemory(want), m.applyCPU(d.CPU), m.applyDisk(d.Disk))
+	now := m.launch.now()
+	m.reap(now)
+	errs := []error{m.applyMemory(want, now), m.applyCPU(d.CPU, now)}
+	m.noteRegistry()
+	askDisk := m.disk != nil && (d.Disk != m.diskAsked || now.Sub(m.diskAskedAt) >= diskRecheck)
+	if askDisk {
+		m.diskAsked, m.diskAskedAt = d.Disk, now
+	}
+	m.mu.Unlock()
+	switch {
+	case askDisk:
+		errs = append(errs, m.disk.ask(d.Disk))
+	case m.disk != nil:
+		errs = append(errs, m.disk.err())
+	}
+	errs = append(errs, m.registry.err())
+	return errors.Join(errs...)
 }
 
 // memoryChunks splits total into full chunks and a remainder, largest first.
@@ -280,130 +454,149 @@ func reconcileChunks(have, want []int64) (stop []int, start []int64) {
 	return stop, start
 }
 
-// applyMemory brings the memory holders to the sizes wanted: it stops the
+// applyMemory brings the memory holders to the sizes wanted: it kills the
 // ones in excess, and starts new ones without waiting for them to fill.
-func (m *Manager) applyMemory(want []int64) error {
+func (m *Manager) applyMemory(want []int64, now time.Time) error {
 	have := make([]int64, len(m.memory))
 	for i, p := range m.memory {
 		have[i] = p.Size
 	}
 	stopIdx, start := reconcileChunks(have, want)
+	for _, i := range stopIdx { // highest index first
+		m.memory[i].kill()
+		m.memory = slices.Delete(m.memory, i, i+1)
+	}
 	var errs []error
-	if len(stopIdx) > 0 {
-		var stopping []*holderProcess
-		for _, i := range stopIdx { // highest index first
-			stopping = append(stopping, m.memory[i])
-			m.memory = slices.Delete(m.memory, i, i+1)
-		}
-		errs = append(errs, stopAll(stopping))
-		errs = append(errs, m.save())
-	}
-	if len(start) == 0 {
-		return errors.Join(errs...)
-	}
 	for _, size := range start {
-		p, err := m.launch.start(KindMemory, size, 0)
+		p, err := m.start(KindMemory, size, 0, now)
 		if err != nil {
 			errs = append(errs, err)
+		}
+		if p == nil {
 			continue
 		}
 		m.memory = append(m.memory, p)
-		m.filling.Go(func() { m.awaitFilled(p) })
 	}
-	errs = append(errs, m.save())
 	return errors.Join(errs...)
 }
 
-// awaitFilled waits for a new memory holder's ready line outside the lock:
-// filling a chunk takes up to seconds, and a release must never wait for
-// it. A holder that fails to fill is killed and dropped.
-func (m *Manager) awaitFilled(p *holderProcess) {
-	err := p.waitReady(readyTimeout)
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if err == nil || !slices.Contains(m.memory, p) {
-		return // filled, or stopped meanwhile: the error tells nothing
-	}
-	m.logger.Warn("Memory holder failed to fill", "pid", p.Pid, "size", p.Size, "err", err)
-	p.kill()
-	m.memory = slices.DeleteFunc(m.memory, func(q *holderProcess) bool { return q == p })
-	if err := m.save(); err != nil {
-		m.logger.Error("Saving the holder registry", "err", err)
-	}
-}
-
-// applyCPU starts, changes or stops the CPU holder.
-func (m *Manager) applyCPU(duty float64) error {
-	switch {
-	case duty == 0 && m.cpu == nil:
-		return nil
-	case duty == 0:
-		m.endCPU()
-		err := m.cpu.stop()
-		m.cpu = nil
-		return errors.Join(err, m.save())
-	case m.cpu == nil:
-		p, err := m.launch.start(KindCPU, 0, duty)
-		if err != nil {
-			return err
-		}
-		m.cpu = p
-		if err := m.save(); err != nil {
-			return err
-		}
-		if err := p.waitReady(readyTimeout); err != nil {
-			p.kill()
-			m.cpu = nil
-			return errors.Join(err, m.save())
-		}
-		return nil
-	case duty == m.cpu.Duty:
-		return nil
-	}
-	if err := m.cpu.setDuty(duty); err != nil {
-		// In an unknown state: gone, so the next Apply starts afresh.
+// applyCPU starts, changes or kills the CPU holder. A holder whose stdin
+// cannot take the new duty has stopped reading it: it has failed, and
+// another starts in its place.
+func (m *Manager) applyCPU(duty float64, now time.Time) error {
+	if m.cpu != nil && duty == 0 {
 		m.cpu.kill()
 		m.cpu = nil
-		return errors.Join(err, m.save())
 	}
-	return m.save()
-}
-
-// applyDisk resizes the fill files.
-func (m *Manager) applyDisk(total int64) error {
-	if m.fill == nil {
+	if m.cpu != nil && duty != m.cpu.Duty {
+		if err := m.cpu.setDuty(duty); err != nil {
+			m.cpu.kill()
+			m.failed(m.cpu.Kind, now.Sub(m.cpu.started), err, true)
+			m.cpu = nil
+		}
+	}
+	if m.cpu != nil || duty == 0 {
 		return nil
 	}
-	return m.fill.Resize(total)
+	p, err := m.start(KindCPU, 0, duty, now)
+	m.cpu = p
+	return err
 }
 
-// reap drops the holders that ended by themselves, such as a memory holder
-// the OOM killer took, and logs why they ended.
-func (m *Manager) reap() {
-	changed := false
-	m.memory = slices.DeleteFunc(m.memory, func(p *holderProcess) bool {
-		if !p.hasExited() {
-			return false
-		}
-		m.logger.Warn("Memory holder ended by itself", "pid", p.Pid, "size", p.Size, "err", p.waitErr)
-		changed = true
-		return true
-	})
-	if m.cpu != nil && m.cpu.hasExited() {
-		m.logger.Warn("CPU holder ended by itself", "pid", m.cpu.Pid, "err", m.cpu.waitErr)
-		m.endCPU()
+// start starts a holder unless its kind is backing off (nil, nil). A start
+// that fails counts as a failure of the kind.
+func (m *Manager) start(kind Kind, size int64, duty float64, now time.Time) (*holderProcess, error) {
+	r := m.restarts[kind]
+	if !r.mayStart(now) {
+		return nil, nil
+	}
+	r.lastStart = now
+	p, err := m.launch.start(kind, size, duty)
+	if err != nil {
+		m.failed(kind, 0, err, false)
+		return nil, err
+	}
+	m.cpuMu.Lock()
+	m.counted = append(m.counted, p)
+	m.cpuMu.Unlock()
+	return p, nil
+}
+
+// resizeFill resizes the fill to total bytes and counts a failure.
+func (m *Manager) resizeFill(total int64) error {
+	err := m.fill.Resize(total)
+	if err != nil {
+		m.diskFailures.Add(1)
+	}
+	return err
+}
+
+// reap kills and drops the holders that have failed by now: ended by
+// themselves (the OOM killer, a kill from outside), said something out of
+// turn, were not ready or did not answer in time. A kind one of whose
+// holders has run stableAfter is well again.
+func (m *Manager) reap(now time.Time) {
+	m.memory = slices.DeleteFunc(m.memory, func(p *holderProcess) bool { return m.dropFailed(p, now) })
+	if m.cpu != nil && m.dropFailed(m.cpu, now) {
 		m.cpu = nil
-		changed = true
 	}
-	if changed {
-		if err := m.save(); err != nil {
-			m.logger.Error("Saving the holder registry", "err", err)
+	running := slices.Clone(m.memory)
+	if m.cpu != nil {
+		running = append(running, m.cpu)
+	}
+	for _, p := range running {
+		if r := m.restarts[p.Kind]; r.streak > 0 && now.Sub(p.started) >= stableAfter {
+			m.wellAgain(r)
 		}
 	}
 }
 
-// save writes the registry with the holders running now.
-func (m *Manager) save() error {
+// dropFailed kills a holder that has failed by now and counts it, and
+// tells whether it did.
+func (m *Manager) dropFailed(p *holderProcess, now time.Time) bool {
+	err := p.failure(now)
+	if err == nil {
+		return false
+	}
+	p.kill()
+	m.failed(p.Kind, now.Sub(p.started), err, true)
+	return true
+}
+
+// failed counts a failure of a holder of kind that ran for ran, and logs
+// it when log is set (the caller reports it otherwise). Once failures come
+// in a row, the kind backs off, which is logged once instead.
+func (m *Manager) failed(kind Kind, ran time.Duration, err error, log bool) {
+	r := m.restarts[kind]
+	r.failures++
+	if ran >= stableAfter {
+		m.wellAgain(r)
+	}
+	r.streak++
+	switch {
+	case r.backingOff:
+		m.logger.Debug("Holder failed again", "kind", kind, "err", err)
+	case r.streak >= 2:
+		r.backingOff = true
+		m.logger.Warn(fmt.Sprintf("%s holder keeps ending by itself; restarting it at most every %s, then ever less often, up to every %s",
+			kind, r.wait(), restartBackoffMax), "err", err)
+	case log:
+		m.logger.Warn("Holder failed; the next apply replaces it", "kind", kind, "err", err)
+	}
+}
+
+// wellAgain ends a kind's streak of failures: its next failure is replaced
+// at once again.
+func (m *Manager) wellAgain(r *restarts) {
+	if r.backingOff {
+		m.logger.Info(fmt.Sprintf("%s holder has run %s; restarting it at once again should it end", r.kind, stableAfter))
+	}
+	r.streak, r.backingOff = 0, false
+}
+
+// noteRegistry hands the registry writer the holders running now, when
+// they changed or the latest write failed.
+func (m *Manager) noteRegistry() {
 	var entries []holderEntry
 	for _, p := range m.memory {
 		entries = append(entries, entryOf(p))
@@ -411,36 +604,37 @@ func (m *Manager) save() error {
 	if m.cpu != nil {
 		entries = append(entries, entryOf(m.cpu))
 	}
-	return saveRegistry(m.cfg.StateDir, entries)
-}
-
-// stopAll stops holders concurrently and joins their errors.
-func stopAll(ps []*holderProcess) error {
-	errs := make([]error, len(ps))
-	var wg sync.WaitGroup
-	for i, p := range ps {
-		wg.Go(func() { errs[i] = p.stop() })
+	if slices.Equal(entries, m.saved) && m.registry.err() == nil {
+		return
 	}
-	wg.Wait()
-	return errors.Join(errs...)
+	m.saved = entries
+	m.registry.ask(entries)
 }
 
-// Usage measures what the holders add now. CPU is the CPU holder's
-// utime+stime since the previous call (or since it started) over the time
-// passed times the number of CPUs. A holder that ended by itself counts for
-// nothing and is dropped.
+// Usage measures what the holders add now. It first drops the holders that
+// have failed, as Apply does; the next Apply replaces them.
 func (m *Manager) Usage() (Usage, error) {
 	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.closed {
+	if m.closed.Load() {
+		m.mu.Unlock()
 		return Usage{}, ErrClosed
 	}
-	m.reap()
-	var u Usage
+	m.reap(m.launch.now())
+	m.noteRegistry()
+	memory := slices.Clone(m.memory)
+	u := Usage{
+		CPUFailures:    m.restarts[KindCPU].failures,
+		MemoryFailures: m.restarts[KindMemory].failures,
+		DiskFailures:   m.diskFailures.Load(),
+	}
+	if m.cpu != nil {
+		u.CPUHolders = 1
+	}
+	m.mu.Unlock()
 	var errs []error
-	for _, p := range m.memory {
+	for _, p := range memory {
 		rss, err := readRSS(m.launch.proc, p.Pid)
-		if errors.Is(err, errNoProcess) {
+		if p.hasExited() || errors.Is(err, errNoProcess) {
 			continue // ended just now; the next call reaps it
 		}
 		if err != nil {
@@ -450,16 +644,10 @@ func (m *Manager) Usage() (Usage, error) {
 		u.Memory += rss
 		u.MemoryHolders++
 	}
-	if m.cpu != nil {
-		switch err := m.readCPU(); {
-		case errors.Is(err, errNoProcess):
-		case err != nil:
-			errs = append(errs, err)
-		default:
-			u.CPUHolders = 1
-		}
+	var err error
+	if u.CPUTime, err = m.CPUTime(); err != nil {
+		errs = append(errs, err)
 	}
-	u.CPUTime = m.cpuDone + m.cpuSeen
 	if m.fill != nil {
 		files, bytes, err := m.fill.Usage()
 		if err != nil {
@@ -470,46 +658,63 @@ func (m *Manager) Usage() (Usage, error) {
 	return u, errors.Join(errs...)
 }
 
-// readCPU reads the running CPU holder's utime+stime into cpuSeen.
-func (m *Manager) readCPU() error {
-	st, err := readProcStat(m.launch.proc, m.cpu.Pid)
-	if err != nil {
-		return err
+// CPUTime is the CPU time of every holder process since Open, as in
+// Usage.CPUTime. It is cheap, and never waits for anything else the
+// manager does: the give-way watcher reads it four times a second.
+func (m *Manager) CPUTime() (time.Duration, error) {
+	if m.closed.Load() {
+		return 0, ErrClosed
 	}
-	m.cpuSeen = time.Duration(st.UTime+st.STime) * time.Second / userHZ
-	return nil
+	m.cpuMu.Lock()
+	m.counted = slices.DeleteFunc(m.counted, func(p *holderProcess) bool {
+		if !p.hasExited() {
+			return false
+		}
+		final, _ := p.cpuTime(m.launch.proc) // reaped: no error
+		m.ended += final
+		return true
+	})
+	counted, total := slices.Clone(m.counted), m.ended
+	m.cpuMu.Unlock()
+	var errs []error
+	for _, p := range counted {
+		t, err := p.cpuTime(m.launch.proc)
+		total += t
+		errs = append(errs, err)
+	}
+	return total, errors.Join(errs...)
 }
 
-// endCPU counts the CPU holder's time as done, read once more if it still
-// runs, before it is stopped or dropped.
-func (m *Manager) endCPU() {
-	m.readCPU() // an ended holder keeps its last reading
-	m.cpuDone += m.cpuSeen
-	m.cpuSeen = 0
-}
-
-// Close stops every holder, removes every fill file, empties the registry
-// and releases the lock. Calling it again does nothing.
+// Close kills every holder and waits until they are reaped, removes every
+// fill file, empties the registry and releases the lock. It waits for a
+// fill resize in progress, never for a holder to cooperate: SIGKILL ends
+// a stopped holder too. Calling it again does nothing.
 func (m *Manager) Close() error {
-	defer m.filling.Wait() // after the unlock: they take the lock to end
 	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.closed {
+	if m.closed.Load() {
+		m.mu.Unlock()
 		return nil
 	}
-	m.closed = true
-	all := m.memory
-	if m.cpu != nil {
-		m.endCPU()
-		all = append(all, m.cpu)
+	m.closed.Store(true)
+	for _, p := range m.memory {
+		p.kill()
 	}
-	errs := []error{stopAll(all)}
+	if m.cpu != nil {
+		m.cpu.kill()
+	}
 	m.memory, m.cpu = nil, nil
-	if m.fill != nil {
+	m.mu.Unlock()
+	m.cpuMu.Lock()
+	killed := slices.Clone(m.counted)
+	m.cpuMu.Unlock()
+	errs := []error{waitReaped(killed, stopTimeout)}
+	m.registry.stop()
+	if m.disk != nil {
+		m.disk.stop()
 		if _, _, err := m.fill.Remove(); err != nil {
 			errs = append(errs, err)
 		}
 	}
-	errs = append(errs, m.save(), m.lock.release())
+	errs = append(errs, saveRegistry(m.cfg.StateDir, nil), m.lock.release())
 	return errors.Join(errs...)
 }

@@ -198,8 +198,9 @@ func TestAPidReusedByAnotherProcessIsNeverSignalled(t *testing.T) {
 }
 
 // leftovers are the holder processes an earlier run may leave beside a
-// state dir: one in its registry, one marked with it, one whose parent is
-// gone; and one of another state dir whose parent lives, to be left alone.
+// state dir: one in its registry (marked with it, as every holder a manager
+// starts is), one marked with it, one whose parent is gone; and one of
+// another state dir whose parent lives, to be left alone.
 type leftovers struct {
 	registered, marked, orphan, otherOwner procID
 }
@@ -211,7 +212,7 @@ func startLeftovers(t *testing.T, cfg Config) leftovers {
 		t.Fatal(err)
 	}
 	l := leftovers{
-		registered: startBareHolder(t, "", false),
+		registered: startBareHolder(t, owner, false),
 		marked:     startBareHolder(t, owner, false),
 		orphan:     startBareHolder(t, "", true),
 		otherOwner: startBareHolder(t, t.TempDir(), false),
@@ -286,6 +287,7 @@ func TestOpenAdoptsTheFillFilesAnEarlierRunLeft(t *testing.T) {
 	if err := m.Apply(Desired{Disk: 3 * mib}); err != nil {
 		t.Fatal(err)
 	}
+	settle(t, m)
 	if after := fillNames(t, cfg.FillDir); after[0] != before[0] {
 		t.Errorf("fill files %v after growing, want %v kept and grown", after, before)
 	}

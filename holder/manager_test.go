@@ -49,8 +49,38 @@ func openTest(t *testing.T, cfg Config) *Manager {
 		for _, p := range ps {
 			p.kill()
 		}
+		waitReaped(ps, stopTimeout)
 	})
 	return m
+}
+
+// settle waits until the manager's fill resizes and registry writes, which
+// run in the background, are done.
+func settle(t *testing.T, m *Manager) {
+	t.Helper()
+	if !waitIdle(m, 30*time.Second) {
+		t.Fatal("the manager's background work is not done after 30 s")
+	}
+}
+
+// waitIdle waits up to within for the manager's background work to be
+// done, and tells whether it is.
+func waitIdle(m *Manager, within time.Duration) bool {
+	deadline := time.Now().Add(within)
+	for !idle(m.registry) || (m.disk != nil && !idle(m.disk)) {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return true
+}
+
+// idle tells whether w has nothing queued or running.
+func idle[T any](w *latest[T]) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return !w.queued && !w.running
 }
 
 // registryOf reads the registry in dir.
@@ -82,6 +112,7 @@ func memorySizes(entries []holderEntry) []int64 {
 // running holders, each with its pid's real start time and command line.
 func checkRegistryMatches(t *testing.T, m *Manager) []holderEntry {
 	t.Helper()
+	settle(t, m)
 	m.mu.Lock()
 	entries := registryOf(t, m.cfg.StateDir)
 	var want []holderEntry
@@ -163,7 +194,7 @@ func TestApplyHoldsMemoryInChunksAndUsageMeasuresIt(t *testing.T) {
 	if second[0] != first[0] {
 		t.Errorf("the oldest full chunk %+v was not kept: %+v", first[0], second[0])
 	}
-	if left := waitGone(idsOf(first[1:]), 0); len(left) > 0 {
+	if left := waitGone(idsOf(first[1:]), 5*time.Second); len(left) > 0 {
 		t.Errorf("holders stopped by the shrink still run: %v", left)
 	}
 	u, err = m.Usage()
@@ -188,11 +219,15 @@ func TestApplyHoldsMemoryInChunksAndUsageMeasuresIt(t *testing.T) {
 	if entries := checkRegistryMatches(t, m); len(entries) != 0 {
 		t.Errorf("registry after zero: %+v", entries)
 	}
-	if left := waitGone(idsOf(second), 0); len(left) > 0 {
+	if left := waitGone(idsOf(second), 5*time.Second); len(left) > 0 {
 		t.Errorf("holders still run after zero: %v", left)
 	}
-	if u, err := m.Usage(); err != nil || u != (Usage{}) {
-		t.Errorf("Usage after zero = %+v, %v", u, err)
+	u, err = m.Usage()
+	if u.CPUTime == 0 {
+		t.Errorf("Usage after zero = %+v: the CPU time the holders spent filling is lost", u)
+	}
+	if u.CPUTime = 0; err != nil || u != (Usage{}) {
+		t.Errorf("Usage after zero = %+v, %v; want nothing held and no failure", u, err)
 	}
 }
 
@@ -234,6 +269,7 @@ func TestApplyNeverWaitsForBallastToFill(t *testing.T) {
 	}
 	// Recorded at once, for --recover. (The fake's command line is not a
 	// holder's, which checkRegistryMatches would rightly refuse.)
+	settle(t, m)
 	filling := registryOf(t, cfg.StateDir)
 	if u, err := m.Usage(); len(filling) != 1 || u.MemoryHolders != 1 {
 		t.Fatalf("while filling: registry %+v, Usage %+v, %v; want the one holder in both", filling, u, err)
@@ -243,9 +279,10 @@ func TestApplyNeverWaitsForBallastToFill(t *testing.T) {
 	if err := m.Apply(Desired{}); err != nil {
 		t.Errorf("releasing a holder still filling: %v, want nil", err)
 	}
-	if left := waitGone(idsOf(filling), 0); len(left) > 0 {
+	if left := waitGone(idsOf(filling), 5*time.Second); len(left) > 0 {
 		t.Errorf("the released holder still runs: %v", left)
 	}
+	settle(t, m)
 	if entries := registryOf(t, cfg.StateDir); len(entries) != 0 {
 		t.Errorf("registry after the release: %+v", entries)
 	}
@@ -254,6 +291,7 @@ func TestApplyNeverWaitsForBallastToFill(t *testing.T) {
 	if err := m.Apply(Desired{Memory: 16 * mib}); err != nil {
 		t.Fatal(err)
 	}
+	settle(t, m)
 	filling = registryOf(t, cfg.StateDir)
 	if err := m.Close(); err != nil {
 		t.Errorf("Close with a holder still filling: %v, want nil", err)
@@ -273,10 +311,17 @@ func TestAHolderThatFailsToFillIsDropped(t *testing.T) {
 	}
 	deadline := time.Now().Add(readyTimeout)
 	for {
+		u, err := m.Usage()
+		if err != nil {
+			t.Fatal(err)
+		}
 		m.mu.Lock()
 		n := len(m.memory)
 		m.mu.Unlock()
 		if n == 0 {
+			if u.MemoryFailures != 1 || u.MemoryHolders != 0 {
+				t.Errorf("Usage after the holder failed = %+v, want one memory failure and no holder", u)
+			}
 			break
 		}
 		if time.Now().After(deadline) {
@@ -330,7 +375,7 @@ func TestApplyRunsOneCPUHolderAndChangesItsDuty(t *testing.T) {
 	if entries := checkRegistryMatches(t, m); len(entries) != 0 {
 		t.Errorf("registry after CPU 0: %+v", entries)
 	}
-	if left := waitGone([]procID{{pid, entries[0].StartTime}}, 0); len(left) > 0 {
+	if left := waitGone([]procID{{pid, entries[0].StartTime}}, 5*time.Second); len(left) > 0 {
 		t.Errorf("the CPU holder still runs after CPU 0")
 	}
 	if after, err := m.Usage(); err != nil || after.CPUHolders != 0 || after.CPUTime < u.CPUTime {
@@ -345,6 +390,7 @@ func TestApplyResizesTheDiskFill(t *testing.T) {
 		if err := m.Apply(Desired{Disk: size}); err != nil {
 			t.Fatal(err)
 		}
+		settle(t, m)
 		u, err := m.Usage()
 		if err != nil {
 			t.Fatal(err)
@@ -439,6 +485,7 @@ func TestCloseStopsEverythingAndFreesTheLock(t *testing.T) {
 	if err := m.Close(); err != nil {
 		t.Fatal(err)
 	}
+	// Killed and reaped by Close, not left to die.
 	if left := waitGone(ids, 0); len(left) > 0 {
 		t.Errorf("holders still run after Close: %v", left)
 	}

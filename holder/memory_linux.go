@@ -43,7 +43,7 @@ func RunMemory(size int64, in io.Reader, out io.Writer) error {
 }
 
 // fillMemory makes every page of mem resident and non-zero, as fast as the
-// kernel allows. Measured on the 2-core VMs of BENCH.md, 1 GiB, alternated
+// kernel allows. Measured on a 2-core VM, 1 GiB, alternated
 // with C mmap+MAP_POPULATE (0.29-0.35 s warm):
 //   - MADV_POPULATE_WRITE then one word written per page: the same time as
 //     MAP_POPULATE; the written pass takes 5 ms, the rest is the kernel

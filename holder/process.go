@@ -2,7 +2,9 @@ package holder
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -10,21 +12,26 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
 )
 
-// Timeouts of the talk with a holder process.
+// Timeouts of the talk with a holder process. The manager never waits for
+// a holder's answer: it checks these when it next looks at its holders.
 const (
 	// readyTimeout bounds the wait for a holder's "ready" line. A 1 GiB
 	// memory holder is ready within about 1.5 s on warm memory, several
 	// times that on cold memory; a slow or swapping host gets the rest.
 	readyTimeout = 30 * time.Second
-	// replyTimeout bounds the wait for the answer to a command line.
+	// replyTimeout bounds the wait for the answer to a command line,
+	// counted from when the holder is ready to read it.
 	replyTimeout = 5 * time.Second
-	// stopTimeout bounds the wait for a holder to exit after "stop" before
-	// it is killed, and the wait for a killed process to go.
+	// writeTimeout bounds a write to a holder's stdin. A short line waits
+	// only when the pipe is full: the holder has stopped reading.
+	writeTimeout = 100 * time.Millisecond
+	// stopTimeout bounds the wait for a killed process to go.
 	stopTimeout = 5 * time.Second
 )
 
@@ -72,25 +79,44 @@ type launcher struct {
 	owner  string // the state dir, put in ownerEnv
 	proc   string // procfs root
 	logger *slog.Logger
+	now    func() time.Time // the clock of the holders' timeouts
 }
 
-// holderProcess is one running holder and the pipes to talk to it.
+// holderProcess is one running holder and the pipes to talk to it. Nothing
+// ever waits for it to answer: its stdout is read by a goroutine of its
+// own, and failure tells whether it has answered in time.
 type holderProcess struct {
 	Kind      Kind
 	Size      int64   // memory: the bytes asked for
-	Duty      float64 // cpu: the duty asked for
+	Duty      float64 // cpu: the duty last asked for
 	Pid       int
-	StartTime uint64 // field 22 of /proc/<pid>/stat
-	Resident  int64  // memory: as its ready line said
+	StartTime uint64    // field 22 of /proc/<pid>/stat
+	Resident  int64     // memory: as its ready line said; set before ready is closed
+	started   time.Time // by clock
 
-	ready     chan struct{} // closed once its ready line is read
+	clock     func() time.Time
 	cmd       *exec.Cmd
 	stdin     *os.File
-	lines     chan string // stdout lines; closed at EOF
 	stderr    *stderrTail
 	closeOnce sync.Once
+	ready     chan struct{} // closed once its ready line is read
 	exited    chan struct{} // closed once reaped
 	waitErr   error         // cmd.Wait's result, set before exited is closed
+
+	mu sync.Mutex // guards the state of the talk, which the stdout reader updates
+	// readyAt is when its ready line was read, by clock; zero before.
+	readyAt time.Time
+	// unanswered holds, oldest first, when each command line not answered
+	// yet was written.
+	unanswered []time.Time
+	// broken is the first thing it said out of turn, or the first write to
+	// it that failed: either way the talk is over.
+	broken error
+
+	// cpuSeen is the most CPU time read of it, in nanoseconds: a counter
+	// that never goes back, though /proc counts in ticks and the final
+	// rusage in microseconds.
+	cpuSeen atomic.Int64
 }
 
 // args are the holder's arguments after argv[0].
@@ -105,7 +131,8 @@ func holderArgs(kind Kind, size int64, duty float64) []string {
 func formatDuty(d float64) string { return strconv.FormatFloat(d, 'f', -1, 64) }
 
 // start starts a holder process without waiting for it to be ready. The
-// process is reaped by a goroutine of its own whatever happens next.
+// process is reaped, and its stdout read, by goroutines of its own whatever
+// happens next.
 func (l *launcher) start(kind Kind, size int64, duty float64) (*holderProcess, error) {
 	inR, inW, err := os.Pipe()
 	if err != nil {
@@ -118,14 +145,15 @@ func (l *launcher) start(kind Kind, size int64, duty float64) (*holderProcess, e
 		return nil, fmt.Errorf("starting %s holder: %w", kind, err)
 	}
 	p := &holderProcess{
-		Kind:   kind,
-		Size:   size,
-		Duty:   duty,
-		stdin:  inW,
-		lines:  make(chan string, 16),
-		stderr: &stderrTail{logger: l.logger, kind: kind},
-		ready:  make(chan struct{}),
-		exited: make(chan struct{}),
+		Kind:    kind,
+		Size:    size,
+		Duty:    duty,
+		started: l.now(),
+		clock:   l.now,
+		stdin:   inW,
+		stderr:  &stderrTail{logger: l.logger, kind: kind},
+		ready:   make(chan struct{}),
+		exited:  make(chan struct{}),
 	}
 	p.cmd = &exec.Cmd{
 		Path:        l.binary,
@@ -157,66 +185,72 @@ func (l *launcher) start(kind Kind, size int64, duty float64) (*holderProcess, e
 	}()
 	if statErr != nil {
 		p.kill()
+		<-p.exited
 		return nil, fmt.Errorf("starting %s holder: %w", kind, statErr)
 	}
 	return p, nil
 }
 
-// readLines sends the holder's stdout lines to p.lines until EOF. A line
-// nobody waits for is dropped rather than block the holder.
+// readLines reads the holder's stdout until EOF: its ready line, then a CPU
+// holder's answers. A line out of turn breaks the talk; the rest is read
+// all the same, so that the holder never blocks on a full pipe.
 func (p *holderProcess) readLines(r *os.File) {
 	defer r.Close()
-	defer close(p.lines)
 	sc := bufio.NewScanner(r)
 	for sc.Scan() {
-		select {
-		case p.lines <- sc.Text():
-		default:
+		if err := p.heard(sc.Text()); err != nil {
+			p.breakTalk(err)
 		}
+	}
+	if err := sc.Err(); err != nil {
+		p.breakTalk(fmt.Errorf("%s holder (pid %d): reading its stdout: %w", p.Kind, p.Pid, err))
+		io.Copy(io.Discard, r)
 	}
 }
 
-// awaitLine waits up to timeout for the holder's next stdout line that
-// starts with prefix+" " and returns the rest of it.
-func (p *holderProcess) awaitLine(prefix string, timeout time.Duration) (string, error) {
-	timer := time.NewTimer(timeout)
-	defer timer.Stop()
-	select {
-	case line, ok := <-p.lines:
-		if !ok {
-			select {
-			case <-p.exited:
-			case <-timer.C:
-				return "", fmt.Errorf("%s holder (pid %d) closed its stdout before saying %q", p.Kind, p.Pid, prefix)
-			}
-			return "", fmt.Errorf("%s holder (pid %d) exited (%v) before saying %q%s", p.Kind, p.Pid, p.waitErr, prefix, p.stderr.suffix())
+// heard takes one line the holder said: "ready <resident bytes>" (memory)
+// or "ready <duty>" (cpu) first, then "duty R" for each duty line written.
+func (p *holderProcess) heard(line string) error {
+	word, rest, _ := strings.Cut(line, " ")
+	ready := p.isReady()
+	switch {
+	case !ready && word == "ready":
+		var err error
+		if p.Kind == KindMemory {
+			p.Resident, err = strconv.ParseInt(rest, 10, 64)
+		} else {
+			_, err = strconv.ParseFloat(rest, 64)
 		}
-		if rest, ok := strings.CutPrefix(line, prefix+" "); ok {
-			return rest, nil
+		if err != nil {
+			return fmt.Errorf("%s holder (pid %d): ready line %q: %w", p.Kind, p.Pid, abbreviate(line), err)
 		}
-		return "", fmt.Errorf("%s holder (pid %d) said %q, want %q", p.Kind, p.Pid, abbreviate(line), prefix+" ...")
-	case <-timer.C:
-		return "", fmt.Errorf("%s holder (pid %d) did not say %q within %s%s", p.Kind, p.Pid, prefix, timeout, p.stderr.suffix())
+		p.mu.Lock()
+		p.readyAt = p.clock()
+		p.mu.Unlock()
+		close(p.ready)
+		return nil
+	case ready && p.Kind == KindCPU && word == "duty":
+		if _, err := strconv.ParseFloat(rest, 64); err != nil {
+			return fmt.Errorf("cpu holder (pid %d): answer %q: %w", p.Pid, abbreviate(line), err)
+		}
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		if len(p.unanswered) == 0 {
+			return fmt.Errorf("cpu holder (pid %d) answered %q, which was not asked", p.Pid, abbreviate(line))
+		}
+		p.unanswered = p.unanswered[1:]
+		return nil
 	}
+	return fmt.Errorf("%s holder (pid %d) said %q out of turn", p.Kind, p.Pid, abbreviate(line))
 }
 
-// waitReady waits for the holder's ready line. A memory holder's line gives
-// its resident bytes, a CPU holder's the duty it runs at. It is called once
-// per holder.
-func (p *holderProcess) waitReady(timeout time.Duration) error {
-	rest, err := p.awaitLine("ready", timeout)
-	if err != nil {
-		return err
+// breakTalk records the first thing that ended the talk with the holder.
+func (p *holderProcess) breakTalk(err error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.broken == nil {
+		p.broken = err
 	}
-	if p.Kind == KindMemory {
-		if p.Resident, err = strconv.ParseInt(rest, 10, 64); err != nil {
-			return fmt.Errorf("memory holder (pid %d): ready line %q: %w", p.Pid, "ready "+rest, err)
-		}
-	} else if _, err := strconv.ParseFloat(rest, 64); err != nil {
-		return fmt.Errorf("cpu holder (pid %d): ready line %q: %w", p.Pid, "ready "+rest, err)
-	}
-	close(p.ready)
-	return nil
 }
 
 // isReady tells whether the holder has said it is ready.
@@ -229,29 +263,52 @@ func (p *holderProcess) isReady() bool {
 	}
 }
 
-// setDuty tells a CPU holder its new duty and waits for it to answer that it
-// applied it.
+// setDuty writes a CPU holder its new duty without waiting for the answer,
+// which failure then expects within replyTimeout. The write itself waits at
+// most writeTimeout.
 func (p *holderProcess) setDuty(duty float64) error {
-	if err := p.send("duty " + formatDuty(duty)); err != nil {
+	line := "duty " + formatDuty(duty)
+	p.stdin.SetWriteDeadline(time.Now().Add(writeTimeout))
+	if _, err := p.stdin.WriteString(line + "\n"); err != nil {
+		err = fmt.Errorf("%s holder (pid %d): writing %q: %w", p.Kind, p.Pid, line, err)
+		p.breakTalk(err)
 		return err
 	}
-	rest, err := p.awaitLine("duty", replyTimeout)
-	if err != nil {
-		return err
-	}
-	if _, err := strconv.ParseFloat(rest, 64); err != nil {
-		return fmt.Errorf("cpu holder (pid %d): answer %q: %w", p.Pid, "duty "+rest, err)
-	}
+	p.mu.Lock()
+	p.unanswered = append(p.unanswered, p.clock())
+	p.mu.Unlock()
 	p.Duty = duty
 	return nil
 }
 
-// send writes one command line to the holder's stdin.
-func (p *holderProcess) send(line string) error {
-	// A holder that stopped reading must not block the caller.
-	p.stdin.SetWriteDeadline(time.Now().Add(replyTimeout))
-	if _, err := p.stdin.WriteString(line + "\n"); err != nil {
-		return fmt.Errorf("%s holder (pid %d): writing %q: %w", p.Kind, p.Pid, line, err)
+// failure tells why the holder has failed by now, or nil while it has not:
+// it ended, broke the talk, was not ready within readyTimeout of its start,
+// or left a command unanswered for replyTimeout once ready to read it.
+func (p *holderProcess) failure(now time.Time) error {
+	if p.hasExited() {
+		how := "exited"
+		if p.waitErr != nil {
+			how = p.waitErr.Error()
+		}
+		return fmt.Errorf("%s holder (pid %d) ended by itself (%s)%s", p.Kind, p.Pid, how, p.stderr.suffix())
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	switch {
+	case p.broken != nil:
+		return p.broken
+	case p.readyAt.IsZero():
+		if now.Sub(p.started) > readyTimeout {
+			return fmt.Errorf("%s holder (pid %d) was not ready within %s%s", p.Kind, p.Pid, readyTimeout, p.stderr.suffix())
+		}
+	case len(p.unanswered) > 0:
+		asked := p.unanswered[0]
+		if p.readyAt.After(asked) {
+			asked = p.readyAt
+		}
+		if now.Sub(asked) > replyTimeout {
+			return fmt.Errorf("%s holder (pid %d) did not answer within %s%s", p.Kind, p.Pid, replyTimeout, p.stderr.suffix())
+		}
 	}
 	return nil
 }
@@ -269,44 +326,64 @@ func (p *holderProcess) hasExited() bool {
 // closeStdin closes the holder's stdin, which ends it.
 func (p *holderProcess) closeStdin() { p.closeOnce.Do(func() { p.stdin.Close() }) }
 
-// stop asks the holder to stop, closes its stdin and waits for it to exit:
-// up to stopTimeout, then it is killed. It returns an error when the holder
-// had to be killed or ended badly; either way the holder is gone and reaped.
-// A memory holder that has not filled yet is killed at once, as planned.
-func (p *holderProcess) stop() error {
-	if p.hasExited() {
-		p.closeStdin()
-		return nil
-	}
-	if p.Kind == KindMemory && !p.isReady() {
-		// Still filling, it reads no stdin until it is full: killing it
-		// frees its memory soonest.
-		p.kill()
-		return nil
-	}
-	p.send("stop") // it may be gone already: EPIPE
-	p.closeStdin()
-	timer := time.NewTimer(stopTimeout)
-	defer timer.Stop()
-	select {
-	case <-p.exited:
-		if p.waitErr != nil {
-			return fmt.Errorf("%s holder (pid %d) stopped: %w%s", p.Kind, p.Pid, p.waitErr, p.stderr.suffix())
-		}
-		return nil
-	case <-timer.C:
-		p.kill()
-		return fmt.Errorf("%s holder (pid %d) did not stop within %s; killed it", p.Kind, p.Pid, stopTimeout)
-	}
-}
-
-// kill kills the holder and waits until it is reaped. The signal goes
-// through the process handle, which never reaches a process that reused the
-// pid after the holder was reaped.
+// kill kills the holder and does not wait: SIGKILL needs nothing of it,
+// not even to run (a stopped process dies too), and its own goroutine reaps
+// it. The kernel frees its memory as it dies. The signal goes through the
+// process handle, which never reaches a process that reused the pid after
+// the holder was reaped.
 func (p *holderProcess) kill() {
 	p.cmd.Process.Kill()
 	p.closeStdin()
-	<-p.exited
+}
+
+// cpuTime is the holder's CPU time so far, utime+stime: from
+// /proc/<pid>/stat under proc while it runs, from its rusage once reaped.
+func (p *holderProcess) cpuTime(proc string) (time.Duration, error) {
+	var read time.Duration
+	var err error
+	if p.hasExited() {
+		read = p.cmd.ProcessState.UserTime() + p.cmd.ProcessState.SystemTime()
+	} else {
+		var st procStat
+		st, err = readProcStat(proc, p.Pid)
+		switch {
+		case errors.Is(err, errNoProcess):
+			err = nil // reaped this moment: exited brings the final time
+		case err == nil && st.StartTime == p.StartTime:
+			read = time.Duration(st.UTime+st.STime) * time.Second / userHZ
+		}
+	}
+	for {
+		seen := p.cpuSeen.Load()
+		if int64(read) <= seen {
+			return time.Duration(seen), err
+		}
+		if p.cpuSeen.CompareAndSwap(seen, int64(read)) {
+			return read, err
+		}
+	}
+}
+
+// waitReaped waits up to timeout for killed holders to be reaped, and
+// names those that were not.
+func waitReaped(ps []*holderProcess, timeout time.Duration) error {
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	expired := false
+	var errs []error
+	for _, p := range ps {
+		if !expired {
+			select {
+			case <-p.exited:
+			case <-timer.C:
+				expired = true
+			}
+		}
+		if !p.hasExited() {
+			errs = append(errs, fmt.Errorf("%s holder (pid %d) still runs %s after SIGKILL", p.Kind, p.Pid, timeout))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // stderrTail logs a holder's stderr line by line and keeps its end for

@@ -117,6 +117,12 @@ func runTestParent(spec string) int {
 		m.Close()
 		return 3
 	}
+	// The fill and the registry are written in the background.
+	if !waitIdle(m, 30*time.Second) {
+		fmt.Println("error: the manager's background work is not done after 30 s")
+		m.Close()
+		return 3
+	}
 	var pids []string
 	m.mu.Lock()
 	for _, p := range m.memory {
@@ -293,19 +299,48 @@ func waitGone(ids []procID, within time.Duration) []procID {
 // testLauncher starts holders of the test binary for a state dir.
 func testLauncher(t *testing.T, owner string) *launcher {
 	return &launcher{binary: testBinary, argv0: testBinary, owner: owner, proc: "/proc",
-		logger: slog.New(slog.NewTextHandler(&testLogWriter{t: t}, nil))}
+		logger: slog.New(slog.NewTextHandler(&testLogWriter{t: t}, nil)), now: time.Now}
 }
 
-func TestHolderProcessStartsReadyAndStops(t *testing.T) {
-	l := testLauncher(t, t.TempDir())
-	p, err := l.start(KindMemory, 4*mib, 0)
+// startTest starts a holder that Cleanup kills.
+func startTest(t *testing.T, l *launcher, kind Kind, size int64, duty float64) *holderProcess {
+	t.Helper()
+	p, err := l.start(kind, size, duty)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(p.kill)
-	if err := p.waitReady(readyTimeout); err != nil {
+	t.Cleanup(func() {
+		p.kill()
+		<-p.exited
+	})
+	return p
+}
+
+// awaitReady waits for the holder's ready line.
+func awaitReady(t *testing.T, p *holderProcess) {
+	t.Helper()
+	select {
+	case <-p.ready:
+	case <-p.exited:
+		t.Fatalf("%s holder (pid %d) ended before it was ready: %v", p.Kind, p.Pid, p.failure(time.Now()))
+	case <-time.After(readyTimeout):
+		t.Fatalf("%s holder (pid %d) not ready within %s", p.Kind, p.Pid, readyTimeout)
+	}
+}
+
+// killAndReap kills the holder and waits until it is reaped.
+func killAndReap(t *testing.T, p *holderProcess) {
+	t.Helper()
+	p.kill()
+	if err := waitReaped([]*holderProcess{p}, stopTimeout); err != nil {
 		t.Fatal(err)
 	}
+}
+
+func TestHolderProcessStartsReadyAndIsKilled(t *testing.T) {
+	l := testLauncher(t, t.TempDir())
+	p := startTest(t, l, KindMemory, 4*mib, 0)
+	awaitReady(t, p)
 	if p.Resident < 4*mib {
 		t.Errorf("ready with %d bytes resident, want at least %d", p.Resident, 4*mib)
 	}
@@ -316,53 +351,115 @@ func TestHolderProcessStartsReadyAndStops(t *testing.T) {
 	if st, err := readProcStat("/proc", p.Pid); err != nil || st.PPid != os.Getpid() || st.StartTime != p.StartTime {
 		t.Errorf("stat %+v, %v; want our child started at %d", st, err, p.StartTime)
 	}
-	id := procID{p.Pid, p.StartTime}
-	if err := p.stop(); err != nil {
-		t.Fatal(err)
+	if err := p.failure(time.Now()); err != nil {
+		t.Errorf("a holder that is ready and holds: %v", err)
 	}
-	if id.alive() {
-		t.Errorf("pid %d still runs after stop", p.Pid)
-	}
+	killAndReap(t, p)
 	// Reaped: not even a zombie is left.
 	if _, err := readProcStat("/proc", p.Pid); !errors.Is(err, errNoProcess) {
 		t.Errorf("pid %d is not reaped: %v", p.Pid, err)
+	}
+	// Its CPU time is its final rusage now.
+	final := p.cmd.ProcessState.UserTime() + p.cmd.ProcessState.SystemTime()
+	if got, err := p.cpuTime("/proc"); err != nil || got < final || got > final+10*time.Millisecond {
+		t.Errorf("cpuTime after the end = %v, %v; want its rusage, %v", got, err, final)
 	}
 }
 
 func TestHolderThatFailsIsReportedWithItsStderr(t *testing.T) {
 	l := testLauncher(t, t.TempDir())
-	p, err := l.start(KindMemory, -1, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(p.kill)
-	err = p.waitReady(readyTimeout)
-	if err == nil || !strings.Contains(err.Error(), "exited") || !strings.Contains(err.Error(), "stderr") {
-		t.Fatalf("waitReady of a holder refusing its size: %v, want its exit and stderr", err)
-	}
-	if !p.hasExited() {
-		t.Errorf("not reaped")
+	p := startTest(t, l, KindMemory, -1, 0)
+	<-p.exited
+	err := p.failure(time.Now())
+	if err == nil || !strings.Contains(err.Error(), "ended by itself") || !strings.Contains(err.Error(), "stderr") {
+		t.Fatalf("failure of a holder refusing its size: %v, want its exit and stderr", err)
 	}
 }
 
-func TestCPUHolderTakesANewDuty(t *testing.T) {
+func TestCPUHolderTakesANewDutyAndAnswers(t *testing.T) {
 	l := testLauncher(t, t.TempDir())
-	p, err := l.start(KindCPU, 0, 0.02)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(p.kill)
-	if err := p.waitReady(readyTimeout); err != nil {
-		t.Fatal(err)
-	}
+	p := startTest(t, l, KindCPU, 0, 0.02)
+	awaitReady(t, p)
 	if err := p.setDuty(0.04); err != nil {
 		t.Fatal(err)
 	}
 	if p.Duty != 0.04 {
 		t.Errorf("duty %v after setDuty(0.04)", p.Duty)
 	}
-	if err := p.stop(); err != nil {
-		t.Error(err)
+	deadline := time.Now().Add(replyTimeout)
+	for {
+		p.mu.Lock()
+		waiting := len(p.unanswered)
+		p.mu.Unlock()
+		if waiting == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no answer within %s", replyTimeout)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if err := p.failure(time.Now().Add(time.Hour)); err != nil {
+		t.Errorf("a holder that answered: %v", err)
+	}
+}
+
+func TestHolderProcessNotReadyInTimeHasFailed(t *testing.T) {
+	l := testLauncher(t, t.TempDir())
+	l.binary = fakeHolder(t, "exec sleep 600") // never ready
+	l.argv0 = l.binary
+	base := time.Now()
+	l.now = func() time.Time { return base }
+	p := startTest(t, l, KindMemory, mib, 0)
+	if err := p.failure(base.Add(readyTimeout)); err != nil {
+		t.Errorf("not ready yet, within its time: %v", err)
+	}
+	if err := p.failure(base.Add(readyTimeout + time.Second)); err == nil || !strings.Contains(err.Error(), "not ready") {
+		t.Errorf("not ready past its time: %v", err)
+	}
+}
+
+func TestHolderProcessThatDoesNotAnswerInTimeHasFailed(t *testing.T) {
+	l := testLauncher(t, t.TempDir())
+	base := time.Now()
+	l.now = func() time.Time { return base }
+	p := startTest(t, l, KindCPU, 0, 0.02)
+	awaitReady(t, p)
+	// Stopped, it cannot answer: the answer is due replyTimeout after the
+	// line was written.
+	if err := syscall.Kill(p.Pid, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.setDuty(0.03); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.failure(base.Add(replyTimeout)); err != nil {
+		t.Errorf("no answer yet, within its time: %v", err)
+	}
+	if err := p.failure(base.Add(replyTimeout + time.Second)); err == nil || !strings.Contains(err.Error(), "did not answer") {
+		t.Errorf("no answer past its time: %v", err)
+	}
+}
+
+func TestHolderProcessThatSaysSomethingOutOfTurnHasFailed(t *testing.T) {
+	l := testLauncher(t, t.TempDir())
+	l.binary = fakeHolder(t, "echo ready 1048576; echo hello; exec sleep 600")
+	l.argv0 = l.binary
+	p := startTest(t, l, KindMemory, mib, 0)
+	awaitReady(t, p)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		err := p.failure(time.Now())
+		if err != nil {
+			if !strings.Contains(err.Error(), `said "hello" out of turn`) {
+				t.Errorf("failure = %v, want what it said out of turn", err)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("a holder that said hello out of turn has not failed")
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }
 
@@ -391,22 +488,21 @@ func TestHoldersOutliveTheThreadsThatAskedForThem(t *testing.T) {
 	var ps []*holderProcess
 	for range n {
 		if p := <-started; p != nil {
-			t.Cleanup(p.kill)
+			t.Cleanup(func() {
+				p.kill()
+				<-p.exited
+			})
 			ps = append(ps, p)
 		}
 	}
 	for _, p := range ps {
-		if err := p.waitReady(readyTimeout); err != nil {
-			t.Error(err)
-		}
+		awaitReady(t, p)
 	}
 	time.Sleep(200 * time.Millisecond)
 	for _, p := range ps {
 		if p.hasExited() {
 			t.Errorf("holder pid %d died with the thread that asked for it: %v", p.Pid, p.waitErr)
 		}
-		if err := p.stop(); err != nil {
-			t.Error(err)
-		}
+		killAndReap(t, p)
 	}
 }

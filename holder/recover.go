@@ -134,11 +134,14 @@ func humanBytes(n int64) string {
 // host, for `cro-exporter --recover`: the daemon holding the state dir's
 // lock (SIGTERM, then SIGKILL after 10 s, and only when that pid really is
 // a cro-exporter), every holder in the registry whose pid, start time and
-// command line still match, every holder a scan of /proc finds that is
-// marked with this state dir or whose parent is gone, every fill file, and
-// the temporary files (*.tmp) in the state dir. It never touches the
-// averages' history. What it could not do is in the Report's Failures; the
-// error is for a Config it cannot work with.
+// command line still match and that is marked with this state dir, every
+// holder a scan of /proc finds that is marked with this state dir or whose
+// parent is gone, every fill file with the fill dir, when the dir's marker
+// names this state dir, and the temporary files (*.tmp) in the state dir.
+// It never touches the averages' history, nor another cro-exporter's
+// holders or fill. Two runs on one state dir go one after the other. What
+// it could not do is in the Report's Failures; the error is for a Config it
+// cannot work with.
 func Recover(cfg Config) (Report, error) {
 	var rep Report
 	if cfg.StateDir == "" {
@@ -158,6 +161,12 @@ func Recover(cfg Config) (Report, error) {
 	var entries []holderEntry
 	var before daemonState
 	if stateExists {
+		serial, err := lockRecover(r.StateDir)
+		if err != nil {
+			rep.Failures = append(rep.Failures, err.Error())
+			return rep, nil
+		}
+		defer serial.Close()
 		if r.owner, err = ownerOf(r.StateDir); err != nil {
 			rep.Failures = append(rep.Failures, fmt.Sprintf("state dir %s: %v", r.StateDir, err))
 		}
@@ -179,7 +188,7 @@ func Recover(cfg Config) (Report, error) {
 	rep.Failures = append(rep.Failures, c.failures...)
 
 	if r.FillDir != "" {
-		rep.removeFill(r.FillDir)
+		rep.removeFill(r)
 	}
 	if stateExists {
 		rep.removeTemp(r.StateDir)
@@ -212,7 +221,7 @@ type daemonState struct {
 // still say what was freed.
 func daemonStateOf(r resolved) daemonState {
 	var s daemonState
-	if data, err := os.ReadFile(filepath.Join(r.StateDir, RegistryFile)); err == nil {
+	if data, err := statefile.Read(filepath.Join(r.StateDir, RegistryFile)); err == nil {
 		entries, _ := parseRegistry(data)
 		for _, e := range entries {
 			if isRunningEntry(r.Proc, e) {
@@ -221,13 +230,31 @@ func daemonStateOf(r resolved) daemonState {
 		}
 	}
 	if r.FillDir != "" {
-		if _, err := os.Lstat(r.FillDir); err == nil {
-			if fill, err := OpenFill(r.FillDir); err == nil {
-				s.fillFiles, s.fillBytes, _ = fill.Usage()
-			}
-		}
+		s.fillFiles, s.fillBytes, _ = countFill(r.FillDir, r.owner)
 	}
 	return s
+}
+
+// countFill counts the fill files in dir, a fill dir whose marker names
+// owner, without taking its lock (the daemon holds it) or changing
+// anything; ok is false when dir is missing or not owner's.
+func countFill(dir, owner string) (files int, bytes int64, ok bool) {
+	d, st, err := openFillDir(filepath.Clean(dir))
+	if err != nil {
+		return 0, 0, false
+	}
+	defer d.Close()
+	if checkFillDirOwner(d, st, dir, owner) != nil {
+		return 0, 0, false
+	}
+	found, _, err := scanFillDir(d, dir)
+	if err != nil {
+		return 0, 0, false
+	}
+	for _, f := range found {
+		bytes += f.alloc
+	}
+	return len(found), bytes, true
 }
 
 // isRunningEntry tells whether the registry entry's process still runs: its
@@ -255,36 +282,61 @@ func (rep *Report) creditDaemon(r resolved, before daemonState) {
 		return
 	}
 	if _, err := os.Lstat(r.FillDir); err == nil {
-		fill, err := OpenFill(r.FillDir)
-		if err != nil {
-			return
-		}
-		if files, _, err := fill.Usage(); err != nil || files > 0 {
+		if files, _, ok := countFill(r.FillDir, r.owner); !ok || files > 0 {
 			return
 		}
 	}
 	rep.FillDir, rep.FillFiles, rep.FillBytes = filepath.Clean(r.FillDir), before.fillFiles, before.fillBytes
 }
 
-// recoverRegistry loads the registry; a corrupt one is moved aside and its
-// new name returned.
+// recoverRegistry loads the registry; one that is not usable is moved aside
+// and its new name returned.
 func recoverRegistry(dir string) ([]holderEntry, string, error) {
-	path := filepath.Join(dir, RegistryFile)
-	data, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, "", nil
+	var entries []holderEntry
+	aside, err := statefile.Load(filepath.Join(dir, RegistryFile), time.Now(), func(data []byte) (err error) {
+		entries, err = parseRegistry(data)
+		return err
+	})
+	if aside != "" {
+		return nil, aside, nil
 	}
-	if err == nil {
-		var entries []holderEntry
-		if entries, err = parseRegistry(data); err == nil {
-			return entries, "", nil
+	if err != nil {
+		return nil, "", fmt.Errorf("holder registry %w", err)
+	}
+	return entries, "", nil
+}
+
+// recoverLockTimeout bounds the wait of a Recover for another one on the
+// same state dir (a variable for the tests).
+var recoverLockTimeout = 2 * time.Minute
+
+// lockRecover takes an flock on the state dir itself, waiting for another
+// Recover that holds it, so that two runs go one after the other: the second
+// finds what the first left, and never claims what the first did, nor stops
+// the first as the daemon (the first holds the lock file's lock meanwhile).
+// Closing the file releases it.
+func lockRecover(dir string) (*os.File, error) {
+	d, err := os.OpenFile(dir, os.O_RDONLY|unix.O_DIRECTORY, 0)
+	if err != nil {
+		return nil, fmt.Errorf("state dir: %w", err)
+	}
+	deadline := time.Now().Add(recoverLockTimeout)
+	for {
+		err := unix.Flock(int(d.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+		switch {
+		case err == nil:
+			return d, nil
+		case err == unix.EINTR:
+			continue
+		case err != unix.EWOULDBLOCK:
+			d.Close()
+			return nil, fmt.Errorf("locking state dir %s: %w", dir, err)
+		case time.Now().After(deadline):
+			d.Close()
+			return nil, fmt.Errorf("another cro-exporter --recover on state dir %s still runs after %v; did nothing", dir, recoverLockTimeout)
 		}
+		time.Sleep(50 * time.Millisecond)
 	}
-	aside, moveErr := statefile.MoveAside(path, time.Now())
-	if moveErr != nil {
-		return nil, "", fmt.Errorf("holder registry %s is not usable (%v) and cannot be moved aside: %v", path, err, moveErr)
-	}
-	return nil, aside, nil
 }
 
 // stopDaemon stops the daemon that holds the state dir's lock, if any, and
@@ -368,20 +420,45 @@ func isCroExporterExe(proc string, pid int) bool {
 	return err == nil && isCroExporter(exe)
 }
 
-// removeFill removes every fill file in dir; a missing dir holds none.
-func (rep *Report) removeFill(dir string) {
+// removeFill removes every fill file of ours in the fill dir, then its
+// marker and the dir (Fill.Remove). It touches the dir only when its marker
+// names this state dir: another cro-exporter's, or one without a marker, is
+// left alone with a note. A missing dir holds none.
+func (rep *Report) removeFill(r resolved) {
+	dir := r.FillDir
 	if _, err := os.Lstat(dir); errors.Is(err, fs.ErrNotExist) {
 		return
 	}
-	fill, err := OpenFill(dir)
-	if err != nil {
-		rep.Failures = append(rep.Failures, fmt.Sprintf("fill dir %s: %v", dir, err))
-		return
+	owner := r.owner
+	if owner == "" {
+		// No state dir: the fill dir may still be its leftover.
+		var err error
+		if owner, err = resolvePath(r.StateDir); err != nil {
+			rep.Failures = append(rep.Failures, fmt.Sprintf("state dir %s: %v", r.StateDir, err))
+			return
+		}
 	}
+	fill, err := newFill(dir, "", owner)
+	var d *os.File
+	if err == nil {
+		d, err = fill.take(false, false)
+	}
+	var notOurs *fillDirError
+	switch {
+	case errors.As(err, &notOurs) && errors.Is(err, errNotOurs):
+		rep.Notes = append(rep.Notes, fmt.Sprintf("fill dir %s %s; left it alone", notOurs.dir, notOurs.found))
+		return
+	case err != nil:
+		rep.Failures = append(rep.Failures, err.Error())
+		return
+	case d == nil:
+		return // gone since the look
+	}
+	d.Close()
 	files, bytes, err := fill.Remove()
 	rep.FillDir, rep.FillFiles, rep.FillBytes = fill.Dir(), files, bytes
 	if err != nil {
-		rep.Failures = append(rep.Failures, fmt.Sprintf("fill files in %s: %v", dir, err))
+		rep.Failures = append(rep.Failures, err.Error())
 	}
 }
 
@@ -412,8 +489,10 @@ type cleanup struct {
 
 // cleanLeftovers kills the holders an earlier run left: those of the
 // registry entries whose pid, start time and command line (our holder
-// subcommand, of the kind recorded) still match, then those found by
-// findStrayHolders. Everything else is left alone.
+// subcommand, of the kind recorded) still match and that are marked
+// (ownerEnv) with this state dir, then those found by findStrayHolders.
+// Everything else is left alone: a registry entry naming another daemon's
+// holder gets it no signal.
 func cleanLeftovers(r resolved, entries []holderEntry) cleanup {
 	var c cleanup
 	failed := map[int]bool{}
@@ -425,7 +504,7 @@ func cleanLeftovers(r resolved, entries []holderEntry) cleanup {
 			if k := holderKindOf(argv); k != e.Kind {
 				return notOurs("pid %d in the holder registry runs %q, not a %s holder; left alone", e.Pid, abbreviate(strings.Join(argv, " ")), e.Kind)
 			}
-			return nil
+			return checkMark(r, e)
 		})
 		switch {
 		case errors.Is(err, errNoProcess):
@@ -479,6 +558,24 @@ func cleanLeftovers(r resolved, entries []holderEntry) cleanup {
 		c.stopped = append(c.stopped, StoppedHolder{Pid: s.pid, Kind: s.kind})
 	}
 	return c
+}
+
+// checkMark lets a registry entry's process, a holder of the kind recorded,
+// be killed only when it is marked with our state dir: a registry is only a
+// file, and one may name the holder of another cro-exporter.
+func checkMark(r resolved, e holderEntry) error {
+	mark, ok, err := readEnviron(r.Proc, e.Pid, ownerEnv)
+	switch {
+	case errors.Is(err, fs.ErrNotExist) || errors.Is(err, unix.ESRCH):
+		return fmt.Errorf("pid %d: %w", e.Pid, errNoProcess)
+	case err != nil:
+		return notOurs("pid %d in the holder registry is a %s holder whose mark cannot be read (%v); left alone", e.Pid, e.Kind, err)
+	case !ok:
+		return notOurs("pid %d in the holder registry is a %s holder not marked with a state dir; left alone", e.Pid, e.Kind)
+	case r.owner == "" || mark != r.owner:
+		return notOurs("pid %d in the holder registry is a %s holder of the cro-exporter with state dir %s; left alone", e.Pid, e.Kind, statefile.Quote(mark))
+	}
+	return nil
 }
 
 // strayHolder is a holder process found by a scan of /proc.

@@ -2,12 +2,9 @@ package holder
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"math"
-	"os"
 	"path/filepath"
 	"time"
 
@@ -69,29 +66,27 @@ func saveRegistry(dir string, entries []holderEntry) error {
 }
 
 // loadRegistry reads the registry in dir. A missing registry is empty. One
-// that cannot be read or parsed is logged as a warning, renamed to
+// that cannot be read, is not a regular file of ours (statefile.Open) or
+// cannot be parsed is logged as a warning, renamed to
 // holders.json.corrupt-<unix time of now> (never deleted, so it can be looked
 // at) and taken as empty: the scan of /proc for leftover holders is the
 // safety net. The error is only for a registry that cannot be moved aside.
 func loadRegistry(dir string, now time.Time, logger *slog.Logger) ([]holderEntry, error) {
 	path := filepath.Join(dir, RegistryFile)
-	data, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
+	var entries []holderEntry
+	aside, err := statefile.Load(path, now, func(data []byte) (err error) {
+		entries, err = parseRegistry(data)
+		return err
+	})
+	if aside != "" {
+		logger.Warn("Holder registry is not usable; moved it aside and looking for leftover holders in /proc instead",
+			"file", path, "err", err, "moved_to", aside)
 		return nil, nil
 	}
-	if err == nil {
-		var entries []holderEntry
-		if entries, err = parseRegistry(data); err == nil {
-			return entries, nil
-		}
+	if err != nil {
+		return nil, fmt.Errorf("holder registry %w", err)
 	}
-	aside, moveErr := statefile.MoveAside(path, now)
-	if moveErr != nil {
-		return nil, fmt.Errorf("holder registry %s is not usable (%v) and cannot be moved aside: %w", path, err, moveErr)
-	}
-	logger.Warn("Holder registry is not usable; moved it aside and looking for leftover holders in /proc instead",
-		"file", path, "err", err, "moved_to", aside)
-	return nil, nil
+	return entries, nil
 }
 
 // parseRegistry parses and checks the registry.
@@ -107,7 +102,7 @@ func parseRegistry(data []byte) ([]holderEntry, error) {
 		case e.StartTime == 0:
 			return nil, fmt.Errorf("holder %d (pid %d): no start time", i, e.Pid)
 		case e.Kind != KindMemory && e.Kind != KindCPU:
-			return nil, fmt.Errorf("holder %d (pid %d): unknown kind %q", i, e.Pid, e.Kind)
+			return nil, fmt.Errorf("holder %d (pid %d): unknown kind %s", i, e.Pid, statefile.Quote(string(e.Kind)))
 		case e.Size < 0:
 			return nil, fmt.Errorf("holder %d (pid %d): size %d", i, e.Pid, e.Size)
 		case math.IsNaN(e.Duty) || e.Duty < 0 || e.Duty > 1:

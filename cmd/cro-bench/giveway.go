@@ -13,12 +13,15 @@ import (
 )
 
 // benchGiveWay measures how fast the daemon gives CPU and memory back to
-// real work, as BENCH.md describes, and how fast CPU load comes back.
+// real work, and how fast CPU load comes back.
 func benchGiveWay(binary string) error {
 	if err := benchCPUGiveWay(binary); err != nil {
 		return err
 	}
-	return benchMemoryGiveWay(binary)
+	if err := benchMemoryGiveWay(binary); err != nil {
+		return err
+	}
+	return benchHostileGiveWay(binary)
 }
 
 // benchCPUGiveWay holds 0.30 of the machine, runs `stress-ng --cpu N

@@ -1,7 +1,8 @@
-// Command cro-bench prints cro-exporter's figures beside the reference
-// figures of ../shared/BENCH.md: scrape latency and memory, ballast fill
-// time, the CPU holder's accuracy, how fast load gives way to real work, and
-// the simulator's speed. `make bench` runs it.
+// Command cro-bench prints cro-exporter's figures beside their references,
+// measured in the same run by the method in the README's "How the bench
+// measures": scrape latency and memory, ballast fill time, the CPU holder's
+// accuracy, how fast load gives way to real work, also under attack, and the
+// simulator's speed. `make bench` runs it.
 package main
 
 import (

@@ -11,7 +11,7 @@ import (
 	"time"
 )
 
-// populateC is the baseline of BENCH.md: the least a program can do to make
+// populateC is the memory baseline: the least a program can do to make
 // 1 GiB resident.
 const populateC = `#define _GNU_SOURCE
 #include <sys/mman.h>
@@ -27,7 +27,7 @@ int main(void) {
 const memoryRounds = 5
 
 // benchMemory times a 1 GiB memory holder from its start to its ready line
-// against C mmap+MAP_POPULATE, as BENCH.md asks: warm, alternated, the
+// against C mmap+MAP_POPULATE: warm, alternated, the
 // baseline right before and after each holder, ratio of medians.
 func benchMemory(binary string) error {
 	dir, err := os.MkdirTemp("", "cro-bench-memory")

@@ -17,7 +17,7 @@ import (
 	"time"
 )
 
-// benchScrape measures keep-alive scrape latency with wrk, as BENCH.md does,
+// benchScrape measures keep-alive scrape latency with wrk
 // for cro-exporter and, in the same run, node_exporter with the cpu, meminfo
 // and filesystem collectors; then each one's resident memory.
 func benchScrape(binary string) error {

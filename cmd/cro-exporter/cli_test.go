@@ -2,11 +2,14 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -25,6 +28,10 @@ func TestBadInputExitsWithOneLineBeforeListening(t *testing.T) {
 		t.Fatal(err)
 	}
 	good := filepath.Join(fixtures, "small-8g")
+	// A fill dir on another filesystem than the disk path's temp dir; a
+	// start that wrongly went on would leave it behind, empty.
+	otherFS := fmt.Sprintf("/dev/shm/cro-exporter-test-fill-%d", os.Getpid())
+	t.Cleanup(func() { os.Remove(otherFS) })
 	for _, tc := range []struct {
 		name string
 		args []string
@@ -51,20 +58,45 @@ func TestBadInputExitsWithOneLineBeforeListening(t *testing.T) {
 		{"a state dir that cannot be created", []string{"--state.dir=" + filepath.Join(regular, "state")}, "", []string{"--state.dir", regular}},
 		{"a web config file that does not exist", []string{"--web.config.file=/nonexistent.yml"}, "", []string{"--web.config.file", "/nonexistent.yml"}},
 		{"a web config file naming missing certificates", []string{"--web.config.file=" + badWebConfig}, "", []string{"--web.config.file", "nonexistent"}},
+		{"an empty telemetry path", []string{"--web.telemetry-path="}, "", []string{"--web.telemetry-path", "start with /"}},
+		{"a telemetry path without its leading slash", []string{"--web.telemetry-path=metrics"}, "", []string{"--web.telemetry-path", `"metrics"`, "start with /"}},
+		{"an empty listen address", []string{"--web.listen-address="}, "", []string{"--web.listen-address", "empty"}},
+		{"an empty listen address among others", []string{"--web.listen-address=,"}, "", []string{"--web.listen-address", "empty"}},
+		{"a memory chunk of one byte", []string{"--holder.memory-chunk=1"}, "", []string{"--holder.memory-chunk=1B", "between 64MiB and 1GiB"}},
+		{"a memory chunk under 64MiB", []string{"--holder.memory-chunk=4MiB"}, "", []string{"--holder.memory-chunk=4MiB", "between 64MiB and 1GiB"}},
+		{"a memory reserve of more than all the memory", []string{"--memory.reserve=9TiB"}, "", []string{"--memory.reserve=9TiB", "MemTotal"}},
+		{"a memory reserve of all the memory", []string{"--memory.reserve=7966412KiB"}, "", []string{"--memory.reserve", "MemTotal"}},
+		{"a disk reserve of the whole filesystem", []string{"--disk.reserve=1000TiB"}, "", []string{"--disk.reserve=1000TiB", "size of the filesystem"}},
+		{"a fill dir on another filesystem than the disk path", []string{"--disk.fill-dir=" + otherFS}, "", []string{"--disk.fill-dir=" + otherFS}},
+		// The version flag takes no environment variable: the bad ceiling
+		// is found, rather than the version printed with exit 0.
+		{"CRO_VERSION in the environment", []string{"--ceiling=0"}, "CRO_VERSION=1", []string{"--ceiling", "above 0"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			args := append([]string{"--web.listen-address=127.0.0.1:0", "--path.procfs=" + good, "--disk.path=" + t.TempDir(), "--state.dir=" + t.TempDir()}, tc.args...)
+			args := []string{"--path.procfs=" + good, "--disk.path=" + t.TempDir(), "--state.dir=" + privateDir(t)}
+			if !slices.ContainsFunc(tc.args, func(a string) bool { return strings.HasPrefix(a, "--web.listen-address") }) {
+				args = append(args, "--web.listen-address=127.0.0.1:0")
+			}
+			args = append(args, tc.args...)
 			if tc.env == "CRO_TARGET_DISK=0.5" {
 				args = append(args, "--ceiling=40%")
 			}
-			cmd := exec.Command(binary, args...)
-			cmd.Env = append(os.Environ(), tc.env)
-			var stderr bytes.Buffer
-			cmd.Stderr = &stderr
+			// A start that is not refused is killed, not waited for.
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, binary, args...)
+			// Targets of 0, unless a case sets one: a start that wrongly
+			// goes on holds nothing on this machine.
+			cmd.Env = append(os.Environ(), "CRO_TARGET_CPU=0", "CRO_TARGET_MEMORY=0", "CRO_TARGET_DISK=0", tc.env)
+			var stdout, stderr bytes.Buffer
+			cmd.Stdout, cmd.Stderr = &stdout, &stderr
 			err := cmd.Run()
 			var exit *exec.ExitError
 			if !errors.As(err, &exit) || exit.ExitCode() != exitUsage {
-				t.Fatalf("exit: %v, want status %d; stderr:\n%s", err, exitUsage, &stderr)
+				t.Fatalf("exit: %v, want status %d; stdout:\n%s\nstderr:\n%s", err, exitUsage, &stdout, &stderr)
+			}
+			if stdout.Len() > 0 {
+				t.Errorf("stdout: %q, want nothing", &stdout)
 			}
 			lines := strings.Split(strings.TrimSpace(stderr.String()), "\n")
 			if len(lines) != 1 {
@@ -87,18 +119,23 @@ func TestHelpListsEveryFlagWithItsEnvironmentVariable(t *testing.T) {
 	for _, f := range []string{
 		"web.listen-address", "web.telemetry-path", "web.config.file", "path.procfs",
 		"disk.path", "state.dir", "interval", "window", "target.cpu", "target.memory",
-		"target.disk", "ceiling", "log.level", "log.format", "version",
+		"target.disk", "ceiling", "log.level", "log.format",
 	} {
 		env := "$CRO_" + strings.NewReplacer(".", "_", "-", "_").Replace(strings.ToUpper(f))
 		if !bytes.Contains(out, []byte("--"+f)) || !bytes.Contains(out, []byte(env)) {
 			t.Errorf("--help lacks --%s or %s", f, env)
 		}
 	}
+	if !bytes.Contains(out, []byte("--version")) || bytes.Contains(out, []byte("CRO_VERSION")) {
+		t.Errorf("--help should list --version, with no environment variable")
+	}
 }
 
 func TestSIGTERMSavesTheAveragesAndExitsZero(t *testing.T) {
-	state := t.TempDir()
-	e := start(t, "--path.procfs="+filepath.Join(fixtures, "small-8g"), "--state.dir="+state)
+	state := privateDir(t)
+	// Live, holding nothing: a dry run saves nothing.
+	e := startLive(t, "--path.procfs="+filepath.Join(fixtures, "small-8g"), "--state.dir="+state,
+		"--target.cpu=0", "--target.memory=0", "--target.disk=0")
 	if err := e.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
@@ -166,6 +203,10 @@ func TestLandingPageLinksTheMetrics(t *testing.T) {
 	}
 	if code, _ := e.get(t, "/m"); code != http.StatusOK {
 		t.Errorf("GET /m = %d, want 200", code)
+	}
+	// No profiling is served, so none is linked.
+	if strings.Contains(body, "debug/pprof") {
+		t.Errorf("GET / links profiling, which is not served:\n%s", body)
 	}
 }
 

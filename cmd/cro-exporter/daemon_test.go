@@ -76,7 +76,7 @@ type host struct {
 
 func newHost(t *testing.T) *host {
 	t.Helper()
-	h := &host{t: t, disk: smallDisk(t), state: t.TempDir()}
+	h := &host{t: t, disk: smallDisk(t), state: privateDir(t)}
 	owner, err := filepath.EvalSymlinks(h.state)
 	if err != nil {
 		t.Fatal(err)
@@ -425,6 +425,9 @@ func fillFiles(t *testing.T, dir string) map[string]int64 {
 	}
 	files := map[string]int64{}
 	for _, e := range entries {
+		if !strings.HasPrefix(e.Name(), "fill-") {
+			continue // the marker that makes the dir ours
+		}
 		info, err := e.Info()
 		if err != nil {
 			continue // removed meanwhile

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -52,7 +53,9 @@ type CLI struct {
 	LogLevel  string `name:"log.level" default:"info" enum:"debug,info,warn,error" help:"Only log messages of this severity or above: ${enum}."`
 	LogFormat string `name:"log.format" default:"text" enum:"text,json" help:"Log format: text (coloured on a terminal) or json."`
 
-	Version kong.VersionFlag `help:"Print the version and exit."`
+	// The version flag takes no environment variable: CRO_VERSION=1 left
+	// in an environment file would make every start print and exit.
+	Version kong.VersionFlag `env:"-" help:"Print the version and exit."`
 }
 
 // Validate checks what no single flag can check alone; kong calls it after
@@ -64,8 +67,33 @@ func (c *CLI) Validate() error {
 	if c.Ceiling == 0 {
 		return errors.New("--ceiling must be above 0")
 	}
-	if c.MemoryChunk <= 0 || c.MemoryChunk > holder.MaxChunk {
-		return fmt.Errorf("--holder.memory-chunk=%s must be above 0 and at most %s", c.MemoryChunk, Size(holder.MaxChunk))
+	if c.MemoryChunk < minChunk || c.MemoryChunk > holder.MaxChunk {
+		return fmt.Errorf("--holder.memory-chunk=%s must be between %s and %s", c.MemoryChunk, Size(minChunk), Size(holder.MaxChunk))
+	}
+	if !strings.HasPrefix(c.WebTelemetryPath, "/") {
+		return fmt.Errorf("--web.telemetry-path=%q must start with /", c.WebTelemetryPath)
+	}
+	if len(c.WebListenAddress) == 0 || slices.Contains(c.WebListenAddress, "") {
+		return fmt.Errorf("--web.listen-address=%q must name one address or more, none of them empty", strings.Join(c.WebListenAddress, ","))
+	}
+	return nil
+}
+
+// minChunk is the smallest --holder.memory-chunk. Every chunk is a process
+// with a Go runtime of its own, a few MiB: smaller chunks would spend a
+// large share of the ballast on runtimes and start hundreds of processes
+// (4MiB: 256 for 1GiB), which a process limit may refuse mid-start.
+const minChunk = 64 << 20
+
+// checkReserves refuses reserves that leave the holders nothing at all on
+// the sampled host: a reserve of all the memory or all the disk is a
+// mistake in the flag, not a setting.
+func (c *CLI) checkReserves(s collector.Sample) error {
+	if c.MemoryReserve != nil && uint64(*c.MemoryReserve) >= s.MemoryTotal {
+		return fmt.Errorf("--memory.reserve=%s must be under MemTotal, %s", *c.MemoryReserve, Size(s.MemoryTotal))
+	}
+	if c.DiskReserve != nil && uint64(*c.DiskReserve) >= s.DiskSize {
+		return fmt.Errorf("--disk.reserve=%s must be under the size of the filesystem of --disk.path, %s", *c.DiskReserve, Size(s.DiskSize))
 	}
 	return nil
 }

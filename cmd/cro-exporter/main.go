@@ -39,7 +39,9 @@ const (
 type usageError struct{ error }
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	// Every signal that would end the process ends the daemon cleanly:
+	// holders stopped, fill removed, averages saved.
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT)
 	defer stop()
 	os.Exit(run(ctx, os.Args[1:], os.Stderr))
 }
@@ -98,9 +100,11 @@ func holderMemory(size int64) error {
 	return holder.RunMemory(size, os.Stdin, os.Stdout)
 }
 
-// daemon checks everything the flags point at, takes the first sample, and
-// only then opens the listeners and runs the loop until ctx ends; then it
-// stops every holder and removes every fill file.
+// daemon checks everything the flags point at and takes the first sample;
+// only then does it open the listeners, and only once they are open does it
+// take the state dir's lock and start holders, so that a bad flag or a busy
+// port leaves nothing behind. It runs the loop until ctx ends; then it stops
+// every holder and removes every fill file.
 func daemon(ctx context.Context, cli *CLI, logger *slog.Logger) (err error) {
 	if err := web.Validate(cli.WebConfigFile); err != nil {
 		return usageError{fmt.Errorf("--web.config.file=%s: %w", cli.WebConfigFile, err)}
@@ -115,8 +119,13 @@ func daemon(ctx context.Context, cli *CLI, logger *slog.Logger) (err error) {
 	if err != nil {
 		return err
 	}
-	if err := controller.CheckStateDir(cli.StateDir); err != nil {
+	// A dry run writes nothing: the state dir may be missing, and is
+	// never created.
+	if err := controller.CheckStateDir(cli.StateDir, !cli.DryRun); err != nil {
 		return usageError{fmt.Errorf("--state.dir=%s: %w", cli.StateDir, err)}
+	}
+	if err := holder.CheckFillDir(cli.fillDir(), cli.DiskPath, cli.StateDir); err != nil {
+		return usageError{fmt.Errorf("--disk.fill-dir=%s: %w", cli.fillDir(), err)}
 	}
 	now := time.Now()
 	first, err := reader.Read(now)
@@ -128,24 +137,39 @@ func daemon(ctx context.Context, cli *CLI, logger *slog.Logger) (err error) {
 	if err != nil {
 		return usageError{err}
 	}
+	if err := cli.checkReserves(first); err != nil {
+		return usageError{err}
+	}
+	memReserve, diskReserve := cli.reserves(first)
+
+	listeners, err := listen(cli.WebListenAddress)
+	if err != nil {
+		return err
+	}
+	defer closeAll(listeners) // serve closes them too; this is for a failed start
+
 	// A sample stands for at most two intervals before it: a longer gap,
 	// while the exporter was down, was not observed.
 	averages := controller.NewAverages(cli.Window.D(), 2*cli.Interval.D())
-	if err := averages.Load(cli.StateDir, now, logger); err != nil {
-		return err
-	}
+	var m *holder.Manager          // nil in a dry run
 	var holders controller.Holders // none in a dry run
-	if !cli.DryRun {
-		m, err := holder.Open(holderConfig(cli, logger))
-		if err != nil {
+	stateDir := ""                 // a dry run never saves
+	if cli.DryRun {
+		averages.Read(cli.StateDir, logger)
+	} else {
+		cfg := holderConfig(cli, logger)
+		cfg.DiskPath = cli.DiskPath // --recover cleans up a fill dir wherever it is
+		if m, err = holder.Open(cfg); err != nil {
 			return err
 		}
-		defer func() {
-			if cerr := m.Close(); cerr != nil {
-				err = errors.Join(err, fmt.Errorf("stopping the holders: %w", cerr))
-			}
-		}()
-		holders = managed{m}
+		// For a start that fails from here; a run that ends stops them
+		// itself, and Close again does nothing.
+		defer func() { err = errors.Join(err, stopHolders(m)) }()
+		holders, stateDir = managed{m}, cli.StateDir
+		// Under the lock: a daemon still saving them on its way out is done.
+		if err := averages.Load(cli.StateDir, now, logger); err != nil {
+			return err
+		}
 	}
 
 	exporter := collector.NewExporter()
@@ -157,7 +181,6 @@ func daemon(ctx context.Context, cli *CLI, logger *slog.Logger) (err error) {
 		buildInfo(),
 	)
 	snapshot := collector.NewSnapshot(reg)
-	memReserve, diskReserve := cli.reserves(first)
 	loop := &controller.Loop{
 		Read:          reader.Read,
 		Holders:       holders,
@@ -168,7 +191,7 @@ func daemon(ctx context.Context, cli *CLI, logger *slog.Logger) (err error) {
 		MemoryReserve: memReserve,
 		DiskReserve:   diskReserve,
 		Chunk:         int64(cli.MemoryChunk),
-		StateDir:      cli.StateDir,
+		StateDir:      stateDir,
 		Interval:      cli.Interval.D(),
 		Publish: func(s *collector.State) {
 			exporter.Publish(s)
@@ -178,15 +201,15 @@ func daemon(ctx context.Context, cli *CLI, logger *slog.Logger) (err error) {
 		},
 		Logger: logger,
 	}
-	loop.Step(first)
-
-	listeners, err := listen(cli.WebListenAddress)
-	if err != nil {
-		return err
-	}
 	logger.Info("starting", "version", version, "spec", spec.Name, "memory_total", first.MemoryTotal, "dry_run", cli.DryRun,
 		"target_cpu", targets[collector.CPU], "target_memory", targets[collector.Memory], "target_disk", targets[collector.Disk],
-		"memory_reserve", memReserve, "disk_reserve", diskReserve)
+		"memory_reserve", memReserve, "disk_reserve", diskReserve, "interval", cli.Interval.String(), "window", cli.Window.String())
+	for _, l := range listeners {
+		logger.Info("listening", "address", l.Addr().String())
+	}
+	// The first tick before the first scrape is served: clients that
+	// connect meanwhile wait in the listen backlog.
+	loop.Step(first)
 
 	ctx, cancel := context.WithCancel(ctx)
 	served := make(chan error, 1)
@@ -202,7 +225,21 @@ func daemon(ctx context.Context, cli *CLI, logger *slog.Logger) (err error) {
 	loopErr := loop.Run(ctx)
 	cancel()
 	<-watched
-	return errors.Join(loopErr, <-served)
+	// The holders end before the server has shut down: no client delays
+	// them.
+	var stopErr error
+	if m != nil {
+		stopErr = stopHolders(m)
+	}
+	return errors.Join(loopErr, stopErr, <-served)
+}
+
+// stopHolders stops every holder and removes every fill file.
+func stopHolders(m *holder.Manager) error {
+	if err := m.Close(); err != nil {
+		return fmt.Errorf("stopping the holders: %w", err)
+	}
+	return nil
 }
 
 // watchEvery is how often the give-way watcher reads the host: well under a
@@ -220,6 +257,7 @@ func newReader(cli *CLI) (*collector.Reader, error) {
 	return r, nil
 }
 
+// holderConfig is what the daemon's holder manager and --recover share.
 func holderConfig(cli *CLI, logger *slog.Logger) holder.Config {
 	return holder.Config{StateDir: cli.StateDir, FillDir: cli.fillDir(), Chunk: int64(cli.MemoryChunk), Logger: logger}
 }

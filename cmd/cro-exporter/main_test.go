@@ -69,7 +69,7 @@ func startLive(t *testing.T, args ...string) *exporter {
 	t.Helper()
 	args = append([]string{
 		"--web.listen-address=127.0.0.1:0", "--log.format=json",
-		"--state.dir=" + t.TempDir(), "--disk.path=" + t.TempDir(),
+		"--state.dir=" + privateDir(t), "--disk.path=" + t.TempDir(),
 	}, args...)
 	cmd := exec.Command(binary, args...)
 	// Should the test binary die (a -timeout), the daemon dies with it, and
@@ -212,4 +212,15 @@ func TestGolden(t *testing.T) {
 			}
 		})
 	}
+}
+
+// privateDir is a new state dir as the daemon accepts one: ours, mode 0700
+// (t.TempDir's mode follows the umask).
+func privateDir(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.Chmod(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	return dir
 }

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -14,20 +15,101 @@ import (
 )
 
 // listen opens every listen address, so that a busy port fails the start
-// before the exporter runs, and so the log can name the real port of ":0".
+// before anything is held, and so the log can name the real port of ":0".
+// Each listener accepts at most maxConns connections at a time.
 func listen(addrs []string) ([]net.Listener, error) {
 	var ls []net.Listener
 	for _, a := range addrs {
 		l, err := net.Listen("tcp", a)
 		if err != nil {
-			for _, l := range ls {
-				l.Close()
-			}
+			closeAll(ls)
 			return nil, err
 		}
-		ls = append(ls, l)
+		ls = append(ls, limit(l, maxConns))
 	}
 	return ls, nil
+}
+
+// closeAll closes every listener of ls; closing one twice does no harm.
+func closeAll(ls []net.Listener) {
+	for _, l := range ls {
+		l.Close()
+	}
+}
+
+// Limits of the HTTP side. Every connection costs the daemon a file
+// descriptor, and the tick and the give-way watcher need descriptors to
+// read /proc: idle or slow clients must never take them all. A scraper
+// needs one connection, a handful of Prometheus servers a few; 64 leaves
+// room for many and costs at most 64 descriptors and 64 goroutines per
+// listener, whatever the clients do. Clients beyond it wait in the
+// kernel's listen backlog, which costs the daemon nothing.
+const (
+	maxConns = 64
+	// A scraper sends its request at once; one that sends nothing in
+	// 10 s frees its slot.
+	readHeaderTimeout = 10 * time.Second
+	// A request is a GET with no body: headers and all within 15 s.
+	readTimeout = 15 * time.Second
+	// Longer than promhttp's handler timeout (scrapeTimeout), so that a
+	// slow gather ends in its 503 rather than in a cut connection.
+	writeTimeout  = scrapeTimeout + 5*time.Second
+	scrapeTimeout = 10 * time.Second
+	// Longer than Prometheus' default 1m scrape interval, so that its
+	// keep-alive connection is reused; an abandoned one frees its slot.
+	idleTimeout = 90 * time.Second
+	// Scrape requests carry a few short headers (a bearer token or basic
+	// auth at most): 64 KiB is ample, and bounds each connection's buffer.
+	maxHeaderBytes = 64 << 10
+)
+
+// limitListener accepts at most cap(slots) connections at a time: Accept
+// waits while that many are open.
+type limitListener struct {
+	net.Listener
+	slots     chan struct{}
+	closed    chan struct{}
+	closeOnce sync.Once
+}
+
+// limit wraps l to accept at most n connections at a time.
+func limit(l net.Listener, n int) net.Listener {
+	return &limitListener{Listener: l, slots: make(chan struct{}, n), closed: make(chan struct{})}
+}
+
+// Accept takes a slot, waiting for one, then accepts; the connection gives
+// its slot back when it is closed.
+func (l *limitListener) Accept() (net.Conn, error) {
+	select {
+	case l.slots <- struct{}{}:
+	case <-l.closed:
+		return nil, net.ErrClosed
+	}
+	c, err := l.Listener.Accept()
+	if err != nil {
+		<-l.slots
+		return nil, err
+	}
+	return &limitConn{Conn: c, release: sync.OnceFunc(func() { <-l.slots })}, nil
+}
+
+// Close closes the listener and ends an Accept waiting for a slot.
+func (l *limitListener) Close() error {
+	err := l.Listener.Close()
+	l.closeOnce.Do(func() { close(l.closed) })
+	return err
+}
+
+// limitConn is a connection that gives its slot back once, when closed.
+type limitConn struct {
+	net.Conn
+	release func()
+}
+
+func (c *limitConn) Close() error {
+	err := c.Conn.Close()
+	c.release()
+	return err
 }
 
 // serve serves the gathered metrics and a landing page on ls, with TLS and
@@ -37,7 +119,7 @@ func serve(ctx context.Context, ls []net.Listener, cli *CLI, metrics prometheus.
 	mux.Handle(cli.WebTelemetryPath, promhttp.HandlerFor(metrics, promhttp.HandlerOpts{
 		ErrorLog:            slog.NewLogLogger(logger.Handler(), slog.LevelError),
 		MaxRequestsInFlight: 10,
-		Timeout:             10 * time.Second,
+		Timeout:             scrapeTimeout,
 	}))
 	if cli.WebTelemetryPath != "/" {
 		landing, err := web.NewLandingPage(web.LandingConfig{
@@ -45,35 +127,64 @@ func serve(ctx context.Context, ls []net.Listener, cli *CLI, metrics prometheus.
 			Description: "Holds the host's CPU, memory and disk utilization at its audit target",
 			Version:     version,
 			Links:       []web.LandingLinks{{Address: cli.WebTelemetryPath, Text: "Metrics"}},
+			Profiling:   "false", // no /debug/pprof is served
 		})
 		if err != nil {
 			return err
 		}
 		mux.Handle("/", landing)
 	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	for _, l := range ls {
-		logger.Info("listening", "address", l.Addr().String())
+	srv := &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: readHeaderTimeout,
+		ReadTimeout:       readTimeout,
+		WriteTimeout:      writeTimeout,
+		IdleTimeout:       idleTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
+		// Into our log, not plain text on stderr; at debug level, since
+		// every port scanner's broken handshake lands here.
+		ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelDebug),
 	}
 	done := make(chan error, 1)
 	go func() {
 		done <- web.ServeMultiple(ls, srv, &web.FlagConfig{
 			WebListenAddresses: &cli.WebListenAddress,
 			WebConfigFile:      &cli.WebConfigFile,
-		}, logger)
+		}, slog.New(quietListening{logger.Handler()}))
 	}()
 	select {
 	case err := <-done:
 		return err
 	case <-ctx.Done():
-		shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		// A scrape in flight gets a moment to finish, then every
+		// connection is cut: no client can delay the exit, or fail it.
+		shutdown, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
-		if err := srv.Shutdown(shutdown); err != nil {
-			return err
+		if srv.Shutdown(shutdown) != nil {
+			srv.Close()
 		}
 		if err := <-done; !errors.Is(err, http.ErrServerClosed) {
 			return err
 		}
 		return nil
 	}
+}
+
+// quietListening drops exporter-toolkit's "Listening on" line: the daemon
+// has logged each listener already, before its first tick.
+type quietListening struct{ slog.Handler }
+
+func (h quietListening) Handle(ctx context.Context, r slog.Record) error {
+	if r.Message == "Listening on" {
+		return nil
+	}
+	return h.Handler.Handle(ctx, r)
+}
+
+func (h quietListening) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return quietListening{h.Handler.WithAttrs(attrs)}
+}
+
+func (h quietListening) WithGroup(name string) slog.Handler {
+	return quietListening{h.Handler.WithGroup(name)}
 }

@@ -1,0 +1,184 @@
+package main
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// idleConnections is how many idle connections the hostile give-way bench
+// holds open to the daemon.
+const idleConnections = 10000
+
+// benchHostileGiveWay times the memory give-way while everything else that
+// could hold it up happens at once: 10,000 idle connections held open to
+// the daemon, a memory holder stopped with SIGSTOP, and the workload's step
+// crossing the reserve just as a tick starts a 1 GiB chunk and the CPU
+// burner. It also times the shutdown with the stopped holder.
+func benchHostileGiveWay(binary string) error {
+	var latencies, shutdowns []float64
+	var established int
+	for range 3 {
+		lat, down, n, err := hostileRound(binary)
+		if err != nil {
+			return err
+		}
+		latencies, shutdowns, established = append(latencies, lat), append(shutdowns, down), n
+	}
+	lo, hi := minMax(latencies)
+	fmt.Printf("memory give-way under attack (%d idle connections tried, %d open, one holder SIGSTOPped, a 1 GiB chunk and the CPU burner starting): ballast released %.3f s after MemAvailable crossed the reserve (median of 3; %.3f-%.3f s) (goal < 1 s)\n",
+		idleConnections, established, median(latencies), lo, hi)
+	lo, hi = minMax(shutdowns)
+	fmt.Printf("shutdown with a SIGSTOPped holder: %.3f s (median of 3; %.3f-%.3f s) (goal < 1 s; was 6.4 s)\n", median(shutdowns), lo, hi)
+	return nil
+}
+
+// hostileRound is one round of benchHostileGiveWay: the release latency,
+// the shutdown time, and how many idle connections were open.
+func hostileRound(binary string) (latency, shutdown float64, established int, err error) {
+	state, err := os.MkdirTemp("", "cro-bench-hostile")
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	defer os.RemoveAll(state)
+	total, avail, err := meminfo()
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	const gib = 1 << 30
+	// Room for two 1 GiB chunks above what is used now; the reserve leaves
+	// the full ballast 400 MiB above it.
+	target := float64(total-avail+2*gib) / float64(total)
+	reserve := avail - 2*gib - 400<<20
+	c, err := startCro(binary, state, "--disk.path="+state, "--interval=4s",
+		"--target.cpu=0.3", "--target.disk=0", fmt.Sprintf("--target.memory=%.6f", target), fmt.Sprintf("--memory.reserve=%d", reserve))
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	defer terminate(c.cmd)
+	conns := openIdle(strings.TrimSuffix(strings.TrimPrefix(c.url, "http://"), "/metrics"), idleConnections)
+	defer func() {
+		for _, conn := range conns {
+			conn.Close()
+		}
+	}()
+
+	// The first tick starts a 1 GiB chunk; once it is full, stop it.
+	daemon := c.cmd.Process.Pid
+	var first int
+	if err := await(30*time.Second, func() bool {
+		for pid := range holderTicks(daemon, "memory") {
+			if rss(pid) >= 1000 {
+				first = pid
+				return true
+			}
+		}
+		return false
+	}); err != nil {
+		return 0, 0, 0, fmt.Errorf("no full 1 GiB chunk: %w", err)
+	}
+	if err := syscall.Kill(first, syscall.SIGSTOP); err != nil {
+		return 0, 0, 0, err
+	}
+	defer syscall.Kill(first, syscall.SIGCONT)
+
+	// The next tick starts the second chunk and the CPU burner: step in.
+	if err := await(10*time.Second, func() bool {
+		return len(holderTicks(daemon, "memory")) >= 2 && len(holderTicks(daemon, "cpu")) >= 1
+	}); err != nil {
+		return 0, 0, 0, fmt.Errorf("the second tick started no chunk and burner: %w", err)
+	}
+	_, now, err := meminfo()
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	crossed := make(chan time.Time, 1)
+	stopWatch := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-stopWatch:
+				return
+			default:
+			}
+			if _, a, err := meminfo(); err == nil && a < reserve {
+				crossed <- time.Now()
+				return
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+	}()
+	step := make([]byte, now-reserve+256<<20)
+	for i := 0; i < len(step); i += os.Getpagesize() {
+		step[i] = 1
+	}
+	var at time.Time
+	select {
+	case at = <-crossed:
+	case <-time.After(5 * time.Second):
+		close(stopWatch)
+		return 0, 0, 0, fmt.Errorf("the step never took MemAvailable under the reserve")
+	}
+	if err := await(5*time.Second, func() bool {
+		r := c.logged("memory ballast released")
+		return len(r) > 0 && !r[len(r)-1].Before(at.Add(-time.Second))
+	}); err != nil {
+		return 0, 0, 0, fmt.Errorf("no release logged: %w", err)
+	}
+	released := c.logged("memory ballast released")
+	latency = max(0, released[len(released)-1].Sub(at).Seconds())
+	runtime.KeepAlive(step)
+	step = nil
+
+	// Stop the daemon while a holder may still be stopped.
+	syscall.Kill(first, syscall.SIGSTOP)
+	begin := time.Now()
+	terminate(c.cmd)
+	return latency, time.Since(begin).Seconds(), len(conns), nil
+}
+
+// openIdle opens up to n connections to addr and sends nothing on them.
+// Connections the daemon's backlog cannot take time out and are not
+// counted.
+func openIdle(addr string, n int) []net.Conn {
+	var mu sync.Mutex
+	var conns []net.Conn
+	var wg sync.WaitGroup
+	todo := make(chan struct{}, n)
+	for range n {
+		todo <- struct{}{}
+	}
+	close(todo)
+	for range 1000 {
+		wg.Go(func() {
+			for range todo {
+				conn, err := net.DialTimeout("tcp", addr, time.Second)
+				if err != nil {
+					continue
+				}
+				mu.Lock()
+				conns = append(conns, conn)
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	return conns
+}
+
+// await polls cond every 5 ms for up to timeout.
+func await(timeout time.Duration, cond func() bool) error {
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("not within %s", timeout)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return nil
+}

@@ -1,0 +1,237 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/cro-exporter/cro-exporter/collector"
+)
+
+func TestHoldOffDoublesOnlyForReleasesSoonAfterTheLast(t *testing.T) {
+	at := func(d time.Duration) time.Time { return simStart.Add(d) }
+	for _, tc := range []struct {
+		name    string
+		before  holdOff
+		release time.Duration
+		want    time.Duration
+	}{
+		{"a first release holds for five minutes", holdOff{}, 0, 5 * time.Minute},
+		{"a release during the hold-off extends it without doubling",
+			holdOff{until: at(5 * time.Minute), length: 5 * time.Minute}, 2 * time.Minute, 5 * time.Minute},
+		{"a release within an hour after it doubles it",
+			holdOff{until: at(5 * time.Minute), length: 5 * time.Minute}, 50 * time.Minute, 10 * time.Minute},
+		{"doubling stops at four hours",
+			holdOff{until: at(3 * time.Hour), length: 3 * time.Hour}, 3*time.Hour + time.Minute, 4 * time.Hour},
+		{"a release long after starts afresh",
+			holdOff{until: at(time.Hour), length: time.Hour}, 3 * time.Hour, 5 * time.Minute},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := tc.before.after(at(tc.release))
+			if got.length != tc.want || !got.until.Equal(at(tc.release).Add(tc.want)) {
+				t.Errorf("after a release at %v: hold-off %v until %v, want %v from the release", tc.release, got.length, got.until.Sub(simStart), tc.want)
+			}
+		})
+	}
+}
+
+// memoryLoop is a loop over a modelled idle 8 GiB host whose memory target
+// asks for ballast, with 256 MiB chunks.
+func memoryLoop(model *Model) *Loop {
+	return &Loop{
+		Holders: model, Averages: NewAverages(30*24*time.Hour, 30*time.Second),
+		Targets: map[collector.Resource]float64{collector.Memory: 0.40},
+		Ceiling: 0.9, MemoryReserve: gib, DiskReserve: gib, Chunk: 256 << 20, Interval: 15 * time.Second,
+		Publish: func(*collector.State) {}, Logger: slog.New(slog.DiscardHandler),
+	}
+}
+
+func TestAfterAPressureReleaseMemoryStaysDownForTheHoldOff(t *testing.T) {
+	model := &Model{CPUs: 2, MemoryTotal: 8 * gib, DiskSize: 100 * gib, Real: steady(idle)}
+	loop := memoryLoop(model)
+	tick := func(at time.Duration) {
+		s, _ := model.Read(simStart.Add(at))
+		loop.Step(s)
+	}
+	for i := range 4 {
+		tick(time.Duration(i) * 15 * time.Second)
+	}
+	grown := loop.planned.Memory
+	if grown == 0 {
+		t.Fatal("no ballast planned on an idle host under its memory target")
+	}
+	// Real work takes memory: MemAvailable under the reserve for a moment.
+	var w watch
+	loop.giveWay(collector.Sample{Time: simStart.Add(61 * time.Second), CPUs: 2, MemoryTotal: 8 * gib,
+		MemoryAvailable: uint64(gib / 2), DiskSize: 100 * gib, DiskAvailable: 90 * gib}, &w, 250*time.Millisecond)
+	released := loop.planned.Memory
+	if released >= grown {
+		t.Fatalf("no ballast released: %d, was %d", released, grown)
+	}
+	// The workload is gone at once, but memory stays down for 5 minutes.
+	for at := 75 * time.Second; at < 61*time.Second+5*time.Minute; at += 15 * time.Second {
+		tick(at)
+		if loop.planned.Memory > released {
+			t.Fatalf("ballast grew back to %d at %v, within the hold-off", loop.planned.Memory, at)
+		}
+	}
+	tick(61*time.Second + 5*time.Minute + 15*time.Second)
+	if loop.planned.Memory <= released {
+		t.Errorf("ballast did not grow after the hold-off: %d", loop.planned.Memory)
+	}
+}
+
+// lossyHolders is a holder manager whose holders are lost: it measures
+// only what is left, and records every load it is asked for.
+type lossyHolders struct {
+	mu     sync.Mutex
+	held   HolderUsage
+	asked  []Load
+	err    error
+	usage  chan struct{} // when set, Usage blocks until it is closed
+	cpuOps atomic.Int32
+}
+
+func (h *lossyHolders) Apply(l Load) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.asked = append(h.asked, l)
+	return h.err
+}
+
+func (h *lossyHolders) Usage() (HolderUsage, error) {
+	if h.usage != nil {
+		<-h.usage
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.held, nil
+}
+
+func (h *lossyHolders) CPUTime() (time.Duration, error) {
+	h.cpuOps.Add(1)
+	return 0, nil
+}
+
+func (h *lossyHolders) last() Load {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.asked[len(h.asked)-1]
+}
+
+func TestLostHoldersAreAskedForAgainEveryTickAndRegrowAtMostAGibAStep(t *testing.T) {
+	model := &Model{CPUs: 2, MemoryTotal: 32 * gib, DiskSize: 100 * gib, Real: steady(idle)}
+	h := &lossyHolders{}
+	loop := memoryLoop(model)
+	loop.Holders, loop.Chunk = h, gib
+	// The plan holds 6 GiB; five chunks were killed from outside, and of
+	// the new ones, one is still filling.
+	loop.planned = Load{Memory: 6 * gib}
+	loop.control[1] = control{setpoint: 0.3, smooth: 0.1, started: true}
+	h.held = HolderUsage{Memory: gib + gib/2, MemoryHolders: 2}
+	for i := range 4 {
+		before := len(h.asked)
+		s, _ := model.Read(simStart.Add(time.Duration(i) * 15 * time.Second))
+		loop.Step(s)
+		if len(h.asked) != before+1 {
+			t.Fatalf("tick %d did not ask the holders again", i)
+		}
+		// The filling chunk counts whole; on top of it, one more GiB.
+		if got, limit := h.last().Memory, roundUp(h.held.Memory, gib)+gib; got > limit || got <= h.held.Memory {
+			t.Fatalf("tick %d asked for %.2f GiB with %.2f GiB held, want more, but at most %.2f",
+				i, float64(got)/gib, float64(h.held.Memory)/gib, float64(limit)/gib)
+		}
+		h.held.Memory = h.last().Memory
+	}
+}
+
+func TestTheWatcherGivesMemoryBackWhileTheHoldersCannotBeMeasured(t *testing.T) {
+	model := &Model{CPUs: 2, MemoryTotal: 8 * gib, DiskSize: 100 * gib, Real: steady(idle)}
+	h := &lossyHolders{held: HolderUsage{Memory: gib, MemoryHolders: 1}}
+	loop := memoryLoop(model)
+	loop.Holders, loop.Chunk = h, gib
+	loop.planned = Load{Memory: gib}
+	s, _ := model.Read(simStart)
+	loop.Step(s)
+	before := h.last().Memory
+
+	// A tick stuck measuring the holders (a slow /proc, a stalled holder).
+	h.usage = make(chan struct{})
+	defer close(h.usage)
+	go loop.Step(s)
+	done := make(chan struct{})
+	go func() {
+		var w watch
+		loop.giveWay(collector.Sample{Time: simStart.Add(time.Second), CPUs: 2, MemoryTotal: 8 * gib,
+			MemoryAvailable: uint64(gib / 4), DiskSize: 100 * gib, DiskAvailable: 90 * gib}, &w, 250*time.Millisecond)
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(time.Second):
+		t.Fatal("the watcher waited for the stuck tick")
+	}
+	if got := h.last().Memory; got >= before {
+		t.Errorf("the watcher asked for %d bytes of ballast under the reserve, want less than %d", got, before)
+	}
+	if h.cpuOps.Load() == 0 {
+		t.Error("the watcher did not measure the holders' CPU time")
+	}
+}
+
+func TestARepeatedFailureIsLoggedWhenItStartsAndWhenItEnds(t *testing.T) {
+	logs := new(syncBuffer)
+	model := &Model{CPUs: 2, MemoryTotal: 8 * gib, DiskSize: 100 * gib, Real: steady(idle)}
+	h := &lossyHolders{err: errors.New("fill dir holds notes.txt")}
+	loop := memoryLoop(model)
+	loop.Holders, loop.Logger = h, slog.New(slog.NewTextHandler(logs, nil))
+	for i := range 20 {
+		s, _ := model.Read(simStart.Add(time.Duration(i) * 15 * time.Second))
+		loop.Step(s)
+		var w watch
+		loop.giveWay(s, &w, 250*time.Millisecond)
+	}
+	if n := strings.Count(logs.String(), "notes.txt"); n != 1 {
+		t.Errorf("the failure was logged %d times in 20 ticks, want once:\n%s", n, logs)
+	}
+	h.mu.Lock()
+	h.err = nil
+	h.mu.Unlock()
+	s, _ := model.Read(simStart.Add(time.Hour))
+	loop.Step(s)
+	if n := strings.Count(logs.String(), "applying holder load: works again"); n != 1 {
+		t.Errorf("its end was said %d times, want once:\n%s", n, logs)
+	}
+}
+
+func TestADryRunLoopWritesNothing(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var failing atomic.Bool
+		loop, _ := testLoop(t, &failing, new(syncBuffer))
+		dir := loop.StateDir
+		loop.StateDir = ""
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan error)
+		go func() { done <- loop.Run(ctx) }()
+		time.Sleep(11 * time.Minute)
+		synctest.Wait()
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+			t.Errorf("a loop without a state dir wrote %s", entries[0].Name())
+		}
+		if _, err := os.Stat(filepath.Join(".", AveragesFile)); err == nil {
+			t.Errorf("a loop without a state dir wrote %s in the working directory", AveragesFile)
+		}
+	})
+}

@@ -1,0 +1,330 @@
+package holder
+
+import (
+	"bytes"
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"golang.org/x/sys/unix"
+)
+
+// strangerUID is the uid of another user, who needs no account: the tests
+// chown to it.
+const strangerUID = 54321
+
+// fileSnapshot is a file as another user left it: content, mode, owner.
+type fileSnapshot struct {
+	Data []byte
+	Mode fs.FileMode
+	UID  uint32
+}
+
+func snapshotOf(t *testing.T, path string) fileSnapshot {
+	t.Helper()
+	fi, err := os.Lstat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fileSnapshot{Data: data, Mode: fi.Mode(), UID: fi.Sys().(*syscall.Stat_t).Uid}
+}
+
+// entriesOf lists the names in dir.
+func entriesOf(t *testing.T, dir string) []string {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	return names
+}
+
+// An existing fill dir that cro-exporter did not make, such as a 1777 dir
+// holding a user's file named like a fill file, is refused at start: by
+// CheckFillDir for the CLI and by Open itself. The user's file is never
+// written, grown or removed, the dir keeps its mode, and --recover leaves
+// it alone too.
+func TestAFillDirCroExporterDidNotMakeIsNeverAdopted(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("chown to another user needs root")
+	}
+	userText := []byte("the user's own text, which must stay as it is\n")
+	for _, tc := range []struct {
+		name    string
+		mode    uint32 // of the dir, set with chmod past the umask
+		fileUID int    // of the user's fill-000001
+		marker  bool   // a marker naming our state dir is there too
+		wantErr string
+	}{
+		{name: "a 1777 dir holding another user's fill-000001", mode: 0o1777, fileUID: strangerUID, wantErr: "has mode 1777, not 0700"},
+		{name: "a 1777 dir holding a fill-000001 of our own uid", mode: 0o1777, fileUID: 0, wantErr: "has mode 1777, not 0700"},
+		{name: "a 1777 dir with our marker and another user's fill-000001", mode: 0o1777, fileUID: strangerUID, marker: true, wantErr: "has mode 1777, not 0700"},
+		{name: "a 0700 dir of ours without a marker", mode: 0o700, fileUID: strangerUID, wantErr: "has no .cro-exporter marker"},
+		{name: "a 0700 dir with our marker and another user's fill-000001", mode: 0o700, fileUID: strangerUID, marker: true,
+			wantErr: `holds "fill-000001", which is not a fill file of ours (it is owned by another user)`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := testConfig(t)
+			cfg.DiskPath = filepath.Dir(cfg.FillDir)
+			mustFill(t, os.Mkdir(cfg.FillDir, 0o700))
+			mustFill(t, unix.Chmod(cfg.FillDir, tc.mode))
+			if tc.marker {
+				owner, err := ownerOf(cfg.StateDir)
+				mustFill(t, err)
+				mustFill(t, os.WriteFile(filepath.Join(cfg.FillDir, fillMarker), []byte(owner+"\n"), 0o600))
+			}
+			userFile := filepath.Join(cfg.FillDir, "fill-000001")
+			mustFill(t, os.WriteFile(userFile, userText, 0o644))
+			mustFill(t, os.Chown(userFile, tc.fileUID, tc.fileUID))
+			before, beforeDir, beforeNames := snapshotOf(t, userFile), lstatModes(t, cfg.FillDir), entriesOf(t, cfg.FillDir)
+
+			err := CheckFillDir(cfg.FillDir, cfg.DiskPath, cfg.StateDir)
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) || !strings.Contains(err.Error(), cfg.FillDir) {
+				t.Errorf("CheckFillDir = %v, want an error naming the dir and saying %q", err, tc.wantErr)
+			}
+			m, err := Open(cfg)
+			if err == nil {
+				// As a daemon would, whatever became of the user's file.
+				m.Apply(Desired{Disk: 3 * mib})
+				time.Sleep(200 * time.Millisecond)
+				m.Close()
+				t.Errorf("Open adopted the fill dir")
+			} else if !strings.Contains(err.Error(), tc.wantErr) {
+				t.Errorf("Open = %v, want an error saying %q", err, tc.wantErr)
+			}
+			rep, err := Recover(cfg)
+			mustFill(t, err)
+			if rep.FillFiles != 0 {
+				t.Errorf("Recover removed %d fill files from a dir cro-exporter did not make", rep.FillFiles)
+			}
+
+			if _, err := os.Lstat(userFile); err != nil {
+				t.Fatalf("the user's file is gone: %v", err)
+			}
+			if diff := cmp.Diff(before, snapshotOf(t, userFile)); diff != "" {
+				t.Errorf("the user's file changed (-before +after):\n%s", diff)
+			}
+			if diff := cmp.Diff(beforeDir, lstatModes(t, cfg.FillDir)); diff != "" {
+				t.Errorf("the dir changed (-before +after):\n%s", diff)
+			}
+			if diff := cmp.Diff(beforeNames, entriesOf(t, cfg.FillDir)); diff != "" {
+				t.Errorf("entries of the dir (-before +after):\n%s", diff)
+			}
+		})
+	}
+}
+
+// A fill dir on another filesystem than --disk.path would fill a disk the
+// daemon never measures: refused at start, and nothing is made there.
+func TestAFillDirOnAnotherFilesystemIsRefused(t *testing.T) {
+	tmpfs := mountFillTmpfs(t)
+	for _, tc := range []struct {
+		name  string
+		setup func(t *testing.T, cfg *Config)
+	}{
+		{name: "a missing dir whose parent is another filesystem", setup: func(t *testing.T, cfg *Config) {
+			cfg.FillDir = filepath.Join(tmpfs, ".cro-fill")
+		}},
+		{name: "a dir of ours on another filesystem", setup: func(t *testing.T, cfg *Config) {
+			cfg.FillDir = filepath.Join(tmpfs, ".cro-fill")
+			owner, err := ownerOf(cfg.StateDir)
+			mustFill(t, err)
+			makeTestFillDir(t, cfg.FillDir, owner)
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := testConfig(t)
+			cfg.DiskPath = t.TempDir()
+			tc.setup(t, &cfg)
+			before := lstatModes(t, tmpfs)
+			const want = "is on another filesystem than --disk.path"
+			if err := CheckFillDir(cfg.FillDir, cfg.DiskPath, cfg.StateDir); err == nil || !strings.Contains(err.Error(), want) {
+				t.Errorf("CheckFillDir = %v, want an error saying %q", err, want)
+			}
+			m, err := Open(cfg)
+			if err == nil {
+				m.Close()
+				t.Errorf("Open took a fill dir on another filesystem")
+			} else if !strings.Contains(err.Error(), want) {
+				t.Errorf("Open = %v, want an error saying %q", err, want)
+			}
+			if diff := cmp.Diff(before, lstatModes(t, tmpfs)); diff != "" {
+				t.Errorf("the other filesystem changed (-before +after):\n%s", diff)
+			}
+			var st unix.Statfs_t
+			mustFill(t, unix.Statfs(tmpfs, &st))
+			if used := (st.Blocks - st.Bfree) * uint64(st.Bsize); used > 64<<10 {
+				t.Errorf("%d bytes used on the other filesystem", used)
+			}
+		})
+	}
+	t.Run("a fill dir on the filesystem of --disk.path passes", func(t *testing.T) {
+		cfg := testConfig(t)
+		cfg.DiskPath = filepath.Dir(cfg.FillDir)
+		mustFill(t, CheckFillDir(cfg.FillDir, cfg.DiskPath, cfg.StateDir))
+		openTest(t, cfg)
+	})
+}
+
+// Two cro-exporters with different state dirs never share a fill dir: the
+// second is refused at start, and the first's fill stays as it is.
+func TestASecondStateDirIsRefusedTheFirstsFillDir(t *testing.T) {
+	first := testConfig(t)
+	m := openTest(t, first)
+	mustFill(t, m.Apply(Desired{Disk: 3 * mib}))
+	want := waitFillBytes(t, first.FillDir, 3*mib)
+
+	second := testConfig(t)
+	second.FillDir = first.FillDir
+	owner, err := ownerOf(first.StateDir)
+	mustFill(t, err)
+	wantErr := "fill dir " + first.FillDir + ` belongs to the cro-exporter with state dir "` + owner + `"; give this one its own --disk.fill-dir`
+	if err := CheckFillDir(second.FillDir, "", second.StateDir); err == nil || err.Error() != wantErr {
+		t.Errorf("CheckFillDir = %v, want %q", err, wantErr)
+	}
+	if m2, err := Open(second); err == nil {
+		m2.Close()
+		t.Errorf("a second state dir opened the first's fill dir")
+	} else if err.Error() != wantErr {
+		t.Errorf("Open = %v, want %q", err, wantErr)
+	}
+	if diff := cmp.Diff(want, fillSizes(t, first.FillDir)); diff != "" {
+		t.Errorf("the first's fill files (-before +after):\n%s", diff)
+	}
+	if u, err := m.Usage(); err != nil || u.DiskFiles != len(want) {
+		t.Errorf("the first's Usage = %+v, %v; want its %d files", u, err, len(want))
+	}
+}
+
+// waitFillBytes waits until the fill files in dir hold total bytes (the
+// manager resizes them in the background) and returns their sizes.
+func waitFillBytes(t *testing.T, dir string, total int64) map[string]int64 {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		sizes := fillSizes(t, dir)
+		var sum int64
+		for _, n := range sizes {
+			sum += n
+		}
+		if sum == total {
+			return sizes
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("fill files %v, want %d bytes", sizes, total)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// The fill dir is locked for as long as a Fill holds it: even a second Fill
+// of the same owner is refused it, until the first lets go.
+func TestAFillDirIsLockedWhileHeld(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "fill")
+	first := openTestFill(t, dir)
+	mustFill(t, first.Resize(fillMiB))
+	const want = "is in use by another cro-exporter"
+	if _, err := OpenFill(dir, "", testFillOwner); err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("a second OpenFill = %v, want an error saying %q", err, want)
+	}
+	if err := CheckFillDir(dir, "", testFillOwner); err != nil {
+		t.Errorf("CheckFillDir of a dir of ours in use: %v", err)
+	}
+	mustFill(t, first.Close())
+	second := openTestFill(t, dir)
+	if diff := cmp.Diff(fillUse{Files: 1, Bytes: fillMiB}, usageOf(t, second)); diff != "" {
+		t.Errorf("the second's Usage (-want +got):\n%s", diff)
+	}
+}
+
+// A foreign entry that appears in the fill dir while the daemon runs stops
+// the fill from growing, with an error whose text stays the same, quotes
+// the name short and escaped, and leaves the entry as it is; the fill's own
+// files are still counted, shrunk and removed.
+func TestAForeignEntryAtRunTimeStopsGrowthWithOneSteadyError(t *testing.T) {
+	const mib = fillMiB
+	dir := filepath.Join(t.TempDir(), "fill")
+	f := openTestFill(t, dir)
+	mustFill(t, f.Resize(3*mib))
+
+	// A name of 205 bytes with a terminal escape and a newline in it.
+	name := strings.Repeat("n", 200) + "\x1b[2J\n"
+	content := []byte("not ours")
+	mustFill(t, os.WriteFile(filepath.Join(dir, name), content, 0o600))
+
+	var texts []string
+	for _, total := range []int64{5 * mib, 5 * mib, 7 * mib, 3 * mib} {
+		err := f.Resize(total)
+		if err == nil {
+			t.Fatalf("Resize(%d) with a foreign entry there passed", total)
+		}
+		texts = append(texts, err.Error())
+	}
+	for _, text := range texts[1:] {
+		if text != texts[0] {
+			t.Errorf("the error changed: %q, then %q", texts[0], text)
+		}
+	}
+	text := texts[0]
+	t.Logf("error: %s", text)
+	if strings.ContainsAny(text, "\x1b\n") || strings.Contains(text, strings.Repeat("n", 101)) || len(text) > len(dir)+250 {
+		t.Errorf("the error quotes the name unbounded or unescaped: %q", text)
+	}
+	if !strings.Contains(text, "fill dir "+dir+` holds "nnnn`) || !strings.Contains(text, "the fill does not grow while it is there") {
+		t.Errorf("the error does not say what is there and what it does: %q", text)
+	}
+	if diff := cmp.Diff(fillUse{Files: 2, Bytes: 3 * mib}, usageOf(t, f)); diff != "" {
+		t.Errorf("Usage with a foreign entry there (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(map[string]int64{"fill-000001": 2 * mib, "fill-000002": mib}, fillSizes(t, dir)); diff != "" {
+		t.Errorf("fill files after refused growth (-want +got):\n%s", diff)
+	}
+
+	// Shrinking still works, and says the same.
+	if err := f.Resize(mib); err == nil || err.Error() != text {
+		t.Errorf("Resize(1 MiB) = %v, want %q", err, text)
+	}
+	if diff := cmp.Diff(fillUse{Files: 1, Bytes: mib}, usageOf(t, f)); diff != "" {
+		t.Errorf("Usage after shrinking (-want +got):\n%s", diff)
+	}
+	if got, err := os.ReadFile(filepath.Join(dir, name)); err != nil || !bytes.Equal(got, content) {
+		t.Errorf("the foreign entry: %q, %v; want it as it was", got, err)
+	}
+
+	// Once it is gone, the fill grows again.
+	mustFill(t, os.Remove(filepath.Join(dir, name)))
+	mustFill(t, f.Resize(5*mib))
+	if diff := cmp.Diff(fillUse{Files: 3, Bytes: 5 * mib}, usageOf(t, f)); diff != "" {
+		t.Errorf("Usage after the foreign entry went (-want +got):\n%s", diff)
+	}
+}
+
+// At shutdown, the fill files, the marker and the dir all go, and nothing
+// else ever does.
+func TestCloseRemovesTheFillDirItMade(t *testing.T) {
+	cfg := testConfig(t)
+	m := openTest(t, cfg)
+	if names := entriesOf(t, cfg.FillDir); !cmp.Equal(names, []string{fillMarker}) {
+		t.Errorf("a new fill dir holds %v, want only its marker", names)
+	}
+	mustFill(t, m.Apply(Desired{Disk: 3 * mib}))
+	waitFillBytes(t, cfg.FillDir, 3*mib)
+	mustFill(t, m.Close())
+	if _, err := os.Lstat(cfg.FillDir); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the fill dir after Close: %v, want it gone", err)
+	}
+}
