@@ -49,6 +49,17 @@ type Fill struct {
 	// nil before it is made and after Remove or Close.
 	held   *os.File
 	heldSt unix.Stat_t
+
+	// seen is what Usage found last: it answers with it while a resize,
+	// which may take seconds, holds mu.
+	seenMu sync.Mutex
+	seen   fillUsage
+}
+
+// fillUsage is the fill files found and the bytes they hold.
+type fillUsage struct {
+	files int
+	bytes int64
 }
 
 // Dir returns the directory that holds the fill files.

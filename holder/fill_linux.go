@@ -35,7 +35,13 @@ type fillDirError struct {
 	found  string // what is wrong, such as "has mode 1777, not 0700"
 	advice string // what to do; may be ""
 	other  bool   // not ours
+	// unmarked is a dir of ours, mode 0700, without a marker: adopted
+	// when it is empty.
+	unmarked bool
 }
+
+// errUnmarked matches a fillDirError of a dir without a marker.
+var errUnmarked = errors.New("fill dir without a marker")
 
 func (e *fillDirError) Error() string {
 	s := "fill dir " + e.dir + " " + e.found
@@ -45,7 +51,28 @@ func (e *fillDirError) Error() string {
 	return s
 }
 
-func (e *fillDirError) Is(target error) bool { return e.other && target == errNotOurs }
+func (e *fillDirError) Is(target error) bool {
+	return e.other && target == errNotOurs || e.unmarked && target == errUnmarked
+}
+
+// isEmptyDir tells whether the dir d holds no entry at all, read through a
+// new open file so that d's own offset stays at the start.
+func isEmptyDir(d *os.File, dir string) (bool, error) {
+	fd, err := unix.Openat(int(d.Fd()), ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return false, &fs.PathError{Op: "open", Path: dir, Err: err}
+	}
+	f := os.NewFile(uintptr(fd), dir)
+	defer f.Close()
+	names, err := f.Readdirnames(1)
+	if len(names) == 0 && errors.Is(err, io.EOF) {
+		return true, nil
+	}
+	if err != nil && !errors.Is(err, io.EOF) {
+		return false, err
+	}
+	return false, nil
+}
 
 // CheckFillDir checks, without changing anything, that fillDir can be the
 // fill dir of the cro-exporter with the state dir stateDir and the disk
@@ -53,8 +80,10 @@ func (e *fillDirError) Is(target error) bool { return e.other && target == errNo
 // its parent, which must exist), and, when it exists, be a directory that
 // this cro-exporter made: not a symlink, owned by our effective uid, mode
 // 0700, with a marker naming stateDir and nothing else in it but fill files
-// of ours. The error says what was found and what to do. OpenFill checks
-// the same again, since the dir may change in between.
+// of ours. An empty dir of ours, mode 0700, without a marker is also fine:
+// one made for us, as a systemd unit whose daemon may not write the dir's
+// parent does; OpenFill marks it. The error says what was found and what to
+// do. OpenFill checks the same again, since the dir may change in between.
 func CheckFillDir(fillDir, diskPath, stateDir string) error {
 	if fillDir == "" || stateDir == "" {
 		return errors.New("fill dir: empty path, or no state dir")
@@ -75,7 +104,12 @@ func CheckFillDir(fillDir, diskPath, stateDir string) error {
 	if err := checkDisk(dir, st, diskPath); err != nil {
 		return err
 	}
-	if err := checkFillDirOwner(d, st, dir, owner); err != nil {
+	if err := checkFillDirOwner(d, st, dir, owner); errors.Is(err, errUnmarked) {
+		if empty, eerr := isEmptyDir(d, dir); eerr != nil || !empty {
+			return errors.Join(err, eerr)
+		}
+		return nil
+	} else if err != nil {
 		return err
 	}
 	_, foreign, err := scanFillDir(d, dir)
@@ -222,9 +256,15 @@ func (f *Fill) Resize(total int64) error {
 // hold, counted by allocated blocks (st_blocks*512), not by file size: a
 // sparse file holds nothing, and filesystems differ in how they count.
 // Anything else in the dir is not counted (Resize reports it). A missing
-// directory holds nothing.
+// directory holds nothing. While a resize is under way (seconds, where the
+// filesystem needs the fill written) it answers at once with what it found
+// last.
 func (f *Fill) Usage() (files int, bytes int64, err error) {
-	f.mu.Lock()
+	if !f.mu.TryLock() {
+		f.seenMu.Lock()
+		defer f.seenMu.Unlock()
+		return f.seen.files, f.seen.bytes, nil
+	}
 	defer f.mu.Unlock()
 	d, err := f.open(false)
 	if err != nil || d == nil {
@@ -238,6 +278,9 @@ func (f *Fill) Usage() (files int, bytes int64, err error) {
 	for _, file := range found {
 		bytes += file.alloc
 	}
+	f.seenMu.Lock()
+	f.seen = fillUsage{len(found), bytes}
+	f.seenMu.Unlock()
 	return len(found), bytes, nil
 }
 
@@ -342,11 +385,21 @@ func (f *Fill) adopt(d *os.File, st *unix.Stat_t, strict bool) error {
 	if err := checkDisk(f.dir, st, f.diskPath); err != nil {
 		return err
 	}
-	if err := checkFillDirOwner(d, st, f.dir, f.owner); err != nil {
+	unmarked := false
+	if err := checkFillDirOwner(d, st, f.dir, f.owner); errors.Is(err, errUnmarked) && strict {
+		unmarked = true
+	} else if err != nil {
 		return err
 	}
 	if err := lockFillDir(d, f.dir); err != nil {
 		return err
+	}
+	if unmarked {
+		// Made for us and empty (looked at under the lock): ours from now.
+		if empty, err := isEmptyDir(d, f.dir); err != nil || !empty {
+			return errors.Join(checkFillDirOwner(d, st, f.dir, f.owner), err)
+		}
+		return writeMarker(d, f.dir, f.owner)
 	}
 	if !strict {
 		return nil
@@ -508,7 +561,7 @@ func checkFillDirOwner(d *os.File, st *unix.Stat_t, dir, owner string) error {
 	var mst unix.Stat_t
 	err := unix.Fstatat(int(d.Fd()), fillMarker, &mst, unix.AT_SYMLINK_NOFOLLOW)
 	if err == unix.ENOENT {
-		return &fillDirError{dir: dir, found: "has no " + fillMarker + " marker, so cro-exporter did not make it", advice: fillAdvice, other: true}
+		return &fillDirError{dir: dir, found: "has no " + fillMarker + " marker, so cro-exporter did not make it", advice: fillAdvice, other: true, unmarked: true}
 	}
 	if err != nil {
 		return &fs.PathError{Op: "lstat", Path: filepath.Join(dir, fillMarker), Err: err}

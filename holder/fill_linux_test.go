@@ -183,6 +183,25 @@ func TestOpenFill(t *testing.T) {
 			wantErr: "has no .cro-exporter marker",
 		},
 		{
+			name: "adopts and marks an empty dir of ours without a marker, as a systemd unit makes it",
+			setup: func(t *testing.T, parent string) string {
+				dir := filepath.Join(parent, "fill")
+				mustFill(t, os.Mkdir(dir, 0o700))
+				return dir
+			},
+			wantMode: fs.ModeDir | 0o700,
+		},
+		{
+			name: "refuses an empty dir without a marker with a wider mode",
+			setup: func(t *testing.T, parent string) string {
+				dir := filepath.Join(parent, "fill")
+				mustFill(t, os.Mkdir(dir, 0o700))
+				mustFill(t, os.Chmod(dir, os.ModeSticky|0o777))
+				return dir
+			},
+			wantErr: "has mode 1777, not 0700",
+		},
+		{
 			name: "refuses a dir whose marker names another state dir",
 			setup: func(t *testing.T, parent string) string {
 				dir := filepath.Join(parent, "fill")

@@ -233,7 +233,7 @@ func TestACPUHolderWhosePipeIsFullIsReplacedByTheSameApply(t *testing.T) {
 	}
 }
 
-func TestAGrowingFillStallsNoApplyOfMemoryNorCPUTime(t *testing.T) {
+func TestAGrowingFillStallsNoApplyUsageNorCPUTime(t *testing.T) {
 	cfg := testConfig(t)
 	m := openTest(t, cfg)
 	entered, release := make(chan struct{}), make(chan struct{})
@@ -263,6 +263,11 @@ func TestAGrowingFillStallsNoApplyOfMemoryNorCPUTime(t *testing.T) {
 	})
 	within(t, promptly, "CPUTime while the fill grows", func() {
 		if _, err := m.CPUTime(); err != nil {
+			t.Error(err)
+		}
+	})
+	within(t, promptly, "Usage while the fill grows", func() {
+		if _, err := m.Usage(); err != nil {
 			t.Error(err)
 		}
 	})

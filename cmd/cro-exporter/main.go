@@ -280,6 +280,10 @@ var errIncomplete = errors.New("recovery incomplete: see the report")
 // every fill file, keeps the averages, and reports, with the host's usage
 // after.
 func recoverHost(cli *CLI, w io.Writer, logger *slog.Logger) error {
+	// Whatever is in a state dir that is not ours cannot tell what is ours.
+	if err := controller.CheckStateDir(cli.StateDir, false); err != nil {
+		return usageError{fmt.Errorf("--state.dir=%s: %w", cli.StateDir, err)}
+	}
 	rep, err := holder.Recover(holderConfig(cli, logger))
 	if err != nil {
 		return err

@@ -384,3 +384,25 @@ func TestDryRunLeavesABadStateFileAndAMissingStateDirAlone(t *testing.T) {
 		}
 	})
 }
+
+func TestRecoverRefusesAStateDirThatIsNotOurs(t *testing.T) {
+	state := t.TempDir()
+	if err := os.Chmod(state, os.ModeSticky|0o777); err != nil {
+		t.Fatal(err)
+	}
+	// A registry planted there names this test's own process.
+	planted := fmt.Sprintf(`{"version":1,"holders":[{"pid":%d,"start_time":1,"kind":"cpu","duty":0.1}]}`, os.Getpid())
+	if err := os.WriteFile(filepath.Join(state, "holders.json"), []byte(planted), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := recoverHostCmd(t, state, t.TempDir())
+	if exit, ok := err.(*exec.ExitError); !ok || exit.ExitCode() != 2 {
+		t.Fatalf("--recover with a 1777 state dir: %v, want exit status 2:\n%s", err, out)
+	}
+	if !strings.Contains(out, "--state.dir="+state) || !strings.Contains(out, "mode 1777") || strings.Count(strings.TrimSpace(out), "\n") != 0 {
+		t.Errorf("want one line naming --state.dir and its mode, got:\n%s", out)
+	}
+	if entries, _ := os.ReadDir(state); len(entries) != 1 {
+		t.Errorf("--recover changed the state dir it refused: %d entries", len(entries))
+	}
+}
