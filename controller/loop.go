@@ -147,10 +147,12 @@ func (l *Loop) Run(ctx context.Context) error {
 	}
 }
 
-// save saves the averages, counting a failure.
+// save saves the averages, counting every failure and logging a run of
+// them once.
 func (l *Loop) save() {
 	err := l.Averages.Save(l.StateDir)
-	if l.saveFault.report(l.Logger, "saving the averages", err) {
+	l.saveFault.report(l.Logger, "saving the averages", err)
+	if err != nil {
 		l.mu.Lock()
 		l.saveFailures++
 		l.mu.Unlock()
@@ -616,16 +618,14 @@ func (c *cpuClock) share(cpuTime time.Duration, now time.Time, cpus int) float64
 type fault struct{ failing bool }
 
 // report logs err as what failed when the condition starts, and that it
-// works again when it ends. It tells whether the condition started.
-func (f *fault) report(logger *slog.Logger, what string, err error) bool {
+// works again when it ends.
+func (f *fault) report(logger *slog.Logger, what string, err error) {
 	switch {
 	case err != nil && !f.failing:
 		f.failing = true
 		logger.Warn(what, "err", err)
-		return true
 	case err == nil && f.failing:
 		f.failing = false
 		logger.Info(what + ": works again")
 	}
-	return false
 }

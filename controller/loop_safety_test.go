@@ -235,3 +235,26 @@ func TestADryRunLoopWritesNothing(t *testing.T) {
 		}
 	})
 }
+
+func TestEveryFailedSaveIsCountedAndARunOfThemLoggedOnce(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var failing atomic.Bool
+		logs := new(syncBuffer)
+		loop, published := testLoop(t, &failing, logs)
+		// A state dir that is gone: every save fails.
+		loop.StateDir = filepath.Join(loop.StateDir, "gone")
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan error)
+		go func() { done <- loop.Run(ctx) }()
+		time.Sleep(16 * time.Minute)
+		synctest.Wait()
+		cancel()
+		<-done
+		if got := published.last().SaveFailures; got != 3 {
+			t.Errorf("cro_state_save_failures_total shows %d after saves at 5, 10 and 15 minutes failed, want each counted", got)
+		}
+		if n := strings.Count(logs.String(), "saving the averages"); n != 1 {
+			t.Errorf("%d log lines about failed saves, want 1:\n%s", n, logs)
+		}
+	})
+}

@@ -1,0 +1,617 @@
+package main
+
+// Faults of the holders at run time, with the real daemon and real holder
+// processes on this machine: a holder stopped with SIGSTOP, holders killed
+// from outside once or again and again, the CPU that memory holders spend
+// filling, and ballast that must stay down after a pressure release. They
+// are made safe for a shared host like the lifecycle tests: memory holders
+// of a few hundred MiB, a CPU burner at a few points of duty, no disk fill,
+// and every process and mapping cleaned up when the test ends.
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"os"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// burnerTarget is a --target.cpu a few points above what the host uses
+// now, so that the daemon runs a CPU burner at a small duty; 0 when the
+// host is too busy for one (other engineers' work on this machine).
+func burnerTarget(t *testing.T) float64 {
+	t.Helper()
+	b0, t0 := cpuTicks(t)
+	time.Sleep(500 * time.Millisecond)
+	b1, t1 := cpuTicks(t)
+	now := (b1 - b0) / max(1, t1-t0)
+	// The burner may rise to the target when the other work ends: keep
+	// it small.
+	if now > 0.4 {
+		t.Logf("the host's CPU is busy (%.2f): no burner in this run", now)
+		return 0
+	}
+	target := math.Round((now+0.1)*1e4) / 1e4
+	t.Logf("CPU %.3f now: CPU target %.4f", now, target)
+	return target
+}
+
+// scrapeWithin is e's /metrics, failing the test when it takes more than
+// timeout: a scrape that hangs must not hang the test.
+func scrapeWithin(t *testing.T, e *exporter, timeout time.Duration) string {
+	t.Helper()
+	client := &http.Client{Timeout: timeout}
+	resp, err := client.Get(e.url + "/metrics")
+	if err != nil {
+		t.Fatalf("GET /metrics: %v", err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /metrics: %d, %v", resp.StatusCode, err)
+	}
+	return string(body)
+}
+
+// sizeOf is a memory holder's --size.
+func sizeOf(p proc) int64 {
+	size, _ := strconv.ParseInt(strings.TrimPrefix(p.argv[len(p.argv)-1], "--size="), 10, 64)
+	return size
+}
+
+// ofKind is the processes of ps of one kind.
+func ofKind(ps []proc, kind string) []proc {
+	var out []proc
+	for _, p := range ps {
+		if p.kind() == kind {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func pids(ps []proc) []int {
+	var out []int
+	for _, p := range ps {
+		out = append(out, p.pid)
+	}
+	return out
+}
+
+// waitBallast waits until h's memory holders hold at least least bytes, each
+// chunk resident (the daemon does not wait for them to fill), and returns
+// them.
+func waitBallast(t *testing.T, h *host, least int64) []proc {
+	t.Helper()
+	var mem []proc
+	waitFor(t, 15*time.Second, "the ballast resident", func() (bool, string) {
+		mem = ofKind(h.holders(), "memory")
+		var held int64
+		filled := true
+		for _, p := range mem {
+			resident := rss(p.pid)
+			held += min(resident, sizeOf(p))
+			filled = filled && resident >= sizeOf(p)
+		}
+		return filled && held >= least, fmt.Sprintf("%d MiB resident in %v, want %d MiB, every chunk full", held/mib, mem, least/mib)
+	})
+	return mem
+}
+
+// waitBurner waits until h runs a CPU holder that is none of not, and
+// returns it.
+func waitBurner(t *testing.T, h *host, timeout time.Duration, not ...int) proc {
+	t.Helper()
+	p, ok := findBurner(h, timeout, not...)
+	if !ok {
+		t.Fatalf("no CPU holder within %v (other than pids %v): %v", timeout, not, h.holders())
+	}
+	return p
+}
+
+// findBurner waits up to timeout for a CPU holder of h that is none of
+// not. A daemon whose host meets the CPU target by itself rightly runs
+// none.
+func findBurner(h *host, timeout time.Duration, not ...int) (proc, bool) {
+	for deadline := time.Now().Add(timeout); ; time.Sleep(100 * time.Millisecond) {
+		for _, p := range ofKind(h.holders(), "cpu") {
+			if !slices.Contains(not, p.pid) {
+				return p, true
+			}
+		}
+		if time.Now().After(deadline) {
+			return proc{}, false
+		}
+	}
+}
+
+// logLines are the daemon's JSON log lines from offset on, decoded.
+func logLines(e *exporter, offset int) []map[string]any {
+	var out []map[string]any
+	for l := range strings.Lines(e.stderr.String()[offset:]) {
+		var line map[string]any
+		if json.Unmarshal([]byte(l), &line) == nil {
+			out = append(out, line)
+		}
+	}
+	return out
+}
+
+// aboutCPUHolder matches a log line that is about the CPU holder: its
+// message or error names it, or its kind is cpu.
+var aboutCPUHolder = regexp.MustCompile(`(?i)cpu holder|"kind":"cpu"`)
+
+func TestASIGSTOPpedHolderStallsNeitherTheTicksNorTheShutdown(t *testing.T) {
+	h := newHost(t)
+	cpu := burnerTarget(t)
+	e := h.start("--log.level=debug", "--target.memory="+memoryTarget(t, 256*mib),
+		"--target.cpu="+ratioFlag(cpu), "--target.disk=0")
+	stopped := waitBallast(t, h, 224*mib)
+	if cpu > 0 {
+		if burner, ok := findBurner(h, 6*time.Second); ok {
+			stopped = append(stopped, burner)
+		} else {
+			t.Logf("no burner: real CPU usage met the target %.4f", cpu)
+			cpu = 0
+		}
+	}
+	for _, p := range stopped {
+		if err := syscall.Kill(p.pid, syscall.SIGSTOP); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, 2*time.Second, "the holders stopped", func() (bool, string) {
+		for _, p := range stopped {
+			if q, ok := readProc(p.pid); !ok || q.state != 'T' {
+				return false, fmt.Sprintf("%v", q)
+			}
+		}
+		return true, ""
+	})
+	t.Logf("stopped with SIGSTOP: %v", stopped)
+	logFrom := len(e.stderr.String())
+
+	// A second into the watch, real CPU work for a second and a half: the
+	// burner's duty gives way, which writes to the stopped burner (a duty
+	// line), or kills it (duty 0). Neither may wait for it.
+	const watch = 7 * time.Second
+	begin := time.Now()
+	spun := make(chan struct{})
+	if cpu > 0 {
+		go func() {
+			defer close(spun)
+			time.Sleep(time.Second)
+			for end := time.Now().Add(1500 * time.Millisecond); time.Now().Before(end); {
+			}
+		}()
+	} else {
+		close(spun)
+		t.Log("only stopped memory holders are tested")
+	}
+	var stamps []time.Time
+	for time.Since(begin) < watch {
+		ts := value(scrapeWithin(t, e, 2*time.Second), "cro_last_sample_timestamp_seconds")
+		at := time.Unix(0, int64(ts*1e9))
+		if len(stamps) == 0 || !at.Equal(stamps[len(stamps)-1]) {
+			stamps = append(stamps, at)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	end := time.Now()
+	<-spun
+	// The gaps between ticks, and from the last tick to the end of the
+	// watch: a loop stalled at the end shows there.
+	var gaps []time.Duration
+	for i := 1; i < len(stamps); i++ {
+		gaps = append(gaps, stamps[i].Sub(stamps[i-1]))
+	}
+	gaps = append(gaps, end.Sub(stamps[len(stamps)-1]))
+	worst := slices.Max(gaps)
+	t.Logf("%d ticks in %v with holders stopped; gaps %v", len(stamps)-1, watch, gaps)
+	// The interval is 1 s: on a busy host a tick may come late, never 5 s
+	// late as it did waiting for a stopped holder's answer.
+	if worst > 2500*time.Millisecond || len(stamps)-1 < 4 {
+		t.Errorf("with holders stopped: %d new ticks in %v, longest gap %v; want one about every second, no gap over 2.5 s",
+			len(stamps)-1, watch, worst)
+	}
+	if cpu > 0 {
+		burner := stopped[len(stopped)-1]
+		gone, duties := !burner.alive(), 0
+		for _, l := range logLines(e, logFrom) {
+			if l["msg"] == "cpu duty" {
+				duties++
+			}
+		}
+		t.Logf("while it was stopped, the burner's duty changed %d times; burner killed: %v", duties, gone)
+		if !gone && duties == 0 {
+			t.Errorf("the burner's duty never changed while it was stopped, so the test proved less than it should:\n%s", e.stderr.String()[logFrom:])
+		}
+	}
+
+	// Shutdown with every holder stopped, the burner started since too.
+	for _, p := range h.holders() {
+		if !slices.Contains(pids(stopped), p.pid) {
+			syscall.Kill(p.pid, syscall.SIGSTOP)
+			stopped = append(stopped, p)
+		}
+	}
+	err, took := signalAndWait(t, e, syscall.SIGTERM, 1500*time.Millisecond)
+	if err != nil {
+		t.Fatalf("exit after SIGTERM with holders stopped: %v\n%s", err, e.stderr)
+	}
+	t.Logf("exited 0 %v after SIGTERM, with holders stopped", took.Round(time.Millisecond))
+	if left := append(aliveOf(stopped), h.holders()...); len(left) > 0 {
+		t.Errorf("holder processes alive after the daemon exited: %v", left)
+	}
+}
+
+func TestHoldersKilledFromOutsideAreReplacedWithinTwoTicksAndCounted(t *testing.T) {
+	h := newHost(t)
+	cpu := burnerTarget(t)
+	e := h.start("--target.memory="+memoryTarget(t, 256*mib), "--target.cpu="+ratioFlag(cpu), "--target.disk=0")
+	mem := waitBallast(t, h, 224*mib)
+	victims := []proc{mem[0]}
+	if burner, ok := findBurner(h, 6*time.Second); cpu > 0 && ok {
+		victims = append(victims, burner)
+	} else {
+		t.Logf("no burner (CPU target %.4f): only a memory holder is killed", cpu)
+		cpu = 0
+	}
+	before := len(e.stderr.String())
+	killed := time.Now()
+	for _, p := range victims {
+		if err := syscall.Kill(p.pid, syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Logf("killed with SIGKILL: %v", victims)
+
+	// Two ticks at 1 s, and the time a process takes to start.
+	waitFor(t, 3500*time.Millisecond, "the holders killed are replaced", func() (bool, string) {
+		now := h.holders()
+		memNow := ofKind(now, "memory")
+		fresh := 0
+		for _, p := range memNow {
+			if !slices.Contains(pids(mem), p.pid) {
+				fresh++
+			}
+		}
+		memOK := len(memNow) == len(mem) && fresh == 1
+		cpuOK := cpu == 0 || slices.ContainsFunc(ofKind(now, "cpu"), func(p proc) bool { return p.pid != victims[1].pid })
+		return memOK && cpuOK, fmt.Sprintf("holders %v; were %v", now, append(mem, victims[len(victims)-1]))
+	})
+	t.Logf("replaced %v after the kill", time.Since(killed).Round(time.Millisecond))
+
+	// The failures are counted, once each, from the tick that noticed.
+	want := map[string]float64{"memory": 1, "cpu": 0}
+	if cpu > 0 {
+		want["cpu"] = 1
+	}
+	var body string
+	waitFor(t, 3*time.Second, "the failures counted", func() (bool, string) {
+		body = scrapeWithin(t, e, 2*time.Second)
+		var got []string
+		ok := true
+		for _, r := range []string{"memory", "cpu"} {
+			v := value(body, `cro_holder_failures_total{resource="`+r+`"}`)
+			got = append(got, fmt.Sprintf("%s %v", r, v))
+			ok = ok && v == want[r]
+		}
+		return ok, fmt.Sprintf("cro_holder_failures_total: %v, want memory %v, cpu %v", got, want["memory"], want["cpu"])
+	})
+	if n := value(body, `cro_holder_failures_total{resource="disk"}`); n != 0 {
+		t.Errorf(`cro_holder_failures_total{resource="disk"} = %v, want 0`, n)
+	}
+	// Replaced at the normal rate: no more ballast than before.
+	time.Sleep(1500 * time.Millisecond)
+	if n := len(ofKind(h.holders(), "memory")); n > len(mem) {
+		t.Errorf("%d memory holders after the replacement, want %d as before", n, len(mem))
+	}
+	t.Logf("the daemon's log since the kill:\n%s", e.stderr.String()[before:])
+}
+
+func TestACPUHolderKilledAgainAndAgainBacksOffAndIsLoggedOnce(t *testing.T) {
+	h := newHost(t)
+	cpu := burnerTarget(t)
+	if cpu == 0 {
+		t.Skip("the host is too busy for a CPU burner")
+	}
+	e := h.start("--target.memory=0", "--target.cpu="+ratioFlag(cpu), "--target.disk=0")
+	first, ok := findBurner(h, 6*time.Second)
+	if !ok {
+		t.Skipf("no burner: real CPU usage met the target %.4f", cpu)
+	}
+	logFrom := len(e.stderr.String())
+
+	// Every CPU holder is killed as soon as it is seen, every 300 ms for
+	// 10 s. The first one is replaced at once; then the restarts back off
+	// to 15 s apart, so that one more start at most fits in the 10 s.
+	seen := map[int]time.Time{first.pid: time.Now()}
+	var starts []time.Time // of the holders after the first
+	kills := 0
+	begin := time.Now()
+	for time.Since(begin) < 10*time.Second {
+		for _, p := range ofKind(h.holders(), "cpu") {
+			if _, ok := seen[p.pid]; !ok {
+				seen[p.pid] = time.Now()
+				starts = append(starts, time.Now())
+			}
+			if syscall.Kill(p.pid, syscall.SIGKILL) == nil {
+				kills++
+			}
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+	// Kills of one process twice (it was still a zombie) count once.
+	killedPids := len(seen)
+	t.Logf("%d CPU holders seen and killed in 10 s (%d kill signals); restarts %v after the first kill", killedPids, kills,
+		func() []time.Duration {
+			var d []time.Duration
+			for _, s := range starts {
+				d = append(d, s.Sub(begin).Round(time.Millisecond))
+			}
+			return d
+		}())
+	if len(starts) == 0 || starts[0].Sub(begin) > 2500*time.Millisecond {
+		t.Errorf("the first CPU holder killed was not replaced within 2.5 s (restarts at %v)", starts)
+	}
+	if len(starts) > 2 {
+		t.Errorf("the CPU holder was restarted %d times in 10 s of kills, want at most 2: a holder that keeps dying must back off", len(starts))
+	}
+	for i := 2; i < len(starts); i++ {
+		if gap := starts[i].Sub(starts[i-1]); gap < 15*time.Second {
+			t.Errorf("restarts %d and %d of the CPU holder only %v apart, want 15 s or more", i-1, i, gap)
+		}
+	}
+
+	// Each failure counted, from the tick after the last kill.
+	var failures float64
+	waitFor(t, 3*time.Second, "every CPU holder killed counted as a failure", func() (bool, string) {
+		failures = value(scrapeWithin(t, e, 2*time.Second), `cro_holder_failures_total{resource="cpu"}`)
+		return failures == float64(killedPids), fmt.Sprintf(`cro_holder_failures_total{resource="cpu"} %v, want %d`, failures, killedPids)
+	})
+
+	// The log: a line when the back-off starts, not one per kill.
+	var about []string
+	for l := range strings.Lines(e.stderr.String()[logFrom:]) {
+		if aboutCPUHolder.MatchString(l) {
+			about = append(about, strings.TrimSpace(l))
+		}
+	}
+	t.Logf("log lines about the CPU holder:\n%s", strings.Join(about, "\n"))
+	if len(about) > 2 {
+		t.Errorf("%d log lines about the CPU holder ending in 10 s of kills, want at most 2 (one failure, then one back-off)", len(about))
+	}
+	if !slices.ContainsFunc(about, func(l string) bool { return strings.Contains(l, "keeps ending") }) && killedPids >= 2 {
+		t.Errorf("the back-off was not logged")
+	}
+}
+
+func TestTheCPUMemoryHoldersSpendFillingIsHolderLoad(t *testing.T) {
+	h := newHost(t)
+	// No CPU holder at all: whatever CPU the holders take is the memory
+	// holders', filling 8 chunks of 64 MiB.
+	const ballast = 512 * mib
+	e := h.start("--holder.memory-chunk=64MiB", "--target.cpu=0", "--target.disk=0",
+		"--target.memory="+memoryTarget(t, ballast))
+	started := time.Now()
+
+	// Every tick until a second after the ballast is resident, and when
+	// that was; meanwhile, what the memory holders spent, as /proc says.
+	type tick struct {
+		at         time.Time
+		holderCPU  float64 // cro_holder_usage_ratio{resource="cpu"}
+		totalCPU   float64 // cro_usage_ratio{resource="cpu"}
+		cpuHolders float64
+	}
+	var ticks []tick
+	var filledAt time.Time
+	spent := map[int]float64{} // CPU seconds of each memory holder
+	for time.Since(started) < 15*time.Second {
+		body := scrapeWithin(t, e, 2*time.Second)
+		tk := tick{
+			at:         time.Unix(0, int64(value(body, "cro_last_sample_timestamp_seconds")*1e9)),
+			holderCPU:  value(body, `cro_holder_usage_ratio{resource="cpu"}`),
+			totalCPU:   value(body, `cro_usage_ratio{resource="cpu"}`),
+			cpuHolders: value(body, `cro_holders{resource="cpu"}`),
+		}
+		if len(ticks) == 0 || !tk.at.Equal(ticks[len(ticks)-1].at) {
+			ticks = append(ticks, tk)
+		}
+		mem := ofKind(h.holders(), "memory")
+		var held int64
+		filled := len(mem) > 0
+		for _, p := range mem {
+			resident := rss(p.pid)
+			held += min(resident, sizeOf(p))
+			filled = filled && resident >= sizeOf(p)
+			if s := cpuSeconds(p.pid); s > spent[p.pid] {
+				spent[p.pid] = s
+			}
+		}
+		if filled && held >= ballast-32*mib && filledAt.IsZero() {
+			filledAt = time.Now()
+		}
+		if !filledAt.IsZero() && time.Since(filledAt) > 1500*time.Millisecond {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if filledAt.IsZero() {
+		t.Fatalf("the ballast was not resident within 15 s: %v", h.holders())
+	}
+	var total float64
+	for _, s := range spent {
+		total += s
+	}
+	t.Logf("ballast resident %v after the start; the memory holders spent %.3f s of CPU by then (/proc)",
+		filledAt.Sub(started).Round(time.Millisecond), total)
+	for _, tk := range ticks {
+		t.Logf("tick %s: cro_holder_usage_ratio{cpu} %.4f, cro_usage_ratio{cpu} %.4f, cro_holders{cpu} %v",
+			tk.at.Format("15:04:05.000"), tk.holderCPU, tk.totalCPU, tk.cpuHolders)
+	}
+	// The ticks up to the first one after the ballast was resident cover
+	// the filling: one of them must count the holders' CPU.
+	var during float64
+	for _, tk := range ticks {
+		if tk.cpuHolders != 0 {
+			t.Errorf("a CPU holder ran with --target.cpu=0 (tick %s)", tk.at.Format("15:04:05.000"))
+		}
+		if !tk.at.After(filledAt.Add(1100 * time.Millisecond)) {
+			during = max(during, tk.holderCPU)
+		}
+	}
+	if !(during > 0) {
+		t.Errorf("cro_holder_usage_ratio{resource=\"cpu\"} stayed %v at every tick while the memory holders filled (they spent %.3f s of CPU): their CPU was counted as real usage", during, total)
+	}
+}
+
+// cpuSeconds is utime+stime of pid, in seconds; 0 when it is gone.
+func cpuSeconds(pid int) float64 {
+	data, err := readStat(pid)
+	if err != nil || len(data) < 15 {
+		return 0
+	}
+	utime, _ := strconv.ParseFloat(data[11], 64)
+	stime, _ := strconv.ParseFloat(data[12], 64)
+	return (utime + stime) / 100 // USER_HZ
+}
+
+// readStat is the fields of /proc/<pid>/stat from the third on (state).
+func readStat(pid int) ([]string, error) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return nil, err
+	}
+	s := string(data)
+	return strings.Fields(s[strings.LastIndexByte(s, ')')+1:]), nil
+}
+
+// plannedMemory is the ballast the daemon planned last, as its log says
+// after offset ("holder load planned" at a tick, "memory ballast released"
+// by the watcher), and whether the watcher has released any for pressure;
+// -1 when no line says.
+func plannedMemory(e *exporter, offset int) (planned int64, pressure bool) {
+	planned = -1
+	for l := range strings.Lines(e.stderr.String()[offset:]) {
+		var line logLine
+		if json.Unmarshal([]byte(l), &line) != nil {
+			continue
+		}
+		switch line.Msg {
+		case "memory ballast released":
+			planned = line.Memory
+			pressure = pressure || line.Reason == "pressure"
+		case "holder load planned":
+			planned = line.Memory
+		}
+	}
+	return planned, pressure
+}
+
+func TestAfterAPressureReleaseTheBallastStaysDown(t *testing.T) {
+	h := newHost(t)
+	_, avail0 := settledMemAvailable(t)
+	// 512 MiB of ballast in four chunks of 128 MiB, and a reserve that
+	// leaves it about 160 MiB of room: real work that takes more makes it
+	// give way.
+	const ballast = 512 * mib
+	reserve := avail0 - ballast - 160*mib
+	e := h.start("--target.cpu=0", "--target.disk=0", "--target.memory="+memoryTarget(t, ballast),
+		fmt.Sprintf("--memory.reserve=%d", reserve))
+	mem := waitBallast(t, h, ballast-64*mib)
+	logFrom := len(e.stderr.String())
+	before, _ := plannedMemory(e, 0)
+	t.Logf("MemAvailable %d MiB before the daemon, reserve %d MiB; ballast planned %d MiB in %v",
+		avail0/mib, reserve/mib, before/mib, mem)
+
+	// Real work: 64 MiB more every 100 ms, each page written, until the
+	// ballast has given back three chunks, one release at least for
+	// pressure. Three chunks are more than the 1-point band (240 MiB on
+	// a 24 GiB host) within which a tick would not grow it back anyway.
+	var taken [][]byte
+	free := func() {
+		for _, m := range taken {
+			unix.Munmap(m)
+		}
+		taken = nil
+	}
+	t.Cleanup(free)
+	const step = 64 * mib
+	limit := avail0 - reserve + 768*mib
+	var took int64
+	for {
+		planned, pressure := plannedMemory(e, logFrom)
+		if pressure && planned >= 0 && planned <= before-3*128*mib {
+			break
+		}
+		if took >= limit {
+			_, avail := meminfo(t)
+			t.Fatalf("took %d MiB of memory (MemAvailable now %d MiB, reserve %d MiB) and the ballast did not give back three chunks for pressure:\n%s",
+				took/mib, avail/mib, reserve/mib, e.stderr.String()[logFrom:])
+		}
+		m, err := unix.Mmap(-1, 0, step, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
+		if err != nil {
+			t.Fatal(err)
+		}
+		taken = append(taken, m)
+		for off := 0; off < len(m); off += 4096 {
+			m[off] = 1
+		}
+		took += step
+		time.Sleep(100 * time.Millisecond)
+	}
+	// Releases still in flight (MemAvailable shows a release a second or
+	// so late) settle; then the work ends.
+	time.Sleep(time.Second)
+	released, _ := plannedMemory(e, logFrom)
+	left := pids(ofKind(h.holders(), "memory"))
+	free()
+	freedAt := time.Now()
+	t.Logf("took %d MiB; the ballast gave way to %d MiB (%d holders), was %d MiB; the work ended",
+		took/mib, released/mib, len(left), before/mib)
+
+	// MemAvailable comes back with room for the ballast to grow again.
+	waitFor(t, 5*time.Second, "MemAvailable back", func() (bool, string) {
+		_, avail := meminfo(t)
+		return avail > reserve+256*mib, fmt.Sprintf("MemAvailable %d MiB, reserve %d MiB", avail/mib, reserve/mib)
+	})
+	_, avail := meminfo(t)
+	t.Logf("MemAvailable %d MiB, %d MiB over the reserve, %v after the work ended", avail/mib, (avail-reserve)/mib,
+		time.Since(freedAt).Round(time.Millisecond))
+
+	// For four ticks the ballast stays at or below what was left.
+	var holdOff float64
+	for end := time.Now().Add(4 * time.Second); time.Now().Before(end); time.Sleep(200 * time.Millisecond) {
+		for _, p := range ofKind(h.holders(), "memory") {
+			if !slices.Contains(left, p.pid) {
+				t.Fatalf("a memory holder started %v after the work ended, within the hold-off: %v (holders then: %v)\n%s",
+					time.Since(freedAt).Round(time.Millisecond), p, left, e.stderr.String()[logFrom:])
+			}
+		}
+		body := scrapeWithin(t, e, 2*time.Second)
+		holdOff = value(body, `cro_holder_hold_off_seconds{resource="memory"}`)
+		if !(holdOff > 0 && holdOff <= 300) {
+			t.Fatalf(`cro_holder_hold_off_seconds{resource="memory"} = %v after a pressure release, want above 0, at most 300`, holdOff)
+		}
+		if b := value(body, `cro_holder_bytes{resource="memory"}`); b > float64(released)+float64(len(left))*16*mib {
+			t.Fatalf(`cro_holder_bytes{resource="memory"} = %.0f MiB, above the %d MiB left after the release`, b/mib, released/mib)
+		}
+	}
+	if planned, _ := plannedMemory(e, logFrom); planned > released {
+		t.Errorf("the ballast was planned to grow back to %d MiB after the release (to %d MiB) within the hold-off:\n%s",
+			planned/mib, released/mib, e.stderr.String()[logFrom:])
+	}
+	_, avail = meminfo(t)
+	t.Logf("4 s later: ballast still %d MiB, hold-off %.0f s left, MemAvailable %d MiB over the reserve", released/mib, holdOff, (avail-reserve)/mib)
+}
