@@ -243,8 +243,13 @@ func (l *Loop) decide(s collector.Sample, used HolderUsage) *collector.State {
 		}
 		if r == collector.Memory && want < now && now > limit-real {
 			// Memory is short: stop whole chunks, as Watch does, so
-			// that no new holder starts while memory is short.
+			// that no new holder starts while memory is short, and
+			// hold off as after a release between ticks: the tick
+			// merely saw the shortage first.
 			next.Memory = afterRelease(l.planned.Memory, l.Chunk, l.planned.Memory-next.Memory)
+			if reserved {
+				l.holdOff = l.holdOff.after(s.Time)
+			}
 		}
 		state.Resources[r] = collector.ResourceState{
 			Average:  l.Averages.Value(r),

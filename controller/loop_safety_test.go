@@ -258,3 +258,30 @@ func TestEveryFailedSaveIsCountedAndARunOfThemLoggedOnce(t *testing.T) {
 		}
 	})
 }
+
+func TestATickThatSeesMemoryShortFirstHoldsOffToo(t *testing.T) {
+	model := &Model{CPUs: 2, MemoryTotal: 8 * gib, DiskSize: 100 * gib, Real: steady(idle)}
+	loop := memoryLoop(model)
+	tick := func(at time.Duration) {
+		s, _ := model.Read(simStart.Add(at))
+		loop.Step(s)
+	}
+	for i := range 4 {
+		tick(time.Duration(i) * 15 * time.Second)
+	}
+	if loop.planned.Memory == 0 {
+		t.Fatal("no ballast planned on an idle host under its memory target")
+	}
+	// A workload takes 60% of memory for one tick, before the watcher
+	// reads the host.
+	model.Real = steady([3]float64{idle[0], 0.6, idle[2]})
+	tick(time.Minute)
+	released := loop.planned.Memory
+	model.Real = steady(idle)
+	for at := time.Minute + 15*time.Second; at < 6*time.Minute; at += 15 * time.Second {
+		tick(at)
+		if loop.planned.Memory > released {
+			t.Fatalf("ballast grew back to %d at %v after the tick released it to %d", loop.planned.Memory, at, released)
+		}
+	}
+}

@@ -17,14 +17,6 @@ import (
 // user needs to exist.
 const foreignStateUID = 54321
 
-// mustState fails the test on err.
-func mustState(t *testing.T, err error) {
-	t.Helper()
-	if err != nil {
-		t.Fatal(err)
-	}
-}
-
 // stateWithin runs f and fails the test binary at once when f takes longer
 // than d: a read stuck on a FIFO, or eating /dev/zero, must not outlive the
 // test.
@@ -55,33 +47,33 @@ type stateFilePlant struct {
 func stateFilePlants() []stateFilePlant {
 	return []stateFilePlant{
 		{"a symlink to /dev/zero", func(t *testing.T, path string, _ []byte) string {
-			mustState(t, os.Symlink("/dev/zero", path))
+			mustFill(t, os.Symlink("/dev/zero", path))
 			return ""
 		}, "is a symlink"},
 		{"a symlink to a file elsewhere", func(t *testing.T, path string, valid []byte) string {
 			outside := filepath.Join(t.TempDir(), "outside")
-			mustState(t, os.WriteFile(outside, valid, 0o600))
-			mustState(t, os.Symlink(outside, path))
+			mustFill(t, os.WriteFile(outside, valid, 0o600))
+			mustFill(t, os.Symlink(outside, path))
 			return outside
 		}, "is a symlink"},
 		{"a FIFO", func(t *testing.T, path string, _ []byte) string {
-			mustState(t, unix.Mkfifo(path, 0o600))
+			mustFill(t, unix.Mkfifo(path, 0o600))
 			return ""
 		}, "is a FIFO"},
 		{"a hard link to a file elsewhere", func(t *testing.T, path string, valid []byte) string {
 			// Root may link a file of its own even with
 			// fs.protected_hardlinks=1.
 			outside := filepath.Join(t.TempDir(), "outside")
-			mustState(t, os.WriteFile(outside, valid, 0o600))
-			mustState(t, os.Link(outside, path))
+			mustFill(t, os.WriteFile(outside, valid, 0o600))
+			mustFill(t, os.Link(outside, path))
 			return outside
 		}, "has 2 links"},
 		{"another user's file", func(t *testing.T, path string, valid []byte) string {
 			if os.Geteuid() != 0 {
 				t.Skip("needs root")
 			}
-			mustState(t, os.WriteFile(path, valid, 0o600))
-			mustState(t, os.Chown(path, foreignStateUID, foreignStateUID))
+			mustFill(t, os.WriteFile(path, valid, 0o600))
+			mustFill(t, os.Chown(path, foreignStateUID, foreignStateUID))
 			return ""
 		}, "is owned by uid 54321"},
 	}
@@ -95,7 +87,7 @@ func TestLockRefusesALockFileThatIsNotOurs(t *testing.T) {
 			path := filepath.Join(dir, LockFile)
 			outside := p.make(t, path, []byte(content))
 			var before unix.Stat_t
-			mustState(t, unix.Lstat(path, &before))
+			mustFill(t, unix.Lstat(path, &before))
 			var l *stateLock
 			var err error
 			stateWithin(t, 5*time.Second, func() { l, err = lockStateDir(dir) })
@@ -111,7 +103,7 @@ func TestLockRefusesALockFileThatIsNotOurs(t *testing.T) {
 				}
 			}
 			var after unix.Stat_t
-			mustState(t, unix.Lstat(path, &after))
+			mustFill(t, unix.Lstat(path, &after))
 			if after.Ino != before.Ino || after.Size != before.Size || after.Mode != before.Mode || after.Uid != before.Uid {
 				t.Errorf("the planted %s was changed", LockFile)
 			}
@@ -170,7 +162,7 @@ func TestLoadRegistryWarnsOfALongStringInShort(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			dir := t.TempDir()
 			path := filepath.Join(dir, RegistryFile)
-			mustState(t, os.WriteFile(path, []byte(content), 0o600))
+			mustFill(t, os.WriteFile(path, []byte(content), 0o600))
 			var log bytes.Buffer
 			if _, err := loadRegistry(dir, time.Unix(1700000000, 0), slog.New(slog.NewJSONHandler(&log, nil))); err != nil {
 				t.Fatal(err)

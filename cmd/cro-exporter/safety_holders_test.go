@@ -108,26 +108,12 @@ func waitBallast(t *testing.T, h *host, least int64) []proc {
 	return mem
 }
 
-// waitBurner waits until h runs a CPU holder that is none of not, and
-// returns it.
-func waitBurner(t *testing.T, h *host, timeout time.Duration, not ...int) proc {
-	t.Helper()
-	p, ok := findBurner(h, timeout, not...)
-	if !ok {
-		t.Fatalf("no CPU holder within %v (other than pids %v): %v", timeout, not, h.holders())
-	}
-	return p
-}
-
-// findBurner waits up to timeout for a CPU holder of h that is none of
-// not. A daemon whose host meets the CPU target by itself rightly runs
-// none.
-func findBurner(h *host, timeout time.Duration, not ...int) (proc, bool) {
+// findBurner waits up to timeout for a CPU holder of h. A daemon whose
+// host meets the CPU target by itself rightly runs none.
+func findBurner(h *host, timeout time.Duration) (proc, bool) {
 	for deadline := time.Now().Add(timeout); ; time.Sleep(100 * time.Millisecond) {
-		for _, p := range ofKind(h.holders(), "cpu") {
-			if !slices.Contains(not, p.pid) {
-				return p, true
-			}
+		if cpu := ofKind(h.holders(), "cpu"); len(cpu) > 0 {
+			return cpu[0], true
 		}
 		if time.Now().After(deadline) {
 			return proc{}, false
@@ -147,6 +133,15 @@ func logLines(e *exporter, offset int) []map[string]any {
 	return out
 }
 
+// logOnFailure logs the daemon's log when the test fails, fatally or not.
+func logOnFailure(t *testing.T, e *exporter) {
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("the daemon's log:\n%s", e.stderr)
+		}
+	})
+}
+
 // aboutCPUHolder matches a log line that is about the CPU holder: its
 // message or error names it, or its kind is cpu.
 var aboutCPUHolder = regexp.MustCompile(`(?i)cpu holder|"kind":"cpu"`)
@@ -156,6 +151,7 @@ func TestASIGSTOPpedHolderStallsNeitherTheTicksNorTheShutdown(t *testing.T) {
 	cpu := burnerTarget(t)
 	e := h.start("--log.level=debug", "--target.memory="+memoryTarget(t, 256*mib),
 		"--target.cpu="+ratioFlag(cpu), "--target.disk=0")
+	logOnFailure(t, e)
 	stopped := waitBallast(t, h, 224*mib)
 	if cpu > 0 {
 		if burner, ok := findBurner(h, 6*time.Second); ok {
@@ -234,7 +230,7 @@ func TestASIGSTOPpedHolderStallsNeitherTheTicksNorTheShutdown(t *testing.T) {
 		}
 		t.Logf("while it was stopped, the burner's duty changed %d times; burner killed: %v", duties, gone)
 		if !gone && duties == 0 {
-			t.Errorf("the burner's duty never changed while it was stopped, so the test proved less than it should:\n%s", e.stderr.String()[logFrom:])
+			t.Errorf("the burner's duty never changed while it was stopped, so the test proved less than it should")
 		}
 	}
 
@@ -247,7 +243,7 @@ func TestASIGSTOPpedHolderStallsNeitherTheTicksNorTheShutdown(t *testing.T) {
 	}
 	err, took := signalAndWait(t, e, syscall.SIGTERM, 1500*time.Millisecond)
 	if err != nil {
-		t.Fatalf("exit after SIGTERM with holders stopped: %v\n%s", err, e.stderr)
+		t.Fatalf("exit after SIGTERM with holders stopped: %v", err)
 	}
 	t.Logf("exited 0 %v after SIGTERM, with holders stopped", took.Round(time.Millisecond))
 	if left := append(aliveOf(stopped), h.holders()...); len(left) > 0 {
@@ -259,15 +255,20 @@ func TestHoldersKilledFromOutsideAreReplacedWithinTwoTicksAndCounted(t *testing.
 	h := newHost(t)
 	cpu := burnerTarget(t)
 	e := h.start("--target.memory="+memoryTarget(t, 256*mib), "--target.cpu="+ratioFlag(cpu), "--target.disk=0")
+	logOnFailure(t, e)
 	mem := waitBallast(t, h, 224*mib)
 	victims := []proc{mem[0]}
-	if burner, ok := findBurner(h, 6*time.Second); cpu > 0 && ok {
+	var burner proc
+	ok := false
+	if cpu > 0 {
+		burner, ok = findBurner(h, 6*time.Second)
+	}
+	if ok {
 		victims = append(victims, burner)
 	} else {
 		t.Logf("no burner (CPU target %.4f): only a memory holder is killed", cpu)
 		cpu = 0
 	}
-	before := len(e.stderr.String())
 	killed := time.Now()
 	for _, p := range victims {
 		if err := syscall.Kill(p.pid, syscall.SIGKILL); err != nil {
@@ -317,7 +318,6 @@ func TestHoldersKilledFromOutsideAreReplacedWithinTwoTicksAndCounted(t *testing.
 	if n := len(ofKind(h.holders(), "memory")); n > len(mem) {
 		t.Errorf("%d memory holders after the replacement, want %d as before", n, len(mem))
 	}
-	t.Logf("the daemon's log since the kill:\n%s", e.stderr.String()[before:])
 }
 
 func TestACPUHolderKilledAgainAndAgainBacksOffAndIsLoggedOnce(t *testing.T) {
@@ -327,6 +327,7 @@ func TestACPUHolderKilledAgainAndAgainBacksOffAndIsLoggedOnce(t *testing.T) {
 		t.Skip("the host is too busy for a CPU burner")
 	}
 	e := h.start("--target.memory=0", "--target.cpu="+ratioFlag(cpu), "--target.disk=0")
+	logOnFailure(t, e)
 	first, ok := findBurner(h, 6*time.Second)
 	if !ok {
 		t.Skipf("no burner: real CPU usage met the target %.4f", cpu)
@@ -368,9 +369,10 @@ func TestACPUHolderKilledAgainAndAgainBacksOffAndIsLoggedOnce(t *testing.T) {
 	if len(starts) > 2 {
 		t.Errorf("the CPU holder was restarted %d times in 10 s of kills, want at most 2: a holder that keeps dying must back off", len(starts))
 	}
-	for i := 2; i < len(starts); i++ {
-		if gap := starts[i].Sub(starts[i-1]); gap < 15*time.Second {
-			t.Errorf("restarts %d and %d of the CPU holder only %v apart, want 15 s or more", i-1, i, gap)
+	// Seen every 300 ms: a gap may look that much shorter than it was.
+	for i := 1; i < len(starts); i++ {
+		if gap := starts[i].Sub(starts[i-1]); gap < 14*time.Second {
+			t.Errorf("restarts %d and %d of the CPU holder only %v apart, want 15 s or more", i, i+1, gap.Round(time.Millisecond))
 		}
 	}
 
@@ -404,10 +406,12 @@ func TestTheCPUMemoryHoldersSpendFillingIsHolderLoad(t *testing.T) {
 	const ballast = 512 * mib
 	e := h.start("--holder.memory-chunk=64MiB", "--target.cpu=0", "--target.disk=0",
 		"--target.memory="+memoryTarget(t, ballast))
+	logOnFailure(t, e)
 	started := time.Now()
 
-	// Every tick until a second after the ballast is resident, and when
-	// that was; meanwhile, what the memory holders spent, as /proc says.
+	// Every tick until the first one after the ballast is resident, and
+	// when that was; meanwhile, what the memory holders spent, as /proc
+	// says.
 	type tick struct {
 		at         time.Time
 		holderCPU  float64 // cro_holder_usage_ratio{resource="cpu"}
@@ -442,7 +446,7 @@ func TestTheCPUMemoryHoldersSpendFillingIsHolderLoad(t *testing.T) {
 		if filled && held >= ballast-32*mib && filledAt.IsZero() {
 			filledAt = time.Now()
 		}
-		if !filledAt.IsZero() && time.Since(filledAt) > 1500*time.Millisecond {
+		if !filledAt.IsZero() && ticks[len(ticks)-1].at.After(filledAt) {
 			break
 		}
 		time.Sleep(50 * time.Millisecond)
@@ -467,9 +471,7 @@ func TestTheCPUMemoryHoldersSpendFillingIsHolderLoad(t *testing.T) {
 		if tk.cpuHolders != 0 {
 			t.Errorf("a CPU holder ran with --target.cpu=0 (tick %s)", tk.at.Format("15:04:05.000"))
 		}
-		if !tk.at.After(filledAt.Add(1100 * time.Millisecond)) {
-			during = max(during, tk.holderCPU)
-		}
+		during = max(during, tk.holderCPU)
 	}
 	if !(during > 0) {
 		t.Errorf("cro_holder_usage_ratio{resource=\"cpu\"} stayed %v at every tick while the memory holders filled (they spent %.3f s of CPU): their CPU was counted as real usage", during, total)
@@ -529,6 +531,7 @@ func TestAfterAPressureReleaseTheBallastStaysDown(t *testing.T) {
 	reserve := avail0 - ballast - 160*mib
 	e := h.start("--target.cpu=0", "--target.disk=0", "--target.memory="+memoryTarget(t, ballast),
 		fmt.Sprintf("--memory.reserve=%d", reserve))
+	logOnFailure(t, e)
 	mem := waitBallast(t, h, ballast-64*mib)
 	logFrom := len(e.stderr.String())
 	before, _ := plannedMemory(e, 0)
@@ -536,9 +539,9 @@ func TestAfterAPressureReleaseTheBallastStaysDown(t *testing.T) {
 		avail0/mib, reserve/mib, before/mib, mem)
 
 	// Real work: 64 MiB more every 100 ms, each page written, until the
-	// ballast has given back three chunks, one release at least for
-	// pressure. Three chunks are more than the 1-point band (240 MiB on
-	// a 24 GiB host) within which a tick would not grow it back anyway.
+	// ballast has given back 256 MiB or more, one release at least for
+	// pressure. That is more than the band within which a tick would not
+	// grow it back anyway (1 point of MemTotal: 240 MiB on 24 GiB).
 	var taken [][]byte
 	free := func() {
 		for _, m := range taken {
@@ -552,13 +555,13 @@ func TestAfterAPressureReleaseTheBallastStaysDown(t *testing.T) {
 	var took int64
 	for {
 		planned, pressure := plannedMemory(e, logFrom)
-		if pressure && planned >= 0 && planned <= before-3*128*mib {
+		if pressure && planned >= 0 && before-planned >= 256*mib {
 			break
 		}
 		if took >= limit {
 			_, avail := meminfo(t)
-			t.Fatalf("took %d MiB of memory (MemAvailable now %d MiB, reserve %d MiB) and the ballast did not give back three chunks for pressure:\n%s",
-				took/mib, avail/mib, reserve/mib, e.stderr.String()[logFrom:])
+			t.Fatalf("took %d MiB of memory (MemAvailable now %d MiB, reserve %d MiB) and the ballast did not give back 256 MiB, for pressure",
+				took/mib, avail/mib, reserve/mib)
 		}
 		m, err := unix.Mmap(-1, 0, step, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
 		if err != nil {
@@ -575,6 +578,7 @@ func TestAfterAPressureReleaseTheBallastStaysDown(t *testing.T) {
 	// so late) settle; then the work ends.
 	time.Sleep(time.Second)
 	released, _ := plannedMemory(e, logFrom)
+	settled := time.Now()
 	left := pids(ofKind(h.holders(), "memory"))
 	free()
 	freedAt := time.Now()
@@ -592,25 +596,33 @@ func TestAfterAPressureReleaseTheBallastStaysDown(t *testing.T) {
 
 	// For four ticks the ballast stays at or below what was left.
 	var holdOff float64
+	badHoldOff := ""
 	for end := time.Now().Add(4 * time.Second); time.Now().Before(end); time.Sleep(200 * time.Millisecond) {
 		for _, p := range ofKind(h.holders(), "memory") {
 			if !slices.Contains(left, p.pid) {
-				t.Fatalf("a memory holder started %v after the work ended, within the hold-off: %v (holders then: %v)\n%s",
-					time.Since(freedAt).Round(time.Millisecond), p, left, e.stderr.String()[logFrom:])
+				t.Fatalf("a memory holder started %v after the work ended, within the hold-off: %v (holders then: %v)",
+					time.Since(freedAt).Round(time.Millisecond), p, left)
 			}
 		}
 		body := scrapeWithin(t, e, 2*time.Second)
 		holdOff = value(body, `cro_holder_hold_off_seconds{resource="memory"}`)
-		if !(holdOff > 0 && holdOff <= 300) {
-			t.Fatalf(`cro_holder_hold_off_seconds{resource="memory"} = %v after a pressure release, want above 0, at most 300`, holdOff)
+		if !(holdOff > 0 && holdOff <= 300) && badHoldOff == "" {
+			badHoldOff = fmt.Sprintf("%v, %v after the work ended", holdOff, time.Since(freedAt).Round(time.Millisecond))
 		}
-		if b := value(body, `cro_holder_bytes{resource="memory"}`); b > float64(released)+float64(len(left))*16*mib {
-			t.Fatalf(`cro_holder_bytes{resource="memory"} = %.0f MiB, above the %d MiB left after the release`, b/mib, released/mib)
+		// A tick measures the holders before it acts: one before the
+		// release settled may show chunks it stopped.
+		tick := time.Unix(0, int64(value(body, "cro_last_sample_timestamp_seconds")*1e9))
+		if b := value(body, `cro_holder_bytes{resource="memory"}`); tick.After(settled) && b > float64(released)+float64(len(left))*16*mib {
+			t.Fatalf(`cro_holder_bytes{resource="memory"} = %.0f MiB at the tick of %s, above the %d MiB left after the release`,
+				b/mib, tick.Format("15:04:05.000"), released/mib)
 		}
 	}
+	if badHoldOff != "" {
+		t.Errorf(`cro_holder_hold_off_seconds{resource="memory"} = %s, after a pressure release; want above 0, at most 300`, badHoldOff)
+	}
 	if planned, _ := plannedMemory(e, logFrom); planned > released {
-		t.Errorf("the ballast was planned to grow back to %d MiB after the release (to %d MiB) within the hold-off:\n%s",
-			planned/mib, released/mib, e.stderr.String()[logFrom:])
+		t.Errorf("the ballast was planned to grow back to %d MiB after the release (to %d MiB) within the hold-off",
+			planned/mib, released/mib)
 	}
 	_, avail = meminfo(t)
 	t.Logf("4 s later: ballast still %d MiB, hold-off %.0f s left, MemAvailable %d MiB over the reserve", released/mib, holdOff, (avail-reserve)/mib)
