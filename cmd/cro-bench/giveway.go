@@ -118,10 +118,17 @@ func windows(c *cro, n int) (busy, burner []float64, err error) {
 }
 
 // holderTicks is the CPU ticks of each holder process of the given kind
-// that the daemon pid started.
+// that the daemon pid started. A child is listed under the thread that
+// forked it, and the daemon starts holders from a thread of their own, so
+// every thread's children are read.
 func holderTicks(daemon int, kind string) map[int]uint64 {
 	ticks := map[int]uint64{}
-	children, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", daemon, daemon))
+	lists, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", daemon))
+	var children []byte
+	for _, l := range lists {
+		c, _ := os.ReadFile(l)
+		children = append(append(children, c...), ' ')
+	}
 	for _, f := range strings.Fields(string(children)) {
 		pid, _ := strconv.Atoi(f)
 		cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))

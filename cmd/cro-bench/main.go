@@ -25,6 +25,7 @@ func main() {
 		{"memory", benchMemory},
 		{"cpu", benchCPU},
 		{"giveway", benchGiveWay},
+		{"hostile", benchHostileGiveWay},
 		{"simulate", benchSimulate},
 	}
 	failed := false
