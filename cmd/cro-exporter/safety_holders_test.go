@@ -9,12 +9,14 @@ package main
 // and every process and mapping cleaned up when the test ends.
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
 	"math"
 	"net/http"
 	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -626,4 +628,42 @@ func TestAfterAPressureReleaseTheBallastStaysDown(t *testing.T) {
 	}
 	_, avail = meminfo(t)
 	t.Logf("4 s later: ballast still %d MiB, hold-off %.0f s left, MemAvailable %d MiB over the reserve", released/mib, holdOff, (avail-reserve)/mib)
+}
+
+// A file someone puts in the fill dir of a running daemon stops the fill
+// from growing; it is said once when it appears and once when it goes, not
+// at every tick and watch, and the file is never touched.
+func TestAForeignFileInTheFillDirIsLoggedOnceAndLeftAlone(t *testing.T) {
+	h := newHost(t)
+	// Half of the 64 MiB tmpfs: fill grows over a few ticks of 1 s.
+	e := h.start("--target.memory=0", "--target.cpu=0", "--target.disk=0.5")
+	waitFor(t, 10*time.Second, "a fill file", func() (bool, string) {
+		n := len(fillFiles(t, h.fillDir()))
+		return n > 0, fmt.Sprintf("%d fill files", n)
+	})
+	foreign := filepath.Join(h.fillDir(), "notes.txt")
+	content := []byte("a user's notes\n")
+	if err := os.WriteFile(foreign, content, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// The fill is checked every few seconds even when its size stays.
+	waitFor(t, 10*time.Second, "the foreign file named in the log", func() (bool, string) {
+		return strings.Contains(e.stderr.String(), "notes.txt"), e.stderr.String()
+	})
+	time.Sleep(4 * time.Second) // 4 ticks and 16 watches more
+	if n := strings.Count(e.stderr.String(), "notes.txt"); n != 1 {
+		t.Errorf("the foreign file was named in %d log lines, want 1:\n%s", n, e.stderr)
+	}
+	if got, err := os.ReadFile(foreign); err != nil || !bytes.Equal(got, content) {
+		t.Errorf("the foreign file: %q, %v; want it untouched", got, err)
+	}
+	if err := os.Remove(foreign); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 15*time.Second, "the end of the condition said", func() (bool, string) {
+		return strings.Contains(e.stderr.String(), "applying holder load: works again"), e.stderr.String()
+	})
+	if n := strings.Count(e.stderr.String(), "notes.txt"); n != 1 {
+		t.Errorf("the foreign file was named in %d log lines, want 1", n)
+	}
 }
