@@ -98,7 +98,7 @@ func (e *Exporter) Collect(ch chan<- prometheus.Metric) {
 			gauge(e.holdOff, rs.HoldOff.Seconds(), string(r))
 		}
 		for i, reason := range ReleaseReasons {
-			if !Releasable(r, i) {
+			if !releasable(r, i) {
 				continue
 			}
 			ch <- prometheus.MustNewConstMetric(e.releases, prometheus.CounterValue, float64(rs.Releases[i]), string(r), reason)

@@ -1,5 +1,7 @@
 // Package collector reads the host through procfs and statfs into a Sample,
 // and turns the latest State into Prometheus metrics.
+//
+// Like all of cro-exporter, it builds and runs on Linux only.
 package collector
 
 import "time"

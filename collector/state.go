@@ -57,9 +57,9 @@ type ResourceState struct {
 // under its reserve at a tick, and real usage rising into the holders' room.
 var ReleaseReasons = [...]string{"pressure", "reserve", "real_usage"}
 
-// Releasable tells whether r's holders can be released for reason i of
+// releasable tells whether r's holders can be released for reason i of
 // ReleaseReasons: only memory has a pressure watcher, and CPU no reserve.
-func Releasable(r Resource, i int) bool {
+func releasable(r Resource, i int) bool {
 	switch ReleaseReasons[i] {
 	case "pressure":
 		return r == Memory

@@ -66,7 +66,7 @@ func freshAverages() map[collector.Resource]average {
 	return avgs
 }
 
-// Update folds the usage ratio x of r, sampled at now, into r's average. x is
+// update folds the usage ratio x of r, sampled at now, into r's average. x is
 // clamped to 0..1. A NaN or infinite x, or an unknown resource, is rejected
 // with an error and leaves the average untouched, so the next sample's
 // interval covers the rejected one (counted up to maxSpan).
@@ -75,7 +75,7 @@ func freshAverages() map[collector.Resource]average {
 // back) observes no time: it neither decays nor adds weight, and only moves
 // the last sample time, so that the clock's new present is where the next
 // interval starts.
-func (a *Averages) Update(r collector.Resource, now time.Time, x float64) error {
+func (a *Averages) update(r collector.Resource, now time.Time, x float64) error {
 	avg, ok := a.avg[r]
 	if !ok {
 		return fmt.Errorf("updating average: unknown resource %q", r)

@@ -33,7 +33,7 @@ func feed(t testing.TB, a *Averages, r collector.Resource, from, until time.Time
 	now := from
 	for now.Add(step).Compare(until) <= 0 {
 		now = now.Add(step)
-		if err := a.Update(r, now, load(now.Sub(from))); err != nil {
+		if err := a.update(r, now, load(now.Sub(from))); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -51,7 +51,7 @@ func TestAverageOfAConstantIsThatConstantFromTheFirstSample(t *testing.T) {
 		// 30 days at 15 s, checking every sample: exact, not approximate,
 		// because each update steps from the value towards x by x-value = 0.
 		for i := range 30 * day / interval {
-			if err := a.Update(collector.Memory, now, x); err != nil {
+			if err := a.update(collector.Memory, now, x); err != nil {
 				t.Fatal(err)
 			}
 			if got := a.Value(collector.Memory); got != x {
@@ -73,7 +73,7 @@ func TestUsageOutsideZeroToOneIsClamped(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			a := NewAverages(window, maxSpan)
-			a.Update(collector.CPU, start, tc.x)
+			a.update(collector.CPU, start, tc.x)
 			if got := a.Value(collector.CPU); got != tc.want {
 				t.Errorf("Value = %v, want %v", got, tc.want)
 			}
@@ -97,8 +97,8 @@ func TestUsageThatIsNotANumberIsRejectedAndChangesNothing(t *testing.T) {
 			last := feed(t, a, collector.CPU, start, start.Add(day), interval, constant(0.3))
 			before := *a
 			before.avg = maps.Clone(a.avg)
-			if err := a.Update(tc.r, last.Add(interval), tc.x); err == nil {
-				t.Errorf("Update(%q, %v) gave no error", tc.r, tc.x)
+			if err := a.update(tc.r, last.Add(interval), tc.x); err == nil {
+				t.Errorf("update(%q, %v) gave no error", tc.r, tc.x)
 			}
 			if diff := cmp.Diff(&before, a, allowAverages); diff != "" {
 				t.Errorf("rejected update changed the averages (-before +after):\n%s", diff)
@@ -135,7 +135,7 @@ func TestHistoryIsTheObservedSpanCappedAtTheWindow(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			a := NewAverages(window, maxSpan)
-			a.Update(collector.Disk, start, 0.5)
+			a.update(collector.Disk, start, 0.5)
 			// An hour's steps with an hour's maxSpan: fast, and the same
 			// weight as 15 s steps would give.
 			a.maxSpan = time.Hour.Seconds()
@@ -154,7 +154,7 @@ func TestGapDecaysHistoryButInventsNoUsage(t *testing.T) {
 
 	// The exporter was down for 3 days; its first sample back says 0.8.
 	gap := 3 * day
-	if err := a.Update(collector.Memory, last.Add(gap), 0.8); err != nil {
+	if err := a.update(collector.Memory, last.Add(gap), 0.8); err != nil {
 		t.Fatal(err)
 	}
 
@@ -191,17 +191,17 @@ func TestIrregularIntervalsGiveTheSameAverageAsRegularOnes(t *testing.T) {
 		perMinute[i] = rng.Float64()
 	}
 	regular, irregular := NewAverages(window, time.Minute), NewAverages(window, time.Minute)
-	regular.Update(collector.CPU, start, 0)
-	irregular.Update(collector.CPU, start, 0)
+	regular.update(collector.CPU, start, 0)
+	irregular.update(collector.CPU, start, 0)
 	for i, x := range perMinute {
 		end := start.Add(time.Duration(i+1) * time.Minute)
-		regular.Update(collector.CPU, end, x)
+		regular.update(collector.CPU, end, x)
 		for at := end.Add(-time.Minute); ; {
 			at = at.Add(time.Duration(1+rng.IntN(25)) * time.Second)
 			if at.After(end) {
 				at = end
 			}
-			irregular.Update(collector.CPU, at, x)
+			irregular.update(collector.CPU, at, x)
 			if at.Equal(end) {
 				break
 			}
@@ -256,7 +256,7 @@ func TestClockGoingBackOrStandingStillKeepsTheAverageSane(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			a := NewAverages(window, maxSpan)
 			for i, s := range tc.samples {
-				if err := a.Update(collector.CPU, start.Add(s.at), s.x); err != nil {
+				if err := a.update(collector.CPU, start.Add(s.at), s.x); err != nil {
 					t.Fatal(err)
 				}
 				avg, h := a.avg[collector.CPU], a.History(collector.CPU)
@@ -311,7 +311,7 @@ func compare(t *testing.T, n int, step time.Duration, x func(i int) float64) (ew
 	for i := range n {
 		now = now.Add(step)
 		xi := x(i)
-		if err := a.Update(collector.CPU, now, xi); err != nil {
+		if err := a.update(collector.CPU, now, xi); err != nil {
 			t.Fatal(err)
 		}
 		if s := m.add(xi); i >= len(m.ring) {
@@ -408,7 +408,7 @@ func BenchmarkAveragesUpdate(b *testing.B) {
 	for b.Loop() {
 		now = now.Add(interval)
 		for _, r := range collector.Resources {
-			a.Update(r, now, 0.3)
+			a.update(r, now, 0.3)
 		}
 	}
 }

@@ -33,14 +33,14 @@ func TestSetpointBringsTheAverageToTargetAtTheHorizon(t *testing.T) {
 	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	// Ten days at 25% leave the average a little under target plus margin.
 	for ti := time.Duration(0); ti <= 10*24*time.Hour; ti += time.Minute {
-		a.Update("cpu", start.Add(ti), 0.25)
+		a.update("cpu", start.Add(ti), 0.25)
 	}
 	s := a.Setpoint("cpu", 0.25, 0.9)
 	if s <= 0.255 || s >= 0.9 {
 		t.Fatalf("setpoint %v, want between target+margin and the ceiling", s)
 	}
 	for ti := time.Minute; ti <= horizon; ti += time.Minute {
-		a.Update("cpu", start.Add(10*24*time.Hour+ti), s)
+		a.update("cpu", start.Add(10*24*time.Hour+ti), s)
 	}
 	if got := a.Value("cpu"); math.Abs(got-0.255) > 1e-4 {
 		t.Errorf("average after holding the setpoint for the horizon = %v, want 0.255", got)

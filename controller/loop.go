@@ -129,7 +129,7 @@ func (l *Loop) Run(ctx context.Context) error {
 			if l.StateDir == "" {
 				return nil
 			}
-			return l.Averages.Save(l.StateDir)
+			return l.Averages.save(l.StateDir)
 		case now := <-ticker.C:
 			s, err := l.Read(now)
 			// A failed read skips the tick; the stale
@@ -150,7 +150,7 @@ func (l *Loop) Run(ctx context.Context) error {
 // save saves the averages, counting every failure and logging a run of
 // them once.
 func (l *Loop) save() {
-	err := l.Averages.Save(l.StateDir)
+	err := l.Averages.save(l.StateDir)
 	l.saveFault.report(l.Logger, "saving the averages", err)
 	if err != nil {
 		l.mu.Lock()
@@ -196,7 +196,7 @@ func (l *Loop) decide(s collector.Sample, used HolderUsage) *collector.State {
 		c := &l.control[i]
 		total := s.Usage(r)
 		real := max(0, total-held[i])
-		if err := l.Averages.Update(r, s.Time, total); err != nil {
+		if err := l.Averages.update(r, s.Time, total); err != nil {
 			l.Logger.Warn("updating the average", "resource", r, "err", err)
 		}
 		// A CPU figure over much more than an interval (the first one,

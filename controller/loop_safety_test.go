@@ -230,8 +230,8 @@ func TestADryRunLoopWritesNothing(t *testing.T) {
 		if entries, _ := os.ReadDir(dir); len(entries) != 0 {
 			t.Errorf("a loop without a state dir wrote %s", entries[0].Name())
 		}
-		if _, err := os.Stat(filepath.Join(".", AveragesFile)); err == nil {
-			t.Errorf("a loop without a state dir wrote %s in the working directory", AveragesFile)
+		if _, err := os.Stat(filepath.Join(".", averagesFile)); err == nil {
+			t.Errorf("a loop without a state dir wrote %s in the working directory", averagesFile)
 		}
 	})
 }

@@ -68,7 +68,7 @@ func TestLoopPublishesEveryIntervalAndSavesEveryFiveMinutesAndAtTheEnd(t *testin
 	synctest.Test(t, func(t *testing.T) {
 		var failing atomic.Bool
 		loop, published := testLoop(t, &failing, io.Discard)
-		saved := filepath.Join(loop.StateDir, AveragesFile)
+		saved := filepath.Join(loop.StateDir, averagesFile)
 		ctx, cancel := context.WithCancel(t.Context())
 		done := make(chan error)
 		go func() { done <- loop.Run(ctx) }()

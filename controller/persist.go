@@ -14,8 +14,8 @@ import (
 	"github.com/cro-exporter/cro-exporter/internal/statefile"
 )
 
-// AveragesFile is the name of the averages' state file in the state dir.
-const AveragesFile = "averages.json"
+// averagesFile is the name of the averages' state file in the state dir.
+const averagesFile = "averages.json"
 
 // fileVersion is the version of the state file's format.
 const fileVersion = 1
@@ -67,10 +67,10 @@ func CheckStateDir(dir string, write bool) error {
 	return nil
 }
 
-// Save writes the averages to AveragesFile in dir so that neither a crash nor
+// save writes the averages to averagesFile in dir so that neither a crash nor
 // a power cut leaves it half written: into a temporary file in the same dir,
 // synced, renamed over the old file, and the dir synced to keep the rename.
-func (a *Averages) Save(dir string) error {
+func (a *Averages) save(dir string) error {
 	file := averagesJSON{Version: fileVersion, Resources: make(map[collector.Resource]averageJSON, len(a.avg))}
 	for r, avg := range a.avg {
 		file.Resources[r] = averageJSON{Value: avg.value, Weight: avg.weight, Last: avg.last.UTC()}
@@ -79,20 +79,20 @@ func (a *Averages) Save(dir string) error {
 	if err != nil {
 		return fmt.Errorf("saving averages: %w", err)
 	}
-	if err := statefile.Write(filepath.Join(dir, AveragesFile), append(data, '\n')); err != nil {
+	if err := statefile.Write(filepath.Join(dir, averagesFile), append(data, '\n')); err != nil {
 		return fmt.Errorf("saving averages: %w", err)
 	}
 	return nil
 }
 
-// Load restores the averages from AveragesFile in dir. A missing file is a
+// Load restores the averages from averagesFile in dir. A missing file is a
 // fresh start. A file that cannot be read, is not a regular file of ours
 // (statefile.Open) or is not valid is logged as a warning, renamed to
-// AveragesFile.corrupt-<unix time of now> (never deleted, so it can be
+// averagesFile.corrupt-<unix time of now> (never deleted, so it can be
 // looked at), and the averages start fresh. Load returns an error only if
 // such a file cannot be moved aside: the next save would overwrite it.
 func (a *Averages) Load(dir string, now time.Time, logger *slog.Logger) error {
-	path := filepath.Join(dir, AveragesFile)
+	path := filepath.Join(dir, averagesFile)
 	aside, err := statefile.Load(path, now, a.restore)
 	if err == nil {
 		return nil
@@ -106,12 +106,12 @@ func (a *Averages) Load(dir string, now time.Time, logger *slog.Logger) error {
 	return nil
 }
 
-// Read restores the averages from AveragesFile in dir like Load, but
+// Read restores the averages from averagesFile in dir like Load, but
 // changes nothing on disk, for a dry run beside a daemon that owns the
 // file: one it cannot use is logged as a warning and left where it is, and
 // the averages start fresh: nothing about the file stops a dry run.
 func (a *Averages) Read(dir string, logger *slog.Logger) {
-	path := filepath.Join(dir, AveragesFile)
+	path := filepath.Join(dir, averagesFile)
 	if err := statefile.ParseFile(path, a.restore); err != nil {
 		a.avg = freshAverages()
 		logger.Warn("Averages state file is not usable; starting afresh and leaving it as it is",

@@ -43,9 +43,13 @@ func must(t *testing.T, err error) {
 	}
 }
 
-// needRoot skips a test that plants files only root can.
+// needRoot skips a test that plants files only root can, and every such
+// test under go test -short.
 func needRoot(t *testing.T) {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("short: needs root")
+	}
 	if os.Geteuid() != 0 {
 		t.Skip("needs root")
 	}
@@ -67,8 +71,8 @@ func savedAverages(t *testing.T) ([]byte, *Averages) {
 	dir := t.TempDir()
 	a := NewAverages(window, maxSpan)
 	traceAverages(t, a, rand.New(rand.NewPCG(3, 4)), start, start.Add(day))
-	must(t, a.Save(dir))
-	data, err := os.ReadFile(filepath.Join(dir, AveragesFile))
+	must(t, a.save(dir))
+	data, err := os.ReadFile(filepath.Join(dir, averagesFile))
 	must(t, err)
 	return data, a
 }
@@ -133,7 +137,7 @@ func TestLoadMovesAsideAStateFileThatIsNotOurs(t *testing.T) {
 	for _, p := range plantsNotOurs() {
 		t.Run(p.name, func(t *testing.T) {
 			dir := privateDir(t)
-			path := filepath.Join(dir, AveragesFile)
+			path := filepath.Join(dir, averagesFile)
 			outside := p.make(t, path, valid)
 			var log bytes.Buffer
 			a := NewAverages(window, maxSpan)
@@ -189,7 +193,7 @@ func TestLoadWarnsOfALongStringInShort(t *testing.T) {
 	for name, content := range longValues() {
 		t.Run(name, func(t *testing.T) {
 			dir := privateDir(t)
-			path := filepath.Join(dir, AveragesFile)
+			path := filepath.Join(dir, averagesFile)
 			must(t, os.WriteFile(path, []byte(content), 0o600))
 			var log bytes.Buffer
 			must(t, NewAverages(window, maxSpan).Load(dir, loadedAt, slog.New(slog.NewJSONHandler(&log, nil))))
@@ -208,9 +212,9 @@ func TestSaveNeverWritesThroughAHardLinkedTemporary(t *testing.T) {
 	dir := privateDir(t)
 	outside := filepath.Join(t.TempDir(), "outside")
 	must(t, os.WriteFile(outside, []byte("root's own file"), 0o600))
-	must(t, os.Link(outside, filepath.Join(dir, AveragesFile+".tmp")))
+	must(t, os.Link(outside, filepath.Join(dir, averagesFile+".tmp")))
 	_, a := savedAverages(t)
-	must(t, a.Save(dir))
+	must(t, a.save(dir))
 	if got, _ := os.ReadFile(outside); string(got) != "root's own file" {
 		t.Errorf("the file outside became %q", got)
 	}
@@ -236,7 +240,7 @@ func dirNames(t *testing.T, dir string) []string {
 func TestReadRestoresTheAveragesAndChangesNothing(t *testing.T) {
 	valid, saved := savedAverages(t)
 	dir := privateDir(t)
-	path := filepath.Join(dir, AveragesFile)
+	path := filepath.Join(dir, averagesFile)
 	must(t, os.WriteFile(path, valid, 0o600))
 	var log bytes.Buffer
 	a := NewAverages(window, maxSpan)
@@ -274,7 +278,7 @@ func TestReadLeavesAnUnusableFileAsItIs(t *testing.T) {
 	for _, p := range plants {
 		t.Run(p.name, func(t *testing.T) {
 			dir := privateDir(t)
-			path := filepath.Join(dir, AveragesFile)
+			path := filepath.Join(dir, averagesFile)
 			p.make(t, path, valid)
 			var before unix.Stat_t
 			must(t, unix.Lstat(path, &before))
@@ -294,7 +298,7 @@ func TestReadLeavesAnUnusableFileAsItIs(t *testing.T) {
 			if after.Ino != before.Ino || after.Size != before.Size || after.Mtim != before.Mtim {
 				t.Errorf("%s changed", path)
 			}
-			if diff := cmp.Diff([]string{AveragesFile}, dirNames(t, dir)); diff != "" {
+			if diff := cmp.Diff([]string{averagesFile}, dirNames(t, dir)); diff != "" {
 				t.Errorf("state dir (-want +got):\n%s", diff)
 			}
 		})

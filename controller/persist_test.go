@@ -39,7 +39,7 @@ func TestSaveThenLoadRestoresTheAverages(t *testing.T) {
 	traceAverages(t, saved, rand.New(rand.NewPCG(1, 2)), start, start.Add(3*day))
 	// A resource never sampled has a zero time, which the file leaves out.
 	saved.avg[collector.Disk] = average{}
-	if err := saved.Save(dir); err != nil {
+	if err := saved.save(dir); err != nil {
 		t.Fatal(err)
 	}
 
@@ -55,7 +55,7 @@ func TestSaveThenLoadRestoresTheAverages(t *testing.T) {
 	for _, e := range entries {
 		names = append(names, e.Name())
 	}
-	if diff := cmp.Diff([]string{AveragesFile}, names); diff != "" {
+	if diff := cmp.Diff([]string{averagesFile}, names); diff != "" {
 		t.Errorf("state dir after a save (-want +got):\n%s", diff)
 	}
 }
@@ -73,7 +73,7 @@ func TestSaveAndLoadHalfwayThroughATraceChangesNothing(t *testing.T) {
 	before := NewAverages(window, maxSpan)
 	rng = rand.New(rand.NewPCG(5, 6))
 	traceAverages(t, before, rng, start, halfway)
-	if err := before.Save(dir); err != nil {
+	if err := before.save(dir); err != nil {
 		t.Fatal(err)
 	}
 	restarted := NewAverages(window, maxSpan)
@@ -126,7 +126,7 @@ func TestLoadOfAnUnusableFileMovesItAsideWithAWarning(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
-			path := filepath.Join(dir, AveragesFile)
+			path := filepath.Join(dir, averagesFile)
 			if err := os.WriteFile(path, []byte(tc.content), 0o600); err != nil {
 				t.Fatal(err)
 			}
@@ -162,7 +162,7 @@ func TestLoadOfAnUnusableFileMovesItAsideWithAWarning(t *testing.T) {
 
 func TestLoadNeverOverwritesAnEarlierCorruptFile(t *testing.T) {
 	dir := t.TempDir()
-	path := filepath.Join(dir, AveragesFile)
+	path := filepath.Join(dir, averagesFile)
 	for i, content := range []string{"first", "second", "third"} {
 		if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
 			t.Fatal(err)
@@ -172,9 +172,9 @@ func TestLoadNeverOverwritesAnEarlierCorruptFile(t *testing.T) {
 		}
 	}
 	for name, want := range map[string]string{
-		AveragesFile + ".corrupt-1767225600":   "first",
-		AveragesFile + ".corrupt-1767225600.1": "second",
-		AveragesFile + ".corrupt-1767225600.2": "third",
+		averagesFile + ".corrupt-1767225600":   "first",
+		averagesFile + ".corrupt-1767225600.1": "second",
+		averagesFile + ".corrupt-1767225600.2": "third",
 	} {
 		if got, err := os.ReadFile(filepath.Join(dir, name)); err != nil || string(got) != want {
 			t.Errorf("%s holds %q (%v), want %q", name, got, err, want)
@@ -185,7 +185,7 @@ func TestLoadNeverOverwritesAnEarlierCorruptFile(t *testing.T) {
 func TestLoadOfAnUnreadableFileMovesItAside(t *testing.T) {
 	dir := t.TempDir()
 	// A directory in the file's place cannot be read as one, even by root.
-	if err := os.Mkdir(filepath.Join(dir, AveragesFile), 0o700); err != nil {
+	if err := os.Mkdir(filepath.Join(dir, averagesFile), 0o700); err != nil {
 		t.Fatal(err)
 	}
 	var log bytes.Buffer
@@ -195,7 +195,7 @@ func TestLoadOfAnUnreadableFileMovesItAside(t *testing.T) {
 	if !strings.Contains(log.String(), "is a directory") {
 		t.Errorf("log %q does not name the problem", log.String())
 	}
-	if fi, err := os.Stat(filepath.Join(dir, AveragesFile+".corrupt-1767225600")); err != nil || !fi.IsDir() {
+	if fi, err := os.Stat(filepath.Join(dir, averagesFile+".corrupt-1767225600")); err != nil || !fi.IsDir() {
 		t.Errorf("the directory was not moved aside: %v", err)
 	}
 }
@@ -252,8 +252,8 @@ func TestSaveToAnUnwritableDirFails(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := filepath.Join(file, "sub")
-	err := NewAverages(window, maxSpan).Save(dir)
+	err := NewAverages(window, maxSpan).save(dir)
 	if err == nil || !strings.Contains(err.Error(), dir) {
-		t.Errorf("Save(%s) = %v, want an error naming it", dir, err)
+		t.Errorf("save(%s) = %v, want an error naming it", dir, err)
 	}
 }

@@ -80,7 +80,7 @@ func TestAHostBehindReachesItsTargetWithin130PercentOfTheCeilingsTime(t *testing
 	// Twenty days of history at 5%, saved before this install.
 	for ti := time.Duration(0); ti <= 20*24*time.Hour; ti += sim.Interval {
 		for _, r := range collector.Resources {
-			sim.Averages.Update(r, simStart.Add(ti-20*24*time.Hour), 0.05)
+			sim.Averages.update(r, simStart.Add(ti-20*24*time.Hour), 0.05)
 		}
 	}
 	// The bound: the time the average needs when every resource is held at
@@ -94,7 +94,7 @@ func TestAHostBehindReachesItsTargetWithin130PercentOfTheCeilingsTime(t *testing
 			limit = min(limit, 1-float64(sim.MemoryReserve)/float64(sim.Model.MemoryTotal))
 		}
 		for ti := sim.Interval; a.Value(r) < sim.Targets[r]; ti += sim.Interval {
-			a.Update(r, simStart.Add(ti), limit)
+			a.update(r, simStart.Add(ti), limit)
 			bound[i] = ti
 		}
 	}
@@ -170,7 +170,7 @@ func TestSavingAndRestoringTheAveragesMidwayChangesNothing(t *testing.T) {
 			return
 		}
 		restored = true
-		if err := split.Averages.Save(dir); err != nil {
+		if err := split.Averages.save(dir); err != nil {
 			t.Fatal(err)
 		}
 		fresh := NewAverages(30*24*time.Hour, 30*time.Second)

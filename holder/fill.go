@@ -10,8 +10,8 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// MaxFillFile is the largest fill file.
-const MaxFillFile = 1 << 30
+// maxFillFile is the largest fill file.
+const maxFillFile = 1 << 30
 
 // fillChunk is what one fallocate call or one write covers while growing.
 // It is small so that ENOSPC keeps nearly all that was allocated before it:
@@ -26,11 +26,11 @@ const (
 	maxFillNumber = 999999
 )
 
-// Fill keeps fill files in one private directory. The files are
+// fill keeps fill files in one private directory. The files are
 // preallocated so the filesystem counts them as used, as df does; together
 // they hold the disk share the controller asks for. Its methods are safe
 // for concurrent use.
-type Fill struct {
+type fill struct {
 	dir string
 	// diskPath is a path on the filesystem the fill must be on, "" when
 	// that is not checked.
@@ -38,14 +38,14 @@ type Fill struct {
 	// owner is the state dir of the cro-exporter whose fill this is,
 	// absolute with symlinks resolved: the content of the dir's marker.
 	owner string
-	// maxFile is the largest fill file: MaxFillFile, smaller in tests.
+	// maxFile is the largest fill file: maxFillFile, smaller in tests.
 	maxFile int64
 	// fallocate allocates [off, off+length) of fd with fallocate(2) mode 0;
 	// tests replace it to force the write fallback or ENOSPC.
 	fallocate func(fd int, off, length int64) error
 
 	mu sync.Mutex
-	// held is the fill dir, open and flock(2)ed, while this Fill owns it;
+	// held is the fill dir, open and flock(2)ed, while this fill owns it;
 	// nil before it is made and after Remove or Close.
 	held   *os.File
 	heldSt unix.Stat_t
@@ -63,7 +63,7 @@ type fillUsage struct {
 }
 
 // Dir returns the directory that holds the fill files.
-func (f *Fill) Dir() string { return f.dir }
+func (f *fill) Dir() string { return f.dir }
 
 // fillFile is one fill file as found in the directory.
 type fillFile struct {

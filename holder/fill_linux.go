@@ -82,8 +82,8 @@ func isEmptyDir(d *os.File, dir string) (bool, error) {
 // 0700, with a marker naming stateDir and nothing else in it but fill files
 // of ours. An empty dir of ours, mode 0700, without a marker is also fine:
 // one made for us, as a systemd unit whose daemon may not write the dir's
-// parent does; OpenFill marks it. The error says what was found and what to
-// do. OpenFill checks the same again, since the dir may change in between.
+// parent does; openFill marks it. The error says what was found and what to
+// do. openFill checks the same again, since the dir may change in between.
 func CheckFillDir(fillDir, diskPath, stateDir string) error {
 	if fillDir == "" || stateDir == "" {
 		return errors.New("fill dir: empty path, or no state dir")
@@ -122,7 +122,7 @@ func CheckFillDir(fillDir, diskPath, stateDir string) error {
 	return nil
 }
 
-// OpenFill opens the fill dir dir of the cro-exporter whose state dir is
+// openFill opens the fill dir dir of the cro-exporter whose state dir is
 // owner (absolute, symlinks resolved, as ownerEnv holds it), and holds an
 // flock(2) on it until Remove or Close, so that no other cro-exporter uses
 // it meanwhile. A missing dir is made, mode 0700, with its marker naming
@@ -133,7 +133,7 @@ func CheckFillDir(fillDir, diskPath, stateDir string) error {
 // files found there, from an earlier run, are adopted: every call works on
 // the files it finds, and nothing but fill files and the marker is ever
 // touched.
-func OpenFill(dir, diskPath, owner string) (*Fill, error) {
+func openFill(dir, diskPath, owner string) (*fill, error) {
 	f, err := newFill(dir, diskPath, owner)
 	if err != nil {
 		return nil, err
@@ -148,8 +148,8 @@ func OpenFill(dir, diskPath, owner string) (*Fill, error) {
 	return f, d.Close()
 }
 
-// newFill is a Fill of dir that holds nothing yet.
-func newFill(dir, diskPath, owner string) (*Fill, error) {
+// newFill is a fill of dir that holds nothing yet.
+func newFill(dir, diskPath, owner string) (*fill, error) {
 	if dir == "" {
 		return nil, errors.New("fill dir: empty path")
 	}
@@ -158,20 +158,20 @@ func newFill(dir, diskPath, owner string) (*Fill, error) {
 	}
 	// Clean drops a trailing slash, which would make the kernel follow a
 	// symlink in spite of O_NOFOLLOW.
-	return &Fill{dir: filepath.Clean(dir), diskPath: diskPath, owner: owner, maxFile: MaxFillFile, fallocate: fallocateMode0}, nil
+	return &fill{dir: filepath.Clean(dir), diskPath: diskPath, owner: owner, maxFile: maxFillFile, fallocate: fallocateMode0}, nil
 }
 
 // Close releases the fill dir's lock, leaving the fill files in place.
 // Calling it again does nothing; calling another method takes the dir
-// again, as OpenFill does.
-func (f *Fill) Close() error {
+// again, as openFill does.
+func (f *fill) Close() error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.release()
 }
 
 // release drops the held dir and its lock.
-func (f *Fill) release() error {
+func (f *fill) release() error {
 	if f.held == nil {
 		return nil
 	}
@@ -187,7 +187,7 @@ func fallocateMode0(fd int, off, length int64) error {
 }
 
 // Resize grows or shrinks the fill files to hold total bytes, in files of
-// at most MaxFillFile. Shrinking removes files from the highest number down
+// at most maxFillFile. Shrinking removes files from the highest number down
 // and truncates the last one kept; growing extends the last partial file,
 // then adds files. Blocks are allocated with fallocate(2), or, where the
 // filesystem refuses it, by writing data and fsync. On ENOSPC it stops,
@@ -197,8 +197,8 @@ func fallocateMode0(fd int, off, length int64) error {
 // file someone put there, a symlink at a fill file name), Resize still
 // shrinks but never grows, and returns an error saying so whose text stays
 // the same for as long as that entry is there, so that a caller can log it
-// once. A missing dir is made again, as OpenFill makes it.
-func (f *Fill) Resize(total int64) error {
+// once. A missing dir is made again, as openFill makes it.
+func (f *fill) Resize(total int64) error {
 	if total < 0 {
 		return fmt.Errorf("resizing fill in %s: negative total %d", f.dir, total)
 	}
@@ -259,7 +259,7 @@ func (f *Fill) Resize(total int64) error {
 // directory holds nothing. While a resize is under way (seconds, where the
 // filesystem needs the fill written) it answers at once with what it found
 // last.
-func (f *Fill) Usage() (files int, bytes int64, err error) {
+func (f *fill) Usage() (files int, bytes int64, err error) {
 	if !f.mu.TryLock() {
 		f.seenMu.Lock()
 		defer f.seenMu.Unlock()
@@ -290,7 +290,7 @@ func (f *Fill) Usage() (files int, bytes int64, err error) {
 // are valid even with an error. It never removes anything else: when the dir
 // holds anything but fill files of ours and the marker, those and the dir
 // are left in place, and the error names what is there.
-func (f *Fill) Remove() (files int, bytes int64, err error) {
+func (f *fill) Remove() (files int, bytes int64, err error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	defer f.release()
@@ -334,9 +334,9 @@ func (f *Fill) Remove() (files int, bytes int64, err error) {
 
 // open returns a new open file of the fill dir, after checking that the
 // path still names the dir held. When none is held (before the dir is made,
-// after Remove) it adopts or makes one, as OpenFill does. A missing dir is
+// after Remove) it adopts or makes one, as openFill does. A missing dir is
 // made when create is set, and is otherwise returned as nil with no error.
-func (f *Fill) open(create bool) (*os.File, error) {
+func (f *fill) open(create bool) (*os.File, error) {
 	if f.held == nil {
 		return f.take(create, true)
 	}
@@ -360,9 +360,9 @@ func (f *Fill) open(create bool) (*os.File, error) {
 // take adopts the fill dir, or makes it when it is missing and create is
 // set, locks it and holds it, and returns a new open file of it; nil with
 // no error when it is missing and create is not set. With strict, a dir
-// holding anything but fill files of ours and the marker is refused (OpenFill);
+// holding anything but fill files of ours and the marker is refused (openFill);
 // without, it is taken (--recover, which removes only what is ours).
-func (f *Fill) take(create, strict bool) (*os.File, error) {
+func (f *fill) take(create, strict bool) (*os.File, error) {
 	d, st, err := openFillDir(f.dir)
 	if errors.Is(err, fs.ErrNotExist) {
 		if !create {
@@ -381,7 +381,7 @@ func (f *Fill) take(create, strict bool) (*os.File, error) {
 }
 
 // adopt checks that the existing dir d is ours, and locks it.
-func (f *Fill) adopt(d *os.File, st *unix.Stat_t, strict bool) error {
+func (f *fill) adopt(d *os.File, st *unix.Stat_t, strict bool) error {
 	if err := checkDisk(f.dir, st, f.diskPath); err != nil {
 		return err
 	}
@@ -414,7 +414,7 @@ func (f *Fill) adopt(d *os.File, st *unix.Stat_t, strict bool) error {
 // make makes the missing fill dir, mode 0700, locks it and writes its
 // marker. A dir someone else makes at that moment is adopted, or refused,
 // as any existing one.
-func (f *Fill) make() (*os.File, error) {
+func (f *fill) make() (*os.File, error) {
 	if err := parentOnDisk(f.dir, f.diskPath); err != nil {
 		return nil, err
 	}
@@ -454,7 +454,7 @@ func (f *Fill) make() (*os.File, error) {
 // hold keeps d, locked, as the held dir, and returns a new open file of it
 // for the caller's work: flock belongs to the open file description, which
 // the new one does not share, and closing it leaves the lock held.
-func (f *Fill) hold(d *os.File, st *unix.Stat_t) (*os.File, error) {
+func (f *fill) hold(d *os.File, st *unix.Stat_t) (*os.File, error) {
 	fd, err := unix.Openat(int(d.Fd()), ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		d.Close()
@@ -749,7 +749,7 @@ func resolvePath(path string) (string, error) {
 
 // openFile opens fill file name in d for writing, never following a
 // symlink; with create it makes a new file (O_EXCL, mode 0600).
-func (f *Fill) openFile(d *os.File, name string, create bool) (*os.File, *unix.Stat_t, error) {
+func (f *fill) openFile(d *os.File, name string, create bool) (*os.File, *unix.Stat_t, error) {
 	path := filepath.Join(f.dir, name)
 	flags := unix.O_WRONLY | unix.O_NOFOLLOW | unix.O_NONBLOCK | unix.O_CLOEXEC
 	if create {
@@ -787,7 +787,7 @@ func (f *Fill) openFile(d *os.File, name string, create bool) (*os.File, *unix.S
 }
 
 // unlink removes fill file name from d; unlinking never follows a symlink.
-func (f *Fill) unlink(d *os.File, name string) error {
+func (f *fill) unlink(d *os.File, name string) error {
 	if err := unix.Unlinkat(int(d.Fd()), name, 0); err != nil && err != unix.ENOENT {
 		return &fs.PathError{Op: "unlink", Path: filepath.Join(f.dir, name), Err: err}
 	}
@@ -796,7 +796,7 @@ func (f *Fill) unlink(d *os.File, name string) error {
 
 // truncate cuts file down to size, which frees the blocks past it, and
 // updates file.
-func (f *Fill) truncate(d *os.File, file *fillFile, size int64) error {
+func (f *fill) truncate(d *os.File, file *fillFile, size int64) error {
 	fh, _, err := f.openFile(d, file.name, false)
 	if err != nil {
 		return err
@@ -815,7 +815,7 @@ func (f *Fill) truncate(d *os.File, file *fillFile, size int64) error {
 
 // grow allocates fill file name up to size bytes, making it with create.
 // A new file that got nothing before an error is removed again.
-func (f *Fill) grow(d *os.File, name string, size int64, create bool) error {
+func (f *fill) grow(d *os.File, name string, size int64, create bool) error {
 	fh, st, err := f.openFile(d, name, create)
 	if err != nil {
 		return err
@@ -842,7 +842,7 @@ func (f *Fill) grow(d *os.File, name string, size int64, create bool) error {
 // allocate allocates [from, to) of fh in fillChunk steps with fallocate,
 // or, where the filesystem refuses fallocate, by writing fillPattern data
 // followed by fsync. It stops at the first error, keeping what it did.
-func (f *Fill) allocate(fh *os.File, from, to int64) error {
+func (f *fill) allocate(fh *os.File, from, to int64) error {
 	fd := int(fh.Fd())
 	var buf []byte
 	var err error

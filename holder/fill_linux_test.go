@@ -34,6 +34,7 @@ var fillFilesystems = []struct {
 // the test ends however it ends, and skips the test when not root.
 func mountFillTmpfs(t *testing.T) string {
 	t.Helper()
+	skipShort(t, "mounts a tmpfs, as root")
 	if os.Geteuid() != 0 {
 		t.Skip("mounting a tmpfs needs root")
 	}
@@ -53,13 +54,13 @@ func mountFillTmpfs(t *testing.T) string {
 // testFillOwner is the state dir the tests' fill dirs belong to.
 const testFillOwner = "/var/lib/cro-exporter-test"
 
-// openTestFill opens a Fill of testFillOwner on dir with 2 MiB files, so a
+// openTestFill opens a fill of testFillOwner on dir with 2 MiB files, so a
 // few MiB make several files. Cleanup releases its lock.
-func openTestFill(t *testing.T, dir string) *Fill {
+func openTestFill(t *testing.T, dir string) *fill {
 	t.Helper()
-	f, err := OpenFill(dir, "", testFillOwner)
+	f, err := openFill(dir, "", testFillOwner)
 	if err != nil {
-		t.Fatalf("OpenFill(%s): %v", dir, err)
+		t.Fatalf("openFill(%s): %v", dir, err)
 	}
 	t.Cleanup(func() { f.Close() })
 	f.maxFile = 2 * fillMiB
@@ -108,7 +109,7 @@ type fillUse struct {
 	Bytes int64
 }
 
-func usageOf(t *testing.T, f *Fill) fillUse {
+func usageOf(t *testing.T, f *fill) fillUse {
 	t.Helper()
 	files, n, err := f.Usage()
 	if err != nil {
@@ -282,23 +283,26 @@ func TestOpenFill(t *testing.T) {
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			if tc.rootOnly {
+				skipShort(t, "needs root")
+			}
 			if tc.rootOnly && os.Geteuid() != 0 {
 				t.Skip("needs root")
 			}
 			parent := t.TempDir()
 			dir := tc.setup(t, parent)
 			before := lstatModes(t, parent)
-			// The CLI's check before anything starts says what OpenFill says.
+			// The CLI's check before anything starts says what openFill says.
 			checkErr := CheckFillDir(dir, "", testFillOwner)
-			f, err := OpenFill(dir, "", testFillOwner)
+			f, err := openFill(dir, "", testFillOwner)
 			if tc.wantErr != "" {
 				for _, err := range []error{checkErr, err} {
 					if err == nil || !strings.Contains(err.Error(), tc.wantErr) || !strings.Contains(err.Error(), filepath.Clean(dir)) {
-						t.Errorf("CheckFillDir and OpenFill(%s) = %v, want an error naming the dir and saying %q", dir, err, tc.wantErr)
+						t.Errorf("CheckFillDir and openFill(%s) = %v, want an error naming the dir and saying %q", dir, err, tc.wantErr)
 					}
 				}
 				if diff := cmp.Diff(before, lstatModes(t, parent)); diff != "" {
-					t.Errorf("a refused OpenFill changed the tree (-before +after):\n%s", diff)
+					t.Errorf("a refused openFill changed the tree (-before +after):\n%s", diff)
 				}
 				return
 			}
@@ -306,7 +310,7 @@ func TestOpenFill(t *testing.T) {
 				t.Errorf("CheckFillDir(%s): %v", dir, checkErr)
 			}
 			if err != nil {
-				t.Fatalf("OpenFill(%s): %v", dir, err)
+				t.Fatalf("openFill(%s): %v", dir, err)
 			}
 			t.Cleanup(func() { f.Close() })
 			if f.Dir() != dir {
@@ -325,8 +329,8 @@ func TestOpenFill(t *testing.T) {
 		})
 	}
 	t.Run("refuses an empty path", func(t *testing.T) {
-		if _, err := OpenFill("", "", testFillOwner); err == nil {
-			t.Error("OpenFill(\"\") succeeded, want an error")
+		if _, err := openFill("", "", testFillOwner); err == nil {
+			t.Error("openFill(\"\") succeeded, want an error")
 		}
 	})
 }
@@ -505,7 +509,7 @@ func TestFillAdoption(t *testing.T) {
 		wantSizes map[string]int64
 	}{
 		{
-			name: "a second OpenFill grows the files of the first instead of adding beside them",
+			name: "a second openFill grows the files of the first instead of adding beside them",
 			setup: func(t *testing.T, dir string) {
 				first := openTestFill(t, dir)
 				mustFill(t, first.Resize(3*mib))
@@ -515,7 +519,7 @@ func TestFillAdoption(t *testing.T) {
 			wantSizes: map[string]int64{"fill-000001": 2 * mib, "fill-000002": 2 * mib, "fill-000003": mib},
 		},
 		{
-			name: "a second OpenFill shrinks the files of the first",
+			name: "a second openFill shrinks the files of the first",
 			setup: func(t *testing.T, dir string) {
 				first := openTestFill(t, dir)
 				mustFill(t, first.Resize(5*mib))
@@ -584,13 +588,13 @@ func TestFillLeavesForeignFilesAlone(t *testing.T) {
 	// nor is the dir removed, while anything not ours is there.
 	for _, tc := range []struct {
 		name    string
-		op      func(f *Fill) error
+		op      func(f *fill) error
 		wantErr bool
 	}{
-		{name: "growing", op: func(f *Fill) error { return f.Resize(5 * fillMiB) }, wantErr: true},
-		{name: "shrinking", op: func(f *Fill) error { return f.Resize(fillMiB) }, wantErr: true},
-		{name: "counting", op: func(f *Fill) error { _, _, err := f.Usage(); return err }},
-		{name: "removing", op: func(f *Fill) error { _, _, err := f.Remove(); return err }, wantErr: true},
+		{name: "growing", op: func(f *fill) error { return f.Resize(5 * fillMiB) }, wantErr: true},
+		{name: "shrinking", op: func(f *fill) error { return f.Resize(fillMiB) }, wantErr: true},
+		{name: "counting", op: func(f *fill) error { _, _, err := f.Usage(); return err }},
+		{name: "removing", op: func(f *fill) error { _, _, err := f.Remove(); return err }, wantErr: true},
 	} {
 		t.Run(tc.name+" leaves foreign files as they were", func(t *testing.T) {
 			dir := filepath.Join(t.TempDir(), "fill")
@@ -638,8 +642,8 @@ func TestFillRefusesWhatIsNotAFillFile(t *testing.T) {
 	// Every case has a precious file outside the fill dir, and must leave
 	// it as it was.
 	precious := bytes.Repeat([]byte("precious"), 3*mib/8)
-	symlinkOutside := func(name string) func(t *testing.T, f *Fill, outside string) {
-		return func(t *testing.T, f *Fill, outside string) {
+	symlinkOutside := func(name string) func(t *testing.T, f *fill, outside string) {
+		return func(t *testing.T, f *fill, outside string) {
 			path := filepath.Join(f.Dir(), name)
 			if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 				t.Fatal(err)
@@ -650,15 +654,15 @@ func TestFillRefusesWhatIsNotAFillFile(t *testing.T) {
 	for _, tc := range []struct {
 		name      string
 		start     int64 // total before setup
-		setup     func(t *testing.T, f *Fill, outside string)
-		op        func(f *Fill) error
+		setup     func(t *testing.T, f *fill, outside string)
+		op        func(f *fill) error
 		wantErr   string
 		wantSizes map[string]int64 // regular fill files afterwards
 	}{
 		{
 			name:      "refuses to grow through a fill name that is a symlink to a file outside",
 			setup:     symlinkOutside("fill-000001"),
-			op:        func(f *Fill) error { return f.Resize(3 * mib) },
+			op:        func(f *fill) error { return f.Resize(3 * mib) },
 			wantErr:   `holds "fill-000001", which is not a fill file of ours (it is a symlink)`,
 			wantSizes: map[string]int64{},
 		},
@@ -666,7 +670,7 @@ func TestFillRefusesWhatIsNotAFillFile(t *testing.T) {
 			name:      "refuses to grow through a fill file replaced by a symlink",
 			start:     3 * mib,
 			setup:     symlinkOutside("fill-000002"),
-			op:        func(f *Fill) error { return f.Resize(5 * mib) },
+			op:        func(f *fill) error { return f.Resize(5 * mib) },
 			wantErr:   `holds "fill-000002", which is not a fill file of ours (it is a symlink)`,
 			wantSizes: map[string]int64{"fill-000001": 2 * mib},
 		},
@@ -674,7 +678,7 @@ func TestFillRefusesWhatIsNotAFillFile(t *testing.T) {
 			name:      "shrinks its own files, never through a fill file replaced by a symlink",
 			start:     5 * mib,
 			setup:     symlinkOutside("fill-000002"),
-			op:        func(f *Fill) error { return f.Resize(mib) },
+			op:        func(f *fill) error { return f.Resize(mib) },
 			wantErr:   `holds "fill-000002", which is not a fill file of ours (it is a symlink)`,
 			wantSizes: map[string]int64{"fill-000001": mib},
 		},
@@ -682,7 +686,7 @@ func TestFillRefusesWhatIsNotAFillFile(t *testing.T) {
 			name:  "counts its own files, not a fill file replaced by a symlink",
 			start: 3 * mib,
 			setup: symlinkOutside("fill-000002"),
-			op: func(f *Fill) error {
+			op: func(f *fill) error {
 				files, n, err := f.Usage()
 				if err == nil && (files != 1 || roundFill(n) != 2*mib) {
 					err = fmt.Errorf("counted %d files, %d bytes", files, n)
@@ -693,40 +697,40 @@ func TestFillRefusesWhatIsNotAFillFile(t *testing.T) {
 		},
 		{
 			name: "refuses to grow through a fill name that is a hard link to a file outside",
-			setup: func(t *testing.T, f *Fill, outside string) {
+			setup: func(t *testing.T, f *fill, outside string) {
 				mustFill(t, os.Link(outside, filepath.Join(f.Dir(), "fill-000001")))
 			},
-			op:        func(f *Fill) error { return f.Resize(5 * mib) },
+			op:        func(f *fill) error { return f.Resize(5 * mib) },
 			wantErr:   `holds "fill-000001", which is not a fill file of ours (it has more than one link)`,
 			wantSizes: map[string]int64{"fill-000001": 3 * mib}, // the link, untouched
 		},
 		{
 			name: "refuses a fill name that is a directory",
-			setup: func(t *testing.T, f *Fill, outside string) {
+			setup: func(t *testing.T, f *fill, outside string) {
 				mustFill(t, os.Mkdir(filepath.Join(f.Dir(), "fill-000001"), 0o700))
 			},
-			op:        func(f *Fill) error { return f.Resize(mib) },
+			op:        func(f *fill) error { return f.Resize(mib) },
 			wantErr:   `holds "fill-000001", which is not a fill file of ours (it is not a regular file)`,
 			wantSizes: map[string]int64{},
 		},
 		{
 			name: "refuses a fill name that is a FIFO without blocking on it",
-			setup: func(t *testing.T, f *Fill, outside string) {
+			setup: func(t *testing.T, f *fill, outside string) {
 				mustFill(t, unix.Mkfifo(filepath.Join(f.Dir(), "fill-000001"), 0o600))
 			},
-			op:        func(f *Fill) error { return f.Resize(mib) },
+			op:        func(f *fill) error { return f.Resize(mib) },
 			wantErr:   `holds "fill-000001", which is not a fill file of ours (it is not a regular file)`,
 			wantSizes: map[string]int64{},
 		},
 		{
 			name:  "refuses a fill dir swapped for a symlink after it was opened",
 			start: mib,
-			setup: func(t *testing.T, f *Fill, outside string) {
+			setup: func(t *testing.T, f *fill, outside string) {
 				moved := filepath.Join(filepath.Dir(f.Dir()), "moved")
 				mustFill(t, os.Rename(f.Dir(), moved))
 				mustFill(t, os.Symlink(moved, f.Dir()))
 			},
-			op:        func(f *Fill) error { return f.Resize(3 * mib) },
+			op:        func(f *fill) error { return f.Resize(3 * mib) },
 			wantErr:   "is a symlink",
 			wantSizes: map[string]int64{"fill-000001": mib},
 		},
@@ -890,7 +894,7 @@ func TestFillRemove(t *testing.T) {
 	const mib = fillMiB
 	for _, tc := range []struct {
 		name      string
-		setup     func(t *testing.T, f *Fill)
+		setup     func(t *testing.T, f *fill)
 		wantFiles int
 		wantBytes int64
 		wantErr   string
@@ -899,12 +903,12 @@ func TestFillRemove(t *testing.T) {
 	}{
 		{
 			name:      "removes every fill file and the dir they leave empty",
-			setup:     func(t *testing.T, f *Fill) { mustFill(t, f.Resize(5*mib)) },
+			setup:     func(t *testing.T, f *fill) { mustFill(t, f.Resize(5*mib)) },
 			wantFiles: 3, wantBytes: 5 * mib,
 		},
 		{
 			name: "keeps the dir, its marker and the foreign files in it, and says so",
-			setup: func(t *testing.T, f *Fill) {
+			setup: func(t *testing.T, f *fill) {
 				mustFill(t, f.Resize(5*mib))
 				writeTestFile(t, filepath.Join(f.Dir(), "fill-000004.tmp"), mib, false)
 			},
@@ -914,14 +918,14 @@ func TestFillRemove(t *testing.T) {
 		},
 		{
 			name: "counts a sparse fill file as freeing nothing",
-			setup: func(t *testing.T, f *Fill) {
+			setup: func(t *testing.T, f *fill) {
 				writeTestFile(t, filepath.Join(f.Dir(), "fill-000001"), 1<<30, true)
 			},
 			wantFiles: 1,
 		},
 		{
 			name: "finds nothing the second time",
-			setup: func(t *testing.T, f *Fill) {
+			setup: func(t *testing.T, f *fill) {
 				mustFill(t, f.Resize(5*mib))
 				if _, _, err := f.Remove(); err != nil {
 					t.Fatal(err)
@@ -930,7 +934,7 @@ func TestFillRemove(t *testing.T) {
 		},
 		{
 			name: "leaves a fill name that is a symlink, says so, and removes the rest",
-			setup: func(t *testing.T, f *Fill) {
+			setup: func(t *testing.T, f *fill) {
 				mustFill(t, f.Resize(3*mib))
 				outside := filepath.Join(filepath.Dir(f.Dir()), "outside")
 				writeTestFile(t, outside, mib, false)

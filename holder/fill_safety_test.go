@@ -59,6 +59,7 @@ func entriesOf(t *testing.T, dir string) []string {
 // written, grown or removed, the dir keeps its mode, and --recover leaves
 // it alone too.
 func TestAFillDirCroExporterDidNotMakeIsNeverAdopted(t *testing.T) {
+	skipShort(t, "chowns to another user, as root")
 	if os.Geteuid() != 0 {
 		t.Skip("chown to another user needs root")
 	}
@@ -231,15 +232,15 @@ func waitFillBytes(t *testing.T, dir string, total int64) map[string]int64 {
 	}
 }
 
-// The fill dir is locked for as long as a Fill holds it: even a second Fill
+// The fill dir is locked for as long as a fill holds it: even a second fill
 // of the same owner is refused it, until the first lets go.
 func TestAFillDirIsLockedWhileHeld(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "fill")
 	first := openTestFill(t, dir)
 	mustFill(t, first.Resize(fillMiB))
 	const want = "is in use by another cro-exporter"
-	if _, err := OpenFill(dir, "", testFillOwner); err == nil || !strings.Contains(err.Error(), want) {
-		t.Errorf("a second OpenFill = %v, want an error saying %q", err, want)
+	if _, err := openFill(dir, "", testFillOwner); err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("a second openFill = %v, want an error saying %q", err, want)
 	}
 	if err := CheckFillDir(dir, "", testFillOwner); err != nil {
 		t.Errorf("CheckFillDir of a dir of ours in use: %v", err)

@@ -13,20 +13,20 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// LockFile is the name of the lock file in the state dir. The daemon holds
+// lockFile is the name of the lock file in the state dir. The daemon holds
 // an flock(2) on it for as long as it runs and writes its pid in it. The
 // kernel drops the lock when the process ends, however it ends, so a crash
 // never leaves a stale lock; the file itself stays.
-const LockFile = "cro-exporter.lock"
+const lockFile = "cro-exporter.lock"
 
-// LockedError is returned by Open when another process holds the state
+// lockedError is returned by Open when another process holds the state
 // dir's lock.
-type LockedError struct {
+type lockedError struct {
 	Path string
 	Pid  int // 0 when the holder of the lock has not written its pid (yet)
 }
 
-func (e *LockedError) Error() string {
+func (e *lockedError) Error() string {
 	if e.Pid == 0 {
 		return fmt.Sprintf("another cro-exporter holds %s", e.Path)
 	}
@@ -43,7 +43,7 @@ type stateLock struct {
 // as a symlink or a hard link to a file elsewhere, is refused, never
 // written.
 func openLockFile(dir string) (*os.File, error) {
-	f, err := statefile.Open(filepath.Join(dir, LockFile), os.O_RDWR|os.O_CREATE)
+	f, err := statefile.Open(filepath.Join(dir, lockFile), os.O_RDWR|os.O_CREATE)
 	if err != nil {
 		return nil, fmt.Errorf("opening lock file: %w", err)
 	}
@@ -67,7 +67,7 @@ func tryLock(f *os.File) (bool, error) {
 }
 
 // lockStateDir takes the state dir's lock and writes our pid in it, or
-// returns a *LockedError naming the pid that holds it.
+// returns a *lockedError naming the pid that holds it.
 func lockStateDir(dir string) (*stateLock, error) {
 	f, err := openLockFile(dir)
 	if err != nil {
@@ -81,7 +81,7 @@ func lockStateDir(dir string) (*stateLock, error) {
 	if !ok {
 		pid := waitLockPid(f)
 		f.Close()
-		return nil, &LockedError{Path: f.Name(), Pid: pid}
+		return nil, &lockedError{Path: f.Name(), Pid: pid}
 	}
 	if err := writeLockPid(f, os.Getpid()); err != nil {
 		f.Close()

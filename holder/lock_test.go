@@ -15,16 +15,16 @@ func TestLockIsExclusiveAndNamesItsOwner(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	path := filepath.Join(dir, LockFile)
+	path := filepath.Join(dir, lockFile)
 	if data, err := os.ReadFile(path); err != nil || string(data) != strconv.Itoa(os.Getpid())+"\n" {
 		t.Errorf("lock file holds %q, %v; want our pid", data, err)
 	}
 	// flock locks belong to open files: a second open conflicts even in the
 	// same process.
 	_, err = lockStateDir(dir)
-	var locked *LockedError
+	var locked *lockedError
 	if !errors.As(err, &locked) || locked.Pid != os.Getpid() || locked.Path != path {
-		t.Fatalf("second lock: %v, want a LockedError naming pid %d and %s", err, os.Getpid(), path)
+		t.Fatalf("second lock: %v, want a lockedError naming pid %d and %s", err, os.Getpid(), path)
 	}
 	want := "another cro-exporter (pid " + strconv.Itoa(os.Getpid()) + ") holds " + path
 	if err.Error() != want {
@@ -46,7 +46,7 @@ func TestLockIsExclusiveAndNamesItsOwner(t *testing.T) {
 func TestLockRefusesASymlink(t *testing.T) {
 	dir := t.TempDir()
 	target := filepath.Join(t.TempDir(), "elsewhere")
-	if err := os.Symlink(target, filepath.Join(dir, LockFile)); err != nil {
+	if err := os.Symlink(target, filepath.Join(dir, lockFile)); err != nil {
 		t.Fatal(err)
 	}
 	if l, err := lockStateDir(dir); err == nil {
@@ -59,7 +59,7 @@ func TestLockRefusesASymlink(t *testing.T) {
 }
 
 func TestLockedErrorWithoutAPid(t *testing.T) {
-	err := &LockedError{Path: "/x/cro-exporter.lock"}
+	err := &lockedError{Path: "/x/cro-exporter.lock"}
 	if got := err.Error(); !strings.Contains(got, "/x/cro-exporter.lock") || strings.Contains(got, "pid") {
 		t.Errorf("Error() = %q", got)
 	}

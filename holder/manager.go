@@ -18,12 +18,12 @@ type Kind string
 
 // The kinds of holder processes; disk fill is files, not processes.
 const (
-	KindMemory Kind = "memory"
-	KindCPU    Kind = "cpu"
+	kindMemory Kind = "memory"
+	kindCPU    Kind = "cpu"
 )
 
-// ErrClosed is returned by the methods of a Manager after Close.
-var ErrClosed = errors.New("holder manager is closed")
+// errClosed is returned by the methods of a Manager after Close.
+var errClosed = errors.New("holder manager is closed")
 
 // Config is what a Manager, and Recover, work with.
 type Config struct {
@@ -112,7 +112,7 @@ type Manager struct {
 	logger *slog.Logger
 	launch *launcher // its now is the clock of restarts and timeouts
 	lock   *stateLock
-	fill   *Fill // nil without a fill dir
+	fill   *fill // nil without a fill dir
 
 	closed atomic.Bool // set under mu
 
@@ -224,7 +224,8 @@ type resolved struct {
 	owner string // StateDir, absolute with symlinks resolved: ownerEnv's value
 }
 
-// resolve checks cfg and fills in its defaults.
+// resolve checks cfg and fills in its defaults: Open and Recover both
+// work with what it returns.
 func resolve(cfg Config) (resolved, error) {
 	r := resolved{Config: cfg}
 	if r.Logger == nil {
@@ -234,7 +235,7 @@ func resolve(cfg Config) (resolved, error) {
 		r.Proc = "/proc"
 	}
 	if r.StateDir == "" {
-		return r, errors.New("holder manager: no state dir")
+		return r, errors.New("holder config: no state dir")
 	}
 	switch {
 	case r.Chunk == 0:
@@ -293,8 +294,8 @@ func Open(cfg Config) (*Manager, error) {
 		launch: &launcher{binary: r.Binary, argv0: r.argv0, owner: r.owner, proc: r.Proc, logger: r.Logger, now: time.Now},
 		lock:   lock,
 		restarts: map[Kind]*restarts{
-			KindMemory: {kind: KindMemory},
-			KindCPU:    {kind: KindCPU},
+			kindMemory: {kind: kindMemory},
+			kindCPU:    {kind: kindCPU},
 		},
 	}
 	fail := func(err error) (*Manager, error) {
@@ -320,7 +321,7 @@ func Open(cfg Config) (*Manager, error) {
 		return fail(err)
 	}
 	if r.FillDir != "" {
-		if m.fill, err = OpenFill(r.FillDir, r.DiskPath, r.owner); err != nil {
+		if m.fill, err = openFill(r.FillDir, r.DiskPath, r.owner); err != nil {
 			return fail(err)
 		}
 	}
@@ -395,7 +396,7 @@ func (m *Manager) Apply(d Desired) error {
 	m.mu.Lock()
 	if m.closed.Load() {
 		m.mu.Unlock()
-		return ErrClosed
+		return errClosed
 	}
 	now := m.launch.now()
 	m.reap(now)
@@ -468,7 +469,7 @@ func (m *Manager) applyMemory(want []int64, now time.Time) error {
 	}
 	var errs []error
 	for _, size := range start {
-		p, err := m.start(KindMemory, size, 0, now)
+		p, err := m.start(kindMemory, size, 0, now)
 		if err != nil {
 			errs = append(errs, err)
 		}
@@ -498,7 +499,7 @@ func (m *Manager) applyCPU(duty float64, now time.Time) error {
 	if m.cpu != nil || duty == 0 {
 		return nil
 	}
-	p, err := m.start(KindCPU, 0, duty, now)
+	p, err := m.start(kindCPU, 0, duty, now)
 	m.cpu = p
 	return err
 }
@@ -617,14 +618,14 @@ func (m *Manager) Usage() (Usage, error) {
 	m.mu.Lock()
 	if m.closed.Load() {
 		m.mu.Unlock()
-		return Usage{}, ErrClosed
+		return Usage{}, errClosed
 	}
 	m.reap(m.launch.now())
 	m.noteRegistry()
 	memory := slices.Clone(m.memory)
 	u := Usage{
-		CPUFailures:    m.restarts[KindCPU].failures,
-		MemoryFailures: m.restarts[KindMemory].failures,
+		CPUFailures:    m.restarts[kindCPU].failures,
+		MemoryFailures: m.restarts[kindMemory].failures,
 		DiskFailures:   m.diskFailures.Load(),
 	}
 	if m.cpu != nil {
@@ -663,7 +664,7 @@ func (m *Manager) Usage() (Usage, error) {
 // manager does: the give-way watcher reads it four times a second.
 func (m *Manager) CPUTime() (time.Duration, error) {
 	if m.closed.Load() {
-		return 0, ErrClosed
+		return 0, errClosed
 	}
 	m.cpuMu.Lock()
 	m.counted = slices.DeleteFunc(m.counted, func(p *holderProcess) bool {

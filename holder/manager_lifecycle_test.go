@@ -23,6 +23,7 @@ func parentSpec(cfg Config) testParentSpec {
 }
 
 func TestKill9OfTheParentLeavesNoHolderAliveAfterOneSecond(t *testing.T) {
+	skipShort(t, "runs real holder processes")
 	cfg := testConfig(t)
 	p := startParent(t, "holder.test", parentSpec(cfg))
 	if len(p.holders) != 3 {
@@ -39,6 +40,7 @@ func TestKill9OfTheParentLeavesNoHolderAliveAfterOneSecond(t *testing.T) {
 }
 
 func TestASecondManagerNamesThePidHoldingTheLock(t *testing.T) {
+	skipShort(t, "runs real holder processes")
 	cfg := testConfig(t)
 	spec := parentSpec(cfg)
 	spec.Desired = Desired{Memory: 8 * mib}
@@ -49,11 +51,11 @@ func TestASecondManagerNamesThePidHoldingTheLock(t *testing.T) {
 		m.Close()
 		t.Fatal("a second manager opened the locked state dir")
 	}
-	var locked *LockedError
+	var locked *lockedError
 	if !errors.As(err, &locked) || locked.Pid != p.cmd.Process.Pid {
-		t.Fatalf("Open: %v, want a LockedError naming pid %d", err, p.cmd.Process.Pid)
+		t.Fatalf("Open: %v, want a lockedError naming pid %d", err, p.cmd.Process.Pid)
 	}
-	want := fmt.Sprintf("another cro-exporter (pid %d) holds %s", p.cmd.Process.Pid, filepath.Join(cfg.StateDir, LockFile))
+	want := fmt.Sprintf("another cro-exporter (pid %d) holds %s", p.cmd.Process.Pid, filepath.Join(cfg.StateDir, lockFile))
 	if err.Error() != want {
 		t.Errorf("Open: %q, want %q", err, want)
 	}
@@ -116,7 +118,7 @@ func startBareHolder(t *testing.T, owner string, orphan bool) procID {
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		argv, _ := readCmdline("/proc", pid)
-		if holderKindOf(argv) == KindMemory {
+		if holderKindOf(argv) == kindMemory {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -149,9 +151,9 @@ func reusedPids(t *testing.T, stateDir string) []procID {
 	sleep1, sleep2 := startSleep(t), startSleep(t)
 	holder := startBareHolder(t, "", false)
 	entries := []holderEntry{
-		{Pid: sleep1.pid, StartTime: sleep1.start - 1, Kind: KindMemory, Size: mib},
-		{Pid: sleep2.pid, StartTime: sleep2.start, Kind: KindCPU, Duty: 0.5},
-		{Pid: holder.pid, StartTime: holder.start + 1, Kind: KindMemory, Size: mib},
+		{Pid: sleep1.pid, StartTime: sleep1.start - 1, Kind: kindMemory, Size: mib},
+		{Pid: sleep2.pid, StartTime: sleep2.start, Kind: kindCPU, Duty: 0.5},
+		{Pid: holder.pid, StartTime: holder.start + 1, Kind: kindMemory, Size: mib},
 	}
 	if err := saveRegistry(stateDir, entries); err != nil {
 		t.Fatal(err)
@@ -160,6 +162,7 @@ func reusedPids(t *testing.T, stateDir string) []procID {
 }
 
 func TestAPidReusedByAnotherProcessIsNeverSignalled(t *testing.T) {
+	skipShort(t, "runs real holder processes")
 	// Every signal Open or Recover sends (SIGTERM, SIGKILL) ends these
 	// processes, so alive means never signalled.
 	cfg := testConfig(t)
@@ -218,7 +221,7 @@ func startLeftovers(t *testing.T, cfg Config) leftovers {
 		otherOwner: startBareHolder(t, t.TempDir(), false),
 	}
 	if err := saveRegistry(cfg.StateDir, []holderEntry{
-		{Pid: l.registered.pid, StartTime: l.registered.start, Kind: KindMemory, Size: mib},
+		{Pid: l.registered.pid, StartTime: l.registered.start, Kind: kindMemory, Size: mib},
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -229,6 +232,7 @@ func startLeftovers(t *testing.T, cfg Config) leftovers {
 }
 
 func TestOpenKillsTheHoldersAnEarlierRunLeft(t *testing.T) {
+	skipShort(t, "runs real holder processes")
 	cfg := testConfig(t)
 	l := startLeftovers(t, cfg)
 	registered, marked, orphan, otherOwner := l.registered, l.marked, l.orphan, l.otherOwner
@@ -246,13 +250,14 @@ func TestOpenKillsTheHoldersAnEarlierRunLeft(t *testing.T) {
 }
 
 func TestOpenMovesACorruptRegistryAsideAndStillFindsLeftovers(t *testing.T) {
+	skipShort(t, "runs real holder processes")
 	cfg := testConfig(t)
 	owner, err := ownerOf(cfg.StateDir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	marked := startBareHolder(t, owner, false)
-	path := filepath.Join(cfg.StateDir, RegistryFile)
+	path := filepath.Join(cfg.StateDir, registryFile)
 	if err := os.WriteFile(path, []byte(`{"version": 1, "holders": [{"pid": `), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -267,6 +272,7 @@ func TestOpenMovesACorruptRegistryAsideAndStillFindsLeftovers(t *testing.T) {
 }
 
 func TestOpenAdoptsTheFillFilesAnEarlierRunLeft(t *testing.T) {
+	skipShort(t, "runs real holder processes")
 	cfg := testConfig(t)
 	p := startParent(t, "holder.test", parentSpec(cfg))
 	p.cmd.Process.Signal(syscall.SIGKILL)

@@ -124,6 +124,7 @@ func managerUsage(t *testing.T, m *Manager) Usage {
 const promptly = 250 * time.Millisecond
 
 func TestASIGSTOPpedHolderStallsNoApplyUsageOrClose(t *testing.T) {
+	skipShort(t, "runs real holder processes")
 	cfg := testConfig(t)
 	m := openTest(t, cfg)
 	if err := m.Apply(Desired{CPU: 0.02, Memory: 8 * mib}); err != nil {
@@ -164,6 +165,7 @@ func TestASIGSTOPpedHolderStallsNoApplyUsageOrClose(t *testing.T) {
 }
 
 func TestACPUHolderThatDoesNotAnswerIsKilledAtTheNextUsage(t *testing.T) {
+	skipShort(t, "runs real holder processes")
 	cfg := testConfig(t)
 	m, clock, _ := openWithClock(t, cfg)
 	if err := m.Apply(Desired{CPU: 0.02}); err != nil {
@@ -234,6 +236,7 @@ func TestACPUHolderWhosePipeIsFullIsReplacedByTheSameApply(t *testing.T) {
 }
 
 func TestAGrowingFillStallsNoApplyUsageNorCPUTime(t *testing.T) {
+	skipShort(t, "runs real holder processes")
 	cfg := testConfig(t)
 	m := openTest(t, cfg)
 	entered, release := make(chan struct{}), make(chan struct{})
@@ -284,6 +287,7 @@ func TestAGrowingFillStallsNoApplyUsageNorCPUTime(t *testing.T) {
 }
 
 func TestMemoryHoldersCPUTimeCountsInUsage(t *testing.T) {
+	skipShort(t, "runs real holder processes")
 	cfg := testConfig(t)
 	m := openTest(t, cfg)
 	if err := m.Apply(Desired{Memory: 256 * mib}); err != nil {
@@ -321,6 +325,7 @@ func TestMemoryHoldersCPUTimeCountsInUsage(t *testing.T) {
 }
 
 func TestAHolderKilledFromOutsideIsCountedAndReplacedAtTheNextApply(t *testing.T) {
+	skipShort(t, "runs real holder processes")
 	cfg := testConfig(t)
 	m := openTest(t, cfg)
 	load := Desired{CPU: 0.02, Memory: 48 * mib}
@@ -351,6 +356,7 @@ func TestAHolderKilledFromOutsideIsCountedAndReplacedAtTheNextApply(t *testing.T
 }
 
 func TestACPUHolderThatKeepsDyingIsRestartedByApplyAtBackedOffTimesOnly(t *testing.T) {
+	skipShort(t, "runs real holder processes")
 	cfg := testConfig(t)
 	m, clock, logs := openWithClock(t, cfg)
 	load := Desired{CPU: 0.02}

@@ -86,7 +86,7 @@ func idle[T any](w *latest[T]) bool {
 // registryOf reads the registry in dir.
 func registryOf(t *testing.T, dir string) []holderEntry {
 	t.Helper()
-	data, err := os.ReadFile(filepath.Join(dir, RegistryFile))
+	data, err := os.ReadFile(filepath.Join(dir, registryFile))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,7 +101,7 @@ func registryOf(t *testing.T, dir string) []holderEntry {
 func memorySizes(entries []holderEntry) []int64 {
 	var sizes []int64
 	for _, e := range entries {
-		if e.Kind == KindMemory {
+		if e.Kind == kindMemory {
 			sizes = append(sizes, e.Size)
 		}
 	}
@@ -148,6 +148,7 @@ func idsOf(entries []holderEntry) []procID {
 }
 
 func TestApplyHoldsMemoryInChunksAndUsageMeasuresIt(t *testing.T) {
+	skipShort(t, "runs real holder processes")
 	cfg := testConfig(t)
 	m := openTest(t, cfg)
 
@@ -335,12 +336,13 @@ func TestAHolderThatFailsToFillIsDropped(t *testing.T) {
 }
 
 func TestApplyRunsOneCPUHolderAndChangesItsDuty(t *testing.T) {
+	skipShort(t, "runs real holder processes")
 	m := openTest(t, testConfig(t))
 	if err := m.Apply(Desired{CPU: 0.05}); err != nil {
 		t.Fatal(err)
 	}
 	entries := checkRegistryMatches(t, m)
-	if len(entries) != 1 || entries[0].Kind != KindCPU || entries[0].Duty != 0.05 {
+	if len(entries) != 1 || entries[0].Kind != kindCPU || entries[0].Duty != 0.05 {
 		t.Fatalf("registry %+v, want one cpu holder at 0.05", entries)
 	}
 	pid := entries[0].Pid
@@ -473,6 +475,7 @@ func TestOpenRejectsABadConfig(t *testing.T) {
 }
 
 func TestCloseStopsEverythingAndFreesTheLock(t *testing.T) {
+	skipShort(t, "runs real holder processes")
 	cfg := testConfig(t)
 	m := openTest(t, cfg)
 	if err := m.Apply(Desired{CPU: 0.02, Memory: 40 * mib, Disk: 2 * mib}); err != nil {
@@ -495,8 +498,8 @@ func TestCloseStopsEverythingAndFreesTheLock(t *testing.T) {
 	if names := fillNames(t, cfg.FillDir); len(names) > 0 {
 		t.Errorf("fill files after Close: %v", names)
 	}
-	if err := m.Apply(Desired{Memory: mib}); !errors.Is(err, ErrClosed) {
-		t.Errorf("Apply after Close: %v, want ErrClosed", err)
+	if err := m.Apply(Desired{Memory: mib}); !errors.Is(err, errClosed) {
+		t.Errorf("Apply after Close: %v, want errClosed", err)
 	}
 	if err := m.Close(); err != nil {
 		t.Errorf("second Close: %v", err)
@@ -525,6 +528,7 @@ func fillNames(t *testing.T, dir string) []string {
 }
 
 func TestAHolderThatDiesIsDroppedAndReplaced(t *testing.T) {
+	skipShort(t, "runs real holder processes")
 	cfg := testConfig(t)
 	m := openTest(t, cfg)
 	if err := m.Apply(Desired{Memory: 48 * mib}); err != nil {

@@ -32,6 +32,7 @@ type liveHolder struct {
 // ends, also on failure.
 func startLiveHolder(t *testing.T, args ...string) *liveHolder {
 	t.Helper()
+	skipShort(t, "runs a real holder process")
 	h := &liveHolder{cmd: exec.Command(testBinary, args...), lines: make(chan string, 16), exited: make(chan struct{})}
 	h.cmd.Stderr = &h.stderr
 	var err error

@@ -191,7 +191,7 @@ func holderKindOf(argv []string) Kind {
 		return ""
 	}
 	switch k := Kind(argv[2]); k {
-	case KindMemory, KindCPU:
+	case kindMemory, kindCPU:
 		return k
 	}
 	return ""
@@ -201,6 +201,20 @@ func holderKindOf(argv []string) Kind {
 // cro-exporter binary: its base name ends in "cro-exporter".
 func isCroExporter(argv0 string) bool {
 	return strings.HasSuffix(filepath.Base(strings.TrimSuffix(argv0, " (deleted)")), "cro-exporter")
+}
+
+// isDaemon tells whether pid, whose command line is argv, is a cro-exporter
+// daemon: not a holder, and its argv[0] or its executable (<proc>/<pid>/exe)
+// names a cro-exporter binary.
+func isDaemon(proc string, pid int, argv []string) bool {
+	if len(argv) == 0 || holderKindOf(argv) != "" {
+		return false
+	}
+	if isCroExporter(argv[0]) {
+		return true
+	}
+	exe, err := os.Readlink(filepath.Join(proc, strconv.Itoa(pid), "exe"))
+	return err == nil && isCroExporter(exe)
 }
 
 // abbreviate shortens s for an error message.

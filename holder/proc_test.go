@@ -112,9 +112,9 @@ func TestHolderKindOf(t *testing.T) {
 		argv []string
 		want Kind
 	}{
-		{[]string{"/usr/local/bin/cro-exporter", "holder", "memory", "--size=1"}, KindMemory},
-		{[]string{"cro-exporter", "holder", "cpu", "--duty=0.3"}, KindCPU},
-		{[]string{"/tmp/x/cro-exporter (deleted)", "holder", "cpu"}, KindCPU},
+		{[]string{"/usr/local/bin/cro-exporter", "holder", "memory", "--size=1"}, kindMemory},
+		{[]string{"cro-exporter", "holder", "cpu", "--duty=0.3"}, kindCPU},
+		{[]string{"/tmp/x/cro-exporter (deleted)", "holder", "cpu"}, kindCPU},
 		{[]string{"/usr/local/bin/cro-exporter", "--state.dir=/x"}, ""},
 		{[]string{"/usr/local/bin/cro-exporter", "holder", "disk"}, ""},
 		{[]string{"/bin/sleep", "holder", "memory"}, ""},
@@ -151,7 +151,7 @@ func TestReadProcFilesOfAFixtureTree(t *testing.T) {
 	if rss, err := readRSS(proc, 4242); err != nil || rss != 2<<20 {
 		t.Errorf("readRSS = %d, %v; want %d", rss, err, 2<<20)
 	}
-	if argv, err := readCmdline(proc, 4242); err != nil || holderKindOf(argv) != KindCPU {
+	if argv, err := readCmdline(proc, 4242); err != nil || holderKindOf(argv) != kindCPU {
 		t.Errorf("readCmdline = %q, %v", argv, err)
 	}
 	if v, ok, err := readEnviron(proc, 4242, ownerEnv); err != nil || !ok || v != "/var/lib/cro" {

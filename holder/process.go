@@ -121,7 +121,7 @@ type holderProcess struct {
 
 // args are the holder's arguments after argv[0].
 func holderArgs(kind Kind, size int64, duty float64) []string {
-	if kind == KindCPU {
+	if kind == kindCPU {
 		return []string{"holder", "cpu", "--duty=" + formatDuty(duty)}
 	}
 	return []string{"holder", "memory", "--size=" + strconv.FormatInt(size, 10)}
@@ -216,7 +216,7 @@ func (p *holderProcess) heard(line string) error {
 	switch {
 	case !ready && word == "ready":
 		var err error
-		if p.Kind == KindMemory {
+		if p.Kind == kindMemory {
 			p.Resident, err = strconv.ParseInt(rest, 10, 64)
 		} else {
 			_, err = strconv.ParseFloat(rest, 64)
@@ -229,7 +229,7 @@ func (p *holderProcess) heard(line string) error {
 		p.mu.Unlock()
 		close(p.ready)
 		return nil
-	case ready && p.Kind == KindCPU && word == "duty":
+	case ready && p.Kind == kindCPU && word == "duty":
 		if _, err := strconv.ParseFloat(rest, 64); err != nil {
 			return fmt.Errorf("cpu holder (pid %d): answer %q: %w", p.Pid, abbreviate(line), err)
 		}
@@ -438,6 +438,21 @@ func (t *stderrTail) suffix() string {
 		return ""
 	}
 	return "; stderr: " + s
+}
+
+// errNotOurs marks a process that is not the one we look for, such as a
+// pid reused by another process. It is left alone.
+var errNotOurs = errors.New("not ours")
+
+// notOursError says why a process is not ours; it is errNotOurs.
+type notOursError struct{ msg string }
+
+func (e *notOursError) Error() string        { return e.msg }
+func (e *notOursError) Is(target error) bool { return target == errNotOurs }
+
+// notOurs is an errNotOurs with its reason.
+func notOurs(format string, args ...any) error {
+	return &notOursError{msg: fmt.Sprintf(format, args...)}
 }
 
 // openForeign opens pid and checks, after the process handle is open, that

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -32,9 +33,16 @@ const mib = 1 << 20
 // started again by a test with parentEnv set, plays a daemon. After the
 // tests it fails if any holder of the built binary is still running.
 // CRO_TEST_BINARY names a cro-exporter binary built already, to use instead.
+// Under -short no test runs a real holder (skipShort), so it builds
+// nothing, and a test that would start one fails to.
 func TestMain(m *testing.M) {
 	if spec := os.Getenv(parentEnv); spec != "" {
 		os.Exit(runTestParent(spec))
+	}
+	flag.Parse()
+	if testing.Short() {
+		testBinary = "/nonexistent/short/cro-exporter"
+		os.Exit(m.Run())
 	}
 	dir, err := os.MkdirTemp("", "holder-test-")
 	if err != nil {
@@ -62,6 +70,15 @@ func TestMain(m *testing.M) {
 	}
 	os.RemoveAll(dir)
 	os.Exit(code)
+}
+
+// skipShort skips the test under go test -short, saying why: it runs real
+// holder processes, needs root, or takes more than a second.
+func skipShort(t testing.TB, why string) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("short: " + why)
+	}
 }
 
 // holdersOf lists the running holder processes of binary.
@@ -298,6 +315,7 @@ func waitGone(ids []procID, within time.Duration) []procID {
 
 // testLauncher starts holders of the test binary for a state dir.
 func testLauncher(t *testing.T, owner string) *launcher {
+	skipShort(t, "runs real holder processes")
 	return &launcher{binary: testBinary, argv0: testBinary, owner: owner, proc: "/proc",
 		logger: slog.New(slog.NewTextHandler(&testLogWriter{t: t}, nil)), now: time.Now}
 }
@@ -339,13 +357,13 @@ func killAndReap(t *testing.T, p *holderProcess) {
 
 func TestHolderProcessStartsReadyAndIsKilled(t *testing.T) {
 	l := testLauncher(t, t.TempDir())
-	p := startTest(t, l, KindMemory, 4*mib, 0)
+	p := startTest(t, l, kindMemory, 4*mib, 0)
 	awaitReady(t, p)
 	if p.Resident < 4*mib {
 		t.Errorf("ready with %d bytes resident, want at least %d", p.Resident, 4*mib)
 	}
 	argv, err := readCmdline("/proc", p.Pid)
-	if err != nil || holderKindOf(argv) != KindMemory || argv[3] != "--size=4194304" {
+	if err != nil || holderKindOf(argv) != kindMemory || argv[3] != "--size=4194304" {
 		t.Errorf("command line %q, %v", argv, err)
 	}
 	if st, err := readProcStat("/proc", p.Pid); err != nil || st.PPid != os.Getpid() || st.StartTime != p.StartTime {
@@ -368,7 +386,7 @@ func TestHolderProcessStartsReadyAndIsKilled(t *testing.T) {
 
 func TestHolderThatFailsIsReportedWithItsStderr(t *testing.T) {
 	l := testLauncher(t, t.TempDir())
-	p := startTest(t, l, KindMemory, -1, 0)
+	p := startTest(t, l, kindMemory, -1, 0)
 	<-p.exited
 	err := p.failure(time.Now())
 	if err == nil || !strings.Contains(err.Error(), "ended by itself") || !strings.Contains(err.Error(), "stderr") {
@@ -378,7 +396,7 @@ func TestHolderThatFailsIsReportedWithItsStderr(t *testing.T) {
 
 func TestCPUHolderTakesANewDutyAndAnswers(t *testing.T) {
 	l := testLauncher(t, t.TempDir())
-	p := startTest(t, l, KindCPU, 0, 0.02)
+	p := startTest(t, l, kindCPU, 0, 0.02)
 	awaitReady(t, p)
 	if err := p.setDuty(0.04); err != nil {
 		t.Fatal(err)
@@ -410,7 +428,7 @@ func TestHolderProcessNotReadyInTimeHasFailed(t *testing.T) {
 	l.argv0 = l.binary
 	base := time.Now()
 	l.now = func() time.Time { return base }
-	p := startTest(t, l, KindMemory, mib, 0)
+	p := startTest(t, l, kindMemory, mib, 0)
 	if err := p.failure(base.Add(readyTimeout)); err != nil {
 		t.Errorf("not ready yet, within its time: %v", err)
 	}
@@ -423,7 +441,7 @@ func TestHolderProcessThatDoesNotAnswerInTimeHasFailed(t *testing.T) {
 	l := testLauncher(t, t.TempDir())
 	base := time.Now()
 	l.now = func() time.Time { return base }
-	p := startTest(t, l, KindCPU, 0, 0.02)
+	p := startTest(t, l, kindCPU, 0, 0.02)
 	awaitReady(t, p)
 	// Stopped, it cannot answer: the answer is due replyTimeout after the
 	// line was written.
@@ -445,7 +463,7 @@ func TestHolderProcessThatSaysSomethingOutOfTurnHasFailed(t *testing.T) {
 	l := testLauncher(t, t.TempDir())
 	l.binary = fakeHolder(t, "echo ready 1048576; echo hello; exec sleep 600")
 	l.argv0 = l.binary
-	p := startTest(t, l, KindMemory, mib, 0)
+	p := startTest(t, l, kindMemory, mib, 0)
 	awaitReady(t, p)
 	deadline := time.Now().Add(5 * time.Second)
 	for {
@@ -476,7 +494,7 @@ func TestHoldersOutliveTheThreadsThatAskedForThem(t *testing.T) {
 	for range n {
 		go func() {
 			runtime.LockOSThread()
-			p, err := l.start(KindMemory, 1*mib, 0)
+			p, err := l.start(kindMemory, 1*mib, 0)
 			if err != nil {
 				t.Error(err)
 			}

@@ -19,7 +19,7 @@ func waitRegistered(t *testing.T, dir string, n int) []holderEntry {
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		var entries []holderEntry
-		if data, err := os.ReadFile(filepath.Join(dir, RegistryFile)); err == nil {
+		if data, err := os.ReadFile(filepath.Join(dir, registryFile)); err == nil {
 			entries, _ = parseRegistry(data)
 		}
 		if len(entries) == n {
@@ -36,6 +36,7 @@ func waitRegistered(t *testing.T, dir string, n int) []holderEntry {
 // another cro-exporter (marked with another state dir) gets that holder no
 // signal, from --recover or from a daemon's start.
 func TestARegistryEntryNamingAnotherDaemonsHolderIsNeverKilled(t *testing.T) {
+	skipShort(t, "runs real holder processes")
 	a := testConfig(t)
 	a.FillDir = ""
 	m := openTest(t, a)
@@ -126,6 +127,7 @@ func TestRecoverLeavesAFillDirWithoutAMarkerAlone(t *testing.T) {
 // first stops the daemon and claims what it held, the second finds nothing
 // and claims nothing; neither takes the other for the daemon.
 func TestTwoConcurrentRecoversClaimEachThingOnce(t *testing.T) {
+	skipShort(t, "runs real holder processes")
 	defer func(d time.Duration) { daemonTermTimeout = d }(daemonTermTimeout)
 	// A daemon that ignores SIGTERM keeps the first run busy long enough
 	// for the second to start meanwhile.

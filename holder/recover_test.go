@@ -32,7 +32,7 @@ func stateFiles(t *testing.T, dir string) string {
 	for name, content := range map[string]string{
 		"averages.json":       averages,
 		"averages.json.tmp":   "half",
-		RegistryFile + ".tmp": "half",
+		registryFile + ".tmp": "half",
 	} {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o600); err != nil {
 			t.Fatal(err)
@@ -42,6 +42,7 @@ func stateFiles(t *testing.T, dir string) string {
 }
 
 func TestRecoverStopsTheDaemonItsHoldersAndFillAndKeepsTheAverages(t *testing.T) {
+	skipShort(t, "runs real holder processes")
 	for _, onTerm := range []string{"exit", "close"} {
 		t.Run("a daemon that on SIGTERM does "+onTerm, func(t *testing.T) {
 			cfg := testConfig(t)
@@ -88,7 +89,7 @@ func TestRecoverStopsTheDaemonItsHoldersAndFillAndKeepsTheAverages(t *testing.T)
 			wantTemp := []string{filepath.Join(cfg.StateDir, "averages.json.tmp")}
 			if onTerm == "exit" {
 				// A daemon that closes saves its registry through that name.
-				wantTemp = append(wantTemp, filepath.Join(cfg.StateDir, RegistryFile+".tmp"))
+				wantTemp = append(wantTemp, filepath.Join(cfg.StateDir, registryFile+".tmp"))
 			}
 			if diff := cmp.Diff(wantTemp, rep.TempFiles); diff != "" {
 				t.Errorf("temporary files removed (-want +got):\n%s", diff)
@@ -116,6 +117,7 @@ func TestRecoverStopsTheDaemonItsHoldersAndFillAndKeepsTheAverages(t *testing.T)
 }
 
 func TestRecoverKillsADaemonThatIgnoresSIGTERM(t *testing.T) {
+	skipShort(t, "runs real holder processes")
 	defer func(d time.Duration) { daemonTermTimeout = d }(daemonTermTimeout)
 	daemonTermTimeout = 500 * time.Millisecond
 	cfg := testConfig(t)
@@ -138,6 +140,7 @@ func TestRecoverKillsADaemonThatIgnoresSIGTERM(t *testing.T) {
 }
 
 func TestRecoverKillsRegisteredMarkedAndOrphanedHolders(t *testing.T) {
+	skipShort(t, "runs real holder processes")
 	cfg := testConfig(t)
 	l := startLeftovers(t, cfg)
 	registered, marked, orphan, otherOwner := l.registered, l.marked, l.orphan, l.otherOwner
@@ -151,7 +154,7 @@ func TestRecoverKillsRegisteredMarkedAndOrphanedHolders(t *testing.T) {
 	if !otherOwner.alive() {
 		t.Errorf("Recover killed a holder of another state dir whose parent lives")
 	}
-	want := []StoppedHolder{{registered.pid, KindMemory}, {marked.pid, KindMemory}, {orphan.pid, KindMemory}}
+	want := []StoppedHolder{{registered.pid, kindMemory}, {marked.pid, kindMemory}, {orphan.pid, kindMemory}}
 	got := map[StoppedHolder]bool{}
 	for _, h := range rep.Holders {
 		got[h] = true
@@ -242,7 +245,7 @@ func TestRecoverNamesWhatItCouldNotRemove(t *testing.T) {
 func TestReportText(t *testing.T) {
 	rep := Report{
 		Daemon:    1234,
-		Holders:   []StoppedHolder{{1240, KindMemory}, {1241, KindCPU}},
+		Holders:   []StoppedHolder{{1240, kindMemory}, {1241, kindCPU}},
 		FillDir:   "/srv/.cro-fill",
 		FillFiles: 3,
 		FillBytes: 3<<30 + 512<<20,

@@ -11,11 +11,11 @@ import (
 	"github.com/cro-exporter/cro-exporter/internal/statefile"
 )
 
-// RegistryFile is the name of the holder registry in the state dir: every
+// registryFile is the name of the holder registry in the state dir: every
 // live holder's pid, process start time, kind and size, so that a later run
 // and --recover find the holders of a run that crashed and never signal a
 // process that merely reused one of their pids.
-const RegistryFile = "holders.json"
+const registryFile = "holders.json"
 
 // registryVersion is the version of the registry's format.
 const registryVersion = 1
@@ -42,7 +42,7 @@ type holderEntry struct {
 // entryOf is the registry entry of a running holder.
 func entryOf(p *holderProcess) holderEntry {
 	e := holderEntry{Pid: p.Pid, StartTime: p.StartTime, Kind: p.Kind}
-	if p.Kind == KindMemory {
+	if p.Kind == kindMemory {
 		e.Size = p.Size
 	} else {
 		e.Duty = p.Duty
@@ -59,34 +59,43 @@ func saveRegistry(dir string, entries []holderEntry) error {
 	if err != nil {
 		return fmt.Errorf("saving holder registry: %w", err)
 	}
-	if err := statefile.Write(filepath.Join(dir, RegistryFile), append(data, '\n')); err != nil {
+	if err := statefile.Write(filepath.Join(dir, registryFile), append(data, '\n')); err != nil {
 		return fmt.Errorf("saving holder registry: %w", err)
 	}
 	return nil
 }
 
-// loadRegistry reads the registry in dir. A missing registry is empty. One
+// readRegistry reads the registry in dir. A missing registry is empty. One
 // that cannot be read, is not a regular file of ours (statefile.Open) or
-// cannot be parsed is logged as a warning, renamed to
-// holders.json.corrupt-<unix time of now> (never deleted, so it can be looked
-// at) and taken as empty: the scan of /proc for leftover holders is the
-// safety net. The error is only for a registry that cannot be moved aside.
-func loadRegistry(dir string, now time.Time, logger *slog.Logger) ([]holderEntry, error) {
-	path := filepath.Join(dir, RegistryFile)
-	var entries []holderEntry
-	aside, err := statefile.Load(path, now, func(data []byte) (err error) {
+// cannot be parsed is renamed to holders.json.corrupt-<unix time of now>
+// (never deleted, so it can be looked at) and taken as empty: its new name
+// is returned, with why it was not usable. The error alone is for a
+// registry that cannot be moved aside.
+func readRegistry(dir string, now time.Time) (entries []holderEntry, aside string, err error) {
+	aside, err = statefile.Load(filepath.Join(dir, registryFile), now, func(data []byte) (err error) {
 		entries, err = parseRegistry(data)
 		return err
 	})
+	switch {
+	case aside != "":
+		return nil, aside, err
+	case err != nil:
+		return nil, "", fmt.Errorf("holder registry %w", err)
+	}
+	return entries, "", nil
+}
+
+// loadRegistry is readRegistry for Open: a registry moved aside is logged
+// as a warning, and the scan of /proc for leftover holders is the safety
+// net.
+func loadRegistry(dir string, now time.Time, logger *slog.Logger) ([]holderEntry, error) {
+	entries, aside, err := readRegistry(dir, now)
 	if aside != "" {
 		logger.Warn("Holder registry is not usable; moved it aside and looking for leftover holders in /proc instead",
-			"file", path, "err", err, "moved_to", aside)
+			"file", filepath.Join(dir, registryFile), "err", err, "moved_to", aside)
 		return nil, nil
 	}
-	if err != nil {
-		return nil, fmt.Errorf("holder registry %w", err)
-	}
-	return entries, nil
+	return entries, err
 }
 
 // parseRegistry parses and checks the registry.
@@ -101,7 +110,7 @@ func parseRegistry(data []byte) ([]holderEntry, error) {
 			return nil, fmt.Errorf("holder %d: pid %d", i, e.Pid)
 		case e.StartTime == 0:
 			return nil, fmt.Errorf("holder %d (pid %d): no start time", i, e.Pid)
-		case e.Kind != KindMemory && e.Kind != KindCPU:
+		case e.Kind != kindMemory && e.Kind != kindCPU:
 			return nil, fmt.Errorf("holder %d (pid %d): unknown kind %s", i, e.Pid, statefile.Quote(string(e.Kind)))
 		case e.Size < 0:
 			return nil, fmt.Errorf("holder %d (pid %d): size %d", i, e.Pid, e.Size)

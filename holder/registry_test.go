@@ -14,8 +14,8 @@ import (
 func TestRegistryRoundTrips(t *testing.T) {
 	dir := t.TempDir()
 	entries := []holderEntry{
-		{Pid: 100, StartTime: 5000, Kind: KindMemory, Size: 32 << 20},
-		{Pid: 101, StartTime: 5001, Kind: KindCPU, Duty: 0.25},
+		{Pid: 100, StartTime: 5000, Kind: kindMemory, Size: 32 << 20},
+		{Pid: 101, StartTime: 5001, Kind: kindCPU, Duty: 0.25},
 	}
 	if err := saveRegistry(dir, entries); err != nil {
 		t.Fatal(err)
@@ -27,7 +27,7 @@ func TestRegistryRoundTrips(t *testing.T) {
 	if diff := cmp.Diff(entries, got); diff != "" {
 		t.Errorf("registry (-saved +loaded):\n%s", diff)
 	}
-	data, err := os.ReadFile(filepath.Join(dir, RegistryFile))
+	data, err := os.ReadFile(filepath.Join(dir, registryFile))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -36,7 +36,7 @@ func TestRegistryRoundTrips(t *testing.T) {
 			t.Errorf("registry lacks %s:\n%s", want, data)
 		}
 	}
-	if _, err := os.Stat(filepath.Join(dir, RegistryFile+".tmp")); err == nil {
+	if _, err := os.Stat(filepath.Join(dir, registryFile+".tmp")); err == nil {
 		t.Errorf("the temporary file is left behind")
 	}
 }
@@ -61,7 +61,7 @@ func TestCorruptRegistryIsMovedAsideAndEmpty(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
-			path := filepath.Join(dir, RegistryFile)
+			path := filepath.Join(dir, registryFile)
 			if err := os.WriteFile(path, []byte(tc.content), 0o600); err != nil {
 				t.Fatal(err)
 			}
@@ -87,7 +87,7 @@ func TestCorruptRegistryIsMovedAsideAndEmpty(t *testing.T) {
 
 func TestCorruptRegistryNeverOverwritesAnEarlierOne(t *testing.T) {
 	dir := t.TempDir()
-	path := filepath.Join(dir, RegistryFile)
+	path := filepath.Join(dir, registryFile)
 	now := time.Unix(1700000000, 0)
 	for _, content := range []string{"first", "second"} {
 		if err := os.WriteFile(path, []byte(content), 0o600); err != nil {

@@ -69,6 +69,7 @@ func stateFilePlants() []stateFilePlant {
 			return outside
 		}, "has 2 links"},
 		{"another user's file", func(t *testing.T, path string, valid []byte) string {
+			skipShort(t, "chowns to another user, as root")
 			if os.Geteuid() != 0 {
 				t.Skip("needs root")
 			}
@@ -84,7 +85,7 @@ func TestLockRefusesALockFileThatIsNotOurs(t *testing.T) {
 	for _, p := range stateFilePlants() {
 		t.Run(p.name, func(t *testing.T) {
 			dir := t.TempDir()
-			path := filepath.Join(dir, LockFile)
+			path := filepath.Join(dir, lockFile)
 			outside := p.make(t, path, []byte(content))
 			var before unix.Stat_t
 			mustFill(t, unix.Lstat(path, &before))
@@ -105,7 +106,7 @@ func TestLockRefusesALockFileThatIsNotOurs(t *testing.T) {
 			var after unix.Stat_t
 			mustFill(t, unix.Lstat(path, &after))
 			if after.Ino != before.Ino || after.Size != before.Size || after.Mode != before.Mode || after.Uid != before.Uid {
-				t.Errorf("the planted %s was changed", LockFile)
+				t.Errorf("the planted %s was changed", lockFile)
 			}
 		})
 	}
@@ -116,7 +117,7 @@ func TestLoadRegistryMovesAsideAFileThatIsNotOurs(t *testing.T) {
 	for _, p := range stateFilePlants() {
 		t.Run(p.name, func(t *testing.T) {
 			dir := t.TempDir()
-			path := filepath.Join(dir, RegistryFile)
+			path := filepath.Join(dir, registryFile)
 			outside := p.make(t, path, valid)
 			var log bytes.Buffer
 			now := time.Unix(1700000000, 0)
@@ -161,7 +162,7 @@ func TestLoadRegistryWarnsOfALongStringInShort(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			dir := t.TempDir()
-			path := filepath.Join(dir, RegistryFile)
+			path := filepath.Join(dir, registryFile)
 			mustFill(t, os.WriteFile(path, []byte(content), 0o600))
 			var log bytes.Buffer
 			if _, err := loadRegistry(dir, time.Unix(1700000000, 0), slog.New(slog.NewJSONHandler(&log, nil))); err != nil {

@@ -80,6 +80,7 @@ func memoryRoundsString(base, held []float64) string {
 func timePopulate(populate string) (float64, error) {
 	start := time.Now()
 	if out, err := exec.Command(populate).CombinedOutput(); err != nil {
+		//lint:ignore ST1005 "C" is the name of the language, not a capitalized word.
 		return 0, fmt.Errorf("C MAP_POPULATE baseline: %v\n%s", err, out)
 	}
 	return time.Since(start).Seconds(), nil

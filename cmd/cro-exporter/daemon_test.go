@@ -76,6 +76,7 @@ type host struct {
 
 func newHost(t *testing.T) *host {
 	t.Helper()
+	skipShort(t, "runs the live daemon and its holders on a tmpfs it mounts, as root")
 	h := &host{t: t, disk: smallDisk(t), state: privateDir(t)}
 	owner, err := filepath.EvalSymlinks(h.state)
 	if err != nil {
@@ -162,8 +163,8 @@ func (h *host) waitHeld(e *exporter, cpuTarget float64) {
 }
 
 // signalAndWait sends sig to the daemon and waits up to limit for it to
-// exit; it returns the exit error and how long the exit took.
-func signalAndWait(t *testing.T, e *exporter, sig os.Signal, limit time.Duration) (error, time.Duration) {
+// exit; it returns how long the exit took and the exit error.
+func signalAndWait(t *testing.T, e *exporter, sig os.Signal, limit time.Duration) (time.Duration, error) {
 	t.Helper()
 	sent := time.Now()
 	if err := e.cmd.Process.Signal(sig); err != nil {
@@ -172,10 +173,10 @@ func signalAndWait(t *testing.T, e *exporter, sig os.Signal, limit time.Duration
 	select {
 	case err := <-e.exited:
 		e.exited <- err // for startLive's cleanup
-		return err, time.Since(sent)
+		return time.Since(sent), err
 	case <-time.After(limit):
 		t.Fatalf("cro-exporter still runs %s after %v", limit, sig)
-		return nil, 0
+		return 0, nil
 	}
 }
 
@@ -475,7 +476,7 @@ func TestSIGTERMStopsEveryHolderAndRemovesEveryFillFile(t *testing.T) {
 	}
 	t.Logf("holders: %v", held)
 
-	err, took := signalAndWait(t, e, syscall.SIGTERM, 5*time.Second)
+	took, err := signalAndWait(t, e, syscall.SIGTERM, 5*time.Second)
 	if err != nil {
 		t.Fatalf("exit after SIGTERM: %v\n%s", err, e.stderr)
 	}
@@ -538,7 +539,7 @@ func TestKillNineOfTheDaemonLeavesNoHolderAfterOneSecond(t *testing.T) {
 			sortedNames(adopted), disk, sortedNames(files))
 	}
 
-	err, took := signalAndWait(t, e, syscall.SIGTERM, 5*time.Second)
+	took, err := signalAndWait(t, e, syscall.SIGTERM, 5*time.Second)
 	if err != nil {
 		t.Fatalf("exit after SIGTERM: %v\n%s", err, e.stderr)
 	}
@@ -965,7 +966,7 @@ func TestMemoryBallastGivesWayWithinASecond(t *testing.T) {
 	}
 
 	// The log, once the daemon has exited (its buffer is then ours).
-	if err, _ := signalAndWait(t, e, syscall.SIGTERM, 5*time.Second); err != nil {
+	if _, err := signalAndWait(t, e, syscall.SIGTERM, 5*time.Second); err != nil {
 		t.Errorf("exit after SIGTERM: %v", err)
 	}
 	var plans, releases []logLine // plans: every change of planned ballast

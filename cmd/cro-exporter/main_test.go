@@ -45,6 +45,16 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
+// skipShort skips the test under go test -short, saying why: it runs the
+// live daemon and its holders, a real Prometheus, needs root, or takes
+// more than a second. The dry runs on fixture trees stay.
+func skipShort(t testing.TB, why string) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("short: " + why)
+	}
+}
+
 const fixtures = "../../collector/fixtures"
 
 // exporter is a running cro-exporter.

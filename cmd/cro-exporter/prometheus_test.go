@@ -491,6 +491,7 @@ func rulesInFile(t *testing.T) []string {
 }
 
 func TestPrometheusScrapesAndEvaluatesEverything(t *testing.T) {
+	skipShort(t, "runs a real Prometheus")
 	// start runs a dry run: the controller decides everything and holds
 	// nothing, so the test costs the machine no CPU, memory or disk.
 	e := start(t, "--path.procfs="+filepath.Join(fixtures, "small-8g"), "--interval=1s")

@@ -64,6 +64,7 @@ func scrape(addr string, timeout time.Duration) (string, error) {
 }
 
 func TestIdleConnectionsNeverStarveTheTicks(t *testing.T) {
+	skipShort(t, "waits for ticks of a second, several seconds in all")
 	// Two listeners: the attack fills the first, the test watches the
 	// ticks through the second.
 	e := start(t, "--interval=1s", "--web.listen-address=127.0.0.1:0")
@@ -120,7 +121,7 @@ func TestIdleConnectionsNeverStarveTheTicks(t *testing.T) {
 		}
 		conns = append(conns, c)
 	}
-	if err, took := signalAndWait(t, e, syscall.SIGTERM, 5*time.Second); err != nil {
+	if took, err := signalAndWait(t, e, syscall.SIGTERM, 5*time.Second); err != nil {
 		t.Errorf("exit after SIGTERM with %d idle connections: %v\n%s", len(conns), err, e.stderr)
 	} else {
 		t.Logf("exited 0 %v after SIGTERM with %d idle connections", took.Round(time.Millisecond), len(conns))
@@ -203,7 +204,7 @@ func TestSIGHUPAndSIGQUITEndTheDaemonLikeSIGTERM(t *testing.T) {
 			h.waitHeld(e, 0)
 			held := h.holders()
 
-			err, took := signalAndWait(t, e, sig, 5*time.Second)
+			took, err := signalAndWait(t, e, sig, 5*time.Second)
 			if err != nil {
 				t.Fatalf("exit after %s: %v, want status 0\n%s", unix.SignalName(sig), err, e.stderr)
 			}
@@ -223,8 +224,8 @@ func TestSIGHUPAndSIGQUITEndTheDaemonLikeSIGTERM(t *testing.T) {
 }
 
 // runDaemon runs a live daemon with args on h until it exits (10 s at
-// most), and returns its exit error and stderr.
-func runDaemon(t *testing.T, h *host, args ...string) (error, string) {
+// most), and returns its stderr and exit error.
+func runDaemon(t *testing.T, h *host, args ...string) (string, error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -240,7 +241,7 @@ func runDaemon(t *testing.T, h *host, args ...string) (error, string) {
 	if ctx.Err() != nil {
 		t.Fatalf("the daemon still ran after 10 s:\n%s", &stderr)
 	}
-	return err, stderr.String()
+	return stderr.String(), err
 }
 
 func TestABusyPortStartsNothing(t *testing.T) {
@@ -250,7 +251,7 @@ func TestABusyPortStartsNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer busy.Close()
-	err, stderr := runDaemon(t, h, "--web.listen-address="+busy.Addr().String(),
+	stderr, err := runDaemon(t, h, "--web.listen-address="+busy.Addr().String(),
 		"--target.memory="+memoryTarget(t, 200*mib), "--target.cpu=0", "--target.disk=0.5")
 	if exit, ok := errors.AsType[*exec.ExitError](err); !ok || exit.ExitCode() != exitFailure {
 		t.Fatalf("exit: %v, want status %d\n%s", err, exitFailure, stderr)
@@ -282,7 +283,7 @@ func TestAFailedShutdownExitsOneAndSaysWhy(t *testing.T) {
 	if err := os.Symlink(filepath.Join(t.TempDir(), "elsewhere"), planted); err != nil {
 		t.Fatal(err)
 	}
-	err, _ := signalAndWait(t, e, syscall.SIGTERM, 5*time.Second)
+	_, err := signalAndWait(t, e, syscall.SIGTERM, 5*time.Second)
 	if exit, ok := errors.AsType[*exec.ExitError](err); !ok || exit.ExitCode() != exitFailure {
 		t.Errorf("exit: %v, want status %d", err, exitFailure)
 	}
@@ -336,7 +337,7 @@ func dryRunTicks(t *testing.T, args ...string) {
 		ts := value(e.metrics(t), "cro_last_sample_timestamp_seconds")
 		return ts >= first+1.5, fmt.Sprintf("cro_last_sample_timestamp_seconds %.3f, first %.3f", ts, first)
 	})
-	if err, _ := signalAndWait(t, e, syscall.SIGTERM, 5*time.Second); err != nil {
+	if _, err := signalAndWait(t, e, syscall.SIGTERM, 5*time.Second); err != nil {
 		t.Fatalf("the dry run's exit after SIGTERM: %v\n%s", err, e.stderr)
 	}
 }
@@ -346,7 +347,7 @@ func TestDryRunBesideALiveDaemonWritesNothing(t *testing.T) {
 	targets := []string{"--target.cpu=0", "--target.memory=0", "--target.disk=0"}
 	// A first run leaves its averages.
 	live := h.start(targets...)
-	if err, _ := signalAndWait(t, live, syscall.SIGTERM, 5*time.Second); err != nil {
+	if _, err := signalAndWait(t, live, syscall.SIGTERM, 5*time.Second); err != nil {
 		t.Fatalf("exit after SIGTERM: %v\n%s", err, live.stderr)
 	}
 	checkAveragesSaved(t, h.state)
@@ -358,12 +359,13 @@ func TestDryRunBesideALiveDaemonWritesNothing(t *testing.T) {
 	if diff := cmp.Diff(before, dirContents(t, h.state)); diff != "" {
 		t.Errorf("the dry run changed the live daemon's state dir (-before +after):\n%s", diff)
 	}
-	if err, _ := signalAndWait(t, live, syscall.SIGTERM, 5*time.Second); err != nil {
+	if _, err := signalAndWait(t, live, syscall.SIGTERM, 5*time.Second); err != nil {
 		t.Errorf("the live daemon's exit after SIGTERM: %v\n%s", err, live.stderr)
 	}
 }
 
 func TestDryRunLeavesABadStateFileAndAMissingStateDirAlone(t *testing.T) {
+	skipShort(t, "waits for ticks of a second, several seconds in all")
 	fixture := "--path.procfs=" + filepath.Join(fixtures, "small-8g")
 	t.Run("a bad averages.json", func(t *testing.T) {
 		state := privateDir(t)

@@ -243,7 +243,7 @@ func TestASIGSTOPpedHolderStallsNeitherTheTicksNorTheShutdown(t *testing.T) {
 			stopped = append(stopped, p)
 		}
 	}
-	err, took := signalAndWait(t, e, syscall.SIGTERM, 1500*time.Millisecond)
+	took, err := signalAndWait(t, e, syscall.SIGTERM, 1500*time.Millisecond)
 	if err != nil {
 		t.Fatalf("exit after SIGTERM with holders stopped: %v", err)
 	}

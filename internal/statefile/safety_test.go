@@ -17,9 +17,13 @@ import (
 // such user needs to exist.
 const foreignUID = 54321
 
-// needRoot skips a test that plants files only root can.
+// needRoot skips a test that plants files only root can, and every such
+// test under go test -short.
 func needRoot(t *testing.T) {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("short: needs root")
+	}
 	if os.Geteuid() != 0 {
 		t.Skip("needs root")
 	}
@@ -80,7 +84,7 @@ func plants() []plant {
 			must(t, os.Chown(path, foreignUID, foreignUID))
 		}, "owned by uid 54321"},
 		{"a file over 1 MiB", func(t *testing.T, path string) {
-			must(t, os.WriteFile(path, make([]byte, MaxSize+1), 0o600))
+			must(t, os.WriteFile(path, make([]byte, maxSize+1), 0o600))
 		}, "too large"},
 	}
 }
@@ -99,17 +103,17 @@ func TestReadRefusesAnythingButASmallRegularFileOfOurs(t *testing.T) {
 			p.make(t, path)
 			var data []byte
 			var err error
-			within(t, 5*time.Second, func() { data, err = Read(path) })
+			within(t, 5*time.Second, func() { data, err = read(path) })
 			if err == nil || !strings.Contains(err.Error(), p.want) || !strings.Contains(err.Error(), path) {
-				t.Errorf("Read = %d bytes, %v; want an error naming %s and %q", len(data), err, path, p.want)
+				t.Errorf("read = %d bytes, %v; want an error naming %s and %q", len(data), err, path, p.want)
 			}
 		})
 	}
 }
 
 func TestReadOfAMissingFileIsNotExist(t *testing.T) {
-	if _, err := Read(filepath.Join(t.TempDir(), "state.json")); !errors.Is(err, fs.ErrNotExist) {
-		t.Errorf("Read of a missing file: %v, want fs.ErrNotExist", err)
+	if _, err := read(filepath.Join(t.TempDir(), "state.json")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("read of a missing file: %v, want fs.ErrNotExist", err)
 	}
 }
 
@@ -122,11 +126,11 @@ func TestReadStopsAtMaxSizeWhateverTheSizeSays(t *testing.T) {
 	if err := unix.Stat(path, &st); err != nil || st.Size != 0 {
 		t.Skipf("%s: size %d, %v", path, st.Size, err)
 	}
-	if data, err := os.ReadFile(path); err != nil || len(data) <= MaxSize {
+	if data, err := os.ReadFile(path); err != nil || len(data) <= maxSize {
 		t.Skipf("%s holds %d bytes, %v", path, len(data), err)
 	}
-	if data, err := Read(path); err == nil || !strings.Contains(err.Error(), "too large (1048577 bytes") {
-		t.Errorf("Read = %d bytes, %v; want it too large after MaxSize+1 bytes", len(data), err)
+	if data, err := read(path); err == nil || !strings.Contains(err.Error(), "too large (1048577 bytes") {
+		t.Errorf("read = %d bytes, %v; want it too large after maxSize+1 bytes", len(data), err)
 	}
 }
 

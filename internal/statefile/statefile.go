@@ -7,7 +7,7 @@
 // The state dir is ours (CheckDir), but a file in it is still never trusted
 // to be: it is opened without following a symlink and without blocking on a
 // FIFO, and used only when fstat shows a regular file with one link, owned
-// by our effective uid, of at most MaxSize bytes. Nothing read from a file
+// by our effective uid, of at most 1 MiB. Nothing read from a file
 // is echoed in an error at more than about a hundred bytes.
 package statefile
 
@@ -27,9 +27,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// MaxSize is the largest state file read: the real ones hold a few hundred
+// maxSize is the largest state file read: the real ones hold a few hundred
 // bytes.
-const MaxSize = 1 << 20
+const maxSize = 1 << 20
 
 // maxQuote is the most bytes of untrusted text Quote shows.
 const maxQuote = 100
@@ -64,7 +64,7 @@ func CheckDir(dir string) error {
 // Open opens path, a file of the state dir, with flag (os.O_RDONLY,
 // os.O_RDWR|os.O_CREATE, ...; a file it creates gets mode 0600), and returns
 // it only when it is a regular file with one link, owned by our effective
-// uid, of at most MaxSize bytes. A symlink is never followed and a FIFO
+// uid, of at most 1 MiB. A symlink is never followed and a FIFO
 // never waited on; a file that is not regular is refused before it is
 // opened, so that opening a device has no effect. A missing file is an
 // error wrapping fs.ErrNotExist.
@@ -104,15 +104,15 @@ func checkFile(path string, st *unix.Stat_t) error {
 		return fmt.Errorf("%s has %d links; a file of ours has one", path, st.Nlink)
 	case int(st.Uid) != os.Geteuid():
 		return fmt.Errorf("%s is owned by uid %d, not by us (uid %d)", path, st.Uid, os.Geteuid())
-	case st.Size > MaxSize:
+	case st.Size > maxSize:
 		return tooLarge(path, st.Size)
 	}
 	return nil
 }
 
-// tooLarge is the error for a file of size bytes, past MaxSize.
+// tooLarge is the error for a file of size bytes, past maxSize.
 func tooLarge(path string, size int64) error {
-	return fmt.Errorf("%s is too large (%d bytes; at most %d)", path, size, MaxSize)
+	return fmt.Errorf("%s is too large (%d bytes; at most %d)", path, size, maxSize)
 }
 
 // kind describes a file of the given st_mode: "is a FIFO".
@@ -134,31 +134,31 @@ func kind(mode uint32) string {
 	return fmt.Sprintf("has file type %#o", mode&unix.S_IFMT)
 }
 
-// Read returns the content of path, a file of the state dir, with the
-// checks of Open: at most MaxSize bytes are ever read, even from a file
+// read returns the content of path, a file of the state dir, with the
+// checks of Open: at most maxSize bytes are ever read, even from a file
 // whose size changes or was reported wrong.
-func Read(path string) ([]byte, error) {
+func read(path string) ([]byte, error) {
 	f, err := Open(path, os.O_RDONLY)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, MaxSize+1))
+	data, err := io.ReadAll(io.LimitReader(f, maxSize+1))
 	if err != nil {
 		return nil, err
 	}
-	if len(data) > MaxSize {
+	if len(data) > maxSize {
 		return nil, tooLarge(path, int64(len(data)))
 	}
 	return data, nil
 }
 
-// ParseFile reads path with Read and hands its content to parse. A missing
+// ParseFile reads path with read and hands its content to parse. A missing
 // file is no error: parse is not called. An error from parse is cut to a
 // couple of hundred bytes, so that whatever of the file it quotes stays
 // short (encoding/json quotes a misspelt field name or a bad time whole).
 func ParseFile(path string, parse func(data []byte) error) error {
-	data, err := Read(path)
+	data, err := read(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
@@ -169,7 +169,7 @@ func ParseFile(path string, parse func(data []byte) error) error {
 }
 
 // Load is ParseFile for a daemon, which moves a file it cannot use aside,
-// to path.corrupt-<unix time of now> (MoveAside), so that the next save does
+// to path.corrupt-<unix time of now> (moveAside), so that the next save does
 // not overwrite it. It returns:
 //   - "", nil: the file was parsed, or there was none;
 //   - the new name and why the file was not usable: it was moved aside;
@@ -179,7 +179,7 @@ func Load(path string, now time.Time, parse func(data []byte) error) (aside stri
 	if err == nil {
 		return "", nil
 	}
-	aside, moveErr := MoveAside(path, now)
+	aside, moveErr := moveAside(path, now)
 	if moveErr != nil {
 		return "", fmt.Errorf("%s is not usable (%v) and cannot be moved aside: %w", path, err, moveErr)
 	}
@@ -271,10 +271,10 @@ func syncDir(dir string) error {
 	return err
 }
 
-// MoveAside renames path to path.corrupt-<unix time of now>, with a suffix
+// moveAside renames path to path.corrupt-<unix time of now>, with a suffix
 // should that name be taken, so that no earlier corrupt file is overwritten,
 // and returns the new name.
-func MoveAside(path string, now time.Time) (string, error) {
+func moveAside(path string, now time.Time) (string, error) {
 	aside := fmt.Sprintf("%s.corrupt-%d", path, now.Unix())
 	for i := 1; ; i++ {
 		// Any error but "exists" is left for the rename to report.

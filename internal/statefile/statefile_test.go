@@ -51,7 +51,7 @@ func TestMoveAsideKeepsEveryEarlierCorruptFile(t *testing.T) {
 	var moved []string
 	for _, content := range []string{"one", "two"} {
 		os.WriteFile(path, []byte(content), 0o600)
-		aside, err := MoveAside(path, now)
+		aside, err := moveAside(path, now)
 		if err != nil {
 			t.Fatal(err)
 		}
