@@ -97,11 +97,11 @@ func (e *Exporter) Collect(ch chan<- prometheus.Metric) {
 		if r == Memory {
 			gauge(e.holdOff, rs.HoldOff.Seconds(), string(r))
 		}
-		for i, reason := range ReleaseReasons {
-			if !releasable(r, i) {
+		for _, reason := range Reasons {
+			if !releasable(r, reason) {
 				continue
 			}
-			ch <- prometheus.MustNewConstMetric(e.releases, prometheus.CounterValue, float64(rs.Releases[i]), string(r), reason)
+			ch <- prometheus.MustNewConstMetric(e.releases, prometheus.CounterValue, float64(rs.Releases[reason]), string(r), reason.String())
 		}
 		if p, ok := s.Sample.Pressure[r]; ok {
 			ch <- prometheus.MustNewConstMetric(e.pressureStalled, prometheus.CounterValue, p.Some.Seconds(), string(r), "some")

@@ -1,6 +1,8 @@
 package collector
 
 import (
+	"slices"
+	"sync"
 	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -8,12 +10,18 @@ import (
 )
 
 // Snapshot is a prometheus.Gatherer that serves what its registry gathered
-// at the last Refresh. The loop refreshes it once a tick, so a scrape costs
-// only the encoding: it never reads /proc, not even /proc/self for the
-// process_ metrics, and many scrapes cost the host no more than one.
+// at the last Refresh. The loop refreshes it once a tick, so a scrape never
+// reads /proc, not even /proc/self for the process_ metrics, and many
+// scrapes cost the host no more than one. Its Handler serves bytes encoded
+// at the Refresh, so a scrape does not encode either.
 type Snapshot struct {
-	reg      prometheus.Gatherer
-	families atomic.Pointer[[]*dto.MetricFamily]
+	reg     prometheus.Gatherer
+	current atomic.Pointer[gathered]
+
+	mu     sync.Mutex
+	wanted []variant // the variants clients have asked for, encoded at each Refresh
+
+	encodings atomic.Int64 // how many times a body was encoded, for tests
 }
 
 // NewSnapshot returns a Snapshot of reg that serves nothing until the first
@@ -22,22 +30,30 @@ func NewSnapshot(reg prometheus.Gatherer) *Snapshot {
 	return &Snapshot{reg: reg}
 }
 
-// Refresh gathers reg now. On error it keeps serving what it gathered, and
-// the error is returned so the caller can log it.
+// Refresh gathers reg now and encodes it in every variant that clients
+// have asked for. On error it keeps serving what it gathered, and the error
+// is returned so the caller can log it.
 func (s *Snapshot) Refresh() error {
 	families, err := s.reg.Gather()
 	if err != nil && len(families) == 0 {
 		return err
 	}
-	s.families.Store(&families)
+	g := &gathered{families: families, bodies: map[variant]encoded{}}
+	s.mu.Lock()
+	wanted := slices.Clone(s.wanted)
+	s.mu.Unlock()
+	for _, v := range wanted {
+		g.bodies[v] = s.encode(families, v)
+	}
+	s.current.Store(g)
 	return err
 }
 
 // Gather implements prometheus.Gatherer. The families it returns are shared
 // by every scrape until the next Refresh: encoders only read them.
 func (s *Snapshot) Gather() ([]*dto.MetricFamily, error) {
-	if f := s.families.Load(); f != nil {
-		return *f, nil
+	if g := s.current.Load(); g != nil {
+		return g.families, nil
 	}
 	return nil, nil
 }

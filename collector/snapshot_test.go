@@ -1,11 +1,21 @@
 package collector
 
 import (
+	"bytes"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	dto "github.com/prometheus/client_model/go"
 )
 
 func TestSnapshotServesWhatWasGatheredAtTheLastRefresh(t *testing.T) {
@@ -32,4 +42,169 @@ func TestSnapshotServesWhatWasGatheredAtTheLastRefresh(t *testing.T) {
 	if err := testutil.GatherAndCompare(s, strings.NewReader(strings.Replace(want, "g 1", "g 2", 1))); err != nil {
 		t.Errorf("after the next refresh: %v", err)
 	}
+}
+
+// countingGatherer counts its gathers.
+type countingGatherer struct {
+	prometheus.Gatherer
+	n atomic.Int64
+}
+
+func (g *countingGatherer) Gather() ([]*dto.MetricFamily, error) {
+	g.n.Add(1)
+	return g.Gatherer.Gather()
+}
+
+// scrapeRequests are the header pairs the handler must answer as promhttp
+// does: none (curl, wrk), Prometheus 3's defaults with and without native
+// histograms, explicit formats and escapings, and odd encodings.
+var scrapeRequests = []struct{ accept, acceptEncoding string }{
+	{"", ""},
+	{"*/*", "gzip"},
+	{"application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0.5,application/openmetrics-text;version=0.0.1;q=0.4," +
+		"text/plain;version=1.0.0;escaping=allow-utf-8;q=0.3,text/plain;version=0.0.4;q=0.2,*/*;q=0.1", "gzip"},
+	{"application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited;q=0.6," +
+		"application/openmetrics-text;version=1.0.0;q=0.5,text/plain;version=0.0.4;q=0.2,*/*;q=0.1", "gzip"},
+	{"text/plain;version=0.0.4;escaping=values", "identity"},
+	{"application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=text", "gzip;q=0.5, identity"},
+	{"application/openmetrics-text;version=0.0.1", "zstd"},
+	{"text/html", "gzip;q=0, identity;q=0"},
+}
+
+// scrapeRegistry has every kind of metric the exporter serves.
+func scrapeRegistry() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	g := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "g_ratio", Help: "A gauge."}, []string{"resource"})
+	g.WithLabelValues("cpu").Set(0.25)
+	g.WithLabelValues("memory").Set(1)
+	c := prometheus.NewCounter(prometheus.CounterOpts{Name: "c_total", Help: "A counter."})
+	c.Add(3)
+	reg.MustRegister(g, c)
+	return reg
+}
+
+func serveOnce(h http.Handler, accept, acceptEncoding, target string) *httptest.ResponseRecorder {
+	req := httptest.NewRequest(http.MethodGet, target, nil)
+	if accept != "" {
+		req.Header.Set("Accept", accept)
+	}
+	if acceptEncoding != "" {
+		req.Header.Set("Accept-Encoding", acceptEncoding)
+	}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	return rec
+}
+
+func TestHandlerServesWhatPromhttpWouldEncode(t *testing.T) {
+	for _, openMetrics := range []bool{false, true} {
+		opts := promhttp.HandlerOpts{MaxRequestsInFlight: 10, Timeout: 10 * time.Second, EnableOpenMetrics: openMetrics}
+		s := NewSnapshot(scrapeRegistry())
+		if err := s.Refresh(); err != nil {
+			t.Fatal(err)
+		}
+		ours, theirs := s.Handler(opts), promhttp.HandlerFor(s, opts)
+		formats := map[string]bool{}
+		for _, target := range []string{"/metrics", "/metrics?name[]=c_total&name[]=g_ratio"} {
+			for _, r := range scrapeRequests {
+				// Twice: once encoded by the scrape, once from the cache.
+				for range 2 {
+					got, want := serveOnce(ours, r.accept, r.acceptEncoding, target), serveOnce(theirs, r.accept, r.acceptEncoding, target)
+					name := fmt.Sprintf("openmetrics %v, %s, Accept %q, Accept-Encoding %q", openMetrics, target, r.accept, r.acceptEncoding)
+					if got.Code != want.Code {
+						t.Errorf("%s: status %d, promhttp %d", name, got.Code, want.Code)
+					}
+					for _, h := range []string{"Content-Type", "Content-Encoding", "Vary"} {
+						if g, w := got.Header().Values(h), want.Header().Values(h); !slices.Equal(g, w) {
+							t.Errorf("%s: %s %q, promhttp %q", name, h, g, w)
+						}
+					}
+					if !bytes.Equal(got.Body.Bytes(), want.Body.Bytes()) {
+						t.Errorf("%s: the body differs from promhttp's:\n%q\n%q", name, got.Body.String(), want.Body.String())
+					}
+					formats[want.Header().Get("Content-Type")+" "+want.Header().Get("Content-Encoding")] = true
+				}
+			}
+		}
+		if len(formats) < 5 {
+			t.Errorf("openmetrics %v: only %d formats negotiated: %v", openMetrics, len(formats), formats)
+		}
+	}
+}
+
+func TestScrapesNeitherGatherNorEncode(t *testing.T) {
+	reg := &countingGatherer{Gatherer: scrapeRegistry()}
+	s := NewSnapshot(reg)
+	h := s.Handler(promhttp.HandlerOpts{MaxRequestsInFlight: 10, EnableOpenMetrics: true})
+	if err := s.Refresh(); err != nil {
+		t.Fatal(err)
+	}
+	// The first scrape of each format encodes it, once.
+	for range 3 {
+		for _, r := range scrapeRequests {
+			serveOnce(h, r.accept, r.acceptEncoding, "/metrics")
+		}
+	}
+	formats := s.encodings.Load()
+	if formats < 5 {
+		t.Fatalf("%d encodings for %d requests, want one per format", formats, len(scrapeRequests))
+	}
+	// From then on each Refresh encodes them, and scrapes write bytes.
+	for tick := range 3 {
+		if err := s.Refresh(); err != nil {
+			t.Fatal(err)
+		}
+		gathers, encodings := reg.n.Load(), s.encodings.Load()
+		if encodings != formats*int64(tick+2) {
+			t.Errorf("tick %d: %d encodings in all, want %d each Refresh", tick, encodings, formats)
+		}
+		for range 100 {
+			for _, r := range scrapeRequests {
+				if rec := serveOnce(h, r.accept, r.acceptEncoding, "/metrics"); rec.Code != http.StatusOK || rec.Body.Len() == 0 {
+					t.Fatalf("status %d, %d bytes", rec.Code, rec.Body.Len())
+				}
+			}
+		}
+		if g, e := reg.n.Load()-gathers, s.encodings.Load()-encodings; g != 0 || e != 0 {
+			t.Errorf("tick %d: scrapes gathered %d times and encoded %d times, want neither", tick, g, e)
+		}
+	}
+}
+
+func TestHandlerRefusesScrapesBeyondTheLimitAsPromhttpDoes(t *testing.T) {
+	block := make(chan struct{})
+	s := NewSnapshot(scrapeRegistry())
+	if err := s.Refresh(); err != nil {
+		t.Fatal(err)
+	}
+	h := s.Handler(promhttp.HandlerOpts{MaxRequestsInFlight: 1})
+	w := &blockingWriter{ResponseRecorder: httptest.NewRecorder(), block: block}
+	done := make(chan struct{})
+	go func() {
+		h.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+		close(done)
+	}()
+	for w.writing.Load() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	rec := serveOnce(h, "", "", "/metrics")
+	if rec.Code != http.StatusServiceUnavailable || rec.Body.String() != "Limit of concurrent requests reached (1), try again later.\n" {
+		t.Errorf("second scrape: %d %q", rec.Code, rec.Body.String())
+	}
+	close(block)
+	<-done
+}
+
+// blockingWriter blocks writes until block closes.
+type blockingWriter struct {
+	*httptest.ResponseRecorder
+	block   chan struct{}
+	writing atomic.Int64
+}
+
+func (w *blockingWriter) Write(b []byte) (int, error) {
+	w.writing.Add(1)
+	<-w.block
+	return w.ResponseRecorder.Write(b)
 }

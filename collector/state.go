@@ -41,7 +41,7 @@ type ResourceState struct {
 	HolderBytes uint64
 	// Releases counts, by reason, the times holder load was given back
 	// early, since the start.
-	Releases [len(ReleaseReasons)]uint64
+	Releases [len(Reasons)]uint64
 	// Failures counts the holders that failed (ended by themselves, failed
 	// to start, fill or answer; fill that could not be resized) since the
 	// start.
@@ -51,19 +51,33 @@ type ResourceState struct {
 	HoldOff time.Duration
 }
 
-// ReleaseReasons are the reasons holder load is given back before the
-// average says so, as the `reason` label has them: memory pressure (PSI or
-// MemAvailable under its reserve between ticks), free memory or disk space
-// under its reserve at a tick, and real usage rising into the holders' room.
-var ReleaseReasons = [...]string{"pressure", "reserve", "real_usage"}
+// Reason is why holder load was given back before the average said so.
+type Reason int
 
-// releasable tells whether r's holders can be released for reason i of
-// ReleaseReasons: only memory has a pressure watcher, and CPU no reserve.
-func releasable(r Resource, i int) bool {
-	switch ReleaseReasons[i] {
-	case "pressure":
+// The reasons, as the `reason` label has them: memory pressure (MemAvailable
+// under its reserve between ticks), free memory or disk space under its
+// reserve at a tick, and real usage rising into the holders' room.
+const (
+	ReasonPressure Reason = iota
+	ReasonReserve
+	ReasonRealUsage
+)
+
+// Reasons lists every reason in the order metrics use.
+var Reasons = [...]Reason{ReasonPressure, ReasonReserve, ReasonRealUsage}
+
+// String is the reason as the `reason` label has it.
+func (r Reason) String() string {
+	return [...]string{"pressure", "reserve", "real_usage"}[r]
+}
+
+// releasable tells whether r's holders can be released for reason: only
+// memory has a pressure watcher, and CPU no reserve.
+func releasable(r Resource, reason Reason) bool {
+	switch reason {
+	case ReasonPressure:
 		return r == Memory
-	case "reserve":
+	case ReasonReserve:
 		return r != CPU
 	}
 	return true

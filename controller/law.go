@@ -3,6 +3,8 @@ package controller
 import (
 	"math"
 	"time"
+
+	"github.com/cro-exporter/cro-exporter/collector"
 )
 
 // The control law. All quantities are ratios of the resource, 0..1.
@@ -72,6 +74,124 @@ func cpuDuty(plan, setpoint, real, smooth float64) float64 {
 		return clamp(setpoint-real, 0, plan)
 	}
 	return plan
+}
+
+// inputs is what a tick knows of one resource for its decision, as shares
+// of it.
+type inputs struct {
+	// setpoint is the total usage to aim at; limit is the most total usage
+	// holders may bring about, set by a reserve (reserved) or the ceiling.
+	setpoint, limit float64
+	reserved        bool
+	// real is real usage (total less holders) now. sinceBoot tells that
+	// the CPU figure stands for much more than an interval (the first one,
+	// since boot), so it says nothing of now.
+	real      float64
+	sinceBoot bool
+	// smooth is real usage over the last few minutes, before this tick;
+	// started tells it has a first value. interval is what a tick stands
+	// for.
+	smooth   float64
+	started  bool
+	interval time.Duration
+	// held is the holder load planned now, step the most it may grow in
+	// one tick.
+	held, step float64
+	// heldOff tells that memory ballast may not grow: it gave way lately.
+	heldOff bool
+}
+
+// decision is what a tick decides for one resource.
+type decision struct {
+	// smooth and started are real usage's few-minute level after the tick.
+	smooth  float64
+	started bool
+	// load is the holder load to plan.
+	load float64
+	// release is why load gives back before the average says so, when
+	// released.
+	release  collector.Reason
+	released bool
+	// short tells that memory ballast is over its limit: whole chunks go
+	// now, as between ticks, so that no new holder starts while memory is
+	// short; holdOff that ballast is held off as after a release between
+	// ticks (the tick merely saw the shortage first).
+	short, holdOff bool
+}
+
+// laws is each resource's decision at a tick.
+var laws = map[collector.Resource]func(inputs) decision{
+	collector.CPU:    decideCPU,
+	collector.Memory: decideMemory,
+	collector.Disk:   decideDisk,
+}
+
+// decideCPU is the CPU decision. The plan follows smoothed usage alone: a
+// burst of real CPU work counts in it only up to the give-way threshold and
+// lowers the duty instead (cpuDuty), so the plan is there again the moment
+// the burst ends; work that stays is learned within minutes all the same. A
+// figure since boot neither plans nor holds back CPU holders: they wait for
+// the next.
+func decideCPU(in inputs) decision {
+	level := in.real
+	if in.started {
+		level = min(in.real, in.smooth+giveWay)
+	}
+	d := followed(in, level, !in.sinceBoot)
+	return d.planned(in, d.smooth)
+}
+
+// decideMemory is the memory decision: ballast does not grow while held
+// off, and over its limit it is short.
+func decideMemory(in inputs) decision {
+	d := followed(in, in.real, true).planned(in, in.real)
+	if in.heldOff && d.load > in.held {
+		d.load = in.held
+	}
+	d.short = d.load < in.held && in.held > in.limit-in.real
+	d.holdOff = d.short && in.reserved
+	return d
+}
+
+// decideDisk is the disk decision: holderLoad, nothing more.
+func decideDisk(in inputs) decision {
+	return followed(in, in.real, true).planned(in, in.real)
+}
+
+// followed is the decision that keeps the load held, with level folded
+// into real usage's few-minute level when it is a figure of now (current).
+func followed(in inputs, level float64, current bool) decision {
+	d := decision{smooth: in.smooth, started: in.started, load: in.held}
+	if current {
+		d.smooth, d.started = smooth(in.smooth, level, !in.started, in.interval), true
+	}
+	return d
+}
+
+// planned is d with the holder load that fills the gap real usage leaves
+// under the setpoint, once smoothed real usage has a value, and the reason
+// when that load gives back early.
+func (d decision) planned(in inputs, real float64) decision {
+	if d.started {
+		d.load = holderLoad(in.setpoint, d.smooth, real, in.held, in.limit, in.step)
+	}
+	if d.load < in.held {
+		d.release, d.released = releaseReason(in.setpoint, real, in.held, in.limit, in.reserved)
+	}
+	return d
+}
+
+// releaseReason tells why holders shrink, when they give load back before
+// the average says so: a reserve (or the ceiling) was reached, or real usage
+// alone meets the setpoint.
+func releaseReason(setpoint, real, now, limit float64, reserved bool) (collector.Reason, bool) {
+	switch {
+	case now > limit-real && reserved:
+		return collector.ReasonReserve, true
+	case now > limit-real || real >= setpoint:
+		return collector.ReasonRealUsage, true
+	}
+	return 0, false
 }
 
 // afterRelease is what stays of total bytes of ballast, held in chunks

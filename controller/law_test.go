@@ -4,6 +4,8 @@ import (
 	"math"
 	"testing"
 	"time"
+
+	"github.com/cro-exporter/cro-exporter/collector"
 )
 
 const tau30d = 15 * 24 * time.Hour
@@ -67,6 +69,65 @@ func TestHolderLoad(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := holderLoad(tc.setpoint, tc.smooth, tc.real, tc.now, tc.limit, tc.maxGrow); math.Abs(got-tc.want) > 1e-9 {
 				t.Errorf("holderLoad = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestDecisions(t *testing.T) {
+	const tick = 15 * time.Second
+	burst := smooth(0.05, 0.05+giveWay, false, tick)
+	for _, tc := range []struct {
+		name string
+		r    collector.Resource
+		in   inputs
+		want decision
+	}{
+		{"a CPU burst counts in the plan only up to the give-way threshold", collector.CPU,
+			inputs{setpoint: 0.255, limit: 0.9, real: 0.5, smooth: 0.05, started: true, interval: tick, held: 0.2, step: 1},
+			decision{smooth: burst, started: true, load: 0.2}},
+		{"a CPU figure since boot neither plans nor starts the level", collector.CPU,
+			inputs{setpoint: 0.255, limit: 0.9, real: 0.6, sinceBoot: true, interval: tick, step: 1},
+			decision{}},
+		{"the first current CPU figure starts the level and plans", collector.CPU,
+			inputs{setpoint: 0.255, limit: 0.9, real: 0.01, interval: tick, step: 1},
+			decision{smooth: 0.01, started: true, load: 0.245}},
+		{"CPU holders stop when smoothed real usage meets the setpoint", collector.CPU,
+			inputs{setpoint: 0.255, limit: 0.9, real: 0.3, smooth: 0.3, started: true, interval: tick, held: 0.1, step: 1},
+			decision{smooth: 0.3, started: true, release: collector.ReasonRealUsage, released: true}},
+		{"memory grows toward the setpoint by a step at most", collector.Memory,
+			inputs{setpoint: 0.5, limit: 0.85, reserved: true, real: 0.1, smooth: 0.1, started: true, interval: tick, held: 0.1, step: 0.125},
+			decision{smooth: 0.1, started: true, load: 0.225}},
+		{"memory does not grow while held off", collector.Memory,
+			inputs{setpoint: 0.5, limit: 0.85, reserved: true, real: 0.1, smooth: 0.1, started: true, interval: tick, held: 0.1, step: 0.125, heldOff: true},
+			decision{smooth: 0.1, started: true, load: 0.1}},
+		{"memory held off still gives way to real usage", collector.Memory,
+			inputs{setpoint: 0.5, limit: 0.85, reserved: true, real: 0.6, smooth: 0.6, started: true, interval: tick, held: 0.2, step: 0.125, heldOff: true},
+			decision{smooth: 0.6, started: true, release: collector.ReasonRealUsage, released: true}},
+		{"memory over its reserve is short and holds off", collector.Memory,
+			inputs{setpoint: 0.5, limit: 0.85, reserved: true, real: 0.7, smooth: 0.7, started: true, interval: tick, held: 0.3, step: 0.125},
+			decision{smooth: 0.7, started: true, release: collector.ReasonReserve, released: true, short: true, holdOff: true}},
+		{"memory over the ceiling is short without a hold-off", collector.Memory,
+			inputs{setpoint: 0.5, limit: 0.85, real: 0.7, smooth: 0.7, started: true, interval: tick, held: 0.3, step: 0.125},
+			decision{smooth: 0.7, started: true, release: collector.ReasonRealUsage, released: true, short: true}},
+		{"disk fill fills the gap", collector.Disk,
+			inputs{setpoint: 0.255, limit: 0.9, real: 0.1, smooth: 0.1, started: true, interval: tick, step: 1},
+			decision{smooth: 0.1, started: true, load: 0.155}},
+		{"the hold-off is memory's alone", collector.Disk,
+			inputs{setpoint: 0.255, limit: 0.9, real: 0.1, smooth: 0.1, started: true, interval: tick, step: 1, heldOff: true},
+			decision{smooth: 0.1, started: true, load: 0.155}},
+		{"disk fill over its reserve shrinks at once and is never short", collector.Disk,
+			inputs{setpoint: 0.6, limit: 0.8, reserved: true, real: 0.5, smooth: 0.5, started: true, interval: tick, held: 0.4, step: 1},
+			decision{smooth: 0.5, started: true, load: 0.1, release: collector.ReasonReserve, released: true}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := laws[tc.r](tc.in)
+			if math.Abs(got.load-tc.want.load) > 1e-9 || math.Abs(got.smooth-tc.want.smooth) > 1e-9 {
+				t.Errorf("load %v, smooth %v; want %v, %v", got.load, got.smooth, tc.want.load, tc.want.smooth)
+			}
+			got.load, got.smooth = tc.want.load, tc.want.smooth
+			if got != tc.want {
+				t.Errorf("got %+v, want %+v", got, tc.want)
 			}
 		})
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"math"
+	"slices"
 	"sync"
 	"time"
 
@@ -85,7 +86,7 @@ type Loop struct {
 	// held at the tick (growCap).
 	applied Load
 	growCap Load
-	control [len(collector.Resources)]control
+	control byResource[control]
 	tickCPU cpuClock
 	// holdOff keeps memory ballast from growing back into the workload
 	// that made it give way.
@@ -109,7 +110,7 @@ type control struct {
 	// it, not every tick's noise. started tells it has a first value.
 	smooth   float64
 	started  bool
-	releases [len(collector.ReleaseReasons)]uint64
+	releases [len(collector.Reasons)]uint64
 	// unreachable is set while the limit keeps the target out of reach.
 	unreachable bool
 }
@@ -174,90 +175,44 @@ func (l *Loop) Step(s collector.Sample) {
 	l.Publish(state)
 }
 
-// decide is the part of Step that runs under the lock.
+// decide is the part of Step that runs under the lock: it gathers each
+// resource's inputs, has its law decide, and applies the decision.
 func (l *Loop) decide(s collector.Sample, used HolderUsage) *collector.State {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	held := l.shares(used, s, &l.tickCPU)
-	state := &collector.State{
-		Sample:        s,
-		Spec:          l.Spec.Name,
-		Ceiling:       l.Ceiling,
-		MemoryReserve: l.MemoryReserve,
-		DiskReserve:   l.DiskReserve,
-		Window:        l.Averages.Window(),
-		Interval:      l.Interval,
-		SaveFailures:  l.saveFailures,
-		Resources:     make(map[collector.Resource]collector.ResourceState, len(collector.Resources)),
-	}
 	next := l.planned
-	var realCPU float64
+	var real byResource[float64]
 	for i, r := range collector.Resources {
 		c := &l.control[i]
 		total := s.Usage(r)
-		real := max(0, total-held[i])
+		real[i] = max(0, total-held[i])
 		if err := l.Averages.update(r, s.Time, total); err != nil {
 			l.Logger.Warn("updating the average", "resource", r, "err", err)
 		}
-		// A CPU figure over much more than an interval (the first one,
-		// since boot) says nothing of now: CPU holders wait for the next.
-		current := r != collector.CPU || s.CPUSpan <= 2*l.Interval
-		if current {
-			level := real
-			if r == collector.CPU && c.started {
-				// A burst of real CPU work counts only up to the
-				// give-way threshold: the duty gives way to it, and
-				// the plan is there again the moment it ends. Work
-				// that stays is learned within minutes all the same.
-				level = min(real, c.smooth+giveWay)
-			}
-			c.smooth = smooth(c.smooth, level, !c.started, l.Interval)
-			c.started = true
-		}
 		limit, reserved := l.limit(r, s)
-		target := l.Targets[r]
-		l.warnUnreachable(r, c, target, limit, reserved)
-		c.setpoint = l.Averages.Setpoint(r, target, limit)
-
-		if r == collector.CPU {
-			// The CPU plan follows smoothed usage; a burst of real work
-			// lowers the duty instead (applied), which comes back within
-			// seconds when the burst ends.
-			realCPU, real = real, c.smooth
-		}
+		l.warnUnreachable(r, c, l.Targets[r], limit, reserved)
+		c.setpoint = l.Averages.Setpoint(r, l.Targets[r], limit)
 		now := ratioOf(r, l.planned, s)
-		want := now
-		if c.started {
-			want = holderLoad(c.setpoint, c.smooth, real, now, limit, stepOf(r, s))
+		d := laws[r](inputs{
+			setpoint: c.setpoint, limit: limit, reserved: reserved,
+			real: real[i], sinceBoot: s.CPUSpan > 2*l.Interval,
+			smooth: c.smooth, started: c.started, interval: l.Interval,
+			held: now, step: stepOf(r, s), heldOff: l.holdOff.holds(s.Time),
+		})
+		c.smooth, c.started = d.smooth, d.started
+		if d.released {
+			c.releases[d.release]++
 		}
-		if r == collector.Memory && want > now && l.holdOff.holds(s.Time) {
-			want = now
+		if d.load != now {
+			next = withRatio(next, r, d.load, s)
 		}
-		if want < now {
-			if reason, ok := releaseReason(c.setpoint, real, now, limit, reserved); ok {
-				c.releases[reason]++
-			}
-		}
-		if want != now {
-			next = withRatio(next, r, want, s)
-		}
-		if r == collector.Memory && want < now && now > limit-real {
-			// Memory is short: stop whole chunks, as Watch does, so
-			// that no new holder starts while memory is short, and
-			// hold off as after a release between ticks: the tick
-			// merely saw the shortage first.
+		if d.short {
+			// Whole chunks go, as Watch gives them back.
 			next.Memory = afterRelease(l.planned.Memory, l.Chunk, l.planned.Memory-next.Memory)
-			if reserved {
-				l.holdOff = l.holdOff.after(s.Time)
-			}
 		}
-		state.Resources[r] = collector.ResourceState{
-			Average:  l.Averages.Value(r),
-			History:  l.Averages.History(r),
-			Target:   target,
-			Setpoint: c.setpoint,
-			Releases: c.releases,
-			Failures: used.failures(r),
+		if d.holdOff {
+			l.holdOff = l.holdOff.after(s.Time)
 		}
 	}
 	if next != l.planned {
@@ -270,22 +225,48 @@ func (l *Loop) decide(s collector.Sample, used HolderUsage) *collector.State {
 	} else {
 		l.growCap = Load{Memory: math.MaxInt64, Disk: math.MaxInt64}
 	}
-	l.decideApplied(realCPU)
+	// The duty gives way to real CPU usage as it is, not as the plan
+	// follows it.
+	l.decideApplied(*real.of(collector.CPU))
 	if l.Holders == nil {
 		// A dry run shows what it would hold after this tick.
 		used = wouldHold(l.applied, l.Chunk)
-		for i, r := range collector.Resources {
-			held[i] = ratioOf(r, l.applied, s)
-		}
+		held = sharesOf(l.applied, s)
+	}
+	return l.state(s, used, held)
+}
+
+// state is what the exporter shows after a tick: the sample, and per
+// resource the average, what the loop decided and what the holders take
+// (used, and held as shares). It runs under mu.
+func (l *Loop) state(s collector.Sample, used HolderUsage, held byResource[float64]) *collector.State {
+	state := &collector.State{
+		Sample:        s,
+		Spec:          l.Spec.Name,
+		Ceiling:       l.Ceiling,
+		MemoryReserve: l.MemoryReserve,
+		DiskReserve:   l.DiskReserve,
+		Window:        l.Averages.Window(),
+		Interval:      l.Interval,
+		SaveFailures:  l.saveFailures,
+		Resources:     make(map[collector.Resource]collector.ResourceState, len(collector.Resources)),
 	}
 	for i, r := range collector.Resources {
-		rs := state.Resources[r]
-		rs.HolderUsage, rs.Holders, rs.HolderBytes = held[i], used.count(r), used.bytes(r)
-		if r == collector.Memory {
-			rs.HoldOff = l.holdOff.left(s.Time)
+		state.Resources[r] = collector.ResourceState{
+			Average:     l.Averages.Value(r),
+			History:     l.Averages.History(r),
+			Target:      l.Targets[r],
+			Setpoint:    l.control[i].setpoint,
+			Holders:     used.count(r),
+			HolderUsage: held[i],
+			HolderBytes: used.bytes(r),
+			Releases:    l.control[i].releases,
+			Failures:    used.failures(r),
 		}
-		state.Resources[r] = rs
 	}
+	memory := state.Resources[collector.Memory]
+	memory.HoldOff = l.holdOff.left(s.Time)
+	state.Resources[collector.Memory] = memory
 	return state
 }
 
@@ -358,13 +339,13 @@ func (l *Loop) giveWay(s collector.Sample, w *watch, every time.Duration) {
 	if avail := int64(s.DiskAvailable); avail < l.DiskReserve && l.planned.Disk > 0 {
 		was := l.planned.Disk
 		l.planned.Disk = max(0, was-(l.DiskReserve-avail))
-		l.control[2].releases[reasonReserve]++
+		l.control.of(collector.Disk).releases[collector.ReasonReserve]++
 		l.Logger.Info("disk fill released", "reason", "reserve", "disk_available_bytes", avail,
 			"reserve_bytes", l.DiskReserve, "disk_bytes", l.planned.Disk, "was_disk_bytes", was)
 	}
 	if s.CPUSpan <= 2*every { // not the first read, since boot
 		held := l.shares(used, s, &w.cpu)
-		real := max(0, s.CPU-held[0])
+		real := max(0, s.CPU-*held.of(collector.CPU))
 		w.realCPU = smoothOver(w.realCPU, real, !w.started, every, fastSmoothing)
 		w.started = true
 	}
@@ -389,7 +370,7 @@ func (l *Loop) releaseMemory(s collector.Sample, w *watch) {
 	was := l.planned.Memory
 	l.planned.Memory = afterRelease(was, l.Chunk, need)
 	w.released, w.releasedAt, w.availAt, w.shown = unseen+was-l.planned.Memory, s.Time, avail, 0
-	l.control[1].releases[reasonPressure]++
+	l.control.of(collector.Memory).releases[collector.ReasonPressure]++
 	l.holdOff = l.holdOff.after(s.Time)
 	l.Logger.Info("memory ballast released", "reason", "pressure", "memory_available_bytes", avail,
 		"reserve_bytes", l.MemoryReserve, "memory_bytes", l.planned.Memory, "was_memory_bytes", was,
@@ -400,7 +381,7 @@ func (l *Loop) releaseMemory(s collector.Sample, w *watch) {
 // with the CPU duty given way to real CPU usage realCPU, and growth capped.
 // It runs under mu.
 func (l *Loop) decideApplied(realCPU float64) {
-	c := l.control[0]
+	c := l.control.of(collector.CPU)
 	next := Load{
 		CPU:    cpuDuty(l.planned.CPU, c.setpoint, realCPU, c.smooth),
 		Memory: min(l.planned.Memory, l.growCap.Memory),
@@ -432,15 +413,29 @@ func (l *Loop) apply(again bool) {
 
 // shares is the share of each resource the holders take, from their usage.
 // A dry run holds nothing.
-func (l *Loop) shares(used HolderUsage, s collector.Sample, clock *cpuClock) [len(collector.Resources)]float64 {
-	var held [len(collector.Resources)]float64
+func (l *Loop) shares(used HolderUsage, s collector.Sample, clock *cpuClock) byResource[float64] {
 	if l.Holders == nil {
-		return held
+		return byResource[float64]{}
 	}
-	held[0] = clock.share(used.CPUTime, s.Time, s.CPUs)
-	held[1] = ratio(used.Memory, s.MemoryTotal)
-	held[2] = ratio(used.Disk, s.DiskSize)
-	return held
+	return sharesOf(Load{CPU: clock.share(used.CPUTime, s.Time, s.CPUs), Memory: used.Memory, Disk: used.Disk}, s)
+}
+
+// sharesOf is load's share of each resource on the sampled host.
+func sharesOf(load Load, s collector.Sample) byResource[float64] {
+	var shares byResource[float64]
+	for i, r := range collector.Resources {
+		shares[i] = ratioOf(r, load, s)
+	}
+	return shares
+}
+
+// byResource is one T for each resource, in the order of
+// collector.Resources.
+type byResource[T any] [len(collector.Resources)]T
+
+// of is r's T.
+func (b *byResource[T]) of(r collector.Resource) *T {
+	return &b[slices.Index(collector.Resources[:], r)]
 }
 
 // limit is the highest total usage holders may bring r to: the ceiling, or
@@ -476,26 +471,6 @@ func (l *Loop) warnUnreachable(r collector.Resource, c *control, target, limit f
 		l.Logger.Info("target can be met again", "resource", r, "target", round(target))
 	}
 }
-
-// releaseReason tells why holders shrink, when they give load back before
-// the average says so: a reserve (or the ceiling) was reached, or real usage
-// alone meets the setpoint.
-func releaseReason(setpoint, real, now, limit float64, reserved bool) (int, bool) {
-	switch {
-	case now > limit-real && reserved:
-		return reasonReserve, true
-	case now > limit-real || real >= setpoint:
-		return reasonRealUsage, true
-	}
-	return 0, false
-}
-
-// Indexes into collector.ReleaseReasons.
-const (
-	reasonPressure = iota
-	reasonReserve
-	reasonRealUsage
-)
 
 // smooth folds real usage into its few-minute average; the first sample
 // starts it.

@@ -135,7 +135,7 @@ func TestLostHoldersAreAskedForAgainEveryTickAndRegrowAtMostAGibAStep(t *testing
 	// The plan holds 6 GiB; five chunks were killed from outside, and of
 	// the new ones, one is still filling.
 	loop.planned = Load{Memory: 6 * gib}
-	loop.control[1] = control{setpoint: 0.3, smooth: 0.1, started: true}
+	*loop.control.of(collector.Memory) = control{setpoint: 0.3, smooth: 0.1, started: true}
 	h.held = HolderUsage{Memory: gib + gib/2, MemoryHolders: 2}
 	for i := range 4 {
 		before := len(h.asked)

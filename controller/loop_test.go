@@ -199,7 +199,7 @@ func TestWatchReleasesWholeChunksOnceForEachShortfall(t *testing.T) {
 	if got := loop.planned.Memory; got != 0 {
 		t.Errorf("a new shortfall after the release showed left %d MiB", got/mib)
 	}
-	if got := loop.control[1].releases[reasonPressure]; got != 2 {
+	if got := loop.control.of(collector.Memory).releases[collector.ReasonPressure]; got != 2 {
 		t.Errorf("%d pressure releases counted, want 2", got)
 	}
 	if model.load.Memory != 0 {
@@ -223,7 +223,7 @@ func TestASinceBootCPUFigureNeitherPlansNorHoldsBackCPUHolders(t *testing.T) {
 		t.Errorf("the since-boot figure planned CPU %v", loop.planned.CPU)
 	}
 	loop.Step(sample(0.01, 15*time.Second, 15*time.Second)) // idle now
-	if want := loop.control[0].setpoint - 0.01; want < 0.245 || math.Abs(loop.planned.CPU-want) > 1e-9 {
+	if want := loop.control.of(collector.CPU).setpoint - 0.01; want < 0.245 || math.Abs(loop.planned.CPU-want) > 1e-9 {
 		t.Errorf("after the first real interval CPU is planned at %v, want %v", loop.planned.CPU, want)
 	}
 }

@@ -1,84 +1,51 @@
 package holder
 
 import (
-	"bytes"
 	"fmt"
-	"os"
-	"path/filepath"
+	"math"
 	"runtime"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/prometheus/procfs"
 )
 
-// threadPolicies counts a process's threads by scheduling policy, from field
-// 41 of /proc/<pid>/task/<tid>/stat (5 is SCHED_IDLE).
+// threadPolicies counts a process's threads by scheduling policy, from
+// /proc/<pid>/task/<tid>/stat (5 is SCHED_IDLE).
 func threadPolicies(t *testing.T, pid int) map[int]int {
 	t.Helper()
-	stats, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/stat", pid))
-	if err != nil || len(stats) == 0 {
+	threads, err := procfs.AllThreads(pid)
+	if err != nil || len(threads) == 0 {
 		t.Fatalf("no threads of %d: %v", pid, err)
 	}
 	policies := map[int]int{}
-	for _, path := range stats {
-		f := statFields(t, path)
-		policy, err := strconv.Atoi(f[41-3])
+	for _, thread := range threads {
+		st, err := thread.Stat()
 		if err != nil {
-			t.Fatalf("%s: policy %q", path, f[41-3])
+			t.Fatal(err)
 		}
-		policies[policy]++
+		policies[int(st.Policy)]++
 	}
 	return policies
 }
 
-// statFields returns the fields of a /proc stat file from field 3 (the
-// state) on: f[n-3] is field n.
-func statFields(t *testing.T, path string) []string {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	i := bytes.LastIndex(b, []byte(") "))
-	if i < 0 {
-		t.Fatalf("%s: %q", path, b)
-	}
-	return strings.Fields(string(b[i+2:]))
-}
-
-// cpuTime is a process's user plus system time, from /proc/<pid>/stat.
-func cpuTime(t *testing.T, pid int) time.Duration {
-	t.Helper()
-	f := statFields(t, fmt.Sprintf("/proc/%d/stat", pid))
-	utime, err1 := strconv.ParseInt(f[14-3], 10, 64)
-	stime, err2 := strconv.ParseInt(f[15-3], 10, 64)
-	if err1 != nil || err2 != nil {
-		t.Fatalf("/proc/%d/stat: %q", pid, f)
-	}
-	return time.Duration(utime+stime) * time.Second / 100 // USER_HZ
-}
-
-// machineTimes reads /proc/stat's first line: all CPU time and idle time.
+// machineTimes reads the machine's CPU time from /proc/stat: all of it and
+// the idle part (idle and iowait).
 func machineTimes(t *testing.T) (total, idle time.Duration) {
 	t.Helper()
-	b, err := os.ReadFile("/proc/stat")
+	fs, err := procfs.NewDefaultFS()
 	if err != nil {
 		t.Fatal(err)
 	}
-	line, _, _ := bytes.Cut(b, []byte("\n"))
-	f := strings.Fields(string(line))
-	for i, v := range f[1:9] {
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil {
-			t.Fatalf("/proc/stat: %q", line)
-		}
-		total += time.Duration(n) * time.Second / 100
-		if i == 3 || i == 4 {
-			idle += time.Duration(n) * time.Second / 100
-		}
+	st, err := fs.Stat()
+	if err != nil {
+		t.Fatal(err)
 	}
-	return total, idle
+	c := st.CPUTotal
+	seconds := func(s float64) time.Duration { return time.Duration(math.Round(s * float64(time.Second))) }
+	idle = seconds(c.Idle + c.Iowait)
+	return idle + seconds(c.User+c.Nice+c.System+c.IRQ+c.SoftIRQ+c.Steal), idle
 }
 
 // burnt measures the CPU time a holder uses over d, and the CPU time the
@@ -86,9 +53,9 @@ func machineTimes(t *testing.T) (total, idle time.Duration) {
 func burnt(t *testing.T, pid int, d time.Duration) (holder, others time.Duration) {
 	t.Helper()
 	total0, idle0 := machineTimes(t)
-	cpu0 := cpuTime(t, pid)
+	cpu0 := kernelCPUTime(t, pid)
 	time.Sleep(d)
-	cpu1 := cpuTime(t, pid)
+	cpu1 := kernelCPUTime(t, pid)
 	total1, idle1 := machineTimes(t)
 	holder = cpu1 - cpu0
 	return holder, (total1 - total0) - (idle1 - idle0) - holder

@@ -297,11 +297,7 @@ func TestMemoryHoldersCPUTimeCountsInUsage(t *testing.T) {
 	memory, _ := holdersNow(m)
 	var spent time.Duration
 	for _, p := range memory {
-		st, err := readProcStat("/proc", p.Pid)
-		if err != nil {
-			t.Fatal(err)
-		}
-		spent += time.Duration(st.UTime+st.STime) * time.Second / userHZ
+		spent += kernelCPUTime(t, p.Pid)
 	}
 	u := managerUsage(t, m)
 	t.Logf("filling 256 MiB took %v of CPU time; Usage.CPUTime %v", spent, u.CPUTime)

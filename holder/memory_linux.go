@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strconv"
+	"strings"
 
 	"golang.org/x/sys/unix"
 )
@@ -43,24 +45,24 @@ func RunMemory(size int64, in io.Reader, out io.Writer) error {
 }
 
 // fillMemory makes every page of mem resident and non-zero, as fast as the
-// kernel allows. Measured on a 2-core VM, 1 GiB, alternated
-// with C mmap+MAP_POPULATE (0.29-0.35 s warm):
-//   - MADV_POPULATE_WRITE then one word written per page: the same time as
-//     MAP_POPULATE; the written pass takes 5 ms, the rest is the kernel
-//     zeroing pages and the hypervisor backing them.
-//   - touching each page without populating: 1.2-1.4x, a fault per page.
-//   - MADV_HUGEPAGE first: bimodal, 0.1 s at best but 0.7 s in most rounds
-//     (likely: huge pages come from the free blocks the balloon has handed
-//     back to the hypervisor) and up to 1.4 s, so huge pages are ruled out
-//     (MADV_NOHUGEPAGE, for hosts whose THP setting is "always").
-//   - two threads populating one half each: no faster in the median, much
-//     noisier; the kernel and the hypervisor are the bottleneck, not a core.
+// kernel allows: MADV_POPULATE_WRITE, then one word written per page.
+//
+// Huge pages are left to the kernel's settings, except where it backs
+// anonymous memory with PMD-size (2 MiB) pages unasked (thpDir's setting
+// "always"): there they are turned off, because a 2 MiB fill is bimodal, now
+// faster than small pages, more often several times slower and up to 5x,
+// when the kernel or the hypervisor must first find or back whole 2 MiB
+// blocks. MADV_NOHUGEPAGE also turns off the smaller multi-size THP folios
+// (16 kB, 64 kB, ...), which fill faster than 4 kB pages, so it is called
+// only where 2 MiB pages would be used otherwise.
 //
 // MADV_POPULATE_WRITE rather than MAP_POPULATE because it reports failure
 // (MAP_POPULATE gives up silently); kernels before 5.14 refuse it with
 // EINVAL, and there the written pass faults the pages in by itself.
 func fillMemory(mem []byte) error {
-	unix.Madvise(mem, unix.MADV_NOHUGEPAGE) // advice only: THP may be compiled out
+	if pmdHugePagesAlways(thpDir) {
+		unix.Madvise(mem, unix.MADV_NOHUGEPAGE) // advice only: THP may be compiled out
+	}
 	for {
 		err := unix.Madvise(mem, unix.MADV_POPULATE_WRITE)
 		if errors.Is(err, unix.EINTR) {
@@ -73,6 +75,46 @@ func fillMemory(mem []byte) error {
 	}
 	stampPages(mem, os.Getpagesize())
 	return nil
+}
+
+// thpDir holds the kernel's transparent huge page settings.
+const thpDir = "/sys/kernel/mm/transparent_hugepage"
+
+// pmdHugePagesAlways tells whether the kernel whose THP settings are in dir
+// backs anonymous memory with PMD-size huge pages (2 MiB on x86-64) without
+// being asked: hugepages-<size>kB/enabled is "always", or it is "inherit"
+// or absent (kernels before 6.8) and enabled is "always". Settings that
+// cannot be read count as not "always": the kernel's defaults are kept.
+func pmdHugePagesAlways(dir string) bool {
+	kb := "2048"
+	if b, err := os.ReadFile(filepath.Join(dir, "hpage_pmd_size")); err == nil {
+		if n, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64); err == nil && n > 0 {
+			kb = strconv.FormatInt(n>>10, 10)
+		}
+	}
+	switch thpChoice(filepath.Join(dir, "hugepages-"+kb+"kB", "enabled")) {
+	case "always":
+		return true
+	case "inherit", "":
+		return thpChoice(filepath.Join(dir, "enabled")) == "always"
+	}
+	return false
+}
+
+// thpChoice is the setting chosen in a THP settings file, the word in
+// brackets ("always [madvise] never" is "madvise"), or "" when the file
+// cannot be read or chooses nothing.
+func thpChoice(path string) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return ""
+	}
+	_, rest, _ := strings.Cut(string(b), "[")
+	choice, _, ok := strings.Cut(rest, "]")
+	if !ok {
+		return ""
+	}
+	return choice
 }
 
 // stampPages writes one word into every page of mem, distinct from page to

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -102,26 +103,6 @@ func (h *liveHolder) wait(t *testing.T, timeout time.Duration) int {
 	return 0
 }
 
-// procStatus reads a field of /proc/<pid>/status in kB.
-func procStatusKB(t *testing.T, pid int, field string) int64 {
-	t.Helper()
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for line := range strings.Lines(string(b)) {
-		if rest, ok := strings.CutPrefix(line, field+":"); ok {
-			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
-			if err != nil {
-				t.Fatalf("/proc/%d/status: %q", pid, line)
-			}
-			return kb
-		}
-	}
-	t.Fatalf("/proc/%d/status has no %s", pid, field)
-	return 0
-}
-
 // oomScoreAdj reads /proc/<pid>/oom_score_adj.
 func oomScoreAdj(t *testing.T, pid int) int {
 	t.Helper()
@@ -147,8 +128,8 @@ func TestMemoryHolderHoldsItsSizeResident(t *testing.T) {
 			if !strings.HasPrefix(line, "ready ") || err != nil || n < size {
 				t.Fatalf("first line %q, want \"ready N\" with N >= %d", line, size)
 			}
-			if anon := procStatusKB(t, h.cmd.Process.Pid, "RssAnon") << 10; anon < size {
-				t.Errorf("RssAnon is %d bytes, want at least %d", anon, size)
+			if status, err := kernelProc(t, h.cmd.Process.Pid).NewStatus(); err != nil || status.RssAnon < uint64(size) {
+				t.Errorf("RssAnon is %d bytes (%v), want at least %d", status.RssAnon, err, size)
 			}
 			if got := oomScoreAdj(t, h.cmd.Process.Pid); got != 1000 {
 				t.Errorf("oom_score_adj is %d, want 1000", got)
@@ -250,5 +231,50 @@ func TestStampPagesMakesEveryPageNonZeroAndDistinct(t *testing.T) {
 			t.Errorf("page at %d has the same stamp %#x as another", off, w)
 		}
 		seen[w] = true
+	}
+}
+
+func TestPMDHugePagesAlways(t *testing.T) {
+	tests := []struct {
+		name  string
+		files map[string]string // under the THP settings dir
+		want  bool
+	}{
+		{"always", map[string]string{"enabled": "[always] madvise never\n"}, true},
+		{"madvise", map[string]string{"enabled": "always [madvise] never\n"}, false},
+		{"never", map[string]string{"enabled": "always madvise [never]\n"}, false},
+		{"no settings (THP compiled out)", nil, false},
+		{"unparsable", map[string]string{"enabled": "always\n"}, false},
+		{"2 MiB inherits always", map[string]string{
+			"enabled": "[always] madvise never\n", "hugepages-2048kB/enabled": "always [inherit] madvise never\n",
+			"hugepages-16kB/enabled": "always inherit madvise [never]\n"}, true},
+		{"2 MiB never under a global always", map[string]string{
+			"enabled": "[always] madvise never\n", "hugepages-2048kB/enabled": "always inherit madvise [never]\n"}, false},
+		{"2 MiB always under a global madvise", map[string]string{
+			"enabled": "always [madvise] never\n", "hugepages-2048kB/enabled": "[always] inherit madvise never\n"}, true},
+		{"only 16 kB folios always", map[string]string{
+			"enabled": "always [madvise] never\n", "hugepages-2048kB/enabled": "always [inherit] madvise never\n",
+			"hugepages-16kB/enabled": "[always] inherit madvise never\n"}, false},
+		{"the PMD size is 512 MiB (64 kB base pages)", map[string]string{
+			"enabled": "always [madvise] never\n", "hpage_pmd_size": "536870912\n",
+			"hugepages-2048kB/enabled":   "always inherit madvise [never]\n",
+			"hugepages-524288kB/enabled": "[always] inherit madvise never\n"}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			for name, text := range tt.files {
+				path := filepath.Join(dir, name)
+				if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if got := pmdHugePagesAlways(dir); got != tt.want {
+				t.Errorf("pmdHugePagesAlways = %v, want %v", got, tt.want)
+			}
+		})
 	}
 }

@@ -7,9 +7,32 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/prometheus/procfs"
 )
+
+// kernelProc is pid as procfs reads it from /proc: the tests' independent
+// check of the hand parsers here and of what the holders' accounting reports.
+func kernelProc(t *testing.T, pid int) procfs.Proc {
+	t.Helper()
+	p, err := procfs.NewProc(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// kernelCPUTime is pid's user plus system time, as procfs reads it.
+func kernelCPUTime(t *testing.T, pid int) time.Duration {
+	t.Helper()
+	st, err := kernelProc(t, pid).Stat()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return time.Duration(st.UTime+st.STime) * time.Second / userHZ
+}
 
 // statLine is a /proc/<pid>/stat line with comm as its command name, the
 // given utime, stime and start time, and ppid 1.
@@ -175,5 +198,46 @@ func TestReadProcStatOfThisProcess(t *testing.T) {
 	}
 	if st.PPid != os.Getppid() || st.StartTime == 0 || st.exited() {
 		t.Errorf("readProcStat(self) = %+v, want ppid %d and a start time", st, os.Getppid())
+	}
+	kernel := kernelProc(t, os.Getpid())
+	want, err := kernel.Stat()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Comm != want.Comm || st.PPid != want.PPID || st.StartTime != want.Starttime ||
+		st.UTime > uint64(want.UTime) || st.STime > uint64(want.STime) {
+		t.Errorf("readProcStat(self) = %+v; procfs read %+v just after", st, want)
+	}
+}
+
+// TestProcReadersAgreeWithProcfs reads this process's status, cmdline and
+// environ with the hand parsers and with procfs.
+func TestProcReadersAgreeWithProcfs(t *testing.T) {
+	kernel := kernelProc(t, os.Getpid())
+	rss, err := readRSS("/proc", os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	status, err := kernel.NewStatus()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := rss - int64(status.VmRSS); rss <= 0 || diff > 4<<20 || diff < -4<<20 {
+		t.Errorf("readRSS(self) = %d, procfs VmRSS %d just after", rss, status.VmRSS)
+	}
+	argv, err := readCmdline("/proc", os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want, err := kernel.CmdLine(); err != nil || !cmp.Equal(argv, want) {
+		t.Errorf("readCmdline(self) = %q, procfs %q (%v)", argv, want, err)
+	}
+	env, err := kernel.Environ()
+	if err != nil || len(env) == 0 {
+		t.Fatalf("procfs environ: %q, %v", env, err)
+	}
+	key, value, _ := strings.Cut(env[len(env)-1], "=")
+	if got, ok, err := readEnviron("/proc", os.Getpid(), key); err != nil || !ok || got != value {
+		t.Errorf("readEnviron(self, %q) = %q, %v, %v; procfs %q", key, got, ok, err, value)
 	}
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"fmt"
 	"io"
 	"os"
@@ -12,6 +11,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/prometheus/procfs"
 )
 
 // The CPU benchmark's method: settle, idle baseline, 60 s in 10 s windows.
@@ -23,7 +24,6 @@ const (
 	cpuWindows     = 6 // 60 s
 	cpuContended   = 20 * time.Second
 	cpuRecoverMax  = 10 // seconds watched for the burner to come back
-	cpuUserHZ      = 100
 	cpuGoalMean    = 0.003
 	cpuGoalWindow  = 0.005
 	cpuGoalYielded = 0.005
@@ -72,7 +72,7 @@ func benchCPUAccuracy(binary string, ncpu int) error {
 	if err != nil {
 		return err
 	}
-	own0, err := processTicks(h.cmd.Process.Pid)
+	own0, err := processCPU(h.cmd.Process.Pid)
 	if err != nil {
 		return err
 	}
@@ -88,7 +88,7 @@ func benchCPUAccuracy(binary string, ncpu int) error {
 		prev = cur
 	}
 	mean := prev.busySince(first) - idle
-	own1, err := processTicks(h.cmd.Process.Pid)
+	own1, err := processCPU(h.cmd.Process.Pid)
 	if err != nil {
 		return err
 	}
@@ -97,7 +97,7 @@ func benchCPUAccuracy(binary string, ncpu int) error {
 	if err != nil {
 		return err
 	}
-	own := float64(own1-own0) / cpuUserHZ / ((cpuWindow * cpuWindows).Seconds() * float64(ncpu))
+	own := (own1 - own0) / ((cpuWindow * cpuWindows).Seconds() * float64(ncpu))
 	lo, hi := minMax(windows)
 	fmt.Printf("cpu: asked for +%.2f on %d CPUs: +%.4f over %s, %s windows %.4f-%.4f (goal ±%.3f, windows ±%.3f; stress-ng 0.303 (0.302-0.304), lookbusy 0.307 (0.304-0.308), NeverIdle 0.304 (0.248-0.323))\n",
 		cpuDuty, ncpu, mean, cpuWindow*cpuWindows, cpuWindow, lo, hi, cpuGoalMean, cpuGoalWindow)
@@ -124,12 +124,12 @@ func benchCPUContended(h *cpuHolder, ncpu int, otherSession bool) error {
 	if err != nil {
 		return err
 	}
-	b0, err := processTicks(h.cmd.Process.Pid)
+	b0, err := processCPU(h.cmd.Process.Pid)
 	if err != nil {
 		return err
 	}
 	time.Sleep(cpuContended)
-	b1, err := processTicks(h.cmd.Process.Pid)
+	b1, err := processCPU(h.cmd.Process.Pid)
 	if err != nil {
 		return err
 	}
@@ -137,21 +137,21 @@ func benchCPUContended(h *cpuHolder, ncpu int, otherSession bool) error {
 	if err != nil {
 		return err
 	}
-	share := float64(b1-b0) / cpuUserHZ / (cpuContended.Seconds() * float64(ncpu))
+	share := (b1 - b0) / (cpuContended.Seconds() * float64(ncpu))
 	stopAll(loops)
 
 	back := -1
 	for s := 1; s <= cpuRecoverMax; s++ {
-		t0, err := processTicks(h.cmd.Process.Pid)
+		t0, err := processCPU(h.cmd.Process.Pid)
 		if err != nil {
 			return err
 		}
 		time.Sleep(time.Second)
-		t1, err := processTicks(h.cmd.Process.Pid)
+		t1, err := processCPU(h.cmd.Process.Pid)
 		if err != nil {
 			return err
 		}
-		if float64(t1-t0)/cpuUserHZ/float64(ncpu) >= cpuDuty-0.05 {
+		if (t1-t0)/float64(ncpu) >= cpuDuty-0.05 {
 			back = s
 			break
 		}
@@ -233,33 +233,24 @@ func stopAll(cmds []*exec.Cmd) {
 	}
 }
 
-// cpuStat is the first line of /proc/stat, in ticks.
-type cpuStat struct{ total, idle uint64 }
+// cpuStat is the machine's CPU time, from the cpu line of /proc/stat, in
+// seconds.
+type cpuStat struct{ total, idle float64 }
 
 // readCPUStat reads the machine's CPU times: total is user through steal
 // (guest time is already in user), idle is idle plus iowait.
 func readCPUStat() (cpuStat, error) {
-	b, err := os.ReadFile("/proc/stat")
+	fs, err := procfs.NewDefaultFS()
 	if err != nil {
 		return cpuStat{}, err
 	}
-	line, _, _ := bytes.Cut(b, []byte("\n"))
-	f := strings.Fields(string(line))
-	if len(f) < 9 || f[0] != "cpu" {
-		return cpuStat{}, fmt.Errorf("/proc/stat: unexpected first line %q", line)
+	st, err := fs.Stat()
+	if err != nil {
+		return cpuStat{}, err
 	}
-	var s cpuStat
-	for i, name := range f[1:9] { // user nice system idle iowait irq softirq steal
-		v, err := strconv.ParseUint(name, 10, 64)
-		if err != nil {
-			return cpuStat{}, fmt.Errorf("/proc/stat: %q: %w", line, err)
-		}
-		s.total += v
-		if i == 3 || i == 4 {
-			s.idle += v
-		}
-	}
-	return s, nil
+	c := st.CPUTotal
+	idle := c.Idle + c.Iowait
+	return cpuStat{total: idle + c.User + c.Nice + c.System + c.IRQ + c.SoftIRQ + c.Steal, idle: idle}, nil
 }
 
 // busySince is the machine's busy fraction between an earlier read and s.
@@ -282,27 +273,18 @@ func machineBusyOver(d time.Duration) (float64, error) {
 	return b.busySince(a), err
 }
 
-// processTicks is a process's user plus system time, in USER_HZ ticks, from
-// /proc/<pid>/stat (fields 14 and 15).
-func processTicks(pid int) (uint64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+// processCPU is a process's user plus system time, in seconds, from
+// /proc/<pid>/stat.
+func processCPU(pid int) (float64, error) {
+	p, err := procfs.NewProc(pid)
 	if err != nil {
 		return 0, err
 	}
-	i := bytes.LastIndex(b, []byte(") ")) // the command may hold ") "
-	if i < 0 {
-		return 0, fmt.Errorf("/proc/%d/stat: unexpected %q", pid, b)
+	st, err := p.Stat()
+	if err != nil {
+		return 0, err
 	}
-	f := strings.Fields(string(b[i+2:])) // from field 3, the state
-	if len(f) < 13 {
-		return 0, fmt.Errorf("/proc/%d/stat: unexpected %q", pid, b)
-	}
-	utime, err1 := strconv.ParseUint(f[11], 10, 64)
-	stime, err2 := strconv.ParseUint(f[12], 10, 64)
-	if err1 != nil || err2 != nil {
-		return 0, fmt.Errorf("/proc/%d/stat: unexpected %q", pid, b)
-	}
-	return utime + stime, nil
+	return st.CPUTime(), nil
 }
 
 func minMax(xs []float64) (lo, hi float64) {

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/prometheus/procfs"
 )
 
 // benchGiveWay measures how fast the daemon gives CPU and memory back to
@@ -100,29 +102,29 @@ func windows(c *cro, n int) (busy, burner []float64, err error) {
 		if err != nil {
 			return nil, nil, err
 		}
-		before := holderTicks(c.cmd.Process.Pid, "cpu")
+		before := holderCPU(c.cmd.Process.Pid, "cpu")
 		time.Sleep(time.Second)
-		after := holderTicks(c.cmd.Process.Pid, "cpu")
+		after := holderCPU(c.cmd.Process.Pid, "cpu")
 		b, err := readCPUStat()
 		if err != nil {
 			return nil, nil, err
 		}
-		var ticks uint64
+		var spent float64
 		for pid, t := range after {
-			ticks += t - min(t, before[pid]) // a holder started in between counts whole
+			spent += t - min(t, before[pid]) // a holder started in between counts whole
 		}
 		busy = append(busy, b.busySince(a))
-		burner = append(burner, float64(ticks)/float64(b.total-a.total))
+		burner = append(burner, spent/(b.total-a.total))
 	}
 	return busy, burner, nil
 }
 
-// holderTicks is the CPU ticks of each holder process of the given kind
-// that the daemon pid started. A child is listed under the thread that
+// holderCPU is the CPU time, in seconds, of each holder process of the given
+// kind that the daemon pid started. A child is listed under the thread that
 // forked it, and the daemon starts holders from a thread of their own, so
 // every thread's children are read.
-func holderTicks(daemon int, kind string) map[int]uint64 {
-	ticks := map[int]uint64{}
+func holderCPU(daemon int, kind string) map[int]float64 {
+	spent := map[int]float64{}
 	lists, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", daemon))
 	var children []byte
 	for _, l := range lists {
@@ -131,15 +133,18 @@ func holderTicks(daemon int, kind string) map[int]uint64 {
 	}
 	for _, f := range strings.Fields(string(children)) {
 		pid, _ := strconv.Atoi(f)
-		cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-		if !strings.Contains(string(cmdline), "\x00holder\x00"+kind+"\x00") {
+		p, err := procfs.NewProc(pid)
+		if err != nil {
 			continue
 		}
-		if t, err := processTicks(pid); err == nil {
-			ticks[pid] = t
+		if argv, _ := p.CmdLine(); len(argv) < 3 || argv[1] != "holder" || argv[2] != kind {
+			continue
+		}
+		if t, err := processCPU(pid); err == nil {
+			spent[pid] = t
 		}
 	}
-	return ticks
+	return spent
 }
 
 // benchMemoryGiveWay holds about 512 MiB of ballast in 128 MiB chunks with
@@ -219,24 +224,18 @@ func benchMemoryGiveWay(binary string) error {
 
 // meminfo is MemTotal and MemAvailable, in bytes.
 func meminfo() (total, avail int64, err error) {
-	data, err := os.ReadFile("/proc/meminfo")
+	fs, err := procfs.NewDefaultFS()
 	if err != nil {
 		return 0, 0, err
 	}
-	for line := range strings.Lines(string(data)) {
-		f := strings.Fields(line)
-		if len(f) < 2 {
-			continue
-		}
-		kb, _ := strconv.ParseInt(f[1], 10, 64)
-		switch f[0] {
-		case "MemTotal:":
-			total = kb << 10
-		case "MemAvailable:":
-			avail = kb << 10
-		}
+	m, err := fs.Meminfo()
+	if err != nil {
+		return 0, 0, err
 	}
-	return total, avail, nil
+	if m.MemTotalBytes == nil || m.MemAvailableBytes == nil {
+		return 0, 0, fmt.Errorf("/proc/meminfo lacks MemTotal or MemAvailable")
+	}
+	return int64(*m.MemTotalBytes), int64(*m.MemAvailableBytes), nil
 }
 
 // benchSimulate times 30 simulated days at a 15 s interval.

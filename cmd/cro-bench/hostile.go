@@ -74,7 +74,7 @@ func hostileRound(binary string) (latency, fromStep, shutdown float64, establish
 	daemon := c.cmd.Process.Pid
 	var first int
 	if err := await(30*time.Second, func() bool {
-		for pid := range holderTicks(daemon, "memory") {
+		for pid := range holderCPU(daemon, "memory") {
 			if rss(pid) >= 1000 {
 				first = pid
 				return true
@@ -91,7 +91,7 @@ func hostileRound(binary string) (latency, fromStep, shutdown float64, establish
 
 	// The next tick starts the second chunk and the CPU burner: step in.
 	if err := await(10*time.Second, func() bool {
-		return len(holderTicks(daemon, "memory")) >= 2 && len(holderTicks(daemon, "cpu")) >= 1
+		return len(holderCPU(daemon, "memory")) >= 2 && len(holderCPU(daemon, "cpu")) >= 1
 	}); err != nil {
 		return 0, 0, 0, 0, fmt.Errorf("the second tick started no chunk and burner: %w", err)
 	}

@@ -61,10 +61,37 @@ func benchMemory(binary string) error {
 		}
 		base, held = append(base, before, after), append(held, h)
 	}
-	fmt.Printf("memory: 1 GiB resident in %.2f s (median of %d), C MAP_POPULATE %.2f s: ratio %.2f (goal <= 1.30; stress-ng 0.99 s, python 0.95 s, NeverIdle 2.84 s)\n",
-		median(held), memoryRounds, median(base), median(held)/median(base))
+	fmt.Printf("memory: 1 GiB resident in %.2f s (median of %d), C MAP_POPULATE %.2f s: ratio %.2f (goal <= 1.30; stress-ng 0.99 s, python 0.95 s, NeverIdle 2.84 s); THP %s\n",
+		median(held), memoryRounds, median(base), median(held)/median(base), thpSettings())
 	fmt.Printf("memory: rounds (C before, holder, C after): %s\n", memoryRoundsString(base, held))
 	return nil
+}
+
+// thpSettings names the transparent huge page settings the figure was
+// measured under: enabled, defrag, and each folio size that is not "never".
+func thpSettings() string {
+	const dir = "/sys/kernel/mm/transparent_hugepage"
+	settings := []string{"enabled", "defrag"}
+	sizes, _ := filepath.Glob(filepath.Join(dir, "hugepages-*kB", "enabled"))
+	for _, path := range sizes {
+		settings = append(settings, strings.TrimPrefix(path, dir+"/"))
+	}
+	var shown []string
+	for _, name := range settings {
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			if name == "enabled" {
+				return "not available (" + err.Error() + ")"
+			}
+			continue
+		}
+		_, rest, _ := strings.Cut(string(b), "[")
+		choice, _, _ := strings.Cut(rest, "]")
+		if choice != "never" || !strings.HasPrefix(name, "hugepages-") {
+			shown = append(shown, strings.TrimSuffix(name, "/enabled")+" "+choice)
+		}
+	}
+	return strings.Join(shown, ", ")
 }
 
 // memoryRoundsString lists each round's times, for judging the noise.

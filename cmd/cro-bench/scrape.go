@@ -15,6 +15,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/prometheus/procfs"
 )
 
 // benchScrape measures keep-alive scrape latency with wrk
@@ -198,16 +200,18 @@ func wrk(url string) (p50, p99 float64, err error) {
 	return ms["50"], ms["99"], nil
 }
 
-// rss is a process's resident memory in MiB, from /proc/<pid>/status.
+// rss is a process's resident memory in MiB, from /proc/<pid>/status; 0
+// when it is gone.
 func rss(pid int) float64 {
-	data, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	for line := range strings.Lines(string(data)) {
-		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			kb, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 64)
-			return kb / 1024
-		}
+	p, err := procfs.NewProc(pid)
+	if err != nil {
+		return 0
 	}
-	return 0
+	status, err := p.NewStatus()
+	if err != nil {
+		return 0
+	}
+	return float64(status.VmRSS) / (1 << 20)
 }
 
 func median(xs []float64) float64 {

@@ -30,6 +30,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/procfs"
 	"golang.org/x/sys/unix"
 )
 
@@ -180,12 +181,13 @@ func signalAndWait(t *testing.T, e *exporter, sig os.Signal, limit time.Duration
 	}
 }
 
-// proc is a process as /proc shows it.
+// proc is a process as /proc shows it, read with procfs.
 type proc struct {
 	pid   int
 	ppid  int
 	state byte
-	start uint64 // field 22 of stat: with the pid, names one process
+	start uint64  // field 22 of stat: with the pid, names one process
+	cpu   float64 // user plus system time, in seconds
 	argv  []string
 }
 
@@ -194,31 +196,28 @@ func (p proc) String() string {
 }
 
 func readProc(pid int) (proc, bool) {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	kp, err := procfs.NewProc(pid)
 	if err != nil {
 		return proc{}, false
 	}
-	s := string(data)
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:]) // fields 3 on
-	if len(f) < 20 {
+	return procOf(kp)
+}
+
+func procOf(kp procfs.Proc) (proc, bool) {
+	st, err := kp.Stat()
+	if err != nil || st.State == "" {
 		return proc{}, false
 	}
-	p := proc{pid: pid, state: f[0][0]}
-	p.ppid, _ = strconv.Atoi(f[1])
-	p.start, _ = strconv.ParseUint(f[19], 10, 64)
-	cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-	p.argv = strings.Split(strings.TrimRight(string(cmdline), "\x00"), "\x00")
-	return p, true
+	argv, _ := kp.CmdLine()
+	return proc{pid: kp.PID, ppid: st.PPID, state: st.State[0], start: st.Starttime, cpu: st.CPUTime(), argv: argv}, true
 }
 
 func allProcs() []proc {
-	entries, _ := os.ReadDir("/proc")
+	kps, _ := procfs.AllProcs()
 	var ps []proc
-	for _, e := range entries {
-		if pid, err := strconv.Atoi(e.Name()); err == nil {
-			if p, ok := readProc(pid); ok {
-				ps = append(ps, p)
-			}
+	for _, kp := range kps {
+		if p, ok := procOf(kp); ok {
+			ps = append(ps, p)
 		}
 	}
 	return ps
@@ -259,8 +258,12 @@ func (p proc) alive() bool {
 // markedWith tells whether pid's environment marks it as a holder of the
 // state dir owner (holder/process.go: CRO_HOLDER_OWNER).
 func markedWith(pid int, owner string) bool {
-	env, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
-	return err == nil && slices.Contains(strings.Split(string(env), "\x00"), "CRO_HOLDER_OWNER="+owner)
+	kp, err := procfs.NewProc(pid)
+	if err != nil {
+		return false
+	}
+	env, err := kp.Environ()
+	return err == nil && slices.Contains(env, "CRO_HOLDER_OWNER="+owner)
 }
 
 func aliveOf(ps []proc) []proc {
@@ -285,14 +288,9 @@ func countKind(ps []proc, kind string) int {
 
 // rss is VmRSS of pid in bytes, 0 when it is gone.
 func rss(pid int) int64 {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0
-	}
-	for line := range strings.Lines(string(data)) {
-		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
-			return kb << 10
+	if kp, err := procfs.NewProc(pid); err == nil {
+		if status, err := kp.NewStatus(); err == nil {
+			return int64(status.VmRSS)
 		}
 	}
 	return 0
@@ -301,27 +299,18 @@ func rss(pid int) int64 {
 // meminfo is MemTotal and MemAvailable, in bytes.
 func meminfo(t *testing.T) (total, avail int64) {
 	t.Helper()
-	data, err := os.ReadFile("/proc/meminfo")
+	fs, err := procfs.NewDefaultFS()
 	if err != nil {
 		t.Fatal(err)
 	}
-	for line := range strings.Lines(string(data)) {
-		f := strings.Fields(line)
-		if len(f) < 2 {
-			continue
-		}
-		kb, _ := strconv.ParseInt(f[1], 10, 64)
-		switch f[0] {
-		case "MemTotal:":
-			total = kb << 10
-		case "MemAvailable:":
-			avail = kb << 10
-		}
+	m, err := fs.Meminfo()
+	if err != nil {
+		t.Fatal(err)
 	}
-	if total == 0 || avail == 0 {
+	if m.MemTotalBytes == nil || m.MemAvailableBytes == nil {
 		t.Fatalf("/proc/meminfo lacks MemTotal or MemAvailable")
 	}
-	return total, avail
+	return int64(*m.MemTotalBytes), int64(*m.MemAvailableBytes)
 }
 
 // memoryTarget is the --target.memory that makes the daemon hold about
@@ -337,24 +326,21 @@ func memoryTarget(t *testing.T, ballast int64) string {
 	return strconv.FormatFloat(target, 'f', 5, 64)
 }
 
-// cpuTicks is the busy and total ticks of /proc/stat's cpu line, counted as
-// the collector counts them.
-func cpuTicks(t *testing.T) (busy, total float64) {
+// cpuTimes is the busy and total seconds of /proc/stat's cpu line, counted
+// as the collector counts them.
+func cpuTimes(t *testing.T) (busy, total float64) {
 	t.Helper()
-	data, err := os.ReadFile("/proc/stat")
+	fs, err := procfs.NewDefaultFS()
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := strings.Fields(strings.SplitN(string(data), "\n", 2)[0])
-	n := make([]float64, 9)
-	for i := range n {
-		if i+1 < len(f) {
-			n[i], _ = strconv.ParseFloat(f[i+1], 64)
-		}
+	st, err := fs.Stat()
+	if err != nil {
+		t.Fatal(err)
 	}
-	// user nice system idle iowait irq softirq steal
-	busy = n[0] + n[1] + n[2] + n[5] + n[6] + n[7]
-	return busy, busy + n[3] + n[4]
+	c := st.CPUTotal
+	busy = c.User + c.Nice + c.System + c.IRQ + c.SoftIRQ + c.Steal
+	return busy, busy + c.Idle + c.Iowait
 }
 
 // cpuTarget is a --target.cpu a few points above the host's CPU usage, so
@@ -368,9 +354,9 @@ func cpuTicks(t *testing.T) (busy, total float64) {
 // the host is under that target.
 func cpuTarget(t *testing.T) float64 {
 	t.Helper()
-	b0, t0 := cpuTicks(t)
+	b0, t0 := cpuTimes(t)
 	time.Sleep(500 * time.Millisecond)
-	b1, t1 := cpuTicks(t)
+	b1, t1 := cpuTimes(t)
 	sinceBoot, now := b0/t0, (b1-b0)/max(1, t1-t0)
 	target := math.Round((sinceBoot+0.06)*1e4) / 1e4
 	if target > 0.85 || now > target-0.02 {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"runtime"
@@ -106,72 +107,129 @@ func holderMemory(size int64) error {
 // port leaves nothing behind. It runs the loop until ctx ends; then it stops
 // every holder and removes every fill file.
 func daemon(ctx context.Context, cli *CLI, logger *slog.Logger) (err error) {
-	if err := web.Validate(cli.WebConfigFile); err != nil {
-		return usageError{fmt.Errorf("--web.config.file=%s: %w", cli.WebConfigFile, err)}
-	}
-	reader, err := newReader(cli)
+	h, err := checkHost(cli)
 	if err != nil {
 		return err
 	}
-	// The give-way watcher reads the host on its own: a read moves the CPU
-	// baseline.
-	watcher, err := newReader(cli)
-	if err != nil {
-		return err
-	}
-	// A dry run writes nothing: the state dir may be missing, and is
-	// never created.
-	if err := controller.CheckStateDir(cli.StateDir, !cli.DryRun); err != nil {
-		return usageError{fmt.Errorf("--state.dir=%s: %w", cli.StateDir, err)}
-	}
-	if err := holder.CheckFillDir(cli.fillDir(), cli.DiskPath, cli.StateDir); err != nil {
-		return usageError{fmt.Errorf("--disk.fill-dir=%s: %w", cli.fillDir(), err)}
-	}
-	now := time.Now()
-	first, err := reader.Read(now)
-	if err != nil {
-		return err
-	}
-	spec := controller.Classify(first.MemoryTotal)
-	targets, err := controller.Targets(spec, cli.targets(), float64(cli.Ceiling))
-	if err != nil {
-		return usageError{err}
-	}
-	if err := cli.checkReserves(first); err != nil {
-		return usageError{err}
-	}
-	memReserve, diskReserve := cli.reserves(first)
-
 	listeners, err := listen(cli.WebListenAddress)
 	if err != nil {
 		return err
 	}
 	defer closeAll(listeners) // serve closes them too; this is for a failed start
-
-	// A sample stands for at most two intervals before it: a longer gap,
-	// while the exporter was down, was not observed.
-	averages := controller.NewAverages(cli.Window.D(), 2*cli.Interval.D())
-	var m *holder.Manager          // nil in a dry run
-	var holders controller.Holders // none in a dry run
-	stateDir := ""                 // a dry run never saves
-	if cli.DryRun {
-		averages.Read(cli.StateDir, logger)
-	} else {
-		cfg := holderConfig(cli, logger)
-		cfg.DiskPath = cli.DiskPath // --recover cleans up a fill dir wherever it is
-		if m, err = holder.Open(cfg); err != nil {
-			return err
-		}
+	held, err := openHolders(cli, h.now, logger)
+	if err != nil {
+		return err
+	}
+	if held.manager != nil {
 		// For a start that fails from here; a run that ends stops them
 		// itself, and Close again does nothing.
-		defer func() { err = errors.Join(err, stopHolders(m)) }()
-		holders, stateDir = managed{m}, cli.StateDir
-		// Under the lock: a daemon still saving them on its way out is done.
-		if err := averages.Load(cli.StateDir, now, logger); err != nil {
-			return err
-		}
+		defer func() { err = errors.Join(err, stopHolders(held.manager)) }()
 	}
+	loop, snapshot := newLoop(cli, h, held, logger)
+	logger.Info("starting", "version", version, "spec", h.spec.Name, "memory_total", h.first.MemoryTotal, "dry_run", cli.DryRun,
+		"target_cpu", h.targets[collector.CPU], "target_memory", h.targets[collector.Memory], "target_disk", h.targets[collector.Disk],
+		"memory_reserve", h.memReserve, "disk_reserve", h.diskReserve, "interval", cli.Interval.String(), "window", cli.Window.String())
+	for _, l := range listeners {
+		logger.Info("listening", "address", l.Addr().String())
+	}
+	// The first tick before the first scrape is served: clients that
+	// connect meanwhile wait in the listen backlog.
+	loop.Step(h.first)
+	return runUntilDone(ctx, cli, loop, h.watcher, listeners, snapshot, held.manager, logger)
+}
 
+// checked is what the daemon learns before it starts anything: a reader for
+// the loop and one for the give-way watcher, the first sample, taken at now,
+// and what the flags make of it.
+type checked struct {
+	reader, watcher         *collector.Reader
+	now                     time.Time
+	first                   collector.Sample
+	spec                    controller.Spec
+	targets                 map[collector.Resource]float64
+	memReserve, diskReserve int64
+}
+
+// checkHost checks the flags and everything they point at, and takes the
+// first sample, starting nothing: a bad flag is a usage error.
+func checkHost(cli *CLI) (*checked, error) {
+	if err := web.Validate(cli.WebConfigFile); err != nil {
+		return nil, usageError{fmt.Errorf("--web.config.file=%s: %w", cli.WebConfigFile, err)}
+	}
+	reader, err := newReader(cli)
+	if err != nil {
+		return nil, err
+	}
+	// The give-way watcher reads the host on its own: a read moves the CPU
+	// baseline.
+	watcher, err := newReader(cli)
+	if err != nil {
+		return nil, err
+	}
+	// A dry run writes nothing: the state dir may be missing, and is
+	// never created.
+	if err := controller.CheckStateDir(cli.StateDir, !cli.DryRun); err != nil {
+		return nil, usageError{fmt.Errorf("--state.dir=%s: %w", cli.StateDir, err)}
+	}
+	if err := holder.CheckFillDir(cli.fillDir(), cli.DiskPath, cli.StateDir); err != nil {
+		return nil, usageError{fmt.Errorf("--disk.fill-dir=%s: %w", cli.fillDir(), err)}
+	}
+	now := time.Now()
+	first, err := reader.Read(now)
+	if err != nil {
+		return nil, err
+	}
+	spec := controller.Classify(first.MemoryTotal)
+	targets, err := controller.Targets(spec, cli.targets(), float64(cli.Ceiling))
+	if err != nil {
+		return nil, usageError{err}
+	}
+	if err := cli.checkReserves(first); err != nil {
+		return nil, usageError{err}
+	}
+	h := &checked{reader: reader, watcher: watcher, now: now, first: first, spec: spec, targets: targets}
+	h.memReserve, h.diskReserve = cli.reserves(first)
+	return h, nil
+}
+
+// holding is what the loop holds the host with: the holder manager, the
+// averages, and the state dir they are saved in. A dry run holds nothing
+// and saves nothing.
+type holding struct {
+	manager  *holder.Manager    // nil in a dry run
+	holders  controller.Holders // none in a dry run
+	averages *controller.Averages
+	stateDir string // "" in a dry run: it never saves
+}
+
+// openHolders takes the state dir's lock and opens the holder manager, and
+// loads the averages under the lock; a dry run only reads them.
+func openHolders(cli *CLI, now time.Time, logger *slog.Logger) (holding, error) {
+	// A sample stands for at most two intervals before it: a longer gap,
+	// while the exporter was down, was not observed.
+	held := holding{averages: controller.NewAverages(cli.Window.D(), 2*cli.Interval.D())}
+	if cli.DryRun {
+		held.averages.Read(cli.StateDir, logger)
+		return held, nil
+	}
+	cfg := holderConfig(cli, logger)
+	cfg.DiskPath = cli.DiskPath // --recover cleans up a fill dir wherever it is
+	m, err := holder.Open(cfg)
+	if err != nil {
+		return held, err
+	}
+	// Under the lock: a daemon still saving them on its way out is done.
+	if err := held.averages.Load(cli.StateDir, now, logger); err != nil {
+		return held, errors.Join(err, stopHolders(m))
+	}
+	held.manager, held.holders, held.stateDir = m, managed{m}, cli.StateDir
+	return held, nil
+}
+
+// newLoop builds the loop and the metrics it publishes: each tick
+// refreshes a snapshot of the loop's state, the Go and process metrics and
+// cro_build_info, which scrapes serve.
+func newLoop(cli *CLI, h *checked, held holding, logger *slog.Logger) (*controller.Loop, *collector.Snapshot) {
 	exporter := collector.NewExporter()
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(
@@ -182,16 +240,16 @@ func daemon(ctx context.Context, cli *CLI, logger *slog.Logger) (err error) {
 	)
 	snapshot := collector.NewSnapshot(reg)
 	loop := &controller.Loop{
-		Read:          reader.Read,
-		Holders:       holders,
-		Averages:      averages,
-		Spec:          spec,
-		Targets:       targets,
+		Read:          h.reader.Read,
+		Holders:       held.holders,
+		Averages:      held.averages,
+		Spec:          h.spec,
+		Targets:       h.targets,
 		Ceiling:       float64(cli.Ceiling),
-		MemoryReserve: memReserve,
-		DiskReserve:   diskReserve,
+		MemoryReserve: h.memReserve,
+		DiskReserve:   h.diskReserve,
 		Chunk:         int64(cli.MemoryChunk),
-		StateDir:      stateDir,
+		StateDir:      held.stateDir,
 		Interval:      cli.Interval.D(),
 		Publish: func(s *collector.State) {
 			exporter.Publish(s)
@@ -201,16 +259,15 @@ func daemon(ctx context.Context, cli *CLI, logger *slog.Logger) (err error) {
 		},
 		Logger: logger,
 	}
-	logger.Info("starting", "version", version, "spec", spec.Name, "memory_total", first.MemoryTotal, "dry_run", cli.DryRun,
-		"target_cpu", targets[collector.CPU], "target_memory", targets[collector.Memory], "target_disk", targets[collector.Disk],
-		"memory_reserve", memReserve, "disk_reserve", diskReserve, "interval", cli.Interval.String(), "window", cli.Window.String())
-	for _, l := range listeners {
-		logger.Info("listening", "address", l.Addr().String())
-	}
-	// The first tick before the first scrape is served: clients that
-	// connect meanwhile wait in the listen backlog.
-	loop.Step(first)
+	return loop, snapshot
+}
 
+// runUntilDone serves the snapshot on listeners, has the loop watch the
+// host with watcher and run until ctx ends or the server fails; then it
+// stops the holders of m (nil in a dry run) before the server has shut
+// down, so that no client delays them.
+func runUntilDone(ctx context.Context, cli *CLI, loop *controller.Loop, watcher *collector.Reader,
+	listeners []net.Listener, snapshot *collector.Snapshot, m *holder.Manager, logger *slog.Logger) error {
 	ctx, cancel := context.WithCancel(ctx)
 	served := make(chan error, 1)
 	go func() {
@@ -225,8 +282,6 @@ func daemon(ctx context.Context, cli *CLI, logger *slog.Logger) (err error) {
 	loopErr := loop.Run(ctx)
 	cancel()
 	<-watched
-	// The holders end before the server has shut down: no client delays
-	// them.
 	var stopErr error
 	if m != nil {
 		stopErr = stopHolders(m)

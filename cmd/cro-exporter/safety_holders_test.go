@@ -33,9 +33,9 @@ import (
 // host is too busy for one (other engineers' work on this machine).
 func burnerTarget(t *testing.T) float64 {
 	t.Helper()
-	b0, t0 := cpuTicks(t)
+	b0, t0 := cpuTimes(t)
 	time.Sleep(500 * time.Millisecond)
-	b1, t1 := cpuTicks(t)
+	b1, t1 := cpuTimes(t)
 	now := (b1 - b0) / max(1, t1-t0)
 	// The burner may rise to the target when the other work ends: keep
 	// it small.
@@ -441,8 +441,8 @@ func TestTheCPUMemoryHoldersSpendFillingIsHolderLoad(t *testing.T) {
 			resident := rss(p.pid)
 			held += min(resident, sizeOf(p))
 			filled = filled && resident >= sizeOf(p)
-			if s := cpuSeconds(p.pid); s > spent[p.pid] {
-				spent[p.pid] = s
+			if q, ok := readProc(p.pid); ok && q.cpu > spent[p.pid] {
+				spent[p.pid] = q.cpu
 			}
 		}
 		if filled && held >= ballast-32*mib && filledAt.IsZero() {
@@ -478,27 +478,6 @@ func TestTheCPUMemoryHoldersSpendFillingIsHolderLoad(t *testing.T) {
 	if !(during > 0) {
 		t.Errorf("cro_holder_usage_ratio{resource=\"cpu\"} stayed %v at every tick while the memory holders filled (they spent %.3f s of CPU): their CPU was counted as real usage", during, total)
 	}
-}
-
-// cpuSeconds is utime+stime of pid, in seconds; 0 when it is gone.
-func cpuSeconds(pid int) float64 {
-	data, err := readStat(pid)
-	if err != nil || len(data) < 15 {
-		return 0
-	}
-	utime, _ := strconv.ParseFloat(data[11], 64)
-	stime, _ := strconv.ParseFloat(data[12], 64)
-	return (utime + stime) / 100 // USER_HZ
-}
-
-// readStat is the fields of /proc/<pid>/stat from the third on (state).
-func readStat(pid int) ([]string, error) {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return nil, err
-	}
-	s := string(data)
-	return strings.Fields(s[strings.LastIndexByte(s, ')')+1:]), nil
 }
 
 // plannedMemory is the ballast the daemon planned last, as its log says

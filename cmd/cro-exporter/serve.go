@@ -9,9 +9,10 @@ import (
 	"sync"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/prometheus/exporter-toolkit/web"
+
+	"github.com/cro-exporter/cro-exporter/collector"
 )
 
 // listen opens every listen address, so that a busy port fails the start
@@ -114,9 +115,11 @@ func (c *limitConn) Close() error {
 
 // serve serves the gathered metrics and a landing page on ls, with TLS and
 // basic auth from the exporter-toolkit web config file, until ctx ends.
-func serve(ctx context.Context, ls []net.Listener, cli *CLI, metrics prometheus.Gatherer, logger *slog.Logger) error {
+// A scrape writes the bytes the snapshot encoded at the last tick,
+// negotiated as promhttp with these options negotiates.
+func serve(ctx context.Context, ls []net.Listener, cli *CLI, metrics *collector.Snapshot, logger *slog.Logger) error {
 	mux := http.NewServeMux()
-	mux.Handle(cli.WebTelemetryPath, promhttp.HandlerFor(metrics, promhttp.HandlerOpts{
+	mux.Handle(cli.WebTelemetryPath, metrics.Handler(promhttp.HandlerOpts{
 		ErrorLog:            slog.NewLogLogger(logger.Handler(), slog.LevelError),
 		MaxRequestsInFlight: 10,
 		Timeout:             scrapeTimeout,
