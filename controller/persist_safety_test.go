@@ -13,45 +13,15 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"golang.org/x/sys/unix"
+
+	"github.com/cro-exporter/cro-exporter/internal/statefile/statefiletest"
 )
-
-// foreignUID owns the files and dirs of tests that need another user's; no
-// such user needs to exist.
-const foreignUID = 54321
-
-// within runs f and fails the test binary at once when f takes longer than
-// d: a load stuck on a FIFO, or eating /dev/zero, must not outlive the test.
-func within(t *testing.T, d time.Duration, f func()) {
-	t.Helper()
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		f()
-	}()
-	select {
-	case <-done:
-	case <-time.After(d):
-		panic(t.Name() + ": still running after " + d.String())
-	}
-}
 
 // must fails the test on err.
 func must(t *testing.T, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
-	}
-}
-
-// needRoot skips a test that plants files only root can, and every such
-// test under go test -short.
-func needRoot(t *testing.T) {
-	t.Helper()
-	if testing.Short() {
-		t.Skip("short: needs root")
-	}
-	if os.Geteuid() != 0 {
-		t.Skip("needs root")
 	}
 }
 
@@ -77,53 +47,6 @@ func savedAverages(t *testing.T) ([]byte, *Averages) {
 	return data, a
 }
 
-// notOurs is a file planted as the averages file that Load must not use.
-type notOurs struct {
-	name string
-	// make plants it at path; outside, when not "", is a file elsewhere
-	// that must stay as it is.
-	make func(t *testing.T, path string, valid []byte) (outside string)
-	want string // in the warning
-	mode uint32 // the file type of what is moved aside
-}
-
-// plantsNotOurs are the attacks on a state file's name.
-func plantsNotOurs() []notOurs {
-	return []notOurs{
-		{"a symlink to /dev/zero", func(t *testing.T, path string, _ []byte) string {
-			must(t, os.Symlink("/dev/zero", path))
-			return ""
-		}, "is a symlink", unix.S_IFLNK},
-		{"a symlink to a valid file", func(t *testing.T, path string, valid []byte) string {
-			outside := filepath.Join(t.TempDir(), "outside")
-			must(t, os.WriteFile(outside, valid, 0o600))
-			must(t, os.Symlink(outside, path))
-			return outside
-		}, "is a symlink", unix.S_IFLNK},
-		{"a FIFO", func(t *testing.T, path string, _ []byte) string {
-			must(t, unix.Mkfifo(path, 0o600))
-			return ""
-		}, "is a FIFO", unix.S_IFIFO},
-		{"a device", func(t *testing.T, path string, _ []byte) string {
-			needRoot(t)
-			must(t, unix.Mknod(path, unix.S_IFCHR|0o600, int(unix.Mkdev(1, 5)))) // /dev/zero
-			return ""
-		}, "is a device", unix.S_IFCHR},
-		{"a hard link to a valid file", func(t *testing.T, path string, valid []byte) string {
-			outside := filepath.Join(t.TempDir(), "outside")
-			must(t, os.WriteFile(outside, valid, 0o600))
-			must(t, os.Link(outside, path))
-			return outside
-		}, "has 2 links", unix.S_IFREG},
-		{"another user's valid file", func(t *testing.T, path string, valid []byte) string {
-			needRoot(t)
-			must(t, os.WriteFile(path, valid, 0o600))
-			must(t, os.Chown(path, foreignUID, foreignUID))
-			return ""
-		}, "is owned by uid 54321", unix.S_IFREG},
-	}
-}
-
 // fileType is the type of the file at path, not following a symlink.
 func fileType(t *testing.T, path string) uint32 {
 	t.Helper()
@@ -134,15 +57,15 @@ func fileType(t *testing.T, path string) uint32 {
 
 func TestLoadMovesAsideAStateFileThatIsNotOurs(t *testing.T) {
 	valid, _ := savedAverages(t)
-	for _, p := range plantsNotOurs() {
-		t.Run(p.name, func(t *testing.T) {
+	for _, p := range statefiletest.Plants() {
+		t.Run(p.Name, func(t *testing.T) {
 			dir := privateDir(t)
 			path := filepath.Join(dir, averagesFile)
-			outside := p.make(t, path, valid)
+			outside := p.Make(t, path, valid)
 			var log bytes.Buffer
 			a := NewAverages(window, maxSpan)
 			var err error
-			within(t, 5*time.Second, func() {
+			statefiletest.Within(t, 5*time.Second, func() {
 				err = a.Load(dir, loadedAt, slog.New(slog.NewJSONHandler(&log, nil)))
 			})
 			must(t, err)
@@ -155,14 +78,14 @@ func TestLoadMovesAsideAStateFileThatIsNotOurs(t *testing.T) {
 			}
 			json.Unmarshal(log.Bytes(), &warning)
 			aside := path + ".corrupt-1767225600"
-			if warning.Level != "WARN" || warning.File != path || !strings.Contains(warning.Err, p.want) || warning.MovedTo != aside {
-				t.Errorf("logged %s; want a warning that %s %s, moved to %s", log.String(), path, p.want, aside)
+			if warning.Level != "WARN" || warning.File != path || !strings.Contains(warning.Err, p.Want) || warning.MovedTo != aside {
+				t.Errorf("logged %s; want a warning that %s %s, moved to %s", log.String(), path, p.Want, aside)
 			}
 			if _, err := os.Lstat(path); !os.IsNotExist(err) {
 				t.Errorf("%s is still there (%v)", path, err)
 			}
-			if got := fileType(t, aside); got != p.mode {
-				t.Errorf("moved aside a file of type %#o, want %#o", got, p.mode)
+			if got := fileType(t, aside); got != p.Type {
+				t.Errorf("moved aside a file of type %#o, want %#o", got, p.Type)
 			}
 			if outside != "" {
 				if got, _ := os.ReadFile(outside); !bytes.Equal(got, valid) {
@@ -264,34 +187,34 @@ func TestReadRestoresTheAveragesAndChangesNothing(t *testing.T) {
 
 func TestReadLeavesAnUnusableFileAsItIs(t *testing.T) {
 	valid, _ := savedAverages(t)
-	plants := plantsNotOurs()
+	plants := statefiletest.Plants()
 	for name, content := range longValues() {
-		plants = append(plants, notOurs{name: name, make: func(t *testing.T, path string, _ []byte) string {
+		plants = append(plants, statefiletest.Plant{Name: name, Make: func(t *testing.T, path string, _ []byte) string {
 			must(t, os.WriteFile(path, []byte(content), 0o600))
 			return ""
-		}, want: "", mode: unix.S_IFREG})
+		}, Type: unix.S_IFREG})
 	}
-	plants = append(plants, notOurs{name: "a corrupt file", make: func(t *testing.T, path string, _ []byte) string {
+	plants = append(plants, statefiletest.Plant{Name: "a corrupt file", Make: func(t *testing.T, path string, _ []byte) string {
 		must(t, os.WriteFile(path, []byte(`{"version": 1,`), 0o600))
 		return ""
-	}, want: "unexpected end of JSON input", mode: unix.S_IFREG})
+	}, Want: "unexpected end of JSON input", Type: unix.S_IFREG})
 	for _, p := range plants {
-		t.Run(p.name, func(t *testing.T) {
+		t.Run(p.Name, func(t *testing.T) {
 			dir := privateDir(t)
 			path := filepath.Join(dir, averagesFile)
-			p.make(t, path, valid)
+			p.Make(t, path, valid)
 			var before unix.Stat_t
 			must(t, unix.Lstat(path, &before))
 			var log bytes.Buffer
 			a := NewAverages(window, maxSpan)
-			within(t, 5*time.Second, func() { a.Read(dir, slog.New(slog.NewJSONHandler(&log, nil))) })
+			statefiletest.Within(t, 5*time.Second, func() { a.Read(dir, slog.New(slog.NewJSONHandler(&log, nil))) })
 			if diff := cmp.Diff(NewAverages(window, maxSpan), a, allowAverages); diff != "" {
 				t.Errorf("averages (-fresh +read):\n%s", diff)
 			}
 			var warning struct{ Level, File, Err string }
 			json.Unmarshal(log.Bytes(), &warning)
-			if log.Len() >= 1024 || warning.Level != "WARN" || warning.File != path || !strings.Contains(warning.Err, p.want) {
-				t.Errorf("logged %.2000s; want one warning under 1 KiB that %s %s", log.String(), path, p.want)
+			if log.Len() >= 1024 || warning.Level != "WARN" || warning.File != path || !strings.Contains(warning.Err, p.Want) {
+				t.Errorf("logged %.2000s; want one warning under 1 KiB that %s %s", log.String(), path, p.Want)
 			}
 			var after unix.Stat_t
 			must(t, unix.Lstat(path, &after))

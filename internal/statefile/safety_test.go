@@ -11,82 +11,23 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/cro-exporter/cro-exporter/internal/statefile/statefiletest"
 )
 
-// foreignUID owns the files and dirs of tests that need another user's; no
-// such user needs to exist.
-const foreignUID = 54321
-
-// needRoot skips a test that plants files only root can, and every such
-// test under go test -short.
-func needRoot(t *testing.T) {
-	t.Helper()
-	if testing.Short() {
-		t.Skip("short: needs root")
-	}
-	if os.Geteuid() != 0 {
-		t.Skip("needs root")
-	}
-}
-
-// within runs f and fails the test binary at once when f takes longer than
-// d: a read stuck on a FIFO, or eating /dev/zero, must not outlive the test.
-func within(t *testing.T, d time.Duration, f func()) {
-	t.Helper()
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		f()
-	}()
-	select {
-	case <-done:
-	case <-time.After(d):
-		panic(t.Name() + ": still running after " + d.String())
-	}
-}
-
-// plant is one kind of file planted at a state file's name.
-type plant struct {
-	name string
-	make func(t *testing.T, path string)
-	want string // in the error
-}
-
-// plants are the files a state file's name must never be used as.
-func plants() []plant {
-	return []plant{
-		{"a symlink to /dev/zero", func(t *testing.T, path string) {
-			must(t, os.Symlink("/dev/zero", path))
-		}, "is a symlink"},
-		{"a symlink to a good file", func(t *testing.T, path string) {
-			target := filepath.Join(t.TempDir(), "target")
-			must(t, os.WriteFile(target, []byte(`{"version": 1}`), 0o600))
-			must(t, os.Symlink(target, path))
-		}, "is a symlink"},
-		{"a FIFO", func(t *testing.T, path string) {
-			must(t, unix.Mkfifo(path, 0o600))
-		}, "is a FIFO"},
-		{"a device", func(t *testing.T, path string) {
-			needRoot(t)
-			must(t, unix.Mknod(path, unix.S_IFCHR|0o600, int(unix.Mkdev(1, 5)))) // /dev/zero
-		}, "is a device"},
-		{"a directory", func(t *testing.T, path string) {
+// plants are the files a state file's name must never be read as: those
+// every state file is tested with, and a directory and a file too large.
+func plants() []statefiletest.Plant {
+	return append(statefiletest.Plants(),
+		statefiletest.Plant{Name: "a directory", Make: func(t *testing.T, path string, _ []byte) string {
 			must(t, os.Mkdir(path, 0o700))
-		}, "is a directory"},
-		{"a hard link", func(t *testing.T, path string) {
-			outside := filepath.Join(t.TempDir(), "outside")
-			must(t, os.WriteFile(outside, []byte(`{"version": 1}`), 0o600))
-			must(t, os.Link(outside, path))
-		}, "has 2 links"},
-		{"another user's file", func(t *testing.T, path string) {
-			needRoot(t)
-			must(t, os.WriteFile(path, []byte(`{"version": 1}`), 0o600))
-			must(t, os.Chown(path, foreignUID, foreignUID))
-		}, "owned by uid 54321"},
-		{"a file over 1 MiB", func(t *testing.T, path string) {
+			return ""
+		}, Want: "is a directory"},
+		statefiletest.Plant{Name: "a file over 1 MiB", Make: func(t *testing.T, path string, _ []byte) string {
 			must(t, os.WriteFile(path, make([]byte, maxSize+1), 0o600))
-		}, "too large"},
-	}
+			return ""
+		}, Want: "too large"},
+	)
 }
 
 func must(t *testing.T, err error) {
@@ -98,14 +39,14 @@ func must(t *testing.T, err error) {
 
 func TestReadRefusesAnythingButASmallRegularFileOfOurs(t *testing.T) {
 	for _, p := range plants() {
-		t.Run(p.name, func(t *testing.T) {
+		t.Run(p.Name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "state.json")
-			p.make(t, path)
+			p.Make(t, path, []byte(`{"version": 1}`))
 			var data []byte
 			var err error
-			within(t, 5*time.Second, func() { data, err = read(path) })
-			if err == nil || !strings.Contains(err.Error(), p.want) || !strings.Contains(err.Error(), path) {
-				t.Errorf("read = %d bytes, %v; want an error naming %s and %q", len(data), err, path, p.want)
+			statefiletest.Within(t, 5*time.Second, func() { data, err = read(path) })
+			if err == nil || !strings.Contains(err.Error(), p.Want) || !strings.Contains(err.Error(), path) {
+				t.Errorf("read = %d bytes, %v; want an error naming %s and %q", len(data), err, path, p.Want)
 			}
 		})
 	}
@@ -120,7 +61,7 @@ func TestReadOfAMissingFileIsNotExist(t *testing.T) {
 func TestReadStopsAtMaxSizeWhateverTheSizeSays(t *testing.T) {
 	// /proc/kallsyms is a regular file of root's, one link, whose size
 	// says 0 while it holds megabytes.
-	needRoot(t)
+	statefiletest.NeedRoot(t)
 	const path = "/proc/kallsyms"
 	var st unix.Stat_t
 	if err := unix.Stat(path, &st); err != nil || st.Size != 0 {
@@ -192,9 +133,9 @@ func TestCheckDir(t *testing.T) {
 			return dir
 		}, "has mode 0750"},
 		{"another user's", func(t *testing.T) string {
-			needRoot(t)
+			statefiletest.NeedRoot(t)
 			dir := t.TempDir()
-			must(t, os.Chown(dir, foreignUID, foreignUID))
+			must(t, os.Chown(dir, statefiletest.ForeignUID, statefiletest.ForeignUID))
 			return dir
 		}, "is owned by uid 54321, not by us (uid 0)"},
 		{"a symlink to a dir of ours", func(t *testing.T) string {
