@@ -593,16 +593,12 @@ func checkFillDirOwner(d *os.File, st *unix.Stat_t, dir, owner string) error {
 }
 
 // markerProblem says why a marker, as st describes it, is not one we wrote,
-// or "".
+// or "": it must be a file of ours as a fill file is, and small.
 func markerProblem(st *unix.Stat_t) string {
-	switch {
-	case st.Mode&unix.S_IFMT != unix.S_IFREG:
-		return "is not a regular file"
-	case st.Nlink != 1:
-		return "has more than one link"
-	case st.Uid != uint32(os.Geteuid()):
-		return "is owned by another user"
-	case st.Size > maxMarker:
+	if problem := fillFileProblem(st); problem != "" {
+		return problem
+	}
+	if st.Size > maxMarker {
 		return "is too large"
 	}
 	return ""

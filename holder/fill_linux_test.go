@@ -221,7 +221,7 @@ func TestOpenFill(t *testing.T) {
 				mustFill(t, os.Symlink(named, filepath.Join(dir, fillMarker)))
 				return dir
 			},
-			wantErr: "marker that is not a regular file",
+			wantErr: "marker that is a symlink",
 		},
 		{
 			name: "refuses a dir of ours holding a file that is not a fill file",
