@@ -54,7 +54,11 @@ func memoryLoop(model *Model) *Loop {
 	}
 }
 
-func TestAfterAPressureReleaseMemoryStaysDownForTheHoldOff(t *testing.T) {
+// ballastHeld is memoryLoop on an idle modelled 8 GiB host after its first
+// minute, which planned ballast, and tick, which steps it at a time since
+// the start.
+func ballastHeld(t *testing.T) (*Model, *Loop, func(at time.Duration)) {
+	t.Helper()
 	model := &Model{CPUs: 2, MemoryTotal: 8 * gib, DiskSize: 100 * gib, Real: steady(idle)}
 	loop := memoryLoop(model)
 	tick := func(at time.Duration) {
@@ -64,10 +68,15 @@ func TestAfterAPressureReleaseMemoryStaysDownForTheHoldOff(t *testing.T) {
 	for i := range 4 {
 		tick(time.Duration(i) * 15 * time.Second)
 	}
-	grown := loop.planned.Memory
-	if grown == 0 {
+	if loop.planned.Memory == 0 {
 		t.Fatal("no ballast planned on an idle host under its memory target")
 	}
+	return model, loop, tick
+}
+
+func TestAfterAPressureReleaseMemoryStaysDownForTheHoldOff(t *testing.T) {
+	_, loop, tick := ballastHeld(t)
+	grown := loop.planned.Memory
 	// Real work takes memory: MemAvailable under the reserve for a moment.
 	var w watch
 	loop.giveWay(collector.Sample{Time: simStart.Add(61 * time.Second), CPUs: 2, MemoryTotal: 8 * gib,
@@ -260,18 +269,7 @@ func TestEveryFailedSaveIsCountedAndARunOfThemLoggedOnce(t *testing.T) {
 }
 
 func TestATickThatSeesMemoryShortFirstHoldsOffToo(t *testing.T) {
-	model := &Model{CPUs: 2, MemoryTotal: 8 * gib, DiskSize: 100 * gib, Real: steady(idle)}
-	loop := memoryLoop(model)
-	tick := func(at time.Duration) {
-		s, _ := model.Read(simStart.Add(at))
-		loop.Step(s)
-	}
-	for i := range 4 {
-		tick(time.Duration(i) * 15 * time.Second)
-	}
-	if loop.planned.Memory == 0 {
-		t.Fatal("no ballast planned on an idle host under its memory target")
-	}
+	model, loop, tick := ballastHeld(t)
 	// A workload takes 60% of memory for one tick, before the watcher
 	// reads the host.
 	model.Real = steady([3]float64{idle[0], 0.6, idle[2]})
