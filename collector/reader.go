@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/prometheus/procfs"
+
+	"github.com/cro-exporter/cro-exporter/internal/linux"
 )
 
 // Reader reads the host into a Sample: /proc/stat, /proc/meminfo and
@@ -92,7 +94,7 @@ func (r *Reader) Read(now time.Time) (Sample, error) {
 	r.cpu = busyFraction(r.prev, ticks, r.cpu)
 	var span time.Duration
 	if ticks.total() > r.prev.total() {
-		span = time.Duration(ticks.total()-r.prev.total()) * time.Second / time.Duration(userHZ*cpus)
+		span = time.Duration(ticks.total()-r.prev.total()) * time.Second / time.Duration(linux.UserHZ*cpus)
 	}
 	r.prev = ticks
 
@@ -242,10 +244,6 @@ func readError(path string, err error) error {
 	return fmt.Errorf("reading %s: %w", path, err)
 }
 
-// userHZ is the tick rate procfs divides /proc/stat's counters by; we
-// multiply it back to get the kernel's integers, so deltas are exact.
-const userHZ = 100
-
 // cpuTicks are the aggregate /proc/stat counters, in ticks: busy is user,
 // nice, system, irq, softirq and steal; idle is idle and iowait.
 type cpuTicks struct {
@@ -256,12 +254,14 @@ func (t cpuTicks) total() uint64 { return t.busy + t.idle }
 
 // ticksOf sums a /proc/stat cpu line into busy and idle ticks. guest and
 // guest_nice are left out: the kernel already counts them in user and nice.
+// procfs divides the counters by USER_HZ; multiplying back gives the
+// kernel's integers, so deltas are exact.
 func ticksOf(s procfs.CPUStat) cpuTicks {
 	t := func(seconds float64) uint64 {
 		if !(seconds > 0) {
 			return 0
 		}
-		return uint64(math.Round(seconds * userHZ))
+		return uint64(math.Round(seconds * linux.UserHZ))
 	}
 	return cpuTicks{
 		busy: t(s.User) + t(s.Nice) + t(s.System) + t(s.IRQ) + t(s.SoftIRQ) + t(s.Steal),

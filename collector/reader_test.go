@@ -14,6 +14,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/procfs"
+
+	"github.com/cro-exporter/cro-exporter/internal/linux"
 )
 
 const kiB = 1024
@@ -56,7 +58,7 @@ func TestReadGivesTheFixtureHostsExactSample(t *testing.T) {
 				// total = busy + idle+iowait = 7637053 + 43172211+81109
 				CPU: 7637053.0 / 50890373.0,
 				// Since boot: total ticks at 100 Hz on 2 CPUs.
-				CPUSpan:         50890373 * time.Second / (2 * userHZ),
+				CPUSpan:         50890373 * time.Second / (2 * linux.UserHZ),
 				MemoryTotal:     7966412 * kiB,
 				MemoryAvailable: 5912332 * kiB,
 				Pressure: map[Resource]Stall{
@@ -76,7 +78,7 @@ func TestReadGivesTheFixtureHostsExactSample(t *testing.T) {
 				// total = 89876123 + 218395114+2415509
 				CPU: 89876123.0 / 310686746.0,
 				// Since boot: total ticks at 100 Hz on 4 CPUs.
-				CPUSpan:         310686746 * time.Second / (4 * userHZ),
+				CPUSpan:         310686746 * time.Second / (4 * linux.UserHZ),
 				MemoryTotal:     12264896 * kiB,
 				MemoryAvailable: 8110560 * kiB,
 				Pressure: map[Resource]Stall{
@@ -96,7 +98,7 @@ func TestReadGivesTheFixtureHostsExactSample(t *testing.T) {
 				// total = 298807039 + 420173726+4726485
 				CPU: 298807039.0 / 723707250.0,
 				// Since boot: total ticks at 100 Hz on 4 CPUs.
-				CPUSpan:         723707250 * time.Second / (4 * userHZ),
+				CPUSpan:         723707250 * time.Second / (4 * linux.UserHZ),
 				MemoryTotal:     16139420 * kiB,
 				MemoryAvailable: 9021448 * kiB,
 				Pressure: map[Resource]Stall{
@@ -116,7 +118,7 @@ func TestReadGivesTheFixtureHostsExactSample(t *testing.T) {
 				// total = 39899295 + 648588751+2002842
 				CPU: 39899295.0 / 690490888.0,
 				// Since boot: total ticks at 100 Hz on 2 CPUs.
-				CPUSpan:         690490888 * time.Second / (2 * userHZ),
+				CPUSpan:         690490888 * time.Second / (2 * linux.UserHZ),
 				MemoryTotal:     1990844 * kiB,
 				MemoryAvailable: 1411208 * kiB,
 			}),
@@ -690,7 +692,7 @@ func TestReadSaysHowLongItsCPUFigureStandsFor(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := 50890373 * time.Second / (2 * userHZ); first.CPUSpan != want {
+	if want := 50890373 * time.Second / (2 * linux.UserHZ); first.CPUSpan != want {
 		t.Errorf("first Read: CPUSpan = %v, want the uptime %v", first.CPUSpan, want)
 	}
 	// 3000 ticks on 2 CPUs at 100 Hz: 15 s.

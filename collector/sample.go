@@ -56,16 +56,16 @@ func (s Sample) Usage(r Resource) float64 {
 	case CPU:
 		return s.CPU
 	case Memory:
-		return ratio(s.MemoryTotal-min(s.MemoryAvailable, s.MemoryTotal), s.MemoryTotal)
+		return Ratio(s.MemoryTotal-min(s.MemoryAvailable, s.MemoryTotal), s.MemoryTotal)
 	case Disk:
-		return ratio(s.DiskSize-min(s.DiskAvailable, s.DiskSize), s.DiskSize)
+		return Ratio(s.DiskSize-min(s.DiskAvailable, s.DiskSize), s.DiskSize)
 	}
 	return 0
 }
 
-// ratio is part/whole, or 0 where whole is 0, so that an empty reading never
+// Ratio is part/whole, or 0 where whole is 0, so that an empty reading never
 // turns into NaN.
-func ratio(part, whole uint64) float64 {
+func Ratio[T int64 | uint64](part T, whole uint64) float64 {
 	if whole == 0 {
 		return 0
 	}

@@ -444,9 +444,9 @@ func (l *Loop) limit(r collector.Resource, s collector.Sample) (limit float64, r
 	var reserve float64
 	switch r {
 	case collector.Memory:
-		reserve = 1 - ratio(l.MemoryReserve, s.MemoryTotal)
+		reserve = 1 - collector.Ratio(l.MemoryReserve, s.MemoryTotal)
 	case collector.Disk:
-		reserve = 1 - ratio(l.DiskReserve, s.DiskSize)
+		reserve = 1 - collector.Ratio(l.DiskReserve, s.DiskSize)
 	default:
 		return l.Ceiling, false
 	}
@@ -493,9 +493,9 @@ func ratioOf(r collector.Resource, load Load, s collector.Sample) float64 {
 	case collector.CPU:
 		return load.CPU
 	case collector.Memory:
-		return ratio(load.Memory, s.MemoryTotal)
+		return collector.Ratio(load.Memory, s.MemoryTotal)
 	}
-	return ratio(load.Disk, s.DiskSize)
+	return collector.Ratio(load.Disk, s.DiskSize)
 }
 
 // withRatio is load with r's share set to x.
@@ -515,18 +515,11 @@ func withRatio(load Load, r collector.Resource, x float64, s collector.Sample) L
 func stepOf(r collector.Resource, s collector.Sample) float64 {
 	switch r {
 	case collector.Memory:
-		return ratio(maxStep, s.MemoryTotal)
+		return collector.Ratio(maxStep, s.MemoryTotal)
 	case collector.Disk:
-		return ratio(maxStep, s.DiskSize)
+		return collector.Ratio(maxStep, s.DiskSize)
 	}
 	return 1
-}
-
-func ratio[T int64 | uint64](part T, whole uint64) float64 {
-	if whole == 0 {
-		return 0
-	}
-	return float64(part) / float64(whole)
 }
 
 // roundUp is n rounded up to whole units.

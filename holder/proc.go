@@ -12,11 +12,6 @@ import (
 	"syscall"
 )
 
-// userHZ is the unit of the CPU times and the start time in /proc/<pid>/stat:
-// USER_HZ, which Linux fixes at 100 on every architecture it exports to user
-// space, whatever the kernel's own tick rate.
-const userHZ = 100
-
 // errNoProcess is returned when a process is gone: /proc/<pid> does not
 // exist.
 var errNoProcess = errors.New("no such process")
@@ -26,9 +21,9 @@ type procStat struct {
 	Comm      string // field 2, without its parentheses
 	State     byte   // field 3: R, S, D, Z, ...
 	PPid      int    // field 4
-	UTime     uint64 // field 14, in 1/userHZ seconds
-	STime     uint64 // field 15, in 1/userHZ seconds
-	StartTime uint64 // field 22, in 1/userHZ seconds since boot
+	UTime     uint64 // field 14, in 1/USER_HZ seconds
+	STime     uint64 // field 15, in 1/USER_HZ seconds
+	StartTime uint64 // field 22, in 1/USER_HZ seconds since boot
 }
 
 // parseProcStat parses the text of /proc/<pid>/stat. The command name may

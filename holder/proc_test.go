@@ -11,6 +11,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/procfs"
+
+	"github.com/cro-exporter/cro-exporter/internal/linux"
 )
 
 // kernelProc is pid as procfs reads it from /proc: the tests' independent
@@ -31,7 +33,7 @@ func kernelCPUTime(t *testing.T, pid int) time.Duration {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return time.Duration(st.UTime+st.STime) * time.Second / userHZ
+	return time.Duration(st.UTime+st.STime) * time.Second / linux.UserHZ
 }
 
 // statLine is a /proc/<pid>/stat line with comm as its command name, the

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/cro-exporter/cro-exporter/internal/linux"
 )
 
 // Timeouts of the talk with a holder process. The manager never waits for
@@ -350,7 +352,7 @@ func (p *holderProcess) cpuTime(proc string) (time.Duration, error) {
 		case errors.Is(err, errNoProcess):
 			err = nil // reaped this moment: exited brings the final time
 		case err == nil && st.StartTime == p.StartTime:
-			read = time.Duration(st.UTime+st.STime) * time.Second / userHZ
+			read = time.Duration(st.UTime+st.STime) * time.Second / linux.UserHZ
 		}
 	}
 	for {

@@ -142,7 +142,7 @@ func daemon(ctx context.Context, cli *CLI, logger *slog.Logger) (err error) {
 		"target_cpu", h.targets[collector.CPU], "target_memory", h.targets[collector.Memory], "target_disk", h.targets[collector.Disk],
 		"memory_reserve", h.memReserve, "disk_reserve", h.diskReserve, "interval", cli.Interval.String(), "window", cli.Window.String())
 	for _, l := range listeners {
-		logger.Info("listening", "address", l.Addr().String())
+		logger.Info("listening", "address", l.Addr().String(), "web_config", cli.WebConfigFile)
 	}
 	// The first tick before the first scrape is served: clients that
 	// connect meanwhile wait in the listen backlog.

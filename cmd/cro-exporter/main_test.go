@@ -234,3 +234,27 @@ func privateDir(t *testing.T) string {
 	}
 	return dir
 }
+
+// The first lines a user reads: one start line with the settings, one per
+// listener, then the ticks; exporter-toolkit's own listener lines are not
+// repeated.
+func TestStartIsLoggedBeforeTheTicks(t *testing.T) {
+	e := start(t, "--path.procfs="+filepath.Join(fixtures, "small-8g"))
+	e.metrics(t) // served, so exporter-toolkit has logged its lines
+	var msgs []string
+	for line := range strings.Lines(e.stderr.String()) {
+		var l struct{ Msg string }
+		if json.Unmarshal([]byte(line), &l) != nil {
+			t.Fatalf("not a JSON log line: %q", line)
+		}
+		msgs = append(msgs, l.Msg)
+	}
+	if len(msgs) < 2 || msgs[0] != "starting" || msgs[1] != "listening" {
+		t.Errorf("log begins %q, want starting, then listening", msgs)
+	}
+	for _, m := range msgs {
+		if m == "Listening on" || m == "TLS is disabled." {
+			t.Errorf("log repeats exporter-toolkit's %q:\n%s", m, e.stderr)
+		}
+	}
+}

@@ -173,12 +173,14 @@ func serve(ctx context.Context, ls []net.Listener, cli *CLI, metrics *collector.
 	}
 }
 
-// quietListening drops exporter-toolkit's "Listening on" line: the daemon
-// has logged each listener already, before its first tick.
+// quietListening drops exporter-toolkit's "Listening on" and "TLS is
+// disabled." lines: the daemon has logged each listener already, with its
+// web config, before its first tick. "TLS is enabled." and every warning
+// still show.
 type quietListening struct{ slog.Handler }
 
 func (h quietListening) Handle(ctx context.Context, r slog.Record) error {
-	if r.Message == "Listening on" {
+	if r.Message == "Listening on" || r.Message == "TLS is disabled." {
 		return nil
 	}
 	return h.Handler.Handle(ctx, r)
