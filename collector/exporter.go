@@ -21,6 +21,8 @@ type Exporter struct {
 	diskSize, diskAvailable, pressureStalled    *prometheus.Desc
 	window, interval                            *prometheus.Desc
 	failures, holdOff, saveFailures             *prometheus.Desc
+	objective, audit, auditPeriod               *prometheus.Desc
+	auditPassing, auditNeeded                   *prometheus.Desc
 }
 
 // NewExporter returns an Exporter with nothing published yet; it exposes no
@@ -32,7 +34,12 @@ func NewExporter() *Exporter {
 	return &Exporter{
 		usage:           desc("usage_ratio", "Utilization of the resource at the last sample, holders included, 0..1.", "resource"),
 		average:         desc("usage_average_ratio", "Time-decayed average of the resource's utilization over the window, holders included, 0..1.", "resource"),
-		target:          desc("target_ratio", "Ratio the resource's average must reach.", "resource"),
+		target:          desc("target_ratio", "Ratio the resource's audited statistic must reach.", "resource"),
+		objective:       desc("objective_info", "The statistic the auditor computes of the resource's utilization over its window: mean, or a percentile of audit period means such as p95.", "resource", "statistic"),
+		audit:           desc("audit_ratio", "The resource's statistic as the auditor computes it now over the trailing window, 0..1: the average for the mean; for a percentile, that percentile of the window's period means, periods nobody saw counted as 0.", "resource"),
+		auditPeriod:     desc("audit_period_seconds", "The audit period whose means a percentile objective is taken of, aligned to the clock (--audit.period).", "resource"),
+		auditPassing:    desc("audit_passing_ratio", "Share of the window's audit periods whose mean is at or above the target, for a percentile objective.", "resource"),
+		auditNeeded:     desc("audit_periods_needed", "Periods at or above the target the window still needs for its percentile to reach the target; 0 when it does.", "resource"),
 		setpoint:        desc("setpoint_ratio", "Total utilization of the resource the controller aims at now, 0..1.", "resource"),
 		history:         desc("average_history_seconds", "How much history the resource's average holds, at most the window.", "resource"),
 		holders:         desc("holders", "Number of holder processes (memory, cpu) or fill files (disk) of the resource.", "resource"),
@@ -47,7 +54,7 @@ func NewExporter() *Exporter {
 		cpus:            desc("cpus", "Number of CPUs in /proc/stat."),
 		lastSample:      desc("last_sample_timestamp_seconds", "Unix time of the last sample of the host."),
 		interval:        desc("sample_interval_seconds", "Time between two samples of the host (--interval)."),
-		window:          desc("average_window_seconds", "The averages' window (--window); their time constant is half of it."),
+		window:          desc("average_window_seconds", "The trailing window the resource is audited over (--window); its average's time constant is half of it.", "resource"),
 		memoryTotal:     desc("memory_total_bytes", "MemTotal from /proc/meminfo."),
 		memoryAvailable: desc("memory_available_bytes", "MemAvailable from /proc/meminfo."),
 		diskSize:        desc("disk_size_bytes", "Size of the filesystem holding --disk.path."),
@@ -67,6 +74,7 @@ func (e *Exporter) Describe(ch chan<- *prometheus.Desc) {
 		e.ceiling, e.spec, e.cpus, e.lastSample, e.memoryTotal, e.memoryAvailable,
 		e.diskSize, e.diskAvailable, e.pressureStalled, e.reserve, e.window, e.interval,
 		e.failures, e.holdOff, e.saveFailures,
+		e.objective, e.audit, e.auditPeriod, e.auditPassing, e.auditNeeded,
 	} {
 		ch <- d
 	}
@@ -86,8 +94,16 @@ func (e *Exporter) Collect(ch chan<- prometheus.Metric) {
 		gauge(e.usage, s.Sample.Usage(r), string(r))
 		gauge(e.average, rs.Average, string(r))
 		gauge(e.target, rs.Target, string(r))
+		gauge(e.objective, 1, string(r), rs.Statistic)
+		gauge(e.audit, rs.Audit, string(r))
+		if rs.Period > 0 { // a percentile of period means
+			gauge(e.auditPeriod, rs.Period.Seconds(), string(r))
+			gauge(e.auditPassing, rs.Passing, string(r))
+			gauge(e.auditNeeded, float64(rs.Needed), string(r))
+		}
 		gauge(e.setpoint, rs.Setpoint, string(r))
 		gauge(e.history, rs.History.Seconds(), string(r))
+		gauge(e.window, rs.Window.Seconds(), string(r))
 		gauge(e.holders, float64(rs.Holders), string(r))
 		gauge(e.holderUsage, rs.HolderUsage, string(r))
 		ch <- prometheus.MustNewConstMetric(e.failures, prometheus.CounterValue, float64(rs.Failures), string(r))
@@ -114,7 +130,6 @@ func (e *Exporter) Collect(ch chan<- prometheus.Metric) {
 	gauge(e.cpus, float64(s.Sample.CPUs))
 	gauge(e.lastSample, float64(s.Sample.Time.UnixNano())/1e9)
 	gauge(e.interval, s.Interval.Seconds())
-	gauge(e.window, s.Window.Seconds())
 	gauge(e.memoryTotal, float64(s.Sample.MemoryTotal))
 	gauge(e.memoryAvailable, float64(s.Sample.MemoryAvailable))
 	gauge(e.diskSize, float64(s.Sample.DiskSize))

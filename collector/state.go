@@ -14,8 +14,6 @@ type State struct {
 	// MemoryReserve and DiskReserve are the bytes of MemAvailable and of
 	// free disk space holders always leave to real work.
 	MemoryReserve, DiskReserve int64
-	// Window is the averages' window: their time constant is half of it.
-	Window time.Duration
 	// Interval is the time between two samples of the host.
 	Interval time.Duration
 	// SaveFailures counts the failed saves of the averages since the start.
@@ -25,6 +23,26 @@ type State struct {
 
 // ResourceState is what the controller knows of one resource.
 type ResourceState struct {
+	// Statistic is what the auditor computes of the resource's usage
+	// over Window: "mean", or a percentile of Period means such as "p95".
+	Statistic string
+	// Window is the trailing window the auditor looks at; the average's
+	// time constant is half of it.
+	Window time.Duration
+	// Period is the audit period whose means a percentile is taken of,
+	// aligned to the clock; 0 for the mean.
+	Period time.Duration
+	// Audit is the statistic as the auditor computes it now over the
+	// trailing window: the average for the mean; for a percentile, that
+	// percentile (nearest rank) of the window's period means, periods
+	// nobody saw counted as 0.
+	Audit float64
+	// Passing is, for a percentile, the share of the window's periods whose
+	// mean is at or above the target; Needed is how many more such periods
+	// the window needs for the percentile to reach the target (0 when it
+	// does).
+	Passing float64
+	Needed  int
 	// Average is the time-decayed average of total usage, 0..1.
 	Average float64
 	// History is how much history the average holds.

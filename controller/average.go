@@ -11,9 +11,10 @@ import (
 	"github.com/cro-exporter/cro-exporter/collector"
 )
 
-// Averages keeps one exponentially time-decayed, bias-corrected average of
-// usage per resource, in O(1) state each. It is not safe for concurrent use:
-// the control loop owns it.
+// Averages keeps what the auditor computes of each resource: one
+// exponentially time-decayed, bias-corrected average of usage, in O(1)
+// state, and for a percentile objective the means of the window's audit
+// periods. It is not safe for concurrent use: the control loop owns it.
 //
 // Each sample stands for the interval since the previous one, as if usage had
 // been constant over it. History decays with the time constant tau = window/2,
@@ -22,10 +23,11 @@ import (
 // the history, but only maxSpan of it is counted as observed: the average does
 // not invent usage for time nobody saw.
 type Averages struct {
-	window  time.Duration
-	tau     float64 // seconds
-	maxSpan float64 // seconds
-	avg     map[collector.Resource]average
+	maxSpan    time.Duration
+	objectives map[collector.Resource]Objective
+	avg        map[collector.Resource]average
+	// periods are the audit periods of each percentile objective.
+	periods map[collector.Resource]*periods
 }
 
 // average is the state of one resource's average.
@@ -41,21 +43,48 @@ type average struct {
 }
 
 // NewAverages returns empty averages for every resource in
-// collector.Resources, with the time constant window/2, counting at most
-// maxSpan of any interval between two samples as observed (the daemon passes
-// twice the sampling interval). It panics unless both are positive: the CLI
-// validates its flags before.
+// collector.Resources, each the mean over window (time constant window/2),
+// counting at most maxSpan of any interval between two samples as observed
+// (the daemon passes twice the sampling interval). It panics unless both are
+// positive: the CLI validates its flags before.
 func NewAverages(window, maxSpan time.Duration) *Averages {
 	if window <= 0 || maxSpan <= 0 {
 		panic(fmt.Sprintf("controller.NewAverages(%v, %v): window and maxSpan must be positive", window, maxSpan))
 	}
-	return &Averages{
-		window:  window,
-		tau:     window.Seconds() / 2,
-		maxSpan: maxSpan.Seconds(),
-		avg:     freshAverages(),
+	a := &Averages{
+		maxSpan:    maxSpan,
+		objectives: make(map[collector.Resource]Objective, len(collector.Resources)),
+		avg:        freshAverages(),
+		periods:    map[collector.Resource]*periods{},
+	}
+	for _, r := range collector.Resources {
+		a.objectives[r] = Objective{Window: window}
+	}
+	return a
+}
+
+// SetObjective makes o r's objective, with fresh audit periods for a
+// percentile; call it before Load. It panics on an objective the CLI would
+// have refused: a window that is not positive, or for a percentile a
+// quantile outside (0, 1) or a period that does not divide the window into
+// at most MaxPeriods.
+func (a *Averages) SetObjective(r collector.Resource, o Objective) {
+	percentile := o.Quantile != 0
+	if o.Window <= 0 || percentile && (o.Quantile <= 0 || o.Quantile >= 1 || o.Period <= 0 || o.Period > o.Window || o.Window/o.Period > MaxPeriods) {
+		panic(fmt.Sprintf("controller.SetObjective(%s, %+v): not a valid objective", r, o))
+	}
+	a.objectives[r] = o
+	delete(a.periods, r)
+	if percentile {
+		a.periods[r] = newPeriods(o.Period, o.Window)
 	}
 }
+
+// Objective is r's objective.
+func (a *Averages) Objective(r collector.Resource) Objective { return a.objectives[r] }
+
+// tau is the time constant of r's average, in seconds.
+func (a *Averages) tau(r collector.Resource) float64 { return a.objectives[r].Window.Seconds() / 2 }
 
 // freshAverages returns an empty average for every resource.
 func freshAverages() map[collector.Resource]average {
@@ -84,15 +113,18 @@ func (a *Averages) update(r collector.Resource, now time.Time, x float64) error 
 		return fmt.Errorf("updating %s average: usage %v is not a number", r, x)
 	}
 	x = clamp(x, 0, 1)
+	if p := a.periods[r]; p != nil {
+		p.observe(now, x, a.maxSpan)
+	}
 
 	// Only time after the last sample is observed. The first sample has no
 	// interval behind it, a duplicate or a clock stepped back an empty one:
 	// they get no weight, though a first sample still becomes the value.
 	decay, w := 1.0, 0.0
 	if dt := now.Sub(avg.last); !avg.last.IsZero() && dt > 0 {
-		decay = math.Exp(-dt.Seconds() / a.tau)
+		decay = math.Exp(-dt.Seconds() / a.tau(r))
 		// Expm1 keeps w exact for spans far below tau (15 s against 15 d).
-		w = -math.Expm1(-min(dt.Seconds(), a.maxSpan) / a.tau)
+		w = -math.Expm1(-min(dt, a.maxSpan).Seconds() / a.tau(r))
 	}
 	// w <= 1-decay keeps the weight at most 1; min catches rounding past it.
 	avg.weight = min(avg.weight*decay+w, 1)
@@ -113,8 +145,8 @@ func (a *Averages) Value(r collector.Resource) float64 {
 	return a.avg[r].value
 }
 
-// Window is the window the averages were made with.
-func (a *Averages) Window() time.Duration { return a.window }
+// Window is r's audit window.
+func (a *Averages) Window(r collector.Resource) time.Duration { return a.objectives[r].Window }
 
 // History is how much history r's average holds: the span of uninterrupted
 // sampling, ending now, that would give it its weight. It grows as samples
@@ -122,9 +154,9 @@ func (a *Averages) Window() time.Duration { return a.window }
 func (a *Averages) History(r collector.Resource) time.Duration {
 	// Uninterrupted sampling for h gives the weight 1-exp(-h/tau). A weight
 	// of 1 gives an infinite h, which the cap catches before it is converted.
-	h := -a.tau * math.Log1p(-a.avg[r].weight)
-	if h >= a.window.Seconds() {
-		return a.window
+	h := -a.tau(r) * math.Log1p(-a.avg[r].weight)
+	if window := a.Window(r); h >= window.Seconds() {
+		return window
 	}
 	return time.Duration(h * float64(time.Second))
 }
@@ -135,5 +167,5 @@ func (a *Averages) History(r collector.Resource) time.Duration {
 func (a *Averages) Setpoint(r collector.Resource, target, limit float64) float64 {
 	avg := a.avg[r]
 	h := min(horizon, max(a.History(r), minHorizon))
-	return setpoint(avg.value, avg.weight, target, limit, h, time.Duration(a.tau*float64(time.Second)))
+	return setpoint(avg.value, avg.weight, target, limit, h, time.Duration(a.tau(r)*float64(time.Second)))
 }

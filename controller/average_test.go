@@ -138,7 +138,7 @@ func TestHistoryIsTheObservedSpanCappedAtTheWindow(t *testing.T) {
 			a.update(collector.Disk, start, 0.5)
 			// An hour's steps with an hour's maxSpan: fast, and the same
 			// weight as 15 s steps would give.
-			a.maxSpan = time.Hour.Seconds()
+			a.maxSpan = time.Hour
 			feed(t, a, collector.Disk, start, start.Add(tc.observed), time.Hour, constant(0.5))
 			if got := a.History(collector.Disk); (got - tc.want).Abs() > time.Millisecond {
 				t.Errorf("History = %v, want %v", got, tc.want)

@@ -119,10 +119,12 @@ type control struct {
 const smoothing = 5 * time.Minute
 
 // Run samples every Interval until ctx ends, saving the averages every few
-// minutes and once more at the end.
+// minutes and once more at the end. Samples are taken on the clock's
+// multiples of Interval, as a cloud agent's are, so that each audit period
+// (a multiple of Interval) is the sum of whole samples.
 func (l *Loop) Run(ctx context.Context) error {
-	ticker := time.NewTicker(l.Interval)
-	defer ticker.Stop()
+	timer := time.NewTimer(time.Until(l.nextTick(time.Now())))
+	defer timer.Stop()
 	saved := time.Now()
 	for {
 		select {
@@ -131,7 +133,8 @@ func (l *Loop) Run(ctx context.Context) error {
 				return nil
 			}
 			return l.Averages.save(l.StateDir)
-		case now := <-ticker.C:
+		case now := <-timer.C:
+			timer.Reset(time.Until(l.nextTick(now)))
 			s, err := l.Read(now)
 			// A failed read skips the tick; the stale
 			// cro_last_sample_timestamp_seconds shows it.
@@ -146,6 +149,11 @@ func (l *Loop) Run(ctx context.Context) error {
 			}
 		}
 	}
+}
+
+// nextTick is the first multiple of Interval on the clock after now.
+func (l *Loop) nextTick(now time.Time) time.Time {
+	return now.Truncate(l.Interval).Add(l.Interval)
 }
 
 // save saves the averages, counting every failure and logging a run of
@@ -192,7 +200,7 @@ func (l *Loop) decide(s collector.Sample, used HolderUsage) *collector.State {
 		}
 		limit, reserved := l.limit(r, s)
 		l.warnUnreachable(r, c, l.Targets[r], limit, reserved)
-		c.setpoint = l.Averages.Setpoint(r, l.Targets[r], limit)
+		c.setpoint = l.setpoint(r, s.Time, limit)
 		now := ratioOf(r, l.planned, s)
 		d := laws[r](inputs{
 			setpoint: c.setpoint, limit: limit, reserved: reserved,
@@ -227,7 +235,7 @@ func (l *Loop) decide(s collector.Sample, used HolderUsage) *collector.State {
 	}
 	// The duty gives way to real CPU usage as it is, not as the plan
 	// follows it.
-	l.decideApplied(*real.of(collector.CPU))
+	l.decideApplied(s.Time, *real.of(collector.CPU))
 	if l.Holders == nil {
 		// A dry run shows what it would hold after this tick.
 		used = wouldHold(l.applied, l.Chunk)
@@ -246,23 +254,35 @@ func (l *Loop) state(s collector.Sample, used HolderUsage, held byResource[float
 		Ceiling:       l.Ceiling,
 		MemoryReserve: l.MemoryReserve,
 		DiskReserve:   l.DiskReserve,
-		Window:        l.Averages.Window(),
 		Interval:      l.Interval,
 		SaveFailures:  l.saveFailures,
 		Resources:     make(map[collector.Resource]collector.ResourceState, len(collector.Resources)),
 	}
 	for i, r := range collector.Resources {
-		state.Resources[r] = collector.ResourceState{
+		o := l.Averages.Objective(r)
+		setpoint := l.control[i].setpoint
+		if r == collector.CPU && !l.burning(s.Time) {
+			setpoint = 0
+		}
+		rs := collector.ResourceState{
+			Statistic:   o.Statistic(),
+			Window:      o.Window,
+			Audit:       l.Averages.Value(r),
 			Average:     l.Averages.Value(r),
 			History:     l.Averages.History(r),
 			Target:      l.Targets[r],
-			Setpoint:    l.control[i].setpoint,
+			Setpoint:    setpoint,
 			Holders:     used.count(r),
 			HolderUsage: held[i],
 			HolderBytes: used.bytes(r),
 			Releases:    l.control[i].releases,
 			Failures:    used.failures(r),
 		}
+		if p := l.Averages.periods[r]; p != nil {
+			rs.Period = o.Period
+			rs.Audit, rs.Passing, rs.Needed = p.audit(p.number(s.Time)-1, o.Quantile, l.Targets[r])
+		}
+		state.Resources[r] = rs
 	}
 	memory := state.Resources[collector.Memory]
 	memory.HoldOff = l.holdOff.left(s.Time)
@@ -349,7 +369,7 @@ func (l *Loop) giveWay(s collector.Sample, w *watch, every time.Duration) {
 		w.realCPU = smoothOver(w.realCPU, real, !w.started, every, fastSmoothing)
 		w.started = true
 	}
-	l.decideApplied(w.realCPU)
+	l.decideApplied(s.Time, w.realCPU)
 	l.mu.Unlock()
 	l.apply(false)
 }
@@ -377,13 +397,17 @@ func (l *Loop) releaseMemory(s collector.Sample, w *watch) {
 		"hold_off", l.holdOff.length)
 }
 
-// decideApplied sets what the holders are to hold now: the planned load,
-// with the CPU duty given way to real CPU usage realCPU, and growth capped.
-// It runs under mu.
-func (l *Loop) decideApplied(realCPU float64) {
+// decideApplied sets what the holders are to hold at now: the planned load,
+// with the CPU duty given way to real CPU usage realCPU, and none between
+// bursts, and growth capped. It runs under mu.
+func (l *Loop) decideApplied(now time.Time, realCPU float64) {
 	c := l.control.of(collector.CPU)
+	plan, setpoint := l.planned.CPU, c.setpoint
+	if !l.burning(now) {
+		plan, setpoint = 0, 0
+	}
 	next := Load{
-		CPU:    cpuDuty(l.planned.CPU, c.setpoint, realCPU, c.smooth),
+		CPU:    cpuDuty(plan, setpoint, realCPU, c.smooth),
 		Memory: min(l.planned.Memory, l.growCap.Memory),
 		Disk:   min(l.planned.Disk, l.growCap.Disk),
 	}
@@ -436,6 +460,35 @@ type byResource[T any] [len(collector.Resources)]T
 // of is r's T.
 func (b *byResource[T]) of(r collector.Resource) *T {
 	return &b[slices.Index(collector.Resources[:], r)]
+}
+
+// setpoint is the total usage of r to aim at, as of now, within limit: for
+// the mean, what brings the average to target; for a percentile, the
+// target with a lift, which CPU holders hold through bursts alone (it
+// decides the next burst here) and memory and disk holders always.
+func (l *Loop) setpoint(r collector.Resource, now time.Time, limit float64) float64 {
+	o, target := l.Averages.Objective(r), l.Targets[r]
+	if o.Quantile == 0 {
+		return l.Averages.Setpoint(r, target, limit)
+	}
+	if r == collector.CPU {
+		p := l.Averages.periods[r]
+		n := len(p.means)
+		p.sched.advance(p.number(now), func(next int64, current bool) bool {
+			return p.burstNext(next, target, atLeast(n, o.Quantile), planned(n, o.Quantile), current)
+		})
+	}
+	return min(target+lift, limit)
+}
+
+// burning tells whether the CPU holds its setpoint at now: always for the
+// mean, through bursts (from burstLead before each) for a percentile.
+func (l *Loop) burning(now time.Time) bool {
+	p := l.Averages.periods[collector.CPU]
+	if p == nil {
+		return true
+	}
+	return p.sched.burns(p.number(now)) || p.sched.burns(p.number(now.Add(burstLead)))
 }
 
 // limit is the highest total usage holders may bring r to: the ceiling, or

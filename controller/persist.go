@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -24,6 +25,8 @@ const fileVersion = 1
 type averagesJSON struct {
 	Version   int                                `json:"version"`
 	Resources map[collector.Resource]averageJSON `json:"resources"`
+	// Periods are the audit periods of percentile objectives.
+	Periods map[collector.Resource]periodsJSON `json:"periods,omitempty"`
 }
 
 // averageJSON is one resource's average in the state file.
@@ -31,6 +34,19 @@ type averageJSON struct {
 	Value  float64   `json:"value"`
 	Weight float64   `json:"weight"`
 	Last   time.Time `json:"last,omitzero"`
+}
+
+// periodsJSON is one resource's audit periods in the state file. Means is
+// the ring, two bytes per period, and Bursts its bits, in 64-bit words,
+// little-endian; JSON has both in base64.
+type periodsJSON struct {
+	Period string    `json:"period"`
+	Closed int64     `json:"closed"`
+	Open   int64     `json:"open"`
+	Sum    float64   `json:"sum"`
+	Until  time.Time `json:"until,omitzero"`
+	Means  []byte    `json:"means"`
+	Bursts []byte    `json:"bursts"`
 }
 
 // CheckStateDir makes sure dir can hold the state, and that what it holds is
@@ -75,6 +91,20 @@ func (a *Averages) save(dir string) error {
 	for r, avg := range a.avg {
 		file.Resources[r] = averageJSON{Value: avg.value, Weight: avg.weight, Last: avg.last.UTC()}
 	}
+	for r, p := range a.periods {
+		if file.Periods == nil {
+			file.Periods = make(map[collector.Resource]periodsJSON, len(a.periods))
+		}
+		means := make([]byte, 0, 2*len(p.means))
+		for _, m := range p.means {
+			means = binary.LittleEndian.AppendUint16(means, m)
+		}
+		bursts := make([]byte, 0, 8*len(p.bursts))
+		for _, b := range p.bursts {
+			bursts = binary.LittleEndian.AppendUint64(bursts, b)
+		}
+		file.Periods[r] = periodsJSON{Period: p.length.String(), Closed: p.closed, Open: p.open, Sum: p.sum, Until: p.until.UTC(), Means: means, Bursts: bursts}
+	}
 	data, err := json.MarshalIndent(file, "", "  ")
 	if err != nil {
 		return fmt.Errorf("saving averages: %w", err)
@@ -93,11 +123,11 @@ func (a *Averages) save(dir string) error {
 // such a file cannot be moved aside: the next save would overwrite it.
 func (a *Averages) Load(dir string, now time.Time, logger *slog.Logger) error {
 	path := filepath.Join(dir, averagesFile)
-	aside, err := statefile.Load(path, now, a.restore)
+	aside, err := statefile.Load(path, now, a.restorer(logger))
 	if err == nil {
 		return nil
 	}
-	a.avg = freshAverages()
+	a.fresh()
 	if aside == "" {
 		return fmt.Errorf("loading averages: %w", err)
 	}
@@ -112,31 +142,60 @@ func (a *Averages) Load(dir string, now time.Time, logger *slog.Logger) error {
 // the averages start fresh: nothing about the file stops a dry run.
 func (a *Averages) Read(dir string, logger *slog.Logger) {
 	path := filepath.Join(dir, averagesFile)
-	if err := statefile.ParseFile(path, a.restore); err != nil {
-		a.avg = freshAverages()
+	if err := statefile.ParseFile(path, a.restorer(logger)); err != nil {
+		a.fresh()
 		logger.Warn("Averages state file is not usable; starting afresh and leaving it as it is",
 			"file", path, "err", err)
 	}
 }
 
-// restore replaces the averages with those of a state file's content, or
-// leaves them as they are and says why the content is not valid.
-func (a *Averages) restore(data []byte) error {
-	avgs, err := parseAverages(data)
-	if err != nil {
-		return err
+// fresh starts every average and every resource's audit periods afresh.
+func (a *Averages) fresh() {
+	a.avg = freshAverages()
+	for r, p := range a.periods {
+		a.periods[r] = newPeriods(p.length, a.objectives[r].Window)
 	}
-	a.avg = avgs
-	return nil
 }
 
-// parseAverages parses and checks a state file, returning an average for
-// every resource; a resource the file lacks starts fresh.
-func parseAverages(data []byte) (map[collector.Resource]average, error) {
-	var file averagesJSON
-	if err := statefile.Decode(data, fileVersion, &file); err != nil {
-		return nil, err
+// restorer returns what replaces the averages and the audit periods with
+// those of a state file's content, or leaves them as they are and says why
+// the content is not valid. Audit periods saved for another period or
+// window start afresh, and are logged: they would count other periods.
+func (a *Averages) restorer(logger *slog.Logger) func(data []byte) error {
+	return func(data []byte) error {
+		var file averagesJSON
+		if err := statefile.Decode(data, fileVersion, &file); err != nil {
+			return err
+		}
+		avgs, err := parseAverages(file)
+		if err != nil {
+			return err
+		}
+		restored := make(map[collector.Resource]*periods, len(a.periods))
+		for r, p := range a.periods {
+			f, ok := file.Periods[r]
+			if !ok {
+				restored[r] = p
+				continue
+			}
+			saved, err := parsePeriods(f, p.length, len(p.means))
+			if err != nil {
+				return fmt.Errorf("%s periods: %w", r, err)
+			}
+			if saved == nil {
+				logger.Info("audit periods saved for another period or window; they start afresh", "resource", r, "saved_period", statefile.Quote(f.Period))
+				saved = p
+			}
+			restored[r] = saved
+		}
+		a.avg, a.periods = avgs, restored
+		return nil
 	}
+}
+
+// parseAverages checks a state file's averages, returning one for every
+// resource; a resource the file lacks starts fresh.
+func parseAverages(file averagesJSON) (map[collector.Resource]average, error) {
 	avgs := make(map[collector.Resource]average, len(collector.Resources))
 	for _, r := range collector.Resources {
 		f := file.Resources[r]
@@ -155,5 +214,39 @@ func parseAverages(data []byte) (map[collector.Resource]average, error) {
 			return nil, fmt.Errorf("unknown resource %s", statefile.Quote(string(r)))
 		}
 	}
+	for r := range file.Periods {
+		if _, ok := avgs[r]; !ok {
+			return nil, fmt.Errorf("periods of unknown resource %s", statefile.Quote(string(r)))
+		}
+	}
 	return avgs, nil
+}
+
+// parsePeriods checks one resource's saved audit periods: nil, nil when
+// they were saved for another period length or count.
+func parsePeriods(f periodsJSON, length time.Duration, n int) (*periods, error) {
+	saved, err := time.ParseDuration(f.Period)
+	switch {
+	case err != nil || saved <= 0:
+		return nil, fmt.Errorf("period %s is not a duration", statefile.Quote(f.Period))
+	case saved != length || len(f.Means) != 2*n:
+		return nil, nil
+	case len(f.Bursts) != 8*((n+63)/64):
+		return nil, fmt.Errorf("%d bytes of bursts for %d periods", len(f.Bursts), n)
+	case f.Closed < 0 || f.Open < 0:
+		return nil, fmt.Errorf("period numbers %d and %d are negative", f.Closed, f.Open)
+	case !(f.Sum >= 0 && f.Sum <= length.Seconds()):
+		return nil, fmt.Errorf("sum %v is not within 0 and %v usage-seconds", f.Sum, length.Seconds())
+	case f.Until.IsZero() && f.Sum != 0:
+		return nil, fmt.Errorf("sum %v without a time it runs until", f.Sum)
+	}
+	p := newPeriods(length, time.Duration(n)*length)
+	p.closed, p.open, p.sum, p.until = f.Closed, f.Open, f.Sum, f.Until
+	for i := range p.means {
+		p.means[i] = binary.LittleEndian.Uint16(f.Means[2*i:])
+	}
+	for i := range p.bursts {
+		p.bursts[i] = binary.LittleEndian.Uint64(f.Bursts[8*i:])
+	}
+	return p, nil
 }

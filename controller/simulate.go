@@ -2,6 +2,8 @@ package controller
 
 import (
 	"log/slog"
+	"math"
+	"slices"
 	"time"
 
 	"github.com/cro-exporter/cro-exporter/collector"
@@ -69,6 +71,11 @@ func (m *Model) CPUTime() (time.Duration, error) { return m.cpuTime, nil }
 type Day struct {
 	// Average is the average at the end of the day.
 	Average [len(collector.Resources)]float64
+	// Audit is the statistic at the end of the day as the auditor computes
+	// it from what the host did: the objective's percentile (nearest rank)
+	// or mean of the period means of the trailing window, those since the
+	// start where the window reaches further back.
+	Audit [len(collector.Resources)]float64
 	// Target is the target.
 	Target [len(collector.Resources)]float64
 	// Holder is the mean share of the resource holders took that day.
@@ -77,6 +84,16 @@ type Day struct {
 	Changes [len(collector.Resources)]int
 	// Met tells the average was at or above its target at some tick.
 	Met [len(collector.Resources)]bool
+	// HolderCPUHours is the CPU time the holders burnt that day, in hours;
+	// ConstantCPUHours what holding CPU usage constantly at its target
+	// would have burnt.
+	HolderCPUHours, ConstantCPUHours float64
+}
+
+// Outage is a time the daemon is down in a simulation: it stops with its
+// state saved, its holders stop, and it starts again from the state dir.
+type Outage struct {
+	At, For time.Duration // since the start
 }
 
 // Simulation runs the control loop against a Model with a fake clock.
@@ -89,19 +106,85 @@ type Simulation struct {
 	MemoryReserve, DiskReserve int64
 	Interval                   time.Duration
 	Start                      time.Time
+	// Outages, in time order, need a StateDir to restart from.
+	Outages  []Outage
+	StateDir string
 	// Tick, when set, sees the state after every tick.
 	Tick func(*collector.State)
+
+	audit *auditor
 }
 
 // Run simulates days days and returns one Day each.
 func (sim *Simulation) Run(days int) []Day {
 	var (
-		result = make([]Day, days)
-		day    Day
-		ticks  int
-		prev   Load
+		result  = make([]Day, days)
+		day     Day
+		ticks   int
+		prev    Load
+		cpuTime time.Duration
 	)
-	loop := &Loop{
+	publish := func(s *collector.State) {
+		for i, r := range collector.Resources {
+			day.Average[i] = s.Resources[r].Average
+			day.Target[i] = s.Resources[r].Target
+			day.Holder[i] += s.Resources[r].HolderUsage
+			day.Met[i] = day.Met[i] || s.Resources[r].Average >= s.Resources[r].Target
+		}
+		if sim.Tick != nil {
+			sim.Tick(s)
+		}
+	}
+	sim.audit = newAuditor(sim.Averages, sim.Interval)
+	loop := sim.loop(publish)
+	perDay := int(24 * time.Hour / sim.Interval)
+	for d := range days {
+		day = Day{}
+		for range perDay {
+			now := sim.Start.Add(time.Duration(ticks) * sim.Interval)
+			ticks++
+			s, _ := sim.Model.Read(now)
+			sim.audit.add(s)
+			real := sim.Model.Real(now.Sub(sim.Start))[0]
+			day.ConstantCPUHours += max(0, sim.Targets[collector.CPU]-real) * sim.Interval.Hours() * float64(s.CPUs)
+			down := sim.down(now.Sub(sim.Start))
+			if !down && loop == nil {
+				sim.restart(now)
+				loop = sim.loop(publish)
+			}
+			if loop == nil {
+				continue
+			}
+			loop.Step(s)
+			for i, r := range collector.Resources {
+				if ratioOf(r, loop.applied, s) != ratioOf(r, prev, s) {
+					day.Changes[i]++
+				}
+			}
+			prev = loop.applied
+			if down {
+				// It stops after this tick, as on SIGTERM.
+				if err := loop.Averages.save(sim.StateDir); err != nil {
+					panic(err)
+				}
+				sim.Model.Apply(Load{})
+				loop, prev = nil, Load{}
+			}
+		}
+		for i := range day.Holder {
+			day.Holder[i] /= float64(perDay)
+		}
+		day.HolderCPUHours = (sim.Model.cpuTime - cpuTime).Hours()
+		cpuTime = sim.Model.cpuTime
+		day.Audit = sim.audit.statistics()
+		result[d] = day
+	}
+	return result
+}
+
+// loop is a daemon's loop on the simulated host, from its averages.
+func (sim *Simulation) loop(publish func(*collector.State)) *Loop {
+	return &Loop{
 		Read:          sim.Model.Read,
 		Holders:       sim.Model,
 		Averages:      sim.Averages,
@@ -113,37 +196,119 @@ func (sim *Simulation) Run(days int) []Day {
 		Chunk:         maxStep,
 		Interval:      sim.Interval,
 		Logger:        slog.New(slog.DiscardHandler),
-		Publish: func(s *collector.State) {
-			for i, r := range collector.Resources {
-				day.Average[i] = s.Resources[r].Average
-				day.Target[i] = s.Resources[r].Target
-				day.Holder[i] += s.Resources[r].HolderUsage
-				day.Met[i] = day.Met[i] || s.Resources[r].Average >= s.Resources[r].Target
-			}
-			if sim.Tick != nil {
-				sim.Tick(s)
-			}
-		},
+		Publish:       publish,
 	}
-	perDay := int(24 * time.Hour / sim.Interval)
-	for d := range days {
-		day = Day{}
-		for range perDay {
-			now := sim.Start.Add(time.Duration(ticks) * sim.Interval)
-			ticks++
-			s, _ := sim.Model.Read(now)
-			loop.Step(s)
-			for i, r := range collector.Resources {
-				if ratioOf(r, loop.applied, s) != ratioOf(r, prev, s) {
-					day.Changes[i]++
-				}
-			}
-			prev = loop.applied
-		}
-		for i := range day.Holder {
-			day.Holder[i] /= float64(perDay)
-		}
-		result[d] = day
+}
+
+// restart is the daemon starting again at now: its averages and audit
+// periods as it saved them when it stopped.
+func (sim *Simulation) restart(now time.Time) {
+	restarted := NewAverages(time.Hour, sim.Averages.maxSpan)
+	for r, o := range sim.Averages.objectives {
+		restarted.SetObjective(r, o)
 	}
-	return result
+	if err := restarted.Load(sim.StateDir, now, slog.New(slog.DiscardHandler)); err != nil {
+		panic(err)
+	}
+	sim.Averages = restarted
+}
+
+// down tells whether the daemon is down at elapsed.
+func (sim *Simulation) down(elapsed time.Duration) bool {
+	for _, o := range sim.Outages {
+		if elapsed >= o.At && elapsed < o.At+o.For {
+			return true
+		}
+	}
+	return false
+}
+
+// PeriodMeans are the means of total usage of r in each audit period since
+// the start, as the host had them, for the auditor's own sums; complete
+// periods only.
+func (sim *Simulation) PeriodMeans(r collector.Resource) []float64 {
+	return sim.audit.means(r)
+}
+
+// auditor sums what the simulated host did into audit periods as an
+// auditor would, from the samples alone: per resource, the usage-seconds of
+// every period since the start, each sample standing for the interval
+// before it.
+type auditor struct {
+	objectives  map[collector.Resource]Objective
+	period      [len(collector.Resources)]time.Duration
+	start, last time.Time
+	sums        [len(collector.Resources)][]float64
+}
+
+// newAuditor audits each percentile over its objective's periods, and each
+// mean over periods of one sampling interval.
+func newAuditor(a *Averages, interval time.Duration) *auditor {
+	au := &auditor{objectives: a.objectives}
+	for i, r := range collector.Resources {
+		au.period[i] = interval
+		if o := a.objectives[r]; o.Quantile != 0 {
+			au.period[i] = o.Period
+		}
+	}
+	return au
+}
+
+// add folds a sample in.
+func (au *auditor) add(s collector.Sample) {
+	if au.last.IsZero() {
+		au.start, au.last = s.Time, s.Time
+		return
+	}
+	for i, r := range collector.Resources {
+		x, p := s.Usage(r), au.period[i]
+		for from := au.last; from.Before(s.Time); {
+			k := int(from.Sub(au.start) / p)
+			end := au.start.Add(time.Duration(k+1) * p)
+			if end.After(s.Time) {
+				end = s.Time
+			}
+			for len(au.sums[i]) <= k {
+				au.sums[i] = append(au.sums[i], 0)
+			}
+			au.sums[i][k] += x * end.Sub(from).Seconds()
+			from = end
+		}
+	}
+	au.last = s.Time
+}
+
+// means are r's complete periods' means.
+func (au *auditor) means(r collector.Resource) []float64 {
+	i := slices.Index(collector.Resources[:], r)
+	p := au.period[i]
+	complete := min(len(au.sums[i]), int(au.last.Sub(au.start)/p))
+	means := make([]float64, complete)
+	for k := range means {
+		means[k] = au.sums[i][k] / p.Seconds()
+	}
+	return means
+}
+
+// statistics are each resource's objective over the trailing window of
+// complete periods.
+func (au *auditor) statistics() [len(collector.Resources)]float64 {
+	var stats [len(collector.Resources)]float64
+	for i, r := range collector.Resources {
+		o := au.objectives[r]
+		means := au.means(r)
+		means = means[max(0, len(means)-int(o.Window/au.period[i])):]
+		if len(means) == 0 {
+			continue
+		}
+		if o.Quantile == 0 {
+			for _, m := range means {
+				stats[i] += m / float64(len(means))
+			}
+			continue
+		}
+		slices.Sort(means)
+		stats[i] = means[max(0, int(math.Ceil(o.Quantile*float64(len(means))-1e-9))-1)]
+	}
+	return stats
 }

@@ -5,17 +5,21 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/cro-exporter/cro-exporter/controller"
 )
 
 func TestBadInputExitsWithOneLineBeforeListening(t *testing.T) {
@@ -43,6 +47,20 @@ func TestBadInputExitsWithOneLineBeforeListening(t *testing.T) {
 		{"a zero interval", []string{"--interval=0"}, "", []string{"--interval", `"0"`, "positive duration"}},
 		{"a duration without a unit", []string{"--interval=15"}, "", []string{"--interval", `"15"`}},
 		{"an interval longer than the window", []string{"--interval=2h", "--window=1h"}, "", []string{"--interval=2h", "--window=1h"}},
+		{"an interval longer than one resource's window", []string{"--interval=2h", "--window=1d", "--window.memory=1h"}, "", []string{"--interval=2h", "--window.memory=1h"}},
+		{"an interval as long as the preset's window", []string{"--preset=oracle-always-free", "--interval=7d"}, "", []string{"--interval=7d", "--window=7d", "--preset=oracle-always-free"}},
+		{"an unknown preset", []string{"--preset=aws"}, "", []string{"--preset", "aws"}},
+		{"a percentile of 100", []string{"--objective.cpu=p100"}, "", []string{"--objective.cpu", `"p100"`, "0 < NN < 100"}},
+		{"a percentile of 0", []string{"--objective.memory=p0"}, "", []string{"--objective.memory", `"p0"`}},
+		{"a percentile above 100", []string{"--objective.disk=p101"}, "", []string{"--objective.disk", `"p101"`}},
+		{"a percentile that is not a number", []string{"--objective.cpu=pfoo"}, "", []string{"--objective.cpu", `"pfoo"`, "p95"}},
+		{"a percentile without its p", []string{"--objective.cpu=95"}, "", []string{"--objective.cpu", `"95"`, "p95"}},
+		{"a bad objective from the environment", nil, "CRO_OBJECTIVE_MEMORY=median", []string{"objective.memory", `"median"`}},
+		{"an audit period that does not divide a day", []string{"--audit.period=7m"}, "", []string{"--audit.period=7m", "divide a day"}},
+		{"an audit period shorter than the interval", []string{"--objective.cpu=p95", "--audit.period=5s"}, "", []string{"--audit.period=5s", "--interval=15s", "--objective.cpu=p95"}},
+		{"an audit period longer than a percentile's window", []string{"--objective.disk=p90", "--window.disk=30m", "--audit.period=1h"}, "", []string{"--audit.period=1h", "--window.disk=30m", "--objective.disk=p90"}},
+		{"too many audit periods in a window", []string{"--objective.cpu=p95", "--interval=1s", "--audit.period=1s"}, "", []string{"--audit.period=1s", "--window=30d", strconv.Itoa(controller.MaxPeriods)}},
+		{"a preset's target above the ceiling", []string{"--preset=oracle-always-free", "--ceiling=10%"}, "CRO_TARGET_CPU=", []string{"--preset=oracle-always-free", "20%", "--ceiling=10%"}},
 		{"a target above 100%", []string{"--target.memory=150%"}, "", []string{"--target.memory", "150%", "between 0 and 1"}},
 		{"a ceiling above 1", []string{"--ceiling=1.5"}, "", []string{"--ceiling", "1.5", "between 0 and 1"}},
 		{"a zero ceiling", []string{"--ceiling=0"}, "", []string{"--ceiling", "above 0"}},
@@ -86,8 +104,12 @@ func TestBadInputExitsWithOneLineBeforeListening(t *testing.T) {
 			defer cancel()
 			cmd := exec.CommandContext(ctx, binary, args...)
 			// Targets of 0, unless a case sets one: a start that wrongly
-			// goes on holds nothing on this machine.
+			// goes on holds nothing on this machine. A case's NAME=
+			// unsets NAME.
 			cmd.Env = append(os.Environ(), "CRO_TARGET_CPU=0", "CRO_TARGET_MEMORY=0", "CRO_TARGET_DISK=0", tc.env)
+			if name, value, _ := strings.Cut(tc.env, "="); name != "" && value == "" {
+				cmd.Env = slices.DeleteFunc(cmd.Env, func(kv string) bool { return strings.HasPrefix(kv, name+"=") })
+			}
 			var stdout, stderr bytes.Buffer
 			cmd.Stdout, cmd.Stderr = &stdout, &stderr
 			err := cmd.Run()
@@ -119,11 +141,18 @@ func TestHelpListsEveryFlagWithItsEnvironmentVariable(t *testing.T) {
 	for _, f := range []string{
 		"web.listen-address", "web.telemetry-path", "web.config.file", "path.procfs",
 		"disk.path", "state.dir", "interval", "window", "target.cpu", "target.memory",
-		"target.disk", "ceiling", "log.level", "log.format",
+		"target.disk", "ceiling", "log.level", "log.format", "preset", "objective.cpu",
+		"objective.memory", "objective.disk", "audit.period", "window.cpu", "window.memory", "window.disk",
 	} {
 		env := "$CRO_" + strings.NewReplacer(".", "_", "-", "_").Replace(strings.ToUpper(f))
 		if !bytes.Contains(out, []byte("--"+f)) || !bytes.Contains(out, []byte(env)) {
 			t.Errorf("--help lacks --%s or %s", f, env)
+		}
+	}
+	// Flags a preset gives defaults for have none of kong's, yet say theirs.
+	for _, d := range []string{"default: mean", "default: 1m", "default: 30d", "default,oracle-always-free"} {
+		if !bytes.Contains(out, []byte(d)) {
+			t.Errorf("--help lacks %q", d)
 		}
 	}
 	if !bytes.Contains(out, []byte("--version")) || bytes.Contains(out, []byte("CRO_VERSION")) {
@@ -176,11 +205,40 @@ func TestScrapesServeTheLastSampleWithoutRereadingProc(t *testing.T) {
 }
 
 func TestWindowAndIntervalAreExportedForTheRules(t *testing.T) {
-	body := start(t, "--path.procfs="+filepath.Join(fixtures, "small-8g"), "--window=7d", "--interval=1h").metrics(t)
-	for _, want := range []string{"cro_average_window_seconds 604800", "cro_sample_interval_seconds 3600"} {
+	body := start(t, "--path.procfs="+filepath.Join(fixtures, "small-8g"), "--window=7d", "--window.disk=30d", "--interval=1h").metrics(t)
+	for _, want := range []string{
+		`cro_average_window_seconds{resource="cpu"} 604800`, `cro_average_window_seconds{resource="memory"} 604800`,
+		`cro_average_window_seconds{resource="disk"} 2.592e+06`, "cro_sample_interval_seconds 3600",
+	} {
 		series, _, _ := strings.Cut(want, " ")
 		if got := metricLine(body, series); got != want {
 			t.Errorf("scrape has %q, want %q", got, want)
+		}
+	}
+}
+
+func TestAPresetReachesTheStartLineAndTheMetrics(t *testing.T) {
+	e := start(t, "--path.procfs="+filepath.Join(fixtures, "small-8g"), "--preset=oracle-always-free", "--window.disk=30d")
+	body := e.metrics(t)
+	for _, want := range []string{
+		`cro_objective_info{resource="cpu",statistic="p95"} 1`,
+		`cro_objective_info{resource="memory",statistic="p95"} 1`,
+		`cro_objective_info{resource="disk",statistic="mean"} 1`,
+		`cro_average_window_seconds{resource="cpu"} 604800`,
+		`cro_average_window_seconds{resource="disk"} 2.592e+06`,
+		`cro_audit_period_seconds{resource="cpu"} 60`,
+		`cro_target_ratio{resource="cpu"} 0.2`,
+		`cro_target_ratio{resource="memory"} 0.2`,
+		`cro_target_ratio{resource="disk"} 0`,
+	} {
+		series, _, _ := strings.Cut(want, " ")
+		if got := metricLine(body, series); got != want {
+			t.Errorf("scrape has %q, want %q", got, want)
+		}
+	}
+	for _, want := range []string{`"objective_cpu":"p95 of 1m over 7d"`, `"objective_memory":"p95 of 1m over 7d"`, `"objective_disk":"mean over 30d"`} {
+		if !strings.Contains(e.stderr.String(), want) {
+			t.Errorf("the log lacks %s:\n%s", want, e.stderr)
 		}
 	}
 }
@@ -240,7 +298,7 @@ func TestSimulateSaysWhenAHostPassesAndAtWhatCost(t *testing.T) {
 	if err != nil {
 		t.Fatalf("simulate: %v\n%s", err, out)
 	}
-	for _, want := range []string{"small host", "cpu    meets its target on day 1", "memory meets its target on day 1", "disk   meets its target on day 1"} {
+	for _, want := range []string{"small host", "cpu mean", "cpu    meets its target on day 1 (mean over 30d)", "memory meets its target on day 1", "disk   meets its target on day 1", "CPU holders spent"} {
 		if !bytes.Contains(out, []byte(want)) {
 			t.Errorf("simulate output lacks %q:\n%s", want, out)
 		}
@@ -251,13 +309,58 @@ func TestSimulateSaysWhenAHostPassesAndAtWhatCost(t *testing.T) {
 		t.Fatalf("simulate --format=csv: %v\n%s", err, out)
 	}
 	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
-	if len(lines) != 1+2*3 || lines[0] != "day,resource,average,target,holder_load,met" {
+	if len(lines) != 1+2*3 || lines[0] != "day,resource,average,target,holder_load,met,statistic,audit,holder_cpu_hours,constant_cpu_hours" {
 		t.Fatalf("csv has %d lines, want a header and 6 rows:\n%s", len(lines), out)
 	}
 	for _, l := range lines[1:] {
 		f := strings.Split(l, ",")
-		if f[3] != "0.400000" || f[4] != "0.000000" || f[5] != "true" {
-			t.Errorf("row %q: want target 0.4, no holder load, met", l)
+		if f[3] != "0.400000" || f[4] != "0.000000" || f[5] != "true" || f[6] != "mean" {
+			t.Errorf("row %q: want target 0.4, no holder load, met, the mean", l)
+		}
+		if cpu := f[1] == "cpu"; (f[8] != "" || f[9] != "") == !cpu || cpu && (f[8] != "0.000000" || f[9] != "0.000000") {
+			t.Errorf("row %q: want no CPU-hours of holders or of a constant hold (real work holds the target), on the cpu row only", l)
+		}
+	}
+}
+
+func TestSimulateAPercentileAtAFractionOfAConstantHold(t *testing.T) {
+	// A sample a minute, one per audit period: a quarter of the ticks.
+	out, err := exec.Command(binary, "simulate", "--days=2", "--preset=oracle-always-free", "--interval=1m").CombinedOutput()
+	if err != nil {
+		t.Fatalf("simulate: %v\n%s", err, out)
+	}
+	for _, want := range []string{"cpu p95", "memory p95", "disk mean", "cpu-h", "const-h",
+		"cpu    meets its target on day 1 (p95 of 1m over 7d)", "memory meets its target on day 1 (p95 of 1m over 7d)", "disk   meets its target on day 1 (mean over 7d)"} {
+		if !bytes.Contains(out, []byte(want)) {
+			t.Errorf("simulate output lacks %q:\n%s", want, out)
+		}
+	}
+	out, err = exec.Command(binary, "simulate", "--days=3", "--preset=oracle-always-free", "--interval=1m", "--format=csv").CombinedOutput()
+	if err != nil {
+		t.Fatalf("simulate --format=csv: %v\n%s", err, out)
+	}
+	for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n")[1:] {
+		f := strings.Split(l, ",")
+		if f[1] != "cpu" {
+			continue
+		}
+		if f[6] != "p95" || f[3] != "0.200000" {
+			t.Errorf("row %q: want p95 at a target of 0.2", l)
+		}
+		if audit, _ := strconv.ParseFloat(f[7], 64); audit < 0.2 || f[5] != "true" {
+			t.Errorf("row %q: the p95 is under 0.2", l)
+		}
+		held, _ := strconv.ParseFloat(f[8], 64)
+		constant, _ := strconv.ParseFloat(f[9], 64)
+		// A constant hold at 0.2 of 2 CPUs from an idle 1% costs
+		// 0.19 x 2 x 24 CPU-hours a day; the p95 needs 5% of the minutes
+		// at 0.2, about a twentieth of that, once the first day has
+		// built the window up.
+		if want := 0.19 * 2 * 24; math.Abs(constant-want) > 0.01*want {
+			t.Errorf("row %q: a constant hold's %.2f CPU-hours, want %.2f", l, constant, want)
+		}
+		if f[0] != "1" && held > 0.1*constant {
+			t.Errorf("row %q: holders spent %.2f CPU-hours, more than a tenth of a constant hold's %.2f", l, held, constant)
 		}
 	}
 }

@@ -3,8 +3,10 @@ package main
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -36,11 +38,24 @@ type CLI struct {
 	StateDir   string `name:"state.dir" default:"/var/lib/cro-exporter" placeholder:"DIR" help:"Directory for the saved averages (created 0700 if missing)."`
 
 	Interval Duration `default:"15s" help:"How often to sample the host, e.g. 15s, 1m."`
-	Window   Duration `default:"30d" help:"Length of the audit window the averages stand for, e.g. 30d."`
 
-	TargetCPU    *Ratio `name:"target.cpu" placeholder:"RATIO" help:"Target for the CPU average, e.g. 0.4 or 40% (default: from the host's spec)."`
-	TargetMemory *Ratio `name:"target.memory" placeholder:"RATIO" help:"Target for the memory average (default: from the host's spec)."`
-	TargetDisk   *Ratio `name:"target.disk" placeholder:"RATIO" help:"Target for the disk average (default: from the host's spec)."`
+	// The flags a preset gives defaults for are pointers, nil when not
+	// given: a flag given (or its environment variable) wins over the
+	// preset, the preset over the built-in default. objectives and targets
+	// resolve them.
+	Preset          string     `default:"default" enum:"default,oracle-always-free" help:"A known auditor's rule, which sets the defaults of the objectives, windows, audit period and targets; flags given win: ${enum}. default: the mean over 30d at the spec's targets; oracle-always-free: CPU and memory p95 of 1m means over 7d at 20%, disk 0."`
+	ObjectiveCPU    *Statistic `name:"objective.cpu" placeholder:"STAT" help:"What the auditor computes of CPU usage: mean, or a percentile of audit period means such as p95 (default: mean, or the preset's)."`
+	ObjectiveMemory *Statistic `name:"objective.memory" placeholder:"STAT" help:"What the auditor computes of memory usage (default: mean, or the preset's)."`
+	ObjectiveDisk   *Statistic `name:"objective.disk" placeholder:"STAT" help:"What the auditor computes of disk usage (default: mean, or the preset's)."`
+	AuditPeriod     *Duration  `name:"audit.period" placeholder:"DURATION" help:"The period whose mean a percentile takes as one sample, aligned to the clock; must divide a day (default: 1m, or the preset's)."`
+	Window          *Duration  `placeholder:"DURATION" help:"The trailing window the auditor looks at, e.g. 30d (default: 30d, or the preset's)."`
+	WindowCPU       *Duration  `name:"window.cpu" placeholder:"DURATION" help:"The CPU audit window (default: --window)."`
+	WindowMemory    *Duration  `name:"window.memory" placeholder:"DURATION" help:"The memory audit window (default: --window)."`
+	WindowDisk      *Duration  `name:"window.disk" placeholder:"DURATION" help:"The disk audit window (default: --window)."`
+
+	TargetCPU    *Ratio `name:"target.cpu" placeholder:"RATIO" help:"Target for the CPU objective, e.g. 0.4 or 40% (default: from the host's spec, or the preset's)."`
+	TargetMemory *Ratio `name:"target.memory" placeholder:"RATIO" help:"Target for the memory objective (default: from the host's spec, or the preset's)."`
+	TargetDisk   *Ratio `name:"target.disk" placeholder:"RATIO" help:"Target for the disk objective (default: from the host's spec, or the preset's)."`
 	Ceiling      Ratio  `default:"90%" help:"No target or setpoint is ever above this ratio."`
 
 	MemoryReserve *Size  `name:"memory.reserve" placeholder:"SIZE" help:"MemAvailable that holders always leave to real work (default: 15% of MemTotal, at least 512MiB)."`
@@ -61,11 +76,22 @@ type CLI struct {
 // Validate checks what no single flag can check alone; kong calls it after
 // parsing, so a violation is a usage error like any other.
 func (c *CLI) Validate() error {
-	if c.Interval.D() >= c.Window.D() {
-		return fmt.Errorf("--interval=%s must be shorter than --window=%s", c.Interval, c.Window)
+	for _, r := range collector.Resources {
+		if w, from := c.window(r); c.Interval.D() >= w {
+			return fmt.Errorf("--interval=%s must be shorter than %s", c.Interval, from)
+		}
+	}
+	if err := c.checkPeriod(); err != nil {
+		return err
 	}
 	if c.Ceiling == 0 {
 		return errors.New("--ceiling must be above 0")
+	}
+	for _, r := range collector.Resources {
+		t, ok := presets[c.Preset].targets[r]
+		if ok && c.targetFlags()[r] == nil && t > float64(c.Ceiling) {
+			return fmt.Errorf("--preset=%s sets a %s target of %s, above --ceiling=%s: lower --target.%[2]s or raise the ceiling", c.Preset, r, Ratio(t), c.Ceiling)
+		}
 	}
 	if c.MemoryChunk < minChunk || c.MemoryChunk > holder.MaxChunk {
 		return fmt.Errorf("--holder.memory-chunk=%s must be between %s and %s", c.MemoryChunk, Size(minChunk), Size(holder.MaxChunk))
@@ -118,17 +144,163 @@ func (c *CLI) reserves(s collector.Sample) (memory, disk int64) {
 	return memory, disk
 }
 
-// targets returns the targets given on the command line; resources without
-// one take their spec's default.
+// targets returns the targets given on the command line, and the preset's
+// for resources without one; resources with neither take their spec's
+// default.
 func (c *CLI) targets() map[collector.Resource]float64 {
-	given := map[collector.Resource]*Ratio{collector.CPU: c.TargetCPU, collector.Memory: c.TargetMemory, collector.Disk: c.TargetDisk}
-	targets := map[collector.Resource]float64{}
-	for r, t := range given {
+	targets := maps.Clone(presets[c.Preset].targets)
+	if targets == nil {
+		targets = map[collector.Resource]float64{}
+	}
+	for r, t := range c.targetFlags() {
 		if t != nil {
 			targets[r] = float64(*t)
 		}
 	}
 	return targets
+}
+
+// targetFlags are the --target.* flags, nil where not given.
+func (c *CLI) targetFlags() map[collector.Resource]*Ratio {
+	return map[collector.Resource]*Ratio{collector.CPU: c.TargetCPU, collector.Memory: c.TargetMemory, collector.Disk: c.TargetDisk}
+}
+
+// preset is a known auditor's rule: the defaults it gives. A zero field,
+// or a resource it does not name, leaves the built-in default.
+type preset struct {
+	objectives map[collector.Resource]Statistic
+	window     time.Duration
+	period     time.Duration
+	targets    map[collector.Resource]float64
+}
+
+// The built-in defaults: the mean over 30 days at the spec's targets.
+const (
+	defaultWindow = 30 * 24 * time.Hour
+	defaultPeriod = time.Minute
+)
+
+// presets are the rules --preset names; the README gives their sources.
+var presets = map[string]preset{
+	// The mean of every resource over 30 days at the spec's targets.
+	"default": {},
+	// Oracle Cloud reclaims an Always Free instance that is idle for 7
+	// days: CPU under 20% at the 95th percentile, and on A1 shapes memory
+	// as well. Oracle names no period: the 1-minute means of its
+	// Monitoring service are assumed, and the same p95 for memory. It
+	// does not audit disk.
+	"oracle-always-free": {
+		objectives: map[collector.Resource]Statistic{collector.CPU: 0.95, collector.Memory: 0.95},
+		window:     7 * 24 * time.Hour,
+		period:     time.Minute,
+		targets:    map[collector.Resource]float64{collector.CPU: 0.20, collector.Memory: 0.20, collector.Disk: 0},
+	},
+}
+
+// objectives resolves the objective of every resource: a flag given wins,
+// then the preset, then the built-in default (the mean over 30 days). The
+// mean's Period is 0.
+func (c *CLI) objectives() map[collector.Resource]controller.Objective {
+	period, _ := c.period()
+	objectives := make(map[collector.Resource]controller.Objective, len(collector.Resources))
+	for _, r := range collector.Resources {
+		s, _ := c.objective(r)
+		w, _ := c.window(r)
+		o := controller.Objective{Quantile: s.Quantile(), Window: w}
+		if s.Quantile() > 0 {
+			o.Period = period
+		}
+		objectives[r] = o
+	}
+	return objectives
+}
+
+// newAverages makes the averages of the daemon and of simulate, each
+// resource with its objective. A sample stands for at most two intervals
+// before it: a longer gap, while the exporter was down, was not observed.
+func (c *CLI) newAverages() *controller.Averages {
+	w, _ := c.window(collector.CPU)
+	averages := controller.NewAverages(w, 2*c.Interval.D())
+	for r, o := range c.objectives() {
+		averages.SetObjective(r, o)
+	}
+	return averages
+}
+
+// objective is r's statistic, and the flag it comes from, as messages
+// name it.
+func (c *CLI) objective(r collector.Resource) (Statistic, string) {
+	given := map[collector.Resource]*Statistic{collector.CPU: c.ObjectiveCPU, collector.Memory: c.ObjectiveMemory, collector.Disk: c.ObjectiveDisk}[r]
+	if given != nil {
+		return *given, fmt.Sprintf("--objective.%s=%s", r, *given)
+	}
+	s := presets[c.Preset].objectives[r]
+	return s, fmt.Sprintf("--objective.%s=%s (of --preset=%s)", r, s, c.Preset)
+}
+
+// window is r's audit window, and the flag it comes from.
+func (c *CLI) window(r collector.Resource) (time.Duration, string) {
+	given := map[collector.Resource]*Duration{collector.CPU: c.WindowCPU, collector.Memory: c.WindowMemory, collector.Disk: c.WindowDisk}[r]
+	if given != nil {
+		return c.resolve("--window."+string(r), given, 0, 0)
+	}
+	return c.resolve("--window", c.Window, presets[c.Preset].window, defaultWindow)
+}
+
+// period is the audit period, and the flag it comes from.
+func (c *CLI) period() (time.Duration, string) {
+	return c.resolve("--audit.period", c.AuditPeriod, presets[c.Preset].period, defaultPeriod)
+}
+
+// resolve is a duration flag's value, and how messages name it: the value
+// given, or else the preset's (when above 0), or else the built-in one.
+func (c *CLI) resolve(flag string, given *Duration, preset, builtin time.Duration) (time.Duration, string) {
+	switch {
+	case given != nil:
+		return given.D(), fmt.Sprintf("%s=%s", flag, *given)
+	case preset > 0:
+		return preset, fmt.Sprintf("%s=%s (of --preset=%s)", flag, Duration(preset), c.Preset)
+	}
+	return builtin, fmt.Sprintf("%s=%s", flag, Duration(builtin))
+}
+
+// checkPeriod checks the audit period: it must divide a day, so that
+// periods line up with the clock's days as an auditor's do; and for every
+// resource with a percentile objective, it must be a multiple of
+// --interval (a period of whole samples), no longer than the window, and
+// the window may hold at most controller.MaxPeriods of them.
+func (c *CLI) checkPeriod() error {
+	p, from := c.period()
+	if (24*time.Hour)%p != 0 {
+		return fmt.Errorf("%s must divide a day evenly (1m, 5m, 15s, 1h, ...)", from)
+	}
+	for _, r := range collector.Resources {
+		s, objective := c.objective(r)
+		if s.Quantile() == 0 {
+			continue
+		}
+		w, window := c.window(r)
+		switch {
+		case p%c.Interval.D() != 0:
+			// Samples are taken on the clock's multiples of --interval:
+			// a period of whole samples is measured exactly.
+			return fmt.Errorf("%s must be a multiple of --interval=%s, for %s", from, c.Interval, objective)
+		case p > w:
+			return fmt.Errorf("%s must not be longer than %s, for %s", from, window, objective)
+		case w/p > controller.MaxPeriods:
+			return fmt.Errorf("%s makes %d periods of %s, for %s: at most %d; lengthen the period or shorten the window", from, w/p, window, objective, controller.MaxPeriods)
+		}
+	}
+	return nil
+}
+
+// describe is an objective as the start line shows it: "mean over 30d",
+// "p95 of 1m over 7d".
+func describe(o controller.Objective) string {
+	if o.Quantile == 0 {
+		return "mean over " + Duration(o.Window).String()
+	}
+	return fmt.Sprintf("%s of %s over %s", Statistic(o.Quantile), Duration(o.Period), Duration(o.Window))
 }
 
 // HolderCmd is the hidden holder subcommands: stable, so that tests and
@@ -166,6 +338,48 @@ func (r Ratio) String() string {
 	return strconv.FormatFloat(math.Round(float64(r)*1e8)/1e6, 'f', -1, 64) + "%"
 }
 
+// Statistic is what an auditor computes of a resource's usage: the mean
+// (0), or a percentile of audit period means, kept as its quantile (0.95
+// for p95). It is written mean, p95 or p99.9.
+type Statistic float64
+
+// percentile is the form of a percentile: digits, with decimals or not.
+var percentile = regexp.MustCompile(`^p([0-9]{1,2})(?:\.([0-9]{1,9}))?$`)
+
+// UnmarshalText parses a statistic.
+func (s *Statistic) UnmarshalText(text []byte) error {
+	if string(text) == "mean" {
+		*s = 0
+		return nil
+	}
+	m := percentile.FindSubmatch(text)
+	if m == nil {
+		return fmt.Errorf("%q is not mean or a percentile pNN with 0 < NN < 100, such as p95 or p99.9", text)
+	}
+	// The digits as a whole number over a power of ten, both exact, so
+	// that the quotient is the float nearest the decimal: p99.9 is 999/1000,
+	// exactly the 0.999 a Go literal makes, where 99.9/100 is
+	// 0.9990000000000001.
+	n, _ := strconv.ParseUint(string(m[1])+string(m[2]), 10, 64)
+	if n == 0 {
+		return fmt.Errorf("%q is not a percentile pNN with 0 < NN < 100, such as p95 or p99.9", text)
+	}
+	*s = Statistic(float64(n) / math.Pow10(len(m[2])+2))
+	return nil
+}
+
+// Quantile is the percentile as a fraction (0.95 for p95), 0 for the mean.
+func (s Statistic) Quantile() float64 { return float64(s) }
+
+// String formats the statistic as it is written: mean, p95, p99.9.
+func (s Statistic) String() string {
+	if s == 0 {
+		return "mean"
+	}
+	// Rounding hides float noise: 0.979*100 is 97.89999999999999.
+	return "p" + strconv.FormatFloat(math.Round(float64(s)*100*1e9)/1e9, 'f', -1, 64)
+}
+
 // Duration is a positive duration in Prometheus' forms: 15s, 1h30m, 30d.
 type Duration model.Duration
 
@@ -182,8 +396,25 @@ func (d *Duration) UnmarshalText(text []byte) error {
 // D is the duration as a time.Duration.
 func (d Duration) D() time.Duration { return time.Duration(d) }
 
-// String formats the duration as Prometheus does.
-func (d Duration) String() string { return model.Duration(d).String() }
+// String formats the duration in Prometheus' form, in days at most, as
+// windows are given: 7d rather than 1w, 30d rather than 4w2d.
+func (d Duration) String() string {
+	var b strings.Builder
+	rest := time.Duration(d)
+	for _, u := range []struct {
+		name string
+		d    time.Duration
+	}{{"d", 24 * time.Hour}, {"h", time.Hour}, {"m", time.Minute}, {"s", time.Second}, {"ms", time.Millisecond}} {
+		if n := rest / u.d; n > 0 {
+			fmt.Fprintf(&b, "%d%s", n, u.name)
+			rest -= n * u.d
+		}
+	}
+	if b.Len() == 0 {
+		return "0s"
+	}
+	return b.String()
+}
 
 // Size is a number of bytes, written as 1073741824, 512MiB or 1GiB; KB, MB,
 // GB and TB mean the same binary units as KiB, MiB, GiB and TiB.

@@ -1,11 +1,18 @@
 package main
 
 import (
+	"fmt"
+	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/alecthomas/kong"
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/cro-exporter/cro-exporter/collector"
+	"github.com/cro-exporter/cro-exporter/controller"
 )
 
 func TestRatioSizeAndDurationParse(t *testing.T) {
@@ -64,6 +71,21 @@ func TestRatioSizeAndDurationParse(t *testing.T) {
 	}
 }
 
+func TestDurationStringReadsAsWindowsAreGiven(t *testing.T) {
+	for in, want := range map[time.Duration]string{
+		30 * 24 * time.Hour: "30d", 7 * 24 * time.Hour: "7d", 25 * time.Hour: "1d1h", 90 * time.Minute: "1h30m",
+		15 * time.Second: "15s", 1500 * time.Millisecond: "1s500ms", 0: "0s",
+	} {
+		if got := Duration(in).String(); got != want {
+			t.Errorf("Duration(%v) = %q, want %q", in, got, want)
+		}
+		var back Duration
+		if err := back.UnmarshalText([]byte(want)); in > 0 && (err != nil || back.D() != in) {
+			t.Errorf("%q parses as %v, %v; want %v", want, back.D(), err, in)
+		}
+	}
+}
+
 func TestSizeStringReadsLikeItsInput(t *testing.T) {
 	for in, want := range map[Size]string{1 << 30: "1GiB", 512 << 20: "512MiB", 3 << 29: "1.50GiB", 8160437862: "7.60GiB", 100: "100B"} {
 		if got := in.String(); got != want {
@@ -111,6 +133,180 @@ func TestParseTrace(t *testing.T) {
 	} {
 		if _, err := parseTrace(strings.NewReader(tc.in)); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: error %v, want one naming %q", name, err, tc.want)
+		}
+	}
+}
+
+func TestStatisticParse(t *testing.T) {
+	for in, want := range map[string]Statistic{"mean": 0, "p95": 0.95, "p50": 0.5, "p99.9": 0.999, "p99": 0.99, "p0.5": 0.005, "p55": 0.55, "p97.9": 0.979, "p99.99": 0.9999} {
+		var s Statistic
+		if err := s.UnmarshalText([]byte(in)); err != nil {
+			t.Errorf("%q: %v", in, err)
+			continue
+		}
+		if s.Quantile() != float64(want) || s.String() != in {
+			t.Errorf("%q = %v (%s), want %v", in, s.Quantile(), s, float64(want))
+		}
+	}
+	for _, bad := range []string{"p0", "p0.0", "p100", "p101", "p100.0", "pfoo", "95", "P95", "p-5", "p95%", "p", "", "p1e1", "p.5", "p95.", "p 95", "pInf", "median"} {
+		var s Statistic
+		if err := s.UnmarshalText([]byte(bad)); err == nil || !strings.Contains(err.Error(), fmt.Sprintf("%q", bad)) {
+			t.Errorf("%q: error %v, want one quoting the input", bad, err)
+		}
+	}
+}
+
+// parse parses args as the daemon does, in process, with env as the only
+// CRO_ variables.
+func parse(t *testing.T, env map[string]string, args ...string) (*CLI, error) {
+	t.Helper()
+	for _, kv := range os.Environ() {
+		if name, _, _ := strings.Cut(kv, "="); strings.HasPrefix(name, "CRO_") {
+			t.Setenv(name, "") // restored when the test ends
+			os.Unsetenv(name)
+		}
+	}
+	for k, v := range env {
+		t.Setenv(k, v)
+	}
+	var cli CLI
+	parser, err := kong.New(&cli, kong.Name("cro-exporter"), kong.DefaultEnvars("CRO"), kong.Vars{"version": "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = parser.Parse(args)
+	return &cli, err
+}
+
+func TestPresetsGiveDefaultsThatFlagsOverride(t *testing.T) {
+	const day = 24 * time.Hour
+	type objectives = map[collector.Resource]controller.Objective
+	type targets = map[collector.Resource]float64
+	mean30 := controller.Objective{Window: 30 * day}
+	oracle := controller.Objective{Quantile: 0.95, Window: 7 * day, Period: time.Minute}
+	for _, tc := range []struct {
+		name    string
+		args    []string
+		env     map[string]string
+		want    objectives
+		targets targets // nil: the spec's, for every resource
+	}{
+		{"no flags: the mean over 30 days at the spec's targets", nil, nil,
+			objectives{collector.CPU: mean30, collector.Memory: mean30, collector.Disk: mean30}, targets{}},
+		{"the default preset is the same", []string{"--preset=default"}, nil,
+			objectives{collector.CPU: mean30, collector.Memory: mean30, collector.Disk: mean30}, targets{}},
+		{"oracle-always-free", []string{"--preset=oracle-always-free"}, nil,
+			objectives{collector.CPU: oracle, collector.Memory: oracle, collector.Disk: {Window: 7 * day}},
+			targets{collector.CPU: 0.2, collector.Memory: 0.2, collector.Disk: 0}},
+		{"explicit flags win over the preset",
+			[]string{"--preset=oracle-always-free", "--objective.cpu=p99.9", "--objective.memory=mean", "--window=14d", "--window.cpu=3d", "--audit.period=5m", "--target.memory=25%"}, nil,
+			objectives{
+				collector.CPU:    {Quantile: 0.999, Window: 3 * day, Period: 5 * time.Minute},
+				collector.Memory: {Window: 14 * day},
+				collector.Disk:   {Window: 14 * day},
+			},
+			targets{collector.CPU: 0.2, collector.Memory: 0.25, collector.Disk: 0}},
+		{"so do their environment variables",
+			[]string{"--preset=oracle-always-free"}, map[string]string{"CRO_OBJECTIVE_CPU": "p90", "CRO_WINDOW_MEMORY": "1d", "CRO_TARGET_DISK": "0.3", "CRO_AUDIT_PERIOD": "15m"},
+			objectives{
+				collector.CPU:    {Quantile: 0.9, Window: 7 * day, Period: 15 * time.Minute},
+				collector.Memory: {Quantile: 0.95, Window: day, Period: 15 * time.Minute},
+				collector.Disk:   {Window: 7 * day},
+			},
+			targets{collector.CPU: 0.2, collector.Memory: 0.2, collector.Disk: 0.3}},
+		{"the preset from the environment", nil, map[string]string{"CRO_PRESET": "oracle-always-free"},
+			objectives{collector.CPU: oracle, collector.Memory: oracle, collector.Disk: {Window: 7 * day}},
+			targets{collector.CPU: 0.2, collector.Memory: 0.2, collector.Disk: 0}},
+		{"a window per resource", []string{"--window=10d", "--window.disk=30d", "--objective.disk=p50", "--audit.period=1h", "--target.cpu=0.3"}, nil,
+			objectives{
+				collector.CPU:    {Window: 10 * day},
+				collector.Memory: {Window: 10 * day},
+				collector.Disk:   {Quantile: 0.5, Window: 30 * day, Period: time.Hour},
+			},
+			targets{collector.CPU: 0.3}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cli, err := parse(t, tc.env, tc.args...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tc.want, cli.objectives()); diff != "" {
+				t.Errorf("objectives (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(tc.targets, cli.targets()); diff != "" {
+				t.Errorf("targets (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestATargetOfZeroIsAccepted(t *testing.T) {
+	cli, err := parse(t, nil, "--preset=oracle-always-free")
+	if err != nil {
+		t.Fatal(err)
+	}
+	targets, err := controller.Targets(controller.Classify(24<<30), cli.targets(), float64(cli.Ceiling))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[collector.Resource]float64{collector.CPU: 0.2, collector.Memory: 0.2, collector.Disk: 0}
+	if diff := cmp.Diff(want, targets); diff != "" {
+		t.Errorf("targets of a large host under oracle-always-free (-want +got):\n%s", diff)
+	}
+}
+
+func TestBadObjectivesAndPeriodsNameTheirFlags(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"--objective.cpu=p100"}, []string{"--objective.cpu", `"p100"`}},
+		{[]string{"--objective.memory=95"}, []string{"--objective.memory", `"95"`}},
+		{[]string{"--preset=aws"}, []string{"--preset", "aws"}},
+		{[]string{"--audit.period=7m"}, []string{"--audit.period=7m", "divide a day"}},
+		{[]string{"--audit.period=25h"}, []string{"--audit.period=1d1h", "divide a day"}},
+		{[]string{"--objective.cpu=p95", "--audit.period=10s"}, []string{"--audit.period=10s", "multiple of --interval=15s", "--objective.cpu=p95"}},
+		{[]string{"--objective.cpu=p95", "--audit.period=20s"}, []string{"--audit.period=20s", "multiple of --interval=15s", "--objective.cpu=p95"}},
+		{[]string{"--objective.disk=p95", "--window.disk=30m", "--audit.period=1h"}, []string{"--audit.period=1h", "--window.disk=30m", "--objective.disk=p95"}},
+		{[]string{"--preset=oracle-always-free", "--window.memory=30m", "--audit.period=1h"}, []string{"--audit.period=1h", "--window.memory=30m", "--objective.memory=p95 (of --preset=oracle-always-free)"}},
+		{[]string{"--objective.memory=p95", "--interval=1s", "--audit.period=1s"}, []string{"--audit.period=1s", "--window=30d", "2592000", strconv.Itoa(controller.MaxPeriods)}},
+		{[]string{"--interval=2h", "--window.disk=1h"}, []string{"--interval=2h", "--window.disk=1h"}},
+		{[]string{"--preset=oracle-always-free", "--interval=7d"}, []string{"--interval=7d", "--window=7d (of --preset=oracle-always-free)"}},
+		{[]string{"--preset=oracle-always-free", "--ceiling=15%"}, []string{"--preset=oracle-always-free", "cpu", "20%", "--ceiling=15%"}},
+	} {
+		_, err := parse(t, nil, tc.args...)
+		if err == nil {
+			t.Errorf("%q: parsed", tc.args)
+			continue
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("%q: error %q lacks %q", tc.args, err, w)
+			}
+		}
+	}
+	// A period that only a mean ignores is no error; nor is a preset's
+	// target above the ceiling where a flag replaces it.
+	for _, ok := range [][]string{
+		{"--audit.period=1s", "--interval=1h"},
+		{"--preset=oracle-always-free", "--ceiling=15%", "--target.cpu=10%", "--target.memory=0.1"},
+		{"--objective.cpu=p95", "--audit.period=15s", "--window=7d"},
+		{"--objective.cpu=p95", "--window=1h", "--audit.period=1h", "--interval=15s"},
+	} {
+		if _, err := parse(t, nil, ok...); err != nil {
+			t.Errorf("%q: %v", ok, err)
+		}
+	}
+}
+
+func TestDescribeObjectives(t *testing.T) {
+	for o, want := range map[controller.Objective]string{
+		{Window: 30 * 24 * time.Hour}:                                         "mean over 30d",
+		{Quantile: 0.95, Window: 7 * 24 * time.Hour, Period: time.Minute}:     "p95 of 1m over 7d",
+		{Quantile: 0.999, Window: 20 * time.Minute, Period: 15 * time.Second}: "p99.9 of 15s over 20m",
+	} {
+		if got := describe(o); got != want {
+			t.Errorf("describe(%+v) = %q, want %q", o, got, want)
 		}
 	}
 }

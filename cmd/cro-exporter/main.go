@@ -138,9 +138,11 @@ func daemon(ctx context.Context, cli *CLI, logger *slog.Logger) (err error) {
 		defer func() { err = errors.Join(err, stopHolders(held.manager)) }()
 	}
 	loop, snapshot := newLoop(cli, h, held, logger)
+	objectives := cli.objectives()
 	logger.Info("starting", "version", version, "spec", h.spec.Name, "memory_total", h.first.MemoryTotal, "dry_run", cli.DryRun,
 		"target_cpu", h.targets[collector.CPU], "target_memory", h.targets[collector.Memory], "target_disk", h.targets[collector.Disk],
-		"memory_reserve", h.memReserve, "disk_reserve", h.diskReserve, "interval", cli.Interval.String(), "window", cli.Window.String())
+		"memory_reserve", h.memReserve, "disk_reserve", h.diskReserve, "interval", cli.Interval.String(),
+		"objective_cpu", describe(objectives[collector.CPU]), "objective_memory", describe(objectives[collector.Memory]), "objective_disk", describe(objectives[collector.Disk]))
 	for _, l := range listeners {
 		logger.Info("listening", "address", l.Addr().String(), "web_config", cli.WebConfigFile)
 	}
@@ -218,9 +220,7 @@ type holding struct {
 // openHolders takes the state dir's lock and opens the holder manager, and
 // loads the averages under the lock; a dry run only reads them.
 func openHolders(cli *CLI, now time.Time, logger *slog.Logger) (holding, error) {
-	// A sample stands for at most two intervals before it: a longer gap,
-	// while the exporter was down, was not observed.
-	held := holding{averages: controller.NewAverages(cli.Window.D(), 2*cli.Interval.D())}
+	held := holding{averages: cli.newAverages()}
 	if cli.DryRun {
 		held.averages.Read(cli.StateDir, logger)
 		return held, nil

@@ -164,7 +164,7 @@ func (e *exporter) metrics(t *testing.T) string {
 
 // volatile matches samples whose values depend on the machine or the moment:
 // the filesystem under the test's temp dir, the build, the clock.
-var volatile = regexp.MustCompile(`^(cro_build_info|cro_last_sample_timestamp_seconds|cro_disk_\w+|cro_(usage|usage_average|setpoint|holder_usage)_ratio\{resource="disk"\}|cro_holders?(_bytes)?\{resource="disk"\}|cro_reserve_bytes\{resource="disk"\})(\{.*\})? `)
+var volatile = regexp.MustCompile(`^(cro_build_info|cro_last_sample_timestamp_seconds|cro_disk_\w+|cro_(usage|usage_average|audit|setpoint|holder_usage)_ratio\{resource="disk"\}|cro_holders?(_bytes)?\{resource="disk"\}|cro_reserve_bytes\{resource="disk"\})(\{.*\})? `)
 
 // golden keeps the cro_ families of a scrape, with volatile values replaced
 // so that their presence is still compared.

@@ -17,7 +17,8 @@ import (
 
 // SimulateCmd is `cro-exporter simulate`: the daemon's control law and
 // averages against a modelled host, with a fake clock. The daemon's flags
-// (--interval, --window, --target.*, --ceiling, the reserves) apply.
+// (--interval, --preset, --objective.*, --audit.period, --window*,
+// --target.*, --ceiling, the reserves) apply.
 type SimulateCmd struct {
 	Days   int    `default:"30" help:"Days to simulate."`
 	Spec   string `default:"small" enum:"small,medium,large" help:"The host's spec, as MemTotal 7.6GiB (an 8 GB VM), 11.7GiB or 15.4GiB: ${enum}."`
@@ -158,7 +159,7 @@ func simulate(cli *CLI, w io.Writer) error {
 	memReserve, diskReserve := cli.reserves(collector.Sample{MemoryTotal: memory, DiskSize: uint64(sc.Disk)})
 	sim := &controller.Simulation{
 		Model:         model,
-		Averages:      controller.NewAverages(cli.Window.D(), 2*cli.Interval.D()),
+		Averages:      cli.newAverages(),
 		Targets:       targets,
 		Ceiling:       float64(cli.Ceiling),
 		MemoryReserve: memReserve,
@@ -168,54 +169,89 @@ func simulate(cli *CLI, w io.Writer) error {
 	}
 	days := sim.Run(sc.Days)
 	if sc.Format == "csv" {
-		return writeCSV(w, days)
+		return writeCSV(w, days, cli.objectives())
 	}
 	fmt.Fprintf(w, "%s host (MemTotal %s), %d CPUs, %s disk; real usage %s (first row: cpu %s, memory %s, disk %s); a sample every %s, for %d days\n\n",
 		spec.Name, Size(memory), sc.CPUs, sc.Disk, source, pct(rows[0].usage[0]), pct(rows[0].usage[1]), pct(rows[0].usage[2]), cli.Interval, sc.Days)
-	writeTable(w, days)
+	writeTable(w, days, cli.objectives())
 	return nil
 }
 
-// writeTable writes a row per day: per resource the average at the end of
-// the day and the mean holder load, * on the day the average first met its
-// target; then when each resource passed and at what cost.
-func writeTable(w io.Writer, days []controller.Day) {
+// writeTable writes a row per day: per resource the audited statistic at
+// the end of the day (as the auditor computes it over the trailing window),
+// the target and the mean holder load, * on the day the statistic first
+// met its target; after CPU, the CPU-hours the holders spent that day and
+// those a constant hold at the CPU target would have spent. Then when each
+// resource passed, and at what cost.
+func writeTable(w io.Writer, days []controller.Day, objectives map[collector.Resource]controller.Objective) {
 	fmt.Fprintf(w, "%5s", "day")
-	for _, r := range collector.Resources {
-		fmt.Fprintf(w, "  %9s %7s %7s", string(r)+" avg", "target", "holders")
+	var width [len(collector.Resources)]int // of the statistic's column
+	for i, r := range collector.Resources {
+		head := string(r) + " " + Statistic(objectives[r].Quantile).String()
+		width[i] = max(10, len(head))
+		fmt.Fprintf(w, "  %*s %7s %7s", width[i], head, "target", "holders")
+		if r == collector.CPU {
+			fmt.Fprintf(w, "  %7s %7s", "cpu-h", "const-h")
+		}
 	}
 	fmt.Fprintln(w)
-	var passed [len(collector.Resources)]int
-	var held [len(collector.Resources)]float64
+	var (
+		passed               [len(collector.Resources)]int
+		held                 [len(collector.Resources)]float64
+		cpuHours, constHours float64
+	)
 	for d, day := range days {
 		fmt.Fprintf(w, "%5d", d+1)
-		for i := range collector.Resources {
+		for i, r := range collector.Resources {
 			mark := " "
-			if day.Met[i] && passed[i] == 0 {
+			if met(day, i) && passed[i] == 0 {
 				passed[i], mark = d+1, "*"
 			}
 			held[i] += day.Holder[i] / float64(len(days))
-			fmt.Fprintf(w, "  %8s%s %7s %7s", pct(day.Average[i]), mark, pct(day.Target[i]), pct(day.Holder[i]))
+			fmt.Fprintf(w, "  %*s%s %7s %7s", width[i]-1, pct(day.Audit[i]), mark, pct(day.Target[i]), pct(day.Holder[i]))
+			if r == collector.CPU {
+				fmt.Fprintf(w, "  %7.2f %7.2f", day.HolderCPUHours, day.ConstantCPUHours)
+			}
 		}
+		cpuHours += day.HolderCPUHours
+		constHours += day.ConstantCPUHours
 		fmt.Fprintln(w)
 	}
-	fmt.Fprintln(w, "\n* the day the average first met its target")
+	fmt.Fprintln(w, "\n* the day the audited statistic first met its target, at the day's end")
+	fmt.Fprintln(w, "cpu-h: CPU-hours the holders spent that day; const-h: those a constant hold at the CPU target would have spent")
 	for i, r := range collector.Resources {
 		when := "never"
 		if passed[i] > 0 {
 			when = fmt.Sprintf("on day %d", passed[i])
 		}
-		fmt.Fprintf(w, "%-6s meets its target %s; holders took %s of it on average\n", r, when, pct(held[i]))
+		fmt.Fprintf(w, "%-6s meets its target %s (%s); holders took %s of it on average\n", r, when, describe(objectives[r]), pct(held[i]))
 	}
+	fmt.Fprintf(w, "CPU holders spent %.2f CPU-hours; a constant hold at the target would have spent %.2f", cpuHours, constHours)
+	if constHours > 0 {
+		fmt.Fprintf(w, ": %.3f of it", cpuHours/constHours)
+	}
+	fmt.Fprintln(w)
 }
 
-func writeCSV(w io.Writer, days []controller.Day) error {
+// met tells whether resource i's audited statistic met its target at the
+// end of the day.
+func met(day controller.Day, i int) bool { return day.Audit[i] >= day.Target[i] }
+
+// writeCSV writes a row per day and resource. The first columns are those
+// of earlier versions; met now tells whether the audited statistic met the
+// target at the day's end. The CPU-hours are the day's, on the cpu row.
+func writeCSV(w io.Writer, days []controller.Day, objectives map[collector.Resource]controller.Objective) error {
 	out := csv.NewWriter(w)
-	out.Write([]string{"day", "resource", "average", "target", "holder_load", "met"})
+	out.Write([]string{"day", "resource", "average", "target", "holder_load", "met", "statistic", "audit", "holder_cpu_hours", "constant_cpu_hours"})
+	f := func(x float64) string { return strconv.FormatFloat(x, 'f', 6, 64) }
 	for d, day := range days {
 		for i, r := range collector.Resources {
-			f := func(x float64) string { return strconv.FormatFloat(x, 'f', 6, 64) }
-			out.Write([]string{strconv.Itoa(d + 1), string(r), f(day.Average[i]), f(day.Target[i]), f(day.Holder[i]), strconv.FormatBool(day.Met[i])})
+			held, constant := "", ""
+			if r == collector.CPU {
+				held, constant = f(day.HolderCPUHours), f(day.ConstantCPUHours)
+			}
+			out.Write([]string{strconv.Itoa(d + 1), string(r), f(day.Average[i]), f(day.Target[i]), f(day.Holder[i]),
+				strconv.FormatBool(met(day, i)), Statistic(objectives[r].Quantile).String(), f(day.Audit[i]), held, constant})
 		}
 	}
 	out.Flush()

@@ -1,0 +1,209 @@
+package controller
+
+import (
+	"math"
+	"slices"
+	"time"
+)
+
+// periods keeps what a percentile objective's auditor samples: the mean
+// usage of every audit period of the trailing window, two bytes each (20 KiB
+// for 7 days of minutes). Periods are numbered from the Unix epoch, so that
+// they start on the clock's boundaries as a cloud agent's do.
+//
+// A mean is kept rounded down to 1/meanScale: a period counts as at or above
+// a target only when its mean surely is, and one within 0.0015 percentage
+// points above a target counts as below. Time nobody saw (the daemon was
+// down, or had not started) counts as usage 0: a period is never made to
+// pass by what was not seen.
+type periods struct {
+	length time.Duration
+	// means is a ring: period k's mean at k mod len(means), for the
+	// periods (closed-len(means), closed]; older ones count as 0.
+	means  []uint16
+	closed int64
+	// bursts has a bit per period of the ring, set where the CPU burnt
+	// through it; sched is the bursts decided ahead.
+	bursts []uint64
+	sched  schedule
+	// open is the period in progress: sum is the usage-seconds folded
+	// into it, up to until; until is zero before the first sample.
+	open  int64
+	sum   float64
+	until time.Time
+	// scratch is window's; audited the last audit, for the window ending
+	// at its end with the periods closed then.
+	scratch []uint16
+	audited audited
+}
+
+type audited struct {
+	end, closed   int64
+	q, target     float64
+	quantile      float64
+	passing, need int
+}
+
+// meanScale is what a mean of 1 is kept as.
+const meanScale = math.MaxUint16
+
+func newPeriods(length, window time.Duration) *periods {
+	n := window / length
+	return &periods{length: length, means: make([]uint16, n), bursts: make([]uint64, (n+63)/64)}
+}
+
+// number is the period t falls in; a period's start belongs to it.
+func (p *periods) number(t time.Time) int64 { return t.UnixNano() / int64(p.length) }
+
+func (p *periods) start(k int64) time.Time { return time.Unix(0, k*int64(p.length)) }
+
+// observe folds usage x, which stands for the time since the previous call
+// (at most maxSpan of it), into the periods, closing each period it ends.
+// The first call, or one at or before the previous (the clock stepped
+// back), observes no time and only moves where the next interval starts.
+func (p *periods) observe(now time.Time, x float64, maxSpan time.Duration) {
+	from := p.until
+	p.until = now
+	if from.IsZero() || !now.After(from) {
+		if k := p.number(now); from.IsZero() || k != p.open {
+			p.open, p.sum = k, 0
+			p.closed = max(p.closed, k-1)
+		}
+		return
+	}
+	from = later(from, now.Add(-maxSpan))
+	for from.Before(now) {
+		if k := p.number(from); k != p.open {
+			p.close()
+			p.open, p.sum = k, 0
+		}
+		end := p.start(p.open + 1)
+		if end.After(now) {
+			end = now
+		}
+		p.sum += x * end.Sub(from).Seconds()
+		from = end
+	}
+	if now.Equal(p.start(p.open + 1)) {
+		p.close()
+		p.open, p.sum = p.open+1, 0
+	}
+}
+
+// close records the open period's mean; time in it nobody saw counts as 0.
+// A period closed before (the clock stepped back) keeps its first mean.
+func (p *periods) close() {
+	n := int64(len(p.means))
+	k := p.open
+	if k <= p.closed {
+		return
+	}
+	for j := max(p.closed+1, k-n+1); j < k; j++ {
+		p.means[j%n] = 0 // periods nobody saw
+		p.setBurst(j, false)
+	}
+	mean := clamp(p.sum/p.length.Seconds(), 0, 1)
+	p.means[k%n] = uint16(math.Floor(mean * meanScale))
+	p.setBurst(k, p.sched.burns(k))
+	p.closed = max(p.closed, k)
+}
+
+func (p *periods) setBurst(k int64, burst bool) {
+	slot := k % int64(len(p.means))
+	if burst {
+		p.bursts[slot/64] |= 1 << (slot % 64)
+	} else {
+		p.bursts[slot/64] &^= 1 << (slot % 64)
+	}
+}
+
+// burst tells whether the CPU burnt through period k, one of the ring's.
+func (p *periods) burst(k int64) bool {
+	slot := k % int64(len(p.means))
+	return p.bursts[slot/64]&(1<<(slot%64)) != 0
+}
+
+// window is the kept means of the n periods (end-n, end], oldest first,
+// 0 for those outside the ring, into p's scratch space.
+func (p *periods) window(end int64) []uint16 {
+	n := int64(len(p.means))
+	first := end - n + 1
+	p.scratch = slices.Grow(p.scratch[:0], int(n))[:n]
+	clear(p.scratch)
+	// The ring holds (closed-n, closed], in at most two runs of slots.
+	for k, last := max(first, p.closed-n+1), min(end, p.closed); k <= last; {
+		slot := k % n
+		run := min(last-k+1, n-slot)
+		copy(p.scratch[k-first:], p.means[slot:slot+run])
+		k += run
+	}
+	return p.scratch
+}
+
+// threshold is the least kept mean that is surely at or above target.
+func threshold(target float64) uint16 {
+	return uint16(clamp(math.Ceil(target*meanScale), 0, meanScale))
+}
+
+// passing counts the periods (end-n, end] whose mean is at or above target.
+func (p *periods) passing(end int64, target float64) int {
+	thr, c := threshold(target), 0
+	for _, m := range p.window(end) {
+		if m >= thr {
+			c++
+		}
+	}
+	return c
+}
+
+// quantile is the q-quantile (nearest rank) of the means of the periods
+// (end-n, end].
+func (p *periods) quantile(end int64, q float64) float64 {
+	sorted := p.window(end)
+	slices.Sort(sorted)
+	rank := int(math.Ceil(q*float64(len(sorted))-1e-9)) - 1
+	return float64(sorted[min(max(rank, 0), len(sorted)-1)]) / meanScale
+}
+
+// atLeast is the fewest of n period means that must be at or above a
+// target for their q-quantile to be at or above it, whatever the others
+// are, both as the nearest rank (the ceil(q*n)-th smallest) and as the
+// linear interpolation between ranks that Prometheus' quantile_over_time
+// takes (between the floor and the ceiling of q*(n-1), from 0).
+func atLeast(n int, q float64) int {
+	nearest := n - int(math.Ceil(q*float64(n)-1e-9)) + 1
+	linear := n - int(math.Floor(q*float64(n-1)+1e-9))
+	return min(n, max(nearest, linear))
+}
+
+// planned is how many of n periods the CPU plans at or above its target
+// for a q-quantile: atLeast, and a tenth more but at least 2, for periods
+// that fail however they were planned (a burst the daemon stops in, a
+// restart, a moment of give-way in a short period). A short window needs
+// more than 1-q of its periods: p95 of 80 periods needs 5 (6.3%), planned
+// 7.
+func planned(n int, q float64) int {
+	need := atLeast(n, q)
+	return min(n, need+max(2, int(math.Ceil(0.1*float64(need)))))
+}
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+// audit is what the auditor finds over the window ending at period end:
+// the q-quantile of the means, the share of the periods at or above target,
+// and how many more the window needs for the quantile to reach it.
+func (p *periods) audit(end int64, q, target float64) (quantile, passing float64, needed int) {
+	n := len(p.means)
+	a := audited{end: end, closed: p.closed, q: q, target: target}
+	if a.end != p.audited.end || a.closed != p.audited.closed || a.q != p.audited.q || a.target != p.audited.target {
+		a.quantile, a.passing, a.need = p.quantile(end, q), p.passing(end, target), atLeast(n, q)
+		p.audited = a
+	}
+	a = p.audited
+	return a.quantile, float64(a.passing) / float64(n), max(0, a.need-a.passing)
+}
