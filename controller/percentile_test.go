@@ -115,6 +115,7 @@ func TestP95TakesWhatRealPeaksCarryAndAddsOnlyWhatIsMissing(t *testing.T) {
 	for d := 14; d < 21; d++ {
 		late += days[d].HolderCPUHours
 	}
+	t.Logf("in the third week %.2f CPU-hours a day", late/7)
 	if burnt >= idleBurnt {
 		t.Errorf("holders burnt %.1f CPU-hours beside real peaks, no less than %.1f on an idle host", burnt, idleBurnt)
 	}
