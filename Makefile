@@ -9,8 +9,37 @@ RUN_ARGS ?= --state.dir=$(CURDIR)/.state
 # staticcheck, pinned; go run fetches it through the module proxy and
 # leaves go.mod alone.
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+# nfpm, which builds the .deb and the .rpm, pinned and run the same way.
+NFPM := github.com/goreleaser/nfpm/v2/cmd/nfpm@v2.45.2
 
-.PHONY: build run test lint bench update-golden tools bench-tools clean
+# The packages' version: git describe, mapped to a version dpkg and rpm
+# both order rightly (a Debian version must start with a digit; ~ sorts
+# before anything, + after):
+#   v1.2.3 (a tag)         -> 1.2.3
+#   v1.2.3-4-gabc1234      -> 1.2.3+git4.abc1234 (4 commits past the tag)
+#   abc1234 (no v tag yet) -> 0.0.0~git<commit time, UTC, YYYYmmddHHMMSS>.abc1234
+#   a dirty tree           -> the same, then +dirty (tagged) or .dirty
+#   no git at all          -> 0.0.0~unknown
+PKG_VERSION := $(shell \
+	d=$$(git describe --tags --always --dirty 2>/dev/null) || { echo 0.0.0~unknown; exit; }; \
+	if t=$$(git describe --tags --dirty --match 'v[0-9]*' 2>/dev/null); then \
+		echo "$$t" | sed -E 's/^v//; s/-([0-9]+)-g([0-9a-f]+)/+git\1.\2/; s/-dirty$$/+dirty/'; \
+	else \
+		h=$$(git rev-parse --short HEAD); \
+		printf '0.0.0~git%s.%s%s\n' "$$(TZ=UTC git log -1 --format=%cd --date=format-local:%Y%m%d%H%M%S)" \
+			"$$h" "$$([ "$$d" = "$${d%-dirty}" ] || echo .dirty)"; \
+	fi)
+PKG_ARCH := $(shell $(GO) env GOARCH)
+# The packages' Maintainer: the last commit's author, unless given.
+PKG_MAINTAINER ?= $(shell git log -1 --format='%an <%ae>' 2>/dev/null)
+# Reproducible packages and man page: file times and dates are the last
+# commit's (nfpm and `cro-exporter generate man` read it).
+export SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
+# The container image make image builds and saves into dist/.
+IMAGE ?= localhost/cro-exporter:$(VERSION)
+
+.PHONY: build run test lint bench update-golden tools bench-tools clean \
+	dist-binary package package-test package-tools image image-tools
 
 # A static binary: it runs on any Linux of the architecture, and without
 # libc mapped in, it stays a megabyte smaller in memory.
@@ -22,7 +51,7 @@ run: build
 
 # -p 1: packages one at a time, so that one package's holders do not move
 # MemAvailable or the CPU under another's timing and give-way tests.
-test: tools lint
+test: tools lint package-test
 	promtool test rules alerts/tests/*.yml
 	$(GO) test -race -count=1 -p 1 ./...
 
@@ -33,6 +62,9 @@ lint: tools
 	$(GO) mod tidy -diff
 	promtool check rules alerts/cro-exporter.rules.yml
 	promtool check config examples/prometheus.yml
+	t=$$(mktemp) && trap 'rm -f "$$t"' EXIT && \
+	printf 'scrape_configs:\n  - job_name: targets\n    file_sd_configs: [{files: ["%s"]}]\n' '$(CURDIR)/examples/targets.yml' >"$$t" && \
+	promtool check config "$$t" >/dev/null && echo "examples/targets.yml: valid file_sd targets"
 	$(GO) test -count=1 -run '^TestDashboardFollowsStyle$$' ./cmd/cro-exporter
 
 bench: build bench-tools
@@ -43,8 +75,61 @@ bench: build bench-tools
 update-golden:
 	$(GO) test ./cmd/cro-exporter -run TestGolden -update
 
+# The binary the packages and the image ship: make build's, less its
+# symbol table and DWARF (-s -w: Debian strips binaries, and Go's stack
+# traces do not need them), a third smaller.
+dist-binary:
+	mkdir -p dist
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w $(LDFLAGS)' -o dist/cro-exporter ./cmd/cro-exporter
+
+# The .deb and the .rpm of the static binary, into dist/: the files made
+# from the CLI (man page, completions, /etc/default/cro-exporter), the unit
+# of examples/ with ExecStart= at /usr/bin, the copyright of everything
+# linked in and a changelog go to dist/pkg/ first; nfpm.yaml lists it all.
+package: dist-binary
+	rm -rf dist/pkg dist/*.deb dist/*.rpm
+	mkdir -p dist/pkg
+	dist/cro-exporter generate man > dist/pkg/cro-exporter.1
+	gzip -9n dist/pkg/cro-exporter.1
+	dist/cro-exporter generate bash > dist/pkg/cro-exporter.bash
+	dist/cro-exporter generate zsh > dist/pkg/_cro-exporter
+	dist/cro-exporter generate fish > dist/pkg/cro-exporter.fish
+	dist/cro-exporter generate defaults > dist/pkg/default
+	sed 's|^ExecStart=/usr/local/bin/cro-exporter$$|ExecStart=/usr/bin/cro-exporter|' \
+		examples/cro-exporter.service > dist/pkg/cro-exporter.service
+	grep -qx 'ExecStart=/usr/bin/cro-exporter' dist/pkg/cro-exporter.service
+	GO=$(GO) sh examples/package/copyright.sh deb > dist/pkg/copyright.deb
+	GO=$(GO) sh examples/package/copyright.sh > dist/pkg/copyright.rpm
+	gzip -9n < README.md > dist/pkg/README.md.gz
+	printf 'cro-exporter (%s) unstable; urgency=medium\n\n  * Built from git commit %s.\n\n -- %s  %s\n' \
+		'$(PKG_VERSION)' '$(VERSION)' '$(PKG_MAINTAINER)' "$$(date -R -u -d @$(SOURCE_DATE_EPOCH))" \
+		| gzip -9n > dist/pkg/changelog.gz
+	for p in deb rpm; do \
+		PKG_VERSION='$(PKG_VERSION)' PKG_ARCH='$(PKG_ARCH)' PKG_MAINTAINER='$(PKG_MAINTAINER)' \
+			$(GO) run $(NFPM) package --config nfpm.yaml --packager $$p --target dist/ || exit 1; \
+	done
+
+# The packages checked as their users' tools check them, and the image:
+# examples/package/test.sh says what it checks. It changes nothing outside
+# temporary directories and dist/: the image is built in a podman store of
+# its own, removed after.
+package-test: package package-tools image-tools
+	t=$$(mktemp -d) && trap 'rm -rf "$$t"' EXIT && \
+	$(MAKE) --no-print-directory image PODMAN="podman --root $$t/storage --runroot $$t/run" && \
+	sh examples/package/test.sh dist/*.deb dist/*.rpm dist/cro-exporter-image.tar '$(VERSION)'
+
+# The container image (Containerfile: the static binary alone), built with
+# podman into its local store as $(IMAGE), and saved as an OCI archive for
+# the test and for loading elsewhere (podman load -i dist/cro-exporter-image.tar).
+PODMAN ?= podman
+image: dist-binary image-tools
+	$(PODMAN) build --quiet --file Containerfile --tag $(IMAGE) .
+	rm -f dist/cro-exporter-image.tar
+	$(PODMAN) save --quiet --format oci-archive --output dist/cro-exporter-image.tar $(IMAGE)
+
 # ensure installs Debian package $(1) when command $(2) is missing: the
-# tests need promtool and a real Prometheus, the bench wrk and node_exporter.
+# tests need promtool and a real Prometheus, the package test lintian, rpm
+# and podman, the bench wrk and node_exporter.
 define ensure
 	@command -v $(2) >/dev/null || { \
 		if [ "$$(id -u)" = 0 ]; then \
@@ -58,10 +143,17 @@ endef
 tools:
 	$(call ensure,prometheus,promtool)
 
+package-tools:
+	$(call ensure,lintian,lintian)
+	$(call ensure,rpm,rpm)
+
+image-tools:
+	$(call ensure,podman,podman)
+
 bench-tools: tools
 	$(call ensure,wrk,wrk)
 	$(call ensure,prometheus-node-exporter,prometheus-node-exporter)
 	$(call ensure,stress-ng,stress-ng)
 
 clean:
-	rm -rf bin .state
+	rm -rf bin .state dist

@@ -284,8 +284,8 @@ func (f *fill) Usage() (files int, bytes int64, err error) {
 	return len(found), bytes, nil
 }
 
-// Remove removes every fill file of ours, then the marker and the dir, and
-// releases the dir's lock; a later Resize makes the dir again. It returns
+// Remove removes every fill file of ours, then the marker and the dir (when
+// its parent lets us), and releases the dir's lock; a later Resize makes the dir again. It returns
 // how many files it removed and the bytes (allocated blocks) they held, which
 // are valid even with an error. It never removes anything else: when the dir
 // holds anything but fill files of ours and the marker, those and the dir
@@ -325,8 +325,13 @@ func (f *fill) Remove() (files int, bytes int64, err error) {
 			return files, bytes, err
 		}
 	}
-	// rmdir, unlike os.Remove, never removes a symlink put in the dir's place.
-	if err := unix.Rmdir(f.dir); err != nil && err != unix.ENOENT {
+	// rmdir, unlike os.Remove, never removes a symlink put in the dir's
+	// place. A parent we may not write (/, for the default fill dir of a
+	// daemon run as a service user) keeps the emptied dir: unmarked, it
+	// holds nothing of ours, and an empty dir of ours is adopted again.
+	switch err := unix.Rmdir(f.dir); err {
+	case nil, unix.ENOENT, unix.EACCES, unix.EPERM, unix.EROFS:
+	default:
 		return files, bytes, &fs.PathError{Op: "rmdir", Path: f.dir, Err: err}
 	}
 	return files, bytes, nil

@@ -47,6 +47,8 @@ func (rep *Report) removeFill(r resolved) {
 	rep.FillDir, rep.FillFiles, rep.FillBytes = f.Dir(), files, bytes
 	if err != nil {
 		rep.Failures = append(rep.Failures, err.Error())
+	} else if _, err := os.Lstat(f.Dir()); err == nil {
+		rep.Notes = append(rep.Notes, fmt.Sprintf("fill dir %s is empty and left in place: its parent is not ours to write", f.Dir()))
 	}
 }
 

@@ -28,6 +28,7 @@ type CLI struct {
 	Daemon   struct{}    `cmd:"" default:"1" hidden:"" help:"Run the exporter and controller (the default)."`
 	Simulate SimulateCmd `cmd:"" help:"Run the control law against a modelled host with a fake clock: when does it pass, at what cost."`
 	Holder   HolderCmd   `cmd:"" hidden:"" help:"Run one holder process; the daemon starts these."`
+	Generate GenerateCmd `cmd:"" hidden:"" help:"Write the man page, a shell completion or the packages' defaults file, made from this CLI."`
 
 	WebListenAddress []string `name:"web.listen-address" default:":9847" placeholder:"ADDR" help:"Addresses to serve metrics on, comma separated (host:port)."`
 	WebTelemetryPath string   `name:"web.telemetry-path" default:"/metrics" placeholder:"PATH" help:"Path under which to expose metrics."`

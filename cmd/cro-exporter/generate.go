@@ -1,0 +1,494 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/alecthomas/kong"
+)
+
+// GenerateCmd is the hidden `generate` command: what the packages install
+// beside the binary, made from the CLI's kong model, so that a flag added
+// to CLI is in every one of them without anyone writing it down. Each is
+// written to stdout.
+type GenerateCmd struct {
+	Man      generator `cmd:"" help:"The man page cro-exporter(1), in roff."`
+	Bash     generator `cmd:"" help:"The bash completion."`
+	Zsh      generator `cmd:"" help:"The zsh completion."`
+	Fish     generator `cmd:"" help:"The fish completion."`
+	Defaults generator `cmd:"" help:"The packages' /etc/default/cro-exporter: every flag as its environment variable, commented out with its default."`
+}
+
+// generator is one of generate's subcommands. It runs as a kong hook, as
+// --help and --version do: before the environment is read or the flags are
+// validated, so that no CRO_ variable of the shell that builds a package
+// can change or refuse what is generated; it writes to kong's stdout and
+// exits through kong.
+type generator struct{}
+
+// BeforeReset writes what the command at path names.
+func (generator) BeforeReset(app *kong.Kong, path *kong.Path) error {
+	if err := generate(app.Stdout, app.Model, path.Command.Name, version, sourceDate()); err != nil {
+		return err
+	}
+	app.Exit(0)
+	return nil
+}
+
+// sourceDate is the man page's date: SOURCE_DATE_EPOCH when set (the
+// reproducible-builds convention; the Makefile sets it to the commit's
+// time), otherwise none.
+func sourceDate() time.Time {
+	s, err := strconv.ParseInt(os.Getenv("SOURCE_DATE_EPOCH"), 10, 64)
+	if err != nil {
+		return time.Time{}
+	}
+	return time.Unix(s, 0).UTC()
+}
+
+// generate writes the output named what ("man", "bash", "zsh", "fish" or
+// "defaults") for the application app.
+func generate(w io.Writer, app *kong.Application, what, version string, date time.Time) error {
+	m := modelOf(app)
+	var out string
+	switch what {
+	case "man":
+		out = m.man(version, date)
+	case "bash":
+		out = m.bash()
+	case "zsh":
+		out = m.zsh()
+	case "fish":
+		out = m.fish()
+	case "defaults":
+		out = m.defaults()
+	default:
+		return fmt.Errorf("generate: unknown output %q", what)
+	}
+	_, err := io.WriteString(w, out)
+	return err
+}
+
+// cliModel is the part of kong's model the outputs show: the daemon's
+// flags (the root's) and every visible command with its own flags. Hidden
+// commands and flags are left out.
+type cliModel struct {
+	name, help string
+	flags      []*kong.Flag
+	commands   []*kong.Node
+}
+
+// modelOf is app's model as the outputs show it.
+func modelOf(app *kong.Application) cliModel {
+	m := cliModel{name: app.Name, help: app.Help, flags: visibleFlags(app.Node)}
+	for _, c := range app.Children {
+		if c.Type == kong.CommandNode && !c.Hidden {
+			m.commands = append(m.commands, c)
+		}
+	}
+	return m
+}
+
+// visibleFlags are n's own flags but the hidden ones.
+func visibleFlags(n *kong.Node) []*kong.Flag {
+	var out []*kong.Flag
+	for _, f := range n.Flags {
+		if !f.Hidden {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// takesValue tells whether a flag is given a value (--flag=VALUE).
+func takesValue(f *kong.Flag) bool { return !f.IsBool() && !f.IsCounter() }
+
+// placeholder is what a flag's value is called: its placeholder, or its
+// name's last part in capitals (--interval=INTERVAL, --log.level=LEVEL),
+// where kong's help would show the default instead.
+func placeholder(f *kong.Flag) string {
+	ph := f.PlaceHolder
+	if ph == "" {
+		ph = strings.ToUpper(f.Name[strings.LastIndex(f.Name, ".")+1:])
+	}
+	if f.IsSlice() && f.Tag.Sep != -1 {
+		ph += string(f.Tag.Sep) + "..."
+	}
+	return ph
+}
+
+// valueKind is what a flag's value names, for the completions: a directory,
+// a file, one of an enum, or anything.
+type valueKind int
+
+const (
+	anyValue valueKind = iota
+	dirValue
+	fileValue
+	enumValue
+)
+
+// kindOf is what f's value names.
+func kindOf(f *kong.Flag) valueKind {
+	switch {
+	case f.Enum != "":
+		return enumValue
+	case f.Tag.Type == "existingdir" || f.PlaceHolder == "DIR":
+		return dirValue
+	case f.Tag.Type == "existingfile" || f.Tag.Type == "path" || f.PlaceHolder == "FILE":
+		return fileValue
+	}
+	return anyValue
+}
+
+// --- the man page ---
+
+// roff escapes text for a man page: a backslash and every minus, and a line
+// that would start with a control character.
+func roff(s string) string {
+	s = strings.NewReplacer(`\`, `\e`, "-", `\-`).Replace(s)
+	lines := strings.Split(s, "\n")
+	for i, l := range lines {
+		if strings.HasPrefix(l, ".") || strings.HasPrefix(l, "'") {
+			lines[i] = `\&` + l
+		}
+	}
+	return strings.Join(lines, "\n")
+}
+
+func (m cliModel) man(version string, date time.Time) string {
+	var b strings.Builder
+	day := ""
+	if !date.IsZero() {
+		day = date.Format("2006-01-02")
+	}
+	fmt.Fprintf(&b, ".\\\" Generated by `%s generate man`; do not edit.\n", m.name)
+	fmt.Fprintf(&b, ".TH %s 1 \"%s\" \"%s %s\" \"User Commands\"\n", roff(strings.ToUpper(m.name)), day, roff(m.name), roff(version))
+	fmt.Fprintf(&b, ".SH NAME\n%s \\- %s\n", roff(m.name), roff(strings.TrimSuffix(m.help, ".")))
+	b.WriteString(".SH SYNOPSIS\n")
+	fmt.Fprintf(&b, ".B %s\n[\\fIFLAGS\\fR]\n", roff(m.name))
+	for _, c := range m.commands {
+		fmt.Fprintf(&b, ".br\n.B %s %s\n[\\fIFLAGS\\fR]\n", roff(m.name), roff(c.Name))
+	}
+	b.WriteString(".SH DESCRIPTION\n")
+	b.WriteString(roff(m.help) + "\n")
+	b.WriteString(".PP\n" + roff("Without a command it runs the daemon: every --interval it samples the host's CPU, memory and disk utilization, keeps their averages (saved in --state.dir), and starts, resizes or stops holder processes and fill files so that each audited statistic reaches its target, giving way at once to real work. It serves its metrics to Prometheus on --web.listen-address.") + "\n")
+	b.WriteString(".PP\n" + roff("Every flag can also be set by an environment variable, named under each flag: CRO_ and the flag's name in capitals, with . and - as _. A flag given on the command line wins over its variable. The systemd unit reads them from /etc/default/cro-exporter.") + "\n")
+	b.WriteString(".SH OPTIONS\n")
+	manFlags(&b, m.flags)
+	if len(m.commands) > 0 {
+		b.WriteString(".SH COMMANDS\n")
+		for _, c := range m.commands {
+			fmt.Fprintf(&b, ".SS %s\n%s\n", roff(c.Name), roff(c.Help))
+			if c.Detail != "" {
+				b.WriteString(".PP\n" + roff(c.Detail) + "\n")
+			}
+			manFlags(&b, visibleFlags(c))
+		}
+	}
+	b.WriteString(".SH FILES\n")
+	for _, f := range [][2]string{
+		{"/etc/default/cro-exporter", "The flags of the systemd service, as environment variables."},
+		{"/var/lib/cro-exporter", "The default --state.dir: the saved averages, the holder registry and the lock."},
+		{"/.cro-fill", "The default fill dir (<disk.path>/.cro-fill) of the disk fill files."},
+		{"/usr/lib/systemd/system/cro-exporter.service", "The systemd unit."},
+		{"/usr/share/cro-exporter", "The Grafana dashboard and the Prometheus alerting and recording rules."},
+	} {
+		fmt.Fprintf(&b, ".TP\n.I %s\n%s\n", roff(f[0]), roff(f[1]))
+	}
+	b.WriteString(".SH EXIT STATUS\n")
+	for _, s := range [][2]string{
+		{"0", "Success; the daemon after a clean stop (SIGTERM, SIGINT, SIGHUP or SIGQUIT), with every holder stopped and every fill file removed."},
+		{"1", "A failure after the flags check out: a busy port, another daemon holding the lock, or --recover that could not remove everything (its report names what is left)."},
+		{"2", "A usage error: a bad flag or value, or a path a flag names that cannot be used. Nothing was started."},
+	} {
+		fmt.Fprintf(&b, ".TP\n.B %s\n%s\n", s[0], roff(s[1]))
+	}
+	b.WriteString(".SH SEE ALSO\n")
+	b.WriteString(roff("/usr/share/doc/cro-exporter/README.md (README.md.gz on Debian): how the averages, objectives, holders and safety work, the metrics and the alerts.") + "\n")
+	return b.String()
+}
+
+func manFlags(b *strings.Builder, flags []*kong.Flag) {
+	for _, f := range flags {
+		b.WriteString(".TP\n")
+		name := `\fB\-\-` + roff(f.Name) + `\fR`
+		if f.Short != 0 {
+			name = `\fB\-` + roff(string(f.Short)) + `\fR, ` + name
+		}
+		if takesValue(f) {
+			name += `=\fI` + roff(placeholder(f)) + `\fR`
+		}
+		b.WriteString(name + "\n" + roff(f.Help) + "\n")
+		var notes []string
+		if f.HasDefault && f.Default != "" {
+			notes = append(notes, "Default: "+f.Default+".")
+		}
+		if len(f.Envs) > 0 {
+			notes = append(notes, "Environment: "+strings.Join(f.Envs, ", ")+".")
+		}
+		if len(notes) > 0 {
+			b.WriteString(".br\n" + roff(strings.Join(notes, " ")) + "\n")
+		}
+	}
+}
+
+// --- bash ---
+
+// shellQuote quotes a word for a POSIX shell, in single quotes.
+func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
+
+func flagNames(flags []*kong.Flag) []string {
+	var out []string
+	for _, f := range flags {
+		out = append(out, "--"+f.Name)
+		if f.Short != 0 {
+			out = append(out, "-"+string(f.Short))
+		}
+	}
+	return out
+}
+
+// bashValueCases writes the case arms that complete the value of each flag
+// that takes one; pattern matches the commands the arms are for ("*" for
+// all).
+func bashValueCases(b *strings.Builder, pattern string, flags []*kong.Flag) {
+	for _, f := range flags {
+		if !takesValue(f) {
+			continue
+		}
+		names := "--" + f.Name
+		if f.Short != 0 {
+			names += "|-" + string(f.Short)
+		}
+		fmt.Fprintf(b, "\t%s:%s)\n\t\t", pattern, names)
+		switch kindOf(f) {
+		case enumValue:
+			fmt.Fprintf(b, "COMPREPLY=($(compgen -W %s -- \"$cur\"))", shellQuote(strings.Join(f.EnumSlice(), " ")))
+		case dirValue:
+			b.WriteString(`compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -d -- "$cur"))`)
+		case fileValue:
+			b.WriteString(`compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$cur"))`)
+		default:
+			b.WriteString("COMPREPLY=()")
+		}
+		b.WriteString("\n\t\treturn ;;\n")
+	}
+}
+
+func (m cliModel) bash() string {
+	var b strings.Builder
+	fn := "_" + strings.ReplaceAll(m.name, "-", "_")
+	fmt.Fprintf(&b, "# bash completion for %s. Generated by `%[1]s generate bash`; do not edit.\n", m.name)
+	fmt.Fprintf(&b, "%s() {\n", fn)
+	b.WriteString("\tlocal cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD-1]} cmd= flag= i\n")
+	var names []string
+	for _, c := range m.commands {
+		names = append(names, c.Name)
+	}
+	b.WriteString("\tfor ((i = 1; i < COMP_CWORD; i++)); do\n")
+	if len(names) > 0 {
+		fmt.Fprintf(&b, "\t\tcase ${COMP_WORDS[i]} in %s) cmd=${COMP_WORDS[i]} ;; esac\n", strings.Join(names, "|"))
+	} else {
+		b.WriteString("\t\t:\n")
+	}
+	b.WriteString("\tdone\n")
+	b.WriteString("\t# = is in COMP_WORDBREAKS: --flag=value comes as --flag, =, value.\n")
+	b.WriteString("\tif [[ $cur == = ]]; then\n\t\tflag=$prev cur=\n")
+	b.WriteString("\telif [[ $prev == = ]]; then\n\t\tflag=${COMP_WORDS[COMP_CWORD-2]}\n")
+	b.WriteString("\telif [[ $prev == -* ]]; then\n\t\tflag=$prev\n\tfi\n")
+	b.WriteString("\tcase $cmd:$flag in\n")
+	for _, c := range m.commands {
+		bashValueCases(&b, c.Name, visibleFlags(c))
+	}
+	bashValueCases(&b, "*", m.flags)
+	b.WriteString("\tesac\n")
+	b.WriteString("\tif [[ $cur == -* ]]; then\n\t\tcase $cmd in\n")
+	for _, c := range m.commands {
+		fmt.Fprintf(&b, "\t\t%s) COMPREPLY=($(compgen -W %s -- \"$cur\")) ;;\n", c.Name, shellQuote(strings.Join(append(flagNames(visibleFlags(c)), flagNames(m.flags)...), " ")))
+	}
+	fmt.Fprintf(&b, "\t\t*) COMPREPLY=($(compgen -W %s -- \"$cur\")) ;;\n", shellQuote(strings.Join(flagNames(m.flags), " ")))
+	b.WriteString("\t\tesac\n")
+	if len(names) > 0 {
+		fmt.Fprintf(&b, "\telif [[ -z $cmd ]]; then\n\t\tCOMPREPLY=($(compgen -W %s -- \"$cur\"))\n", shellQuote(strings.Join(names, " ")))
+	}
+	b.WriteString("\tfi\n}\n")
+	fmt.Fprintf(&b, "complete -F %s %s\n", fn, m.name)
+	return b.String()
+}
+
+// --- zsh ---
+
+// zshSpec is one flag as an _arguments spec, single-quoted.
+func zshSpec(f *kong.Flag) string {
+	help := strings.NewReplacer(`\`, `\\`, "[", `\[`, "]", `\]`, ":", `\:`).Replace(f.Help)
+	spec := ""
+	if takesValue(f) {
+		spec += "="
+	}
+	spec += "[" + help + "]"
+	if takesValue(f) {
+		ph := strings.NewReplacer(`\`, `\\`, ":", `\:`).Replace(placeholder(f))
+		switch kindOf(f) {
+		case enumValue:
+			spec += ":" + ph + ":(" + strings.Join(f.EnumSlice(), " ") + ")"
+		case dirValue:
+			spec += ":" + ph + ":_files -/"
+		case fileValue:
+			spec += ":" + ph + ":_files"
+		default:
+			spec += ":" + ph + ": "
+		}
+	}
+	if f.Short != 0 {
+		// Either form, once: '(-h --help)'{-h,--help}'[...]'.
+		return shellQuote("(-"+string(f.Short)+" --"+f.Name+")") + "{-" + string(f.Short) + ",--" + f.Name + "}" + shellQuote(spec)
+	}
+	return shellQuote("--" + f.Name + spec)
+}
+
+func (m cliModel) zsh() string {
+	var b strings.Builder
+	fn := "_" + m.name
+	fmt.Fprintf(&b, "#compdef %s\n# zsh completion for %[1]s. Generated by `%[1]s generate zsh`; do not edit.\n\n", m.name)
+	fmt.Fprintf(&b, "%s() {\n", fn)
+	b.WriteString("\tlocal curcontext=$curcontext state line\n\ttypeset -A opt_args\n")
+	b.WriteString("\tlocal -a flags=(\n")
+	for _, f := range m.flags {
+		b.WriteString("\t\t" + zshSpec(f) + "\n")
+	}
+	b.WriteString("\t)\n")
+	if len(m.commands) == 0 {
+		b.WriteString("\t_arguments -s -S $flags\n}\n")
+	} else {
+		b.WriteString("\tlocal -a commands=(\n")
+		for _, c := range m.commands {
+			b.WriteString("\t\t" + shellQuote(strings.ReplaceAll(c.Name, ":", `\:`)+":"+c.Help) + "\n")
+		}
+		b.WriteString("\t)\n")
+		b.WriteString("\t_arguments -C -s -S $flags ': :->command' '*:: :->args' && return\n")
+		b.WriteString("\tcase $state in\n\tcommand)\n\t\t_describe command commands ;;\n\targs)\n\t\tcase $line[1] in\n")
+		for _, c := range m.commands {
+			fmt.Fprintf(&b, "\t\t%s)\n\t\t\t_arguments -s -S $flags", c.Name)
+			for _, f := range visibleFlags(c) {
+				b.WriteString(" \\\n\t\t\t\t" + zshSpec(f))
+			}
+			b.WriteString(" ;;\n")
+		}
+		b.WriteString("\t\tesac ;;\n\tesac\n}\n")
+	}
+	fmt.Fprintf(&b, "\n%s \"$@\"\n", fn)
+	return b.String()
+}
+
+// --- fish ---
+
+// fishQuote quotes a word for fish, in single quotes.
+func fishQuote(s string) string {
+	return "'" + strings.NewReplacer(`\`, `\\`, "'", `\'`).Replace(s) + "'"
+}
+
+func fishFlags(b *strings.Builder, name, condition string, flags []*kong.Flag) {
+	for _, f := range flags {
+		line := "complete -c " + name
+		if condition != "" {
+			line += " -n " + fishQuote(condition)
+		}
+		line += " -l " + fishQuote(f.Name)
+		if f.Short != 0 {
+			line += " -s " + fishQuote(string(f.Short))
+		}
+		if takesValue(f) {
+			switch kindOf(f) {
+			case enumValue:
+				line += " -x -a " + fishQuote(strings.Join(f.EnumSlice(), " "))
+			case dirValue:
+				line += " -x -a " + fishQuote("(__fish_complete_directories)")
+			case fileValue:
+				line += " -r -F"
+			default:
+				line += " -x"
+			}
+		}
+		b.WriteString(line + " -d " + fishQuote(f.Help) + "\n")
+	}
+}
+
+func (m cliModel) fish() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "# fish completion for %s. Generated by `%[1]s generate fish`; do not edit.\n", m.name)
+	fmt.Fprintf(&b, "complete -c %s -f\n", m.name)
+	var names []string
+	for _, c := range m.commands {
+		names = append(names, c.Name)
+	}
+	for _, c := range m.commands {
+		fmt.Fprintf(&b, "complete -c %s -n %s -a %s -d %s\n", m.name, fishQuote("not __fish_seen_subcommand_from "+strings.Join(names, " ")), fishQuote(c.Name), fishQuote(c.Help))
+	}
+	fishFlags(&b, m.name, "", m.flags)
+	for _, c := range m.commands {
+		fishFlags(&b, m.name, "__fish_seen_subcommand_from "+c.Name, visibleFlags(c))
+	}
+	return b.String()
+}
+
+// --- /etc/default/cro-exporter ---
+
+// plainValue is a value an environment file takes without quotes, as both
+// systemd's EnvironmentFile= and a POSIX shell read it.
+var plainValue = regexp.MustCompile(`^[A-Za-z0-9_.,:/%+@=-]*$`)
+
+// envValue is a value as an environment file writes it.
+func envValue(s string) string {
+	if plainValue.MatchString(s) {
+		return s
+	}
+	return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`, "$", `\$`, "`", "\\`").Replace(s) + `"`
+}
+
+// comment wraps text as # comment lines of at most 78 columns.
+func comment(text string) string {
+	var b strings.Builder
+	line := "#"
+	for _, word := range strings.Fields(text) {
+		if len(line)+1+len(word) > 78 && line != "#" {
+			b.WriteString(line + "\n")
+			line = "#"
+		}
+		line += " " + word
+	}
+	return b.String() + line + "\n"
+}
+
+// defaults is the daemon's flags as an environment file. It names no
+// version: dpkg and rpm keep a changed conffile on upgrade, so it should
+// change only when the flags do.
+func (m cliModel) defaults() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "# /etc/default/%s: the settings of the %[1]s service, read by\n", m.name)
+	b.WriteString("# its systemd unit (EnvironmentFile=) and by the package's removal script,\n")
+	fmt.Fprintf(&b, "# which runs `%s --recover` with them.\n#\n", m.name)
+	b.WriteString(comment("Every flag of the daemon is here as its environment variable, commented out with its built-in default; where none is shown, the text says what it is. Uncomment a line to change it, then `systemctl restart " + m.name + "`. A value takes quotes only when it holds spaces."))
+	b.WriteString("#\n" + comment("Generated by `"+m.name+" generate defaults`."))
+	for _, f := range m.flags {
+		if len(f.Envs) == 0 {
+			continue // --help, and --version, which takes none
+		}
+		value := ""
+		if f.HasDefault {
+			value = f.Default
+		} else if f.IsBool() {
+			value = "false"
+		}
+		b.WriteString("\n" + comment("--"+f.Name+": "+f.Help))
+		for _, env := range f.Envs {
+			fmt.Fprintf(&b, "#%s=%s\n", env, envValue(value))
+		}
+	}
+	return b.String()
+}
