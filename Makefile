@@ -128,8 +128,8 @@ image: dist-binary image-tools
 	$(PODMAN) save --quiet --format oci-archive --output dist/cro-exporter-image.tar $(IMAGE)
 
 # ensure installs Debian package $(1) when command $(2) is missing: the
-# tests need promtool and a real Prometheus, the package test lintian, rpm
-# and podman, the bench wrk and node_exporter.
+# tests need promtool, a real Prometheus and node_exporter, the package
+# test lintian, rpm and podman, the bench wrk and stress-ng.
 define ensure
 	@command -v $(2) >/dev/null || { \
 		if [ "$$(id -u)" = 0 ]; then \
@@ -142,6 +142,7 @@ endef
 
 tools:
 	$(call ensure,prometheus,promtool)
+	$(call ensure,prometheus-node-exporter,prometheus-node-exporter)
 
 package-tools:
 	$(call ensure,lintian,lintian)
@@ -152,7 +153,6 @@ image-tools:
 
 bench-tools: tools
 	$(call ensure,wrk,wrk)
-	$(call ensure,prometheus-node-exporter,prometheus-node-exporter)
 	$(call ensure,stress-ng,stress-ng)
 
 clean:
