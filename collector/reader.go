@@ -17,13 +17,18 @@ import (
 // Reader reads the host into a Sample: /proc/stat, /proc/meminfo and
 // /proc/pressure/* under its procfs root, and statfs of the disk path.
 // It keeps the previous /proc/stat counters so that each Read reports the
-// CPU busy fraction since the one before.
+// CPU busy fraction since the one before. Without pressure, a Read
+// allocates nothing (procstat.go).
 type Reader struct {
-	fs       procfs.FS
+	fs       procfs.FS // for /proc/pressure
 	procPath string
+	stat     procFile
+	meminfo  procFile
+	// buf holds the last file read; reused, it grows to the largest.
+	buf      []byte
 	diskPath string
 	// statfs returns the size and the unprivileged free space, in bytes, of
-	// the filesystem holding path; tests replace it.
+	// the filesystem holding path: statfsDisk, which tests replace.
 	statfs func(path string) (size, avail uint64, err error)
 
 	// prev holds the /proc/stat counters of the last successful Read; zero
@@ -52,6 +57,13 @@ func newReader(procPath, diskPath string, statfs func(string) (uint64, uint64, e
 		return nil, readError(procPath, err)
 	}
 	r := &Reader{fs: pfs, procPath: procPath, diskPath: diskPath, statfs: statfs}
+	// Both named once, so that a Read copies no path.
+	if r.stat, err = newProcFile(r.path("stat")); err != nil {
+		return nil, readError(r.path("stat"), err)
+	}
+	if r.meminfo, err = newProcFile(r.path("meminfo")); err != nil {
+		return nil, readError(r.path("meminfo"), err)
+	}
 	if _, _, err := r.readStat(); err != nil {
 		return nil, err
 	}
@@ -114,37 +126,51 @@ func (r *Reader) Read(now time.Time) (Sample, error) {
 // readStat reads /proc/stat: the aggregate cpu counters and the number of
 // cpuN lines.
 func (r *Reader) readStat() (cpuTicks, int, error) {
-	path := r.path("stat")
-	st, err := r.fs.Stat()
+	path := r.stat.path
+	data, err := r.read(r.stat)
 	if err != nil {
 		return cpuTicks{}, 0, readError(path, err)
 	}
-	ticks := ticksOf(st.CPUTotal)
+	ticks, cpus, err := parseStat(data)
+	if err != nil {
+		return cpuTicks{}, 0, readError(path, err)
+	}
 	if ticks.total() == 0 {
 		return cpuTicks{}, 0, fmt.Errorf("reading %s: no cpu line", path)
 	}
-	if len(st.CPU) == 0 {
+	if cpus == 0 {
 		return cpuTicks{}, 0, fmt.Errorf("reading %s: no cpuN lines", path)
 	}
-	return ticks, len(st.CPU), nil
+	return ticks, cpus, nil
 }
 
 // readMeminfo reads MemTotal and MemAvailable from /proc/meminfo, in bytes.
 func (r *Reader) readMeminfo() (total, avail uint64, err error) {
-	path := r.path("meminfo")
-	m, err := r.fs.Meminfo()
+	path := r.meminfo.path
+	data, err := r.read(r.meminfo)
 	if err != nil {
 		return 0, 0, readError(path, err)
 	}
+	total, avail, haveTotal, haveAvail, err := parseMeminfo(data)
 	switch {
-	case m.MemTotalBytes == nil:
+	case err != nil:
+		return 0, 0, readError(path, err)
+	case !haveTotal:
 		return 0, 0, fmt.Errorf("reading %s: no MemTotal", path)
-	case *m.MemTotalBytes == 0:
+	case total == 0:
 		return 0, 0, fmt.Errorf("reading %s: MemTotal is 0", path)
-	case m.MemAvailableBytes == nil:
+	case !haveAvail:
 		return 0, 0, fmt.Errorf("reading %s: no MemAvailable (kernel older than 3.14?)", path)
 	}
-	return *m.MemTotalBytes, *m.MemAvailableBytes, nil
+	return total, avail, nil
+}
+
+// read reads f whole into the Reader's buffer; the bytes are good until the
+// next read.
+func (r *Reader) read(f procFile) ([]byte, error) {
+	data, err := f.read(r.buf)
+	r.buf = data[:0]
+	return data, err
 }
 
 // readDisk measures the filesystem holding the disk path.
@@ -251,23 +277,6 @@ type cpuTicks struct {
 }
 
 func (t cpuTicks) total() uint64 { return t.busy + t.idle }
-
-// ticksOf sums a /proc/stat cpu line into busy and idle ticks. guest and
-// guest_nice are left out: the kernel already counts them in user and nice.
-// procfs divides the counters by USER_HZ; multiplying back gives the
-// kernel's integers, so deltas are exact.
-func ticksOf(s procfs.CPUStat) cpuTicks {
-	t := func(seconds float64) uint64 {
-		if !(seconds > 0) {
-			return 0
-		}
-		return uint64(math.Round(seconds * linux.UserHZ))
-	}
-	return cpuTicks{
-		busy: t(s.User) + t(s.Nice) + t(s.System) + t(s.IRQ) + t(s.SoftIRQ) + t(s.Steal),
-		idle: t(s.Idle) + t(s.Iowait),
-	}
-}
 
 // busyFraction is the share of busy ticks between prev and cur, 0..1. When
 // nothing elapsed (0/0) or a counter went backwards it returns last, so the

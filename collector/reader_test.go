@@ -376,6 +376,24 @@ func TestBusyFractionIsNeverNaNOrOutOfRange(t *testing.T) {
 	}
 }
 
+// ticksOf sums a /proc/stat cpu line as procfs parses it into busy and idle
+// ticks, as the Reader did before it parsed /proc/stat itself: the reference
+// parseStat must agree with (procstat_test.go). guest and guest_nice are left
+// out: the kernel already counts them in user and nice. procfs divides the
+// counters by USER_HZ; multiplying back gives the kernel's integers.
+func ticksOf(s procfs.CPUStat) cpuTicks {
+	t := func(seconds float64) uint64 {
+		if !(seconds > 0) {
+			return 0
+		}
+		return uint64(math.Round(seconds * linux.UserHZ))
+	}
+	return cpuTicks{
+		busy: t(s.User) + t(s.Nice) + t(s.System) + t(s.IRQ) + t(s.SoftIRQ) + t(s.Steal),
+		idle: t(s.Idle) + t(s.Iowait),
+	}
+}
+
 func TestTicksOfCountsGuestTimeOnce(t *testing.T) {
 	// procfs gives seconds (ticks / 100).
 	s := procfs.CPUStat{
@@ -670,15 +688,30 @@ func TestReadGivesTheDiskUsageDfWouldShow(t *testing.T) {
 }
 
 func BenchmarkRead(b *testing.B) {
-	r, err := newReader(fixtureTree("large-16g"), "/", fakeDisk(testDiskSize, testDiskAvail))
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := r.Read(readAt); err != nil {
-			b.Fatal(err)
-		}
+	for _, bc := range []struct {
+		name       string
+		procPath   string
+		statfs     func(string) (uint64, uint64, error)
+		noPressure bool
+	}{
+		{"fixture", fixtureTree("large-16g"), fakeDisk(testDiskSize, testDiskAvail), false},
+		{"fixture,NoPressure", fixtureTree("large-16g"), fakeDisk(testDiskSize, testDiskAvail), true},
+		// What the give-way watcher does four times a second.
+		{"proc,statfs,NoPressure", "/proc", statfsDisk, true},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			r, err := newReader(bc.procPath, b.TempDir(), bc.statfs)
+			if err != nil {
+				b.Skip(err)
+			}
+			r.NoPressure = bc.noPressure
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := r.Read(readAt); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
 
