@@ -265,9 +265,10 @@ func (h holdOff) left(now time.Time) time.Duration { return max(0, h.until.Sub(n
 const lift = 0.02
 
 // burstLead is how long before its period a burst starts: the watcher reads
-// four times a second and a burner takes milliseconds to start, so the lift
-// is there from the period's first moment.
-const burstLead = 500 * time.Millisecond
+// four times a second, and the burner is a new process that must start and
+// settle into its duty cycles, so the lift is there from the period's first
+// moment. It costs a second a burst: 1.7% more for minutes.
+const burstLead = time.Second
 
 // burstNext tells whether the CPU burns through period next, for a
 // q-quantile objective of the periods' means: the periods of the window
