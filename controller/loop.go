@@ -121,9 +121,10 @@ const smoothing = 5 * time.Minute
 // Run samples every Interval until ctx ends, saving the averages every few
 // minutes and once more at the end. Samples are taken on the clock's
 // multiples of Interval, as a cloud agent's are, so that each audit period
-// (a multiple of Interval) is the sum of whole samples.
+// (a multiple of Interval) is the sum of whole samples; the first at least
+// an Interval after Run starts, as after the daemon's first Step.
 func (l *Loop) Run(ctx context.Context) error {
-	timer := time.NewTimer(time.Until(l.nextTick(time.Now())))
+	timer := time.NewTimer(time.Until(l.nextTick(time.Now().Add(l.Interval))))
 	defer timer.Stop()
 	saved := time.Now()
 	for {
