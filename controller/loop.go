@@ -124,7 +124,7 @@ const smoothing = 5 * time.Minute
 // (a multiple of Interval) is the sum of whole samples; the first at least
 // an Interval after Run starts, as after the daemon's first Step.
 func (l *Loop) Run(ctx context.Context) error {
-	timer := time.NewTimer(time.Until(l.nextTick(time.Now().Add(l.Interval))))
+	timer := time.NewTimer(time.Until(l.nextTick(time.Now().Add(l.Interval - time.Nanosecond))))
 	defer timer.Stop()
 	saved := time.Now()
 	for {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"log/slog"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
@@ -197,5 +198,25 @@ func TestLoadOfUnusableAuditPeriodsMovesTheFileAside(t *testing.T) {
 				t.Errorf("not moved aside: %v", err)
 			}
 		})
+	}
+}
+
+func TestKthIsTheKthSmallest(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	for _, n := range []int{1, 2, 7, 300, 10080} {
+		values := make([]uint16, n)
+		for i := range values {
+			values[i] = uint16(rng.IntN(1 << 16))
+			if i%3 == 0 {
+				values[i] = uint16(rng.IntN(3)) // ties
+			}
+		}
+		sorted := slices.Clone(values)
+		slices.Sort(sorted)
+		for k := 1; k <= n; k += max(1, n/50) {
+			if got := kth(values, k); got != sorted[k-1] {
+				t.Fatalf("kth of %d values, k %d = %d, want %d", n, k, got, sorted[k-1])
+			}
+		}
 	}
 }
