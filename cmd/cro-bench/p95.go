@@ -123,7 +123,7 @@ func benchP95(binary string) error {
 	n := int(p95Window / p95Period)
 	gap := n / p95Planned
 	expected := 1 / float64(gap) * (p95Target + p95Lift - idle) / (p95Target - idle) * (p95Period + p95Lead).Seconds() / p95Period.Seconds()
-	fmt.Printf("p95 burst cost: CPU p95 of %s periods over %s at %.2f on %d CPUs, idle %.4f: over %d periods (%.0f s) the holders burnt %.2f CPU-s in %d burst(s), a constant hold at the target %.2f CPU-s: ratio %.3f (a steady state, one burst every %d periods, %d of the window's %d planned: %.3f; the issue's goal for 7 days of minutes: <= 0.10)\n",
+	fmt.Printf("p95 burst cost: CPU p95 of %s periods over %s at %.2f on %d CPUs, idle %.4f: over %d periods (%.0f s) the holders burnt %.2f CPU-s in %d burst(s), a constant hold at the target %.2f CPU-s: ratio %.3f (a steady state, one burst every %d periods, %d of the window's %d planned: %.3f; the goal for 7 days of minutes: <= 0.10)\n",
 		p95Period, p95Window, p95Target, ncpu, idle, p95Run, seconds, burnt, bursts, constant, burnt/constant, gap, p95Planned, n, expected)
 	others := added - burnt - (own1 - own0)
 	quiet := "a quiet run"
