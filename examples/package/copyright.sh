@@ -31,7 +31,7 @@ Copyright: the cro-exporter authors
 
 HEAD
 if [ -f LICENSE ]; then
-	cat LICENSE
+	license LICENSE
 else
 	echo "License: none stated. The source carries no LICENSE file."
 fi

@@ -102,7 +102,11 @@ for s in postinst prerm postrm; do
 	dpkg-deb -I "$deb" "$s" >"$tmp/$s" || fail "the .deb has no $s"
 	cmp -s "$tmp/$s" "examples/package/deb/$s" || fail "the .deb's $s is not examples/package/deb/$s"
 done
-ok "dpkg-deb: $(wc -l <"$tmp/got.deb") files as listed, modes, conffile, maintainer scripts"
+# The copyright names cro-exporter's own license before those linked in.
+dpkg-deb --fsys-tarfile "$deb" | tar -xOf - ./usr/share/doc/cro-exporter/copyright >"$tmp/copyright"
+sed -n '/^License: /{p;q}' "$tmp/copyright" | grep -qx 'License: Apache-2.0' ||
+	fail "the .deb's copyright does not name cro-exporter's license, Apache-2.0, first"
+ok "dpkg-deb: $(wc -l <"$tmp/got.deb") files as listed, modes, conffile, maintainer scripts, copyright"
 
 # rpm keeps a database even for queries, in ~/.rpmdb on Debian: a temporary
 # one instead.
