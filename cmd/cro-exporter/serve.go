@@ -117,6 +117,9 @@ func (c *limitConn) Close() error {
 // basic auth from the exporter-toolkit web config file, until ctx ends.
 // A scrape writes the bytes the snapshot encoded at the last tick,
 // negotiated as promhttp with these options negotiates.
+// shutdownGrace is how long a scrape in flight may take to finish at exit.
+const shutdownGrace = 300 * time.Millisecond
+
 func serve(ctx context.Context, ls []net.Listener, cli *CLI, metrics *collector.Snapshot, logger *slog.Logger) error {
 	mux := http.NewServeMux()
 	mux.Handle(cli.WebTelemetryPath, metrics.Handler(promhttp.HandlerOpts{
@@ -159,9 +162,12 @@ func serve(ctx context.Context, ls []net.Listener, cli *CLI, metrics *collector.
 	case err := <-done:
 		return err
 	case <-ctx.Done():
-		// A scrape in flight gets a moment to finish, then every
-		// connection is cut: no client can delay the exit, or fail it.
-		shutdown, cancel := context.WithTimeout(context.Background(), time.Second)
+		// A scrape in flight gets a moment to finish (it writes bytes
+		// encoded at the tick), then every connection is cut: no client
+		// can delay the exit, or fail it. The moment is what any exit
+		// takes while a connection that has sent nothing is under 5 s
+		// old: Shutdown does not count those as idle.
+		shutdown, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 		defer cancel()
 		if srv.Shutdown(shutdown) != nil {
 			srv.Close()
