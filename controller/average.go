@@ -80,8 +80,8 @@ func (a *Averages) SetObjective(r collector.Resource, o Objective) {
 	}
 }
 
-// Objective is r's objective.
-func (a *Averages) Objective(r collector.Resource) Objective { return a.objectives[r] }
+// objective is r's objective.
+func (a *Averages) objective(r collector.Resource) Objective { return a.objectives[r] }
 
 // tau is the time constant of r's average, in seconds.
 func (a *Averages) tau(r collector.Resource) float64 { return a.objectives[r].Window.Seconds() / 2 }
@@ -145,9 +145,6 @@ func (a *Averages) Value(r collector.Resource) float64 {
 	return a.avg[r].value
 }
 
-// Window is r's audit window.
-func (a *Averages) Window(r collector.Resource) time.Duration { return a.objectives[r].Window }
-
 // History is how much history r's average holds: the span of uninterrupted
 // sampling, ending now, that would give it its weight. It grows as samples
 // come in, shrinks across gaps, and is capped at the window.
@@ -155,7 +152,7 @@ func (a *Averages) History(r collector.Resource) time.Duration {
 	// Uninterrupted sampling for h gives the weight 1-exp(-h/tau). A weight
 	// of 1 gives an infinite h, which the cap catches before it is converted.
 	h := -a.tau(r) * math.Log1p(-a.avg[r].weight)
-	if window := a.Window(r); h >= window.Seconds() {
+	if window := a.objectives[r].Window; h >= window.Seconds() {
 		return window
 	}
 	return time.Duration(h * float64(time.Second))

@@ -260,7 +260,7 @@ func (l *Loop) state(s collector.Sample, used HolderUsage, held byResource[float
 		Resources:     make(map[collector.Resource]collector.ResourceState, len(collector.Resources)),
 	}
 	for i, r := range collector.Resources {
-		o := l.Averages.Objective(r)
+		o := l.Averages.objective(r)
 		setpoint := l.control[i].setpoint
 		if r == collector.CPU && !l.burning(s.Time) {
 			setpoint = 0
@@ -468,7 +468,7 @@ func (b *byResource[T]) of(r collector.Resource) *T {
 // target with a lift, which CPU holders hold through bursts alone (it
 // decides the next burst here) and memory and disk holders always.
 func (l *Loop) setpoint(r collector.Resource, now time.Time, limit float64) float64 {
-	o, target := l.Averages.Objective(r), l.Targets[r]
+	o, target := l.Averages.objective(r), l.Targets[r]
 	if o.Quantile == 0 {
 		return l.Averages.Setpoint(r, target, limit)
 	}
