@@ -155,12 +155,29 @@ func TestSaveThenLoadRestoresTheAuditPeriods(t *testing.T) {
 	if !strings.Contains(log.String(), "start afresh") || other.Value(collector.CPU) != saved.Value(collector.CPU) {
 		t.Errorf("want the averages restored and the periods started afresh with a log line; log %q", log.String())
 	}
+
+	// Run ahead of their last sample by more than a window (the clock
+	// stepped back far), they start afresh too.
+	saved.periods[collector.CPU].closed += 200
+	if err := saved.save(dir); err != nil {
+		t.Fatal(err)
+	}
+	log.Reset()
+	ahead := NewAverages(window, maxSpan)
+	ahead.SetObjective(collector.CPU, o)
+	if err := ahead.Load(dir, loadedAt, slog.New(slog.NewJSONHandler(&log, nil))); err != nil {
+		t.Fatal(err)
+	}
+	if p := ahead.periods[collector.CPU]; p.closed != 0 || !strings.Contains(log.String(), "start afresh") {
+		t.Errorf("periods a window ahead of their last sample restored: closed %d; log %q", p.closed, log.String())
+	}
 }
 
 func TestLoadOfUnusableAuditPeriodsMovesTheFileAside(t *testing.T) {
 	o := Objective{Quantile: 0.95, Window: 2 * time.Minute, Period: time.Minute}
 	good := func() periodsJSON {
-		return periodsJSON{Period: "1m0s", Closed: 5, Open: 6, Sum: 3, Until: minute, Means: make([]byte, 4), Bursts: make([]byte, 8)}
+		k := minute.Unix() / 60
+		return periodsJSON{Period: "1m0s", Closed: k - 1, Open: k, Sum: 3, Until: minute, Means: make([]byte, 4), Bursts: make([]byte, 8)}
 	}
 	for _, tc := range []struct {
 		name    string

@@ -160,7 +160,8 @@ func (a *Averages) fresh() {
 // restorer returns what replaces the averages and the audit periods with
 // those of a state file's content, or leaves them as they are and says why
 // the content is not valid. Audit periods saved for another period or
-// window start afresh, and are logged: they would count other periods.
+// window, or ahead of their last sample, start afresh, and are logged: they
+// would count other periods.
 func (a *Averages) restorer(logger *slog.Logger) func(data []byte) error {
 	return func(data []byte) error {
 		var file averagesJSON
@@ -183,7 +184,7 @@ func (a *Averages) restorer(logger *slog.Logger) func(data []byte) error {
 				return fmt.Errorf("%s periods: %w", r, err)
 			}
 			if saved == nil {
-				logger.Info("audit periods saved for another period or window; they start afresh", "resource", r, "saved_period", statefile.Quote(f.Period))
+				logger.Info("audit periods saved for another period or window, or ahead of the clock; they start afresh", "resource", r, "saved_period", statefile.Quote(f.Period))
 				saved = p
 			}
 			restored[r] = saved
@@ -223,7 +224,8 @@ func parseAverages(file averagesJSON) (map[collector.Resource]average, error) {
 }
 
 // parsePeriods checks one resource's saved audit periods: nil, nil when
-// they were saved for another period length or count.
+// they were saved for another period length or count, or run ahead of
+// their last sample.
 func parsePeriods(f periodsJSON, length time.Duration, n int) (*periods, error) {
 	saved, err := time.ParseDuration(f.Period)
 	switch {
@@ -237,8 +239,14 @@ func parsePeriods(f periodsJSON, length time.Duration, n int) (*periods, error) 
 		return nil, fmt.Errorf("period numbers %d and %d are negative", f.Closed, f.Open)
 	case !(f.Sum >= 0 && f.Sum <= length.Seconds()):
 		return nil, fmt.Errorf("sum %v is not within 0 and %v usage-seconds", f.Sum, length.Seconds())
-	case f.Until.IsZero() && f.Sum != 0:
-		return nil, fmt.Errorf("sum %v without a time it runs until", f.Sum)
+	case f.Until.IsZero() && (f.Sum != 0 || f.Closed != 0 || f.Open != 0):
+		return nil, fmt.Errorf("sum %v and period numbers %d and %d without a time they run until", f.Sum, f.Closed, f.Open)
+	}
+	// Periods closed far ahead of the last sample (a clock stepped back
+	// by more than a window) would hold the window's periods back from
+	// closing: they start afresh.
+	if at := f.Until.UnixNano() / int64(length); !f.Until.IsZero() && (f.Open > at+1 || f.Closed > at+int64(n)) {
+		return nil, nil
 	}
 	p := newPeriods(length, time.Duration(n)*length)
 	p.closed, p.open, p.sum, p.until = f.Closed, f.Open, f.Sum, f.Until
