@@ -128,7 +128,8 @@ image: dist-binary image-tools
 	$(PODMAN) save --quiet --format oci-archive --output dist/cro-exporter-image.tar $(IMAGE)
 
 # ensure installs Debian package $(1) when command $(2) is missing: the
-# tests need promtool, a real Prometheus and node_exporter, the package
+# tests need promtool, a real Prometheus and node_exporter, mkfs.ext4 for
+# a filesystem with reserved blocks, the package
 # test lintian, rpm and podman, the bench wrk and stress-ng.
 define ensure
 	@command -v $(2) >/dev/null || { \
@@ -143,6 +144,7 @@ endef
 tools:
 	$(call ensure,prometheus,promtool)
 	$(call ensure,prometheus-node-exporter,prometheus-node-exporter)
+	$(call ensure,e2fsprogs,mkfs.ext4)
 
 package-tools:
 	$(call ensure,lintian,lintian)

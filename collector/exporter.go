@@ -18,7 +18,8 @@ type Exporter struct {
 	holders, holderUsage, holderBytes, releases *prometheus.Desc
 	ceiling, spec, cpus, lastSample             *prometheus.Desc
 	memoryTotal, memoryAvailable, reserve       *prometheus.Desc
-	diskSize, diskAvailable, pressureStalled    *prometheus.Desc
+	diskSize, diskUsed, diskAvailable           *prometheus.Desc
+	pressureStalled                             *prometheus.Desc
 	window, interval                            *prometheus.Desc
 	failures, holdOff, saveFailures             *prometheus.Desc
 	objective, audit, auditPeriod               *prometheus.Desc
@@ -32,7 +33,7 @@ func NewExporter() *Exporter {
 		return prometheus.NewDesc(prometheus.BuildFQName(namespace, "", name), help, labels, nil)
 	}
 	return &Exporter{
-		usage:           desc("usage_ratio", "Utilization of the resource at the last sample, holders included, 0..1.", "resource"),
+		usage:           desc("usage_ratio", "Utilization of the resource at the last sample, holders included, 0..1; for the disk, used / (used + available) as df's Use% counts it.", "resource"),
 		average:         desc("usage_average_ratio", "Time-decayed average of the resource's utilization over the window, holders included, 0..1.", "resource"),
 		target:          desc("target_ratio", "Ratio the resource's audited statistic must reach.", "resource"),
 		objective:       desc("objective_info", "The statistic the auditor computes of the resource's utilization over its window: mean, or a percentile of audit period means such as p95.", "resource", "statistic"),
@@ -57,7 +58,8 @@ func NewExporter() *Exporter {
 		window:          desc("average_window_seconds", "The trailing window the resource is audited over (--window); its average's time constant is half of it.", "resource"),
 		memoryTotal:     desc("memory_total_bytes", "MemTotal from /proc/meminfo."),
 		memoryAvailable: desc("memory_available_bytes", "MemAvailable from /proc/meminfo."),
-		diskSize:        desc("disk_size_bytes", "Size of the filesystem holding --disk.path."),
+		diskSize:        desc("disk_size_bytes", "Size of the filesystem holding --disk.path, the blocks reserved for root included."),
+		diskUsed:        desc("disk_used_bytes", "Bytes used on the filesystem holding --disk.path, as df counts them: size less free blocks."),
 		diskAvailable:   desc("disk_available_bytes", "Bytes an unprivileged user may still write on the filesystem holding --disk.path."),
 		reserve:         desc("reserve_bytes", "MemAvailable (memory) or free disk space (disk) that holders always leave to real work.", "resource"),
 		pressureStalled: desc("pressure_stalled_seconds_total", "Time in which some or all non-idle tasks were stalled on the resource, from /proc/pressure (io is filed under disk).", "resource", "kind"),
@@ -72,7 +74,7 @@ func (e *Exporter) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
 		e.usage, e.average, e.target, e.setpoint, e.history, e.holders, e.holderUsage, e.holderBytes, e.releases,
 		e.ceiling, e.spec, e.cpus, e.lastSample, e.memoryTotal, e.memoryAvailable,
-		e.diskSize, e.diskAvailable, e.pressureStalled, e.reserve, e.window, e.interval,
+		e.diskSize, e.diskUsed, e.diskAvailable, e.pressureStalled, e.reserve, e.window, e.interval,
 		e.failures, e.holdOff, e.saveFailures,
 		e.objective, e.audit, e.auditPeriod, e.auditPassing, e.auditNeeded,
 	} {
@@ -133,6 +135,7 @@ func (e *Exporter) Collect(ch chan<- prometheus.Metric) {
 	gauge(e.memoryTotal, float64(s.Sample.MemoryTotal))
 	gauge(e.memoryAvailable, float64(s.Sample.MemoryAvailable))
 	gauge(e.diskSize, float64(s.Sample.DiskSize))
+	gauge(e.diskUsed, float64(s.Sample.DiskUsed))
 	gauge(e.diskAvailable, float64(s.Sample.DiskAvailable))
 	gauge(e.reserve, float64(s.MemoryReserve), string(Memory))
 	gauge(e.reserve, float64(s.DiskReserve), string(Disk))

@@ -15,7 +15,7 @@ import (
 func objectiveState() *State {
 	return &State{
 		Sample: Sample{Time: time.Unix(1_700_000_000, 0), CPUs: 2, CPU: 0.02,
-			MemoryTotal: 8 << 30, MemoryAvailable: 6 << 30, DiskSize: 100 << 30, DiskAvailable: 70 << 30},
+			MemoryTotal: 8 << 30, MemoryAvailable: 6 << 30, DiskSize: 100 << 30, DiskUsed: 25 << 30, DiskAvailable: 70 << 30},
 		Spec: "small", Ceiling: 0.9, Interval: 15 * time.Second,
 		Resources: map[Resource]ResourceState{
 			CPU: {Statistic: "p95", Window: 7 * 24 * time.Hour, Period: time.Minute,

@@ -323,7 +323,7 @@ func TestReadOfAStatLargerThanItsBufferReadsItWhole(t *testing.T) {
 	if fi, _ := os.Stat(filepath.Join(dir, "stat")); fi.Size() < 100_000 {
 		t.Fatalf("stat is %d bytes, want over 100 KB", fi.Size())
 	}
-	r, err := newReader(dir, "/", fakeDisk(testDiskSize, testDiskAvail))
+	r, err := newReader(dir, "/", fakeDisk(testDisk))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -27,9 +27,9 @@ type Reader struct {
 	// buf holds the last file read; reused, it grows to the largest.
 	buf      []byte
 	diskPath string
-	// statfs returns the size and the unprivileged free space, in bytes, of
-	// the filesystem holding path: statfsDisk, which tests replace.
-	statfs func(path string) (size, avail uint64, err error)
+	// statfs measures the filesystem holding path: statfsDisk, which tests
+	// replace.
+	statfs func(path string) (diskSpace, error)
 
 	// prev holds the /proc/stat counters of the last successful Read; zero
 	// before the first, so that the first Read measures since boot.
@@ -51,7 +51,7 @@ func NewReader(procPath, diskPath string) (*Reader, error) {
 	return newReader(procPath, diskPath, statfsDisk)
 }
 
-func newReader(procPath, diskPath string, statfs func(string) (uint64, uint64, error)) (*Reader, error) {
+func newReader(procPath, diskPath string, statfs func(string) (diskSpace, error)) (*Reader, error) {
 	pfs, err := procfs.NewFS(procPath)
 	if err != nil {
 		return nil, readError(procPath, err)
@@ -70,7 +70,7 @@ func newReader(procPath, diskPath string, statfs func(string) (uint64, uint64, e
 	if _, _, err := r.readMeminfo(); err != nil {
 		return nil, err
 	}
-	if _, _, err := r.readDisk(); err != nil {
+	if _, err := r.readDisk(); err != nil {
 		return nil, err
 	}
 	return r, nil
@@ -90,7 +90,7 @@ func (r *Reader) Read(now time.Time) (Sample, error) {
 	if err != nil {
 		return Sample{}, err
 	}
-	diskSize, diskAvail, err := r.readDisk()
+	disk, err := r.readDisk()
 	if err != nil {
 		return Sample{}, err
 	}
@@ -117,8 +117,9 @@ func (r *Reader) Read(now time.Time) (Sample, error) {
 		CPUSpan:         span,
 		MemoryTotal:     memTotal,
 		MemoryAvailable: memAvail,
-		DiskSize:        diskSize,
-		DiskAvailable:   diskAvail,
+		DiskSize:        disk.size,
+		DiskUsed:        disk.used,
+		DiskAvailable:   disk.avail,
 		Pressure:        pressure,
 	}, nil
 }
@@ -173,18 +174,22 @@ func (r *Reader) read(f procFile) ([]byte, error) {
 	return data, err
 }
 
+// diskSpace is the filesystem holding the disk path, in bytes: its size,
+// what df counts as used, and what an unprivileged user may still write.
+type diskSpace struct{ size, used, avail uint64 }
+
 // readDisk measures the filesystem holding the disk path.
-func (r *Reader) readDisk() (size, avail uint64, err error) {
-	size, avail, err = r.statfs(r.diskPath)
+func (r *Reader) readDisk() (diskSpace, error) {
+	disk, err := r.statfs(r.diskPath)
 	if err != nil {
-		return 0, 0, &DiskError{Path: r.diskPath, Err: err}
+		return diskSpace{}, &DiskError{Path: r.diskPath, Err: err}
 	}
-	if size == 0 {
+	if disk.size == 0 {
 		// A pseudo filesystem (/proc, an unlimited tmpfs) has no size to
 		// fill or measure.
-		return 0, 0, &DiskError{Path: r.diskPath, Err: errors.New("filesystem reports a size of 0")}
+		return diskSpace{}, &DiskError{Path: r.diskPath, Err: errors.New("filesystem reports a size of 0")}
 	}
-	return size, avail, nil
+	return disk, nil
 }
 
 // DiskError is a failure to measure the filesystem of the disk path, so that

@@ -2,23 +2,32 @@ package collector
 
 import "golang.org/x/sys/unix"
 
-// statfsDisk measures the filesystem holding path as df does: size is
-// f_blocks and avail is f_bavail (what an unprivileged user may still write),
-// both in units of f_frsize, or of f_bsize where f_frsize is 0.
-func statfsDisk(path string) (size, avail uint64, err error) {
+// statfsDisk measures the filesystem holding path with statfs(2).
+func statfsDisk(path string) (diskSpace, error) {
 	var st unix.Statfs_t
 	for {
-		err = unix.Statfs(path, &st)
+		err := unix.Statfs(path, &st)
+		if err == nil {
+			return diskSpaceOf(&st), nil
+		}
 		if err != unix.EINTR {
-			break
+			return diskSpace{}, err
 		}
 	}
-	if err != nil {
-		return 0, 0, err
-	}
+}
+
+// diskSpaceOf counts a statfs result as df, psutil and gopsutil do: used is
+// f_blocks - f_bfree and avail is f_bavail, both in units of f_frsize (of
+// f_bsize where f_frsize is 0). The blocks reserved for root are free but
+// not available, so they count as neither.
+func diskSpaceOf(st *unix.Statfs_t) diskSpace {
 	unit := uint64(st.Frsize)
 	if unit == 0 {
 		unit = uint64(st.Bsize)
 	}
-	return st.Blocks * unit, st.Bavail * unit, nil
+	return diskSpace{
+		size:  st.Blocks * unit,
+		used:  (st.Blocks - min(st.Bfree, st.Blocks)) * unit,
+		avail: st.Bavail * unit,
+	}
 }

@@ -23,21 +23,19 @@ const kiB = 1024
 var readAt = time.Date(2026, 11, 27, 14, 0, 0, 0, time.UTC)
 
 // fakeDisk is a statfs that reports a fixed filesystem, whatever the path.
-func fakeDisk(size, avail uint64) func(string) (uint64, uint64, error) {
-	return func(string) (uint64, uint64, error) { return size, avail, nil }
+func fakeDisk(d diskSpace) func(string) (diskSpace, error) {
+	return func(string) (diskSpace, error) { return d, nil }
 }
 
-// The disk every fixture test sees: 40 GiB with 27.5 GiB available.
-const (
-	testDiskSize  = 40 << 30
-	testDiskAvail = 27<<30 + 512<<20
-)
+// The disk every fixture test sees: 40 GiB, 10 GiB used, 27.5 GiB
+// available and 2.5 GiB reserved for root.
+var testDisk = diskSpace{size: 40 << 30, used: 10 << 30, avail: 27<<30 + 512<<20}
 
 func fixtureTree(name string) string { return filepath.Join("fixtures", name) }
 
 func TestReadGivesTheFixtureHostsExactSample(t *testing.T) {
 	disk := func(s Sample) Sample {
-		s.Time, s.DiskSize, s.DiskAvailable = readAt, testDiskSize, testDiskAvail
+		s.Time, s.DiskSize, s.DiskUsed, s.DiskAvailable = readAt, testDisk.size, testDisk.used, testDisk.avail
 		return s
 	}
 	tests := []struct {
@@ -127,7 +125,7 @@ func TestReadGivesTheFixtureHostsExactSample(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r, err := newReader(fixtureTree(tt.dir), "/", fakeDisk(testDiskSize, testDiskAvail))
+			r, err := newReader(fixtureTree(tt.dir), "/", fakeDisk(testDisk))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -147,13 +145,13 @@ func TestReadGivesTheFixtureHostsExactSample(t *testing.T) {
 			near("Usage(CPU)", got.Usage(CPU), tt.wantCPU, 5e-5)
 			near("Usage(Memory)", got.Usage(Memory), tt.wantMem, 5e-5)
 			near("MemTotal GiB", float64(got.MemoryTotal)/(1<<30), tt.wantGiB, 5e-4)
-			near("Usage(Disk)", got.Usage(Disk), 0.3125, 0) // (40-27.5)/40
+			near("Usage(Disk)", got.Usage(Disk), 10/37.5, 0) // used / (used + avail)
 		})
 	}
 }
 
 func TestReadOfAnUnchangedTreeRepeatsTheLastCPUFraction(t *testing.T) {
-	r, err := newReader(fixtureTree("small-8g"), "/", fakeDisk(testDiskSize, testDiskAvail))
+	r, err := newReader(fixtureTree("small-8g"), "/", fakeDisk(testDisk))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -325,7 +323,7 @@ func TestReadGivesTheBusyFractionBetweenTwoStats(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := copyFixtureTree(t, "small-8g")
-			r, err := newReader(dir, "/", fakeDisk(testDiskSize, testDiskAvail))
+			r, err := newReader(dir, "/", fakeDisk(testDisk))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -427,7 +425,7 @@ func TestReadWithoutPSIHasNoPressureAndNoError(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			r, err := newReader(dir, "/", fakeDisk(testDiskSize, testDiskAvail))
+			r, err := newReader(dir, "/", fakeDisk(testDisk))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -468,7 +466,7 @@ func TestNewReaderRefusesABrokenHostWithOneLineNamingTheFile(t *testing.T) {
 	tests := []struct {
 		name     string
 		procPath func(t *testing.T) string
-		statfs   func(string) (uint64, uint64, error)
+		statfs   func(string) (diskSpace, error)
 		wantErr  string // the whole message, or its start where it ends in "..."
 		wantIs   error  // optional: what the error must wrap
 	}{
@@ -504,7 +502,7 @@ func TestNewReaderRefusesABrokenHostWithOneLineNamingTheFile(t *testing.T) {
 		{
 			name:     "a disk path on a filesystem of size 0",
 			procPath: func(*testing.T) string { return fixtureTree("small-8g") },
-			statfs:   fakeDisk(0, 0),
+			statfs:   fakeDisk(diskSpace{}),
 			wantErr:  "statfs fixtures/no-such-disk: filesystem reports a size of 0",
 		},
 		{
@@ -545,7 +543,7 @@ func TestNewReaderRefusesABrokenHostWithOneLineNamingTheFile(t *testing.T) {
 			procPath := tt.procPath(t)
 			statfs := tt.statfs
 			if statfs == nil {
-				statfs = fakeDisk(testDiskSize, testDiskAvail)
+				statfs = fakeDisk(testDisk)
 			}
 			r, err := newReader(procPath, fixtureTree("no-such-disk"), statfs)
 			if err == nil {
@@ -591,7 +589,7 @@ func TestReadReportsAFileThatBrokeSinceStart(t *testing.T) {
 	tests := []struct {
 		name    string
 		breakIt func(t *testing.T, dir string)
-		statfs  func(string) (uint64, uint64, error)
+		statfs  func(string) (diskSpace, error)
 		wantErr string // as in the test above
 	}{
 		{
@@ -629,8 +627,8 @@ func TestReadReportsAFileThatBrokeSinceStart(t *testing.T) {
 		{
 			name:    "the disk gone",
 			breakIt: func(*testing.T, string) {},
-			statfs: func(string) (uint64, uint64, error) {
-				return 0, 0, syscall.EIO
+			statfs: func(string) (diskSpace, error) {
+				return diskSpace{}, syscall.EIO
 			},
 			wantErr: "statfs /srv: input/output error",
 		},
@@ -638,7 +636,7 @@ func TestReadReportsAFileThatBrokeSinceStart(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := copyFixtureTree(t, "small-8g")
-			r, err := newReader(dir, "/srv", fakeDisk(testDiskSize, testDiskAvail))
+			r, err := newReader(dir, "/srv", fakeDisk(testDisk))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -655,47 +653,15 @@ func TestReadReportsAFileThatBrokeSinceStart(t *testing.T) {
 	}
 }
 
-func TestReadGivesTheDiskUsageDfWouldShow(t *testing.T) {
-	const GiB = 1 << 30
-	tests := []struct {
-		name        string
-		size, avail uint64
-		want        float64
-	}{
-		{"a 100 GiB disk with 37 GiB available is 63% used", 100 * GiB, 37 * GiB, 0.63},
-		{"a full disk whose reserved blocks are free is 100% used", 50 * GiB, 0, 1},
-		{"an empty disk is 0% used", 8 * GiB, 8 * GiB, 0},
-		{"available above size (should not happen) counts as empty", 8 * GiB, 9 * GiB, 0},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			r, err := newReader(fixtureTree("small-8g"), "/data", fakeDisk(tt.size, tt.avail))
-			if err != nil {
-				t.Fatal(err)
-			}
-			s, err := r.Read(readAt)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if s.DiskSize != tt.size || s.DiskAvailable != tt.avail {
-				t.Errorf("disk = %d/%d, want %d/%d", s.DiskAvailable, s.DiskSize, tt.avail, tt.size)
-			}
-			if got := s.Usage(Disk); got != tt.want {
-				t.Errorf("Usage(Disk) = %v, want %v", got, tt.want)
-			}
-		})
-	}
-}
-
 func BenchmarkRead(b *testing.B) {
 	for _, bc := range []struct {
 		name       string
 		procPath   string
-		statfs     func(string) (uint64, uint64, error)
+		statfs     func(string) (diskSpace, error)
 		noPressure bool
 	}{
-		{"fixture", fixtureTree("large-16g"), fakeDisk(testDiskSize, testDiskAvail), false},
-		{"fixture,NoPressure", fixtureTree("large-16g"), fakeDisk(testDiskSize, testDiskAvail), true},
+		{"fixture", fixtureTree("large-16g"), fakeDisk(testDisk), false},
+		{"fixture,NoPressure", fixtureTree("large-16g"), fakeDisk(testDisk), true},
 		// What the give-way watcher does four times a second.
 		{"proc,statfs,NoPressure", "/proc", statfsDisk, true},
 	} {
@@ -717,7 +683,7 @@ func BenchmarkRead(b *testing.B) {
 
 func TestReadSaysHowLongItsCPUFigureStandsFor(t *testing.T) {
 	dir := copyFixtureTree(t, "small-8g")
-	r, err := newReader(dir, "/", fakeDisk(testDiskSize, testDiskAvail))
+	r, err := newReader(dir, "/", fakeDisk(testDisk))
 	if err != nil {
 		t.Fatal(err)
 	}

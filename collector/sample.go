@@ -34,10 +34,12 @@ type Sample struct {
 	// MemoryTotal and MemoryAvailable are MemTotal and MemAvailable from
 	// /proc/meminfo, in bytes.
 	MemoryTotal, MemoryAvailable uint64
-	// DiskSize and DiskAvailable describe the filesystem holding --disk.path,
-	// from statfs, in bytes; DiskAvailable is what an unprivileged user may
-	// still write, as df's "Avail".
-	DiskSize, DiskAvailable uint64
+	// DiskSize, DiskUsed and DiskAvailable describe the filesystem holding
+	// --disk.path, from statfs, in bytes, as df's "Size", "Used" and
+	// "Avail": DiskUsed is (f_blocks - f_bfree) and DiskAvailable f_bavail,
+	// what an unprivileged user may still write. The blocks reserved for
+	// root are in DiskSize alone.
+	DiskSize, DiskUsed, DiskAvailable uint64
 	// Pressure holds the cumulative stall times of /proc/pressure/{cpu,memory,io}
 	// (io filed under Disk); it is empty where the kernel has no PSI.
 	Pressure map[Resource]Stall
@@ -50,7 +52,8 @@ type Stall struct {
 }
 
 // Usage is the sample's utilization of r as a ratio 0..1: the CPU busy
-// fraction, (MemTotal - MemAvailable) / MemTotal, or (size - avail) / size.
+// fraction, (MemTotal - MemAvailable) / MemTotal, or used / (used + avail)
+// of the disk, as df's "Use%" counts it.
 func (s Sample) Usage(r Resource) float64 {
 	switch r {
 	case CPU:
@@ -58,10 +61,16 @@ func (s Sample) Usage(r Resource) float64 {
 	case Memory:
 		return Ratio(s.MemoryTotal-min(s.MemoryAvailable, s.MemoryTotal), s.MemoryTotal)
 	case Disk:
-		return Ratio(s.DiskSize-min(s.DiskAvailable, s.DiskSize), s.DiskSize)
+		return Ratio(s.DiskUsed, s.DiskUsable())
 	}
 	return 0
 }
+
+// DiskUsable is what disk usage is a share of: used and available bytes
+// together, as df, psutil and gopsutil count it. It leaves out the blocks
+// reserved for root, which are neither; a fill moves bytes from available
+// to used and leaves it as it was.
+func (s Sample) DiskUsable() uint64 { return s.DiskUsed + s.DiskAvailable }
 
 // Ratio is part/whole, or 0 where whole is 0, so that an empty reading never
 // turns into NaN.

@@ -500,7 +500,7 @@ func (l *Loop) limit(r collector.Resource, s collector.Sample) (limit float64, r
 	case collector.Memory:
 		reserve = 1 - collector.Ratio(l.MemoryReserve, s.MemoryTotal)
 	case collector.Disk:
-		reserve = 1 - collector.Ratio(l.DiskReserve, s.DiskSize)
+		reserve = 1 - collector.Ratio(l.DiskReserve, s.DiskUsable())
 	default:
 		return l.Ceiling, false
 	}
@@ -549,7 +549,7 @@ func ratioOf(r collector.Resource, load Load, s collector.Sample) float64 {
 	case collector.Memory:
 		return collector.Ratio(load.Memory, s.MemoryTotal)
 	}
-	return collector.Ratio(load.Disk, s.DiskSize)
+	return collector.Ratio(load.Disk, s.DiskUsable())
 }
 
 // withRatio is load with r's share set to x.
@@ -560,7 +560,7 @@ func withRatio(load Load, r collector.Resource, x float64, s collector.Sample) L
 	case collector.Memory:
 		load.Memory = int64(x * float64(s.MemoryTotal))
 	case collector.Disk:
-		load.Disk = int64(x * float64(s.DiskSize))
+		load.Disk = int64(x * float64(s.DiskUsable()))
 	}
 	return load
 }
@@ -571,7 +571,7 @@ func stepOf(r collector.Resource, s collector.Sample) float64 {
 	case collector.Memory:
 		return collector.Ratio(maxStep, s.MemoryTotal)
 	case collector.Disk:
-		return collector.Ratio(maxStep, s.DiskSize)
+		return collector.Ratio(maxStep, s.DiskUsable())
 	}
 	return 1
 }

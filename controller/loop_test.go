@@ -46,7 +46,7 @@ func testLoop(t *testing.T, failing *atomic.Bool, logs io.Writer) (*Loop, *publi
 			if failing.Load() {
 				return collector.Sample{}, errors.New("reading /proc/stat: boom")
 			}
-			return collector.Sample{Time: now, CPU: 0.5, MemoryTotal: 400, MemoryAvailable: 300, DiskSize: 400, DiskAvailable: 100}, nil
+			return collector.Sample{Time: now, CPU: 0.5, MemoryTotal: 400, MemoryAvailable: 300, DiskSize: 400, DiskUsed: 300, DiskAvailable: 100}, nil
 		},
 		Averages: NewAverages(30*24*time.Hour, 30*time.Second),
 		Spec:     Classify(8 << 30),
@@ -184,7 +184,7 @@ func TestWatchReleasesWholeChunksOnceForEachShortfall(t *testing.T) {
 	var w watch
 	at := func(avail int64, after time.Duration) {
 		loop.giveWay(collector.Sample{Time: simStart.Add(after), CPUs: 2, MemoryTotal: 8192 * mib,
-			MemoryAvailable: uint64(avail), DiskSize: 100 * gib, DiskAvailable: 50 * gib}, &w, 250*time.Millisecond)
+			MemoryAvailable: uint64(avail), DiskSize: 100 * gib, DiskUsed: 50 * gib, DiskAvailable: 50 * gib}, &w, 250*time.Millisecond)
 	}
 	at(1024*mib-60*mib, 0) // 60 MiB short: the 44 MiB chunk and one full one go
 	if got := loop.planned.Memory; got != 128*mib {
@@ -216,7 +216,7 @@ func TestASinceBootCPUFigureNeitherPlansNorHoldsBackCPUHolders(t *testing.T) {
 	}
 	sample := func(cpu float64, span time.Duration, at time.Duration) collector.Sample {
 		return collector.Sample{Time: simStart.Add(at), CPUs: 2, CPU: cpu, CPUSpan: span,
-			MemoryTotal: 8 * gib, MemoryAvailable: 7 * gib, DiskSize: 100 * gib, DiskAvailable: 90 * gib}
+			MemoryTotal: 8 * gib, MemoryAvailable: 7 * gib, DiskSize: 100 * gib, DiskUsed: 10 * gib, DiskAvailable: 90 * gib}
 	}
 	loop.Step(sample(0.6, 400*time.Hour, 0)) // a busy life since boot
 	if loop.planned.CPU != 0 {
@@ -250,5 +250,33 @@ func TestALimitBelowTheTargetIsWarnedOnceAndItsEndSaidOnce(t *testing.T) {
 	loop.Step(s)
 	if !strings.Contains(logs.String(), "target can be met again") {
 		t.Errorf("the end of the warning was not said:\n%s", logs)
+	}
+}
+
+func TestDiskFillIsSizedAsDfCountsUsage(t *testing.T) {
+	// 100 GiB with 20 reserved for root, 10 used and 70 available: df
+	// says 10 / (10 + 70) = 12.5%.
+	s := collector.Sample{DiskSize: 100 * gib, DiskUsed: 10 * gib, DiskAvailable: 70 * gib}
+	if got := s.Usage(collector.Disk); got != 0.125 {
+		t.Fatalf("usage %v, want df's 0.125", got)
+	}
+	// Held at 0.40, df counts 0.40: 0.40 × 80 - 10 = 22 GiB of fill.
+	load := withRatio(Load{}, collector.Disk, 0.40-s.Usage(collector.Disk), s)
+	if load.Disk != 22*gib {
+		t.Errorf("fill for 0.40: %d GiB, want 22", load.Disk/gib)
+	}
+	held := s
+	held.DiskUsed += uint64(load.Disk)
+	held.DiskAvailable -= uint64(load.Disk)
+	if got := held.Usage(collector.Disk); math.Abs(got-0.40) > 1e-12 {
+		t.Errorf("df's usage with the fill: %v, want 0.40", got)
+	}
+	if got := ratioOf(collector.Disk, load, s); math.Abs(got-0.275) > 1e-12 {
+		t.Errorf("the fill's share %v, want 22/80", got)
+	}
+	// A reserve of 8 GiB available leaves usage at most 1 - 8/80.
+	l := &Loop{Ceiling: 0.95, DiskReserve: 8 * gib}
+	if limit, reserved := l.limit(collector.Disk, s); math.Abs(limit-0.9) > 1e-12 || !reserved {
+		t.Errorf("limit %v (reserved %v), want 0.9 by the reserve", limit, reserved)
 	}
 }

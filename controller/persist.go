@@ -21,10 +21,17 @@ const averagesFile = "averages.json"
 // fileVersion is the version of the state file's format.
 const fileVersion = 1
 
+// diskUsage names how disk usage is measured, as the state file records it:
+// df's used / (used + available). Files without it measured (size -
+// available) / size, which counts the blocks reserved for root as used.
+const diskUsage = "used/(used+avail)"
+
 // averagesJSON is the state file's format.
 type averagesJSON struct {
 	Version   int                                `json:"version"`
 	Resources map[collector.Resource]averageJSON `json:"resources"`
+	// DiskUsage is how the disk's average and periods were measured.
+	DiskUsage string `json:"disk_usage,omitempty"`
 	// Periods are the audit periods of percentile objectives.
 	Periods map[collector.Resource]periodsJSON `json:"periods,omitempty"`
 }
@@ -87,7 +94,7 @@ func CheckStateDir(dir string, write bool) error {
 // a power cut leaves it half written: into a temporary file in the same dir,
 // synced, renamed over the old file, and the dir synced to keep the rename.
 func (a *Averages) save(dir string) error {
-	file := averagesJSON{Version: fileVersion, Resources: make(map[collector.Resource]averageJSON, len(a.avg))}
+	file := averagesJSON{Version: fileVersion, Resources: make(map[collector.Resource]averageJSON, len(a.avg)), DiskUsage: diskUsage}
 	for r, avg := range a.avg {
 		file.Resources[r] = averageJSON{Value: avg.value, Weight: avg.weight, Last: avg.last.UTC()}
 	}
@@ -161,7 +168,8 @@ func (a *Averages) fresh() {
 // those of a state file's content, or leaves them as they are and says why
 // the content is not valid. Audit periods saved for another period or
 // window, or ahead of their last sample, start afresh, and are logged: they
-// would count other periods.
+// would count other periods. So do the disk's average and periods measured
+// another way than diskUsage: they would hold the disk at another figure.
 func (a *Averages) restorer(logger *slog.Logger) func(data []byte) error {
 	return func(data []byte) error {
 		var file averagesJSON
@@ -188,6 +196,14 @@ func (a *Averages) restorer(logger *slog.Logger) func(data []byte) error {
 				saved = p
 			}
 			restored[r] = saved
+		}
+		if file.DiskUsage != diskUsage {
+			logger.Info("the disk's average and periods were saved measured another way than df's used / (used + avail); they start afresh",
+				"saved_as", statefile.Quote(file.DiskUsage))
+			avgs[collector.Disk] = average{}
+			if p, ok := a.periods[collector.Disk]; ok {
+				restored[collector.Disk] = newPeriods(p.length, a.objectives[collector.Disk].Window)
+			}
 		}
 		a.avg, a.periods = avgs, restored
 		return nil

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -255,5 +256,68 @@ func TestSaveToAnUnwritableDirFails(t *testing.T) {
 	err := NewAverages(window, maxSpan).save(dir)
 	if err == nil || !strings.Contains(err.Error(), dir) {
 		t.Errorf("save(%s) = %v, want an error naming it", dir, err)
+	}
+}
+
+func TestDiskStateMeasuredTheOldWayStartsAfreshAndTheRestIsKept(t *testing.T) {
+	dir := privateDir(t)
+	o := Objective{Quantile: 0.95, Window: time.Hour, Period: time.Minute}
+	saved := NewAverages(window, maxSpan)
+	saved.SetObjective(collector.Disk, o)
+	for _, r := range collector.Resources {
+		for i := range 200 {
+			saved.update(r, minute.Add(time.Duration(i)*15*time.Second), 0.5)
+		}
+	}
+	if err := saved.save(dir); err != nil {
+		t.Fatal(err)
+	}
+	// The file as versions before disk_usage wrote it: the same, without
+	// the field.
+	path := filepath.Join(dir, averagesFile)
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var file map[string]any
+	if err := json.Unmarshal(data, &file); err != nil {
+		t.Fatal(err)
+	}
+	if file["disk_usage"] != diskUsage {
+		t.Fatalf("saved disk_usage %v, want %q", file["disk_usage"], diskUsage)
+	}
+	for _, old := range []any{nil, "(size-avail)/size"} {
+		if old == nil {
+			delete(file, "disk_usage")
+		} else {
+			file["disk_usage"] = old
+		}
+		data, _ = json.Marshal(file)
+		if err := os.WriteFile(path, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		var log bytes.Buffer
+		loaded := NewAverages(window, maxSpan)
+		loaded.SetObjective(collector.Disk, o)
+		if err := loaded.Load(dir, loadedAt, slog.New(slog.NewJSONHandler(&log, nil))); err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range []collector.Resource{collector.CPU, collector.Memory} {
+			if got, want := loaded.Value(r), saved.Value(r); got != want || loaded.History(r) == 0 {
+				t.Errorf("saved as %v: %s average %v (history %v), want %v kept", old, r, got, loaded.History(r), want)
+			}
+		}
+		if loaded.History(collector.Disk) != 0 || loaded.Value(collector.Disk) != 0 {
+			t.Errorf("saved as %v: disk average %v with %v of history, want a fresh one", old, loaded.Value(collector.Disk), loaded.History(collector.Disk))
+		}
+		if p := loaded.periods[collector.Disk]; p.closed != 0 || slices.Max(p.means) != 0 {
+			t.Errorf("saved as %v: disk periods restored (closed %d), want fresh ones", old, p.closed)
+		}
+		if n := strings.Count(log.String(), "start afresh"); n != 1 || !strings.Contains(log.String(), "used / (used + avail)") {
+			t.Errorf("saved as %v: want one log line that the disk starts afresh, got %q", old, log.String())
+		}
+		if _, err := os.Stat(path); err != nil {
+			t.Errorf("saved as %v: the state file is gone: %v", old, err)
+		}
 	}
 }

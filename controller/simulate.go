@@ -35,18 +35,20 @@ func (m *Model) Read(now time.Time) (collector.Sample, error) {
 	held := min(m.load.CPU, 1-real[0])
 	m.cpuTime += time.Duration(held * float64(now.Sub(m.last)) * float64(m.CPUs))
 	m.last = now
-	free := func(total uint64, usage float64, held int64) uint64 {
-		used := min(float64(total), usage*float64(total)+float64(held))
-		return total - uint64(used)
+	used := func(total uint64, usage float64, held int64) uint64 {
+		return uint64(min(float64(total), usage*float64(total)+float64(held)))
 	}
+	memUsed, diskUsed := used(m.MemoryTotal, real[1], m.load.Memory), used(m.DiskSize, real[2], m.load.Disk)
 	return collector.Sample{
 		Time:            now,
 		CPUs:            m.CPUs,
 		CPU:             real[0] + held,
 		MemoryTotal:     m.MemoryTotal,
-		MemoryAvailable: free(m.MemoryTotal, real[1], m.load.Memory),
-		DiskSize:        m.DiskSize,
-		DiskAvailable:   free(m.DiskSize, real[2], m.load.Disk),
+		MemoryAvailable: m.MemoryTotal - memUsed,
+		// The modelled disk has no blocks reserved for root.
+		DiskSize:      m.DiskSize,
+		DiskUsed:      diskUsed,
+		DiskAvailable: m.DiskSize - diskUsed,
 	}, nil
 }
 

@@ -44,9 +44,16 @@ func smallDisk(t *testing.T) string {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: the disk fill goes on a 64 MiB tmpfs the test mounts, never on the machine's real disk")
 	}
+	return mounted(t, "64m", func(dir string) error { return unix.Mount("tmpfs", dir, "tmpfs", 0, "size=64m") })
+}
+
+// mounted mounts a filesystem on a new temp dir with mount, and unmounts
+// it when the test ends, after the cleanups registered later.
+func mounted(t *testing.T, what string, mount func(dir string) error) string {
+	t.Helper()
 	dir := t.TempDir()
-	if err := unix.Mount("tmpfs", dir, "tmpfs", 0, "size=64m"); err != nil {
-		t.Fatalf("mounting a tmpfs on %s: %v", dir, err)
+	if err := mount(dir); err != nil {
+		t.Fatalf("mounting %s on %s: %v", what, dir, err)
 	}
 	t.Cleanup(func() {
 		deadline := time.Now().Add(2 * time.Second)
@@ -56,7 +63,7 @@ func smallDisk(t *testing.T) string {
 				return
 			}
 			if !errors.Is(err, unix.EBUSY) || time.Now().After(deadline) {
-				t.Errorf("unmounting the tmpfs %s: %v; detaching it", dir, err)
+				t.Errorf("unmounting %s: %v; detaching it", dir, err)
 				unix.Unmount(dir, unix.MNT_DETACH)
 				return
 			}

@@ -35,7 +35,7 @@ type CLI struct {
 	WebConfigFile    string   `name:"web.config.file" type:"existingfile" placeholder:"FILE" help:"Path to a web configuration file (TLS, basic auth), in the format of the Prometheus exporter-toolkit."`
 
 	PathProcfs string `name:"path.procfs" default:"/proc" placeholder:"DIR" help:"procfs mountpoint; point it at the host's /proc from a container."`
-	DiskPath   string `name:"disk.path" default:"/" placeholder:"DIR" help:"A path on the filesystem whose utilization is measured and held."`
+	DiskPath   string `name:"disk.path" default:"/" placeholder:"DIR" help:"A path on the filesystem whose utilization (df's used / (used + avail)) is measured and held."`
 	StateDir   string `name:"state.dir" default:"/var/lib/cro-exporter" placeholder:"DIR" help:"Directory for the saved averages (created 0700 if missing)."`
 
 	Interval Duration `default:"15s" help:"How often to sample the host, e.g. 15s, 1m."`
