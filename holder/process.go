@@ -96,9 +96,13 @@ type holderProcess struct {
 	Resident  int64     // memory: as its ready line said; set before ready is closed
 	started   time.Time // by clock
 
-	clock     func() time.Time
-	cmd       *exec.Cmd
-	stdin     *os.File
+	clock func() time.Time
+	cmd   *exec.Cmd
+	// stdin is the write end of the holder's stdin pipe, an *os.File.
+	stdin interface {
+		io.WriteCloser
+		SetWriteDeadline(time.Time) error
+	}
 	stderr    *stderrTail
 	closeOnce sync.Once
 	ready     chan struct{} // closed once its ready line is read
@@ -267,18 +271,19 @@ func (p *holderProcess) isReady() bool {
 
 // setDuty writes a CPU holder its new duty without waiting for the answer,
 // which failure then expects within replyTimeout. The write itself waits at
-// most writeTimeout.
+// most writeTimeout. The line is counted as asked before it is written: a
+// holder may answer before the write returns.
 func (p *holderProcess) setDuty(duty float64) error {
 	line := "duty " + formatDuty(duty)
+	p.mu.Lock()
+	p.unanswered = append(p.unanswered, p.clock())
+	p.mu.Unlock()
 	p.stdin.SetWriteDeadline(time.Now().Add(writeTimeout))
-	if _, err := p.stdin.WriteString(line + "\n"); err != nil {
+	if _, err := io.WriteString(p.stdin, line+"\n"); err != nil {
 		err = fmt.Errorf("%s holder (pid %d): writing %q: %w", p.Kind, p.Pid, line, err)
 		p.breakTalk(err)
 		return err
 	}
-	p.mu.Lock()
-	p.unanswered = append(p.unanswered, p.clock())
-	p.mu.Unlock()
 	p.Duty = duty
 	return nil
 }

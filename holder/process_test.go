@@ -422,6 +422,46 @@ func TestCPUHolderTakesANewDutyAndAnswers(t *testing.T) {
 	}
 }
 
+// answeringPipe is a CPU holder's stdin whose holder answers each line
+// before the write returns, as a real one may when the scheduler runs it
+// and the stdout reader first.
+type answeringPipe struct {
+	io.WriteCloser
+	p *holderProcess
+}
+
+func (a answeringPipe) SetWriteDeadline(time.Time) error { return nil }
+
+func (a answeringPipe) Write(b []byte) (int, error) {
+	n, err := a.WriteCloser.Write(b)
+	if err == nil {
+		if err := a.p.heard(strings.TrimSpace(string(b))); err != nil {
+			a.p.breakTalk(err)
+		}
+	}
+	return n, err
+}
+
+func TestACPUHolderThatAnswersBeforeTheWriteReturnsHasNotFailed(t *testing.T) {
+	l := testLauncher(t, t.TempDir())
+	p := startTest(t, l, kindCPU, 0, 0.02)
+	awaitReady(t, p)
+	p.stdin = answeringPipe{WriteCloser: p.stdin, p: p}
+	for _, duty := range []float64{0.03, 0.05, 0.04} {
+		if err := p.setDuty(duty); err != nil {
+			t.Fatal(err)
+		}
+		if err := p.failure(time.Now()); err != nil {
+			t.Fatalf("after an answer quicker than the write, duty %v: %v", duty, err)
+		}
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.unanswered) != 0 {
+		t.Errorf("%d lines unanswered, want none: each was answered", len(p.unanswered))
+	}
+}
+
 func TestHolderProcessNotReadyInTimeHasFailed(t *testing.T) {
 	l := testLauncher(t, t.TempDir())
 	l.binary = fakeHolder(t, "exec sleep 600") // never ready
