@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
 	"time"
@@ -36,11 +37,13 @@ type averagesJSON struct {
 	Periods map[collector.Resource]periodsJSON `json:"periods,omitempty"`
 }
 
-// averageJSON is one resource's average in the state file.
+// averageJSON is one resource's average in the state file. Window is the
+// window its weight was kept over; files before it have none.
 type averageJSON struct {
 	Value  float64   `json:"value"`
 	Weight float64   `json:"weight"`
 	Last   time.Time `json:"last,omitzero"`
+	Window string    `json:"window,omitempty"`
 }
 
 // periodsJSON is one resource's audit periods in the state file. Means is
@@ -96,7 +99,7 @@ func CheckStateDir(dir string, write bool) error {
 func (a *Averages) save(dir string) error {
 	file := averagesJSON{Version: fileVersion, Resources: make(map[collector.Resource]averageJSON, len(a.avg)), DiskUsage: diskUsage}
 	for r, avg := range a.avg {
-		file.Resources[r] = averageJSON{Value: avg.value, Weight: avg.weight, Last: avg.last.UTC()}
+		file.Resources[r] = averageJSON{Value: avg.value, Weight: avg.weight, Last: avg.last.UTC(), Window: a.objectives[r].Window.String()}
 	}
 	for r, p := range a.periods {
 		if file.Periods == nil {
@@ -180,6 +183,16 @@ func (a *Averages) restorer(logger *slog.Logger) func(data []byte) error {
 		if err != nil {
 			return err
 		}
+		for r, avg := range avgs {
+			if saved := file.Resources[r].Window; saved != "" {
+				w, err := time.ParseDuration(saved)
+				if err != nil || w <= 0 {
+					return fmt.Errorf("%s: window %s is not a duration", r, statefile.Quote(saved))
+				}
+				avg.weight = sameHistory(avg.weight, w, a.objectives[r].Window)
+				avgs[r] = avg
+			}
+		}
 		restored := make(map[collector.Resource]*periods, len(a.periods))
 		for r, p := range a.periods {
 			f, ok := file.Periods[r]
@@ -208,6 +221,18 @@ func (a *Averages) restorer(logger *slog.Logger) func(data []byte) error {
 		a.avg, a.periods = avgs, restored
 		return nil
 	}
+}
+
+// sameHistory is the weight that, over window to, stands for the history
+// that weight stands for over window from: a weight is a share of the
+// decay kernel, 1 - exp(-history/tau), and tau is half the window. Kept
+// as it is, a weight saved over a minute would count as a day's history
+// over a 30-day window.
+func sameHistory(weight float64, from, to time.Duration) float64 {
+	if from == to {
+		return weight
+	}
+	return -math.Expm1(math.Log1p(-weight) * from.Seconds() / to.Seconds())
 }
 
 // parseAverages checks a state file's averages, returning one for every

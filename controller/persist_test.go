@@ -123,6 +123,8 @@ func TestLoadOfAnUnusableFileMovesItAsideWithAWarning(t *testing.T) {
 		{"a number too large for a float makes a file unusable", `{"version": 1, "resources": {"cpu": {"value": 1e999}}}`, "cannot unmarshal number 1e999"},
 		{"an unknown resource makes a file unusable", `{"version": 1, "resources": {` + valid("cpu") + `, ` + valid("gpu") + `}}`, `unknown resource "gpu"`},
 		{"a weight without a time makes a file unusable", `{"version": 1, "resources": {"cpu": {"value": 0.3, "weight": 0.5}}}`, "cpu: weight 0.5 without a last sample time"},
+		{"a window that is not a duration makes a file unusable", `{"version": 1, "resources": {"cpu": {"value": 0.3, "weight": 0.5, ` + last + `, "window": "a month"}}}`, `cpu: window "a month" is not a duration`},
+		{"a window of 0 makes a file unusable", `{"version": 1, "resources": {"cpu": {"value": 0.3, "weight": 0.5, ` + last + `, "window": "0s"}}}`, `cpu: window "0s" is not a duration`},
 		{"a bad time makes a file unusable", `{"version": 1, "resources": {"cpu": {"value": 0.3, "weight": 0.5, "last": "yesterday"}}}`, `cannot parse "yesterday"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -319,5 +321,46 @@ func TestDiskStateMeasuredTheOldWayStartsAfreshAndTheRestIsKept(t *testing.T) {
 		if _, err := os.Stat(path); err != nil {
 			t.Errorf("saved as %v: the state file is gone: %v", old, err)
 		}
+	}
+}
+
+func TestARestartWithAnotherWindowKeepsTheHistoryItHad(t *testing.T) {
+	dir := privateDir(t)
+	short := NewAverages(time.Minute, 30*time.Second)
+	for i := range 5 {
+		for _, r := range collector.Resources {
+			short.update(r, minute.Add(time.Duration(i)*3*time.Second), 0.5)
+		}
+	}
+	had := short.History(collector.CPU)
+	if had < 12*time.Second-time.Millisecond || had > 12*time.Second {
+		t.Fatalf("history after 12 s of samples: %v", had)
+	}
+	if err := short.save(dir); err != nil {
+		t.Fatal(err)
+	}
+	long := NewAverages(30*24*time.Hour, 30*time.Second)
+	if err := long.Load(dir, loadedAt, discard()); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range collector.Resources {
+		if got := long.History(r); got < had-time.Millisecond || got > had+time.Millisecond || long.Value(r) != 0.5 {
+			t.Errorf("%s after a restart with a 30d window: history %v, value %v; want the %v it had, 0.5", r, got, long.Value(r), had)
+		}
+	}
+	// A week over a 30-day window is more than a 1-hour window holds.
+	week := NewAverages(30*24*time.Hour, 2*time.Minute)
+	for i := range 7 * 24 * 60 {
+		week.update(collector.CPU, minute.Add(time.Duration(i)*time.Minute), 0.5)
+	}
+	if err := week.save(dir); err != nil {
+		t.Fatal(err)
+	}
+	hour := NewAverages(time.Hour, 2*time.Minute)
+	if err := hour.Load(dir, loadedAt, discard()); err != nil {
+		t.Fatal(err)
+	}
+	if got := hour.History(collector.CPU); got != time.Hour {
+		t.Errorf("a week's history over a 1h window: %v, want the whole window", got)
 	}
 }

@@ -19,6 +19,28 @@ import (
 // never leaves a stale lock; the file itself stays.
 const lockFile = "cro-exporter.lock"
 
+// recoveredMark is what --recover leaves in the lock file when it lets the
+// lock go. A daemon that takes the lock and finds it written after the
+// daemon itself started stops: --recover ran while it was starting, before
+// it held the lock, and asked every daemon of the state dir to stop.
+const recoveredMark = "recovered"
+
+// started is about when this process started: package variables are set
+// before main runs.
+var started = time.Now()
+
+// recoveredError is returned by Open when --recover let the state dir's
+// lock go after this process started.
+type recoveredError struct {
+	Path string
+	At   time.Time
+}
+
+func (e *recoveredError) Error() string {
+	return fmt.Sprintf("--recover ran at %s, while this cro-exporter was starting (%s says so): not starting",
+		e.At.Format(time.RFC3339Nano), e.Path)
+}
+
 // lockedError is returned by Open when another process holds the state
 // dir's lock.
 type lockedError struct {
@@ -83,11 +105,37 @@ func lockStateDir(dir string) (*stateLock, error) {
 		f.Close()
 		return nil, &lockedError{Path: f.Name(), Pid: pid}
 	}
+	if err := checkNotRecovered(f, started); err != nil {
+		f.Close()
+		return nil, err
+	}
 	if err := writeLockPid(f, os.Getpid()); err != nil {
 		f.Close()
 		return nil, err
 	}
 	return &stateLock{f: f}, nil
+}
+
+// coarseClock is more than the lag of the clock that stamps file times.
+const coarseClock = 20 * time.Millisecond
+
+// checkNotRecovered refuses a lock file that --recover let go after start.
+func checkNotRecovered(f *os.File, start time.Time) error {
+	buf := make([]byte, len(recoveredMark)+2)
+	n, _ := f.ReadAt(buf, 0)
+	if strings.TrimSpace(string(buf[:n])) != recoveredMark {
+		return nil
+	}
+	info, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("reading %s: %w", f.Name(), err)
+	}
+	// Filesystems stamp times from a coarse clock, a tick or so behind:
+	// a --recover that ran that little before the start counts as during.
+	if info.ModTime().Before(start.Add(-coarseClock)) {
+		return nil
+	}
+	return &recoveredError{Path: f.Name(), At: info.ModTime()}
 }
 
 // writeLockPid replaces the content of the lock file with pid (0: empty).
@@ -96,6 +144,11 @@ func writeLockPid(f *os.File, pid int) error {
 	if pid != 0 {
 		text = strconv.Itoa(pid) + "\n"
 	}
+	return writeLock(f, text)
+}
+
+// writeLock replaces the content of the lock file with text.
+func writeLock(f *os.File, text string) error {
 	if err := f.Truncate(0); err != nil {
 		return fmt.Errorf("writing %s: %w", f.Name(), err)
 	}
@@ -131,11 +184,18 @@ func waitLockPid(f *os.File) int {
 // release empties the lock file and drops the lock. The file is not removed:
 // removing a lock file races with a process that has it open and is about
 // to lock it.
-func (l *stateLock) release() error {
+func (l *stateLock) release() error { return l.releaseWith("") }
+
+// releaseRecovered drops the lock as --recover does, leaving recoveredMark
+// for a daemon that started meanwhile.
+func (l *stateLock) releaseRecovered() error { return l.releaseWith(recoveredMark + "\n") }
+
+// releaseWith writes text in the lock file and drops the lock.
+func (l *stateLock) releaseWith(text string) error {
 	if l == nil || l.f == nil {
 		return nil
 	}
-	err := writeLockPid(l.f, 0)
+	err := writeLock(l.f, text)
 	if cerr := l.f.Close(); err == nil {
 		err = cerr
 	}

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestLockIsExclusiveAndNamesItsOwner(t *testing.T) {
@@ -63,4 +64,38 @@ func TestLockedErrorWithoutAPid(t *testing.T) {
 	if got := err.Error(); !strings.Contains(got, "/x/cro-exporter.lock") || strings.Contains(got, "pid") {
 		t.Errorf("Error() = %q", got)
 	}
+}
+
+func TestADaemonThatStartedBeforeARecoverLetTheLockGoDoesNotStart(t *testing.T) {
+	dir := t.TempDir()
+	l, err := lockStateDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.releaseRecovered(); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, lockFile)
+	if data, err := os.ReadFile(path); err != nil || string(data) != recoveredMark+"\n" {
+		t.Fatalf("lock file after --recover let it go: %q, %v; want %q", data, err, recoveredMark)
+	}
+	// This process started before that: as a daemon, it was starting.
+	_, err = lockStateDir(dir)
+	var recovered *recoveredError
+	if !errors.As(err, &recovered) || !strings.Contains(err.Error(), "--recover ran at") {
+		t.Fatalf("lock after a --recover that ran since the start: %v, want a recoveredError", err)
+	}
+	// A recover an hour before the start is an earlier one.
+	hourAgo := started.Add(-time.Hour)
+	if err := os.Chtimes(path, hourAgo, hourAgo); err != nil {
+		t.Fatal(err)
+	}
+	l, err = lockStateDir(dir)
+	if err != nil {
+		t.Fatalf("lock after a --recover before the start: %v", err)
+	}
+	if data, _ := os.ReadFile(path); string(data) != strconv.Itoa(os.Getpid())+"\n" {
+		t.Errorf("lock file holds %q, want our pid", data)
+	}
+	l.release()
 }

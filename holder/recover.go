@@ -90,7 +90,7 @@ func Recover(cfg Config) (Report, error) {
 				rep.Failures = append(rep.Failures, err.Error())
 			}
 		}
-		if err := lock.release(); err != nil {
+		if err := lock.releaseRecovered(); err != nil {
 			rep.Failures = append(rep.Failures, err.Error())
 		}
 	}

@@ -1084,3 +1084,35 @@ func TestDryRunHoldsNothingButShowsWhatItWould(t *testing.T) {
 		}
 	}
 }
+
+func TestARecoverWhileADaemonStartsLeavesNoDaemonRunning(t *testing.T) {
+	h := newHost(t)
+	// The recover starts at delays that fall before, around and after the
+	// moment the daemon takes the state dir's lock: whichever comes first,
+	// no daemon started before the recover may run after it.
+	for _, delay := range []time.Duration{0, 5 * time.Millisecond, 10 * time.Millisecond, 20 * time.Millisecond, 40 * time.Millisecond, 80 * time.Millisecond} {
+		cmd := exec.Command(binary, h.args("--web.listen-address=127.0.0.1:0", "--target.cpu=0", "--target.memory=0", "--target.disk=0.5")...)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		h.daemons = append(h.daemons, cmd.Process.Pid)
+		exited := make(chan error, 1)
+		go func() { exited <- cmd.Wait() }()
+		time.Sleep(delay)
+		out, err := recoverHostCmd(t, h.state, h.disk)
+		if err != nil {
+			t.Errorf("recover %v after the daemon's start: %v\n%s", delay, err, out)
+		}
+		select {
+		case <-exited:
+		case <-time.After(2 * time.Second):
+			cmd.Process.Kill()
+			<-exited
+			t.Errorf("recover %v after the daemon's start said:\n%s\nand the daemon still ran 2 s later; it said:\n%s", delay, out, &stderr)
+		}
+		h.killHolders()
+	}
+}

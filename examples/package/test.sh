@@ -243,6 +243,18 @@ dpkg_root -P cro-exporter
 [ ! -e "$root/etc/systemd/system/cro-exporter.service" ] || fail "purged: the service is still masked"
 grep -q '^cro-exporter:' "$root/etc/passwd" || fail "purged: the user is gone (it should stay)"
 ok "dpkg -i again changes nothing; -r keeps the conffile and the state; -P removes both, keeps the user"
+
+# A state dir that is a symbolic link is refused, and what it points at is
+# left as it was.
+install -d -m 0755 "$root/srv/elsewhere"
+ln -s ../../srv/elsewhere "$state"
+if dpkg --root="$root" --force-script-chrootless --force-depends --log=/dev/null -i "$deb" >"$tmp/dpkg" 2>&1; then
+	fail "a state dir that is a symbolic link: dpkg -i succeeded"
+fi
+grep -q 'is not a directory (a symbolic link?)' "$tmp/dpkg" || { cat "$tmp/dpkg" >&2; fail "a state dir that is a symbolic link: the postinst did not say why it failed"; }
+[ "$(stat -c '%a %u %g' "$root/srv/elsewhere")" = "755 0 0" ] ||
+	fail "a state dir that is a symbolic link: its target became $(stat -c '%a %u %g' "$root/srv/elsewhere")"
+ok "dpkg -i with /var/lib/cro-exporter a symbolic link: refused by the postinst, its target unchanged"
 fi
 
 # --- 4. the image ---
