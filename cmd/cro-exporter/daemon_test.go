@@ -16,6 +16,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -112,6 +113,21 @@ func (h *host) start(extra ...string) *exporter {
 	e := startLive(h.t, h.args(extra...)...)
 	h.daemons = append(h.daemons, e.cmd.Process.Pid)
 	return e
+}
+
+// spawn starts a live daemon on h without waiting for it to listen; its
+// stderr goes to the buffer returned, and ctx's end kills it.
+func (h *host) spawn(ctx context.Context, extra ...string) (*exec.Cmd, *bytes.Buffer) {
+	h.t.Helper()
+	cmd := exec.CommandContext(ctx, binary, h.args(extra...)...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	stderr := new(bytes.Buffer)
+	cmd.Stderr = stderr
+	if err := cmd.Start(); err != nil {
+		h.t.Fatal(err)
+	}
+	h.daemons = append(h.daemons, cmd.Process.Pid)
+	return cmd, stderr
 }
 
 func (h *host) fillDir() string { return filepath.Join(h.disk, ".cro-fill") }
@@ -1091,14 +1107,7 @@ func TestARecoverWhileADaemonStartsLeavesNoDaemonRunning(t *testing.T) {
 	// moment the daemon takes the state dir's lock: whichever comes first,
 	// no daemon started before the recover may run after it.
 	for _, delay := range []time.Duration{0, 5 * time.Millisecond, 10 * time.Millisecond, 20 * time.Millisecond, 40 * time.Millisecond, 80 * time.Millisecond} {
-		cmd := exec.Command(binary, h.args("--web.listen-address=127.0.0.1:0", "--target.cpu=0", "--target.memory=0", "--target.disk=0.5")...)
-		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-		var stderr bytes.Buffer
-		cmd.Stderr = &stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		h.daemons = append(h.daemons, cmd.Process.Pid)
+		cmd, stderr := h.spawn(t.Context(), "--web.listen-address=127.0.0.1:0", "--target.cpu=0", "--target.memory=0", "--target.disk=0.5")
 		exited := make(chan error, 1)
 		go func() { exited <- cmd.Wait() }()
 		time.Sleep(delay)
@@ -1111,7 +1120,7 @@ func TestARecoverWhileADaemonStartsLeavesNoDaemonRunning(t *testing.T) {
 		case <-time.After(2 * time.Second):
 			cmd.Process.Kill()
 			<-exited
-			t.Errorf("recover %v after the daemon's start said:\n%s\nand the daemon still ran 2 s later; it said:\n%s", delay, out, &stderr)
+			t.Errorf("recover %v after the daemon's start said:\n%s\nand the daemon still ran 2 s later; it said:\n%s", delay, out, stderr)
 		}
 		h.killHolders()
 	}

@@ -229,17 +229,10 @@ func runDaemon(t *testing.T, h *host, args ...string) (string, error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, binary, append([]string{"--log.format=json"}, h.args(args...)...)...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	h.daemons = append(h.daemons, cmd.Process.Pid)
+	cmd, stderr := h.spawn(ctx, append([]string{"--log.format=json"}, args...)...)
 	err := cmd.Wait()
 	if ctx.Err() != nil {
-		t.Fatalf("the daemon still ran after 10 s:\n%s", &stderr)
+		t.Fatalf("the daemon still ran after 10 s:\n%s", stderr)
 	}
 	return stderr.String(), err
 }
