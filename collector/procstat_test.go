@@ -126,29 +126,28 @@ func TestParsersAgreeWithProcfsOnThisMachine(t *testing.T) {
 	checkAgreesWithProcfs(t, dir)
 }
 
-func TestReadWithoutPressureAllocatesNextToNothing(t *testing.T) {
+func TestReadPartsAllocatesNextToNothing(t *testing.T) {
 	for _, procPath := range []string{fixtureTree("large-16g"), "/proc"} {
 		t.Run(procPath, func(t *testing.T) {
 			r, err := NewReader(procPath, t.TempDir())
 			if err != nil {
 				t.Skip(err)
 			}
-			r.NoPressure = true
-			s, err := r.Read(readAt)
+			s, err := r.ReadParts(readAt, AllParts)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if s.CPUs == 0 || s.MemoryTotal == 0 || s.DiskSize == 0 {
-				t.Fatalf("Read() = %+v, want a whole sample", s)
+			if s.CPUs == 0 || s.MemoryTotal == 0 || s.DiskSize == 0 || s.Pressure != nil {
+				t.Fatalf("ReadParts() = %+v, want a whole sample without pressure", s)
 			}
 			allocs := testing.AllocsPerRun(100, func() {
-				if _, err := r.Read(readAt); err != nil {
+				if _, err := r.ReadParts(readAt, AllParts); err != nil {
 					t.Fatal(err)
 				}
 			})
 			// statfs copies the path: nothing else.
 			if allocs > 1 {
-				t.Errorf("a Read without pressure allocates %v times, want at most the path statfs copies", allocs)
+				t.Errorf("ReadParts allocates %v times, want at most the path statfs copies", allocs)
 			}
 		})
 	}

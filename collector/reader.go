@@ -16,9 +16,9 @@ import (
 
 // Reader reads the host into a Sample: /proc/stat, /proc/meminfo and
 // /proc/pressure/* under its procfs root, and statfs of the disk path.
-// It keeps the previous /proc/stat counters so that each Read reports the
-// CPU busy fraction since the one before. Without pressure, a Read
-// allocates nothing (procstat.go).
+// It keeps the previous /proc/stat counters so that each read of the CPU
+// reports the busy fraction since the one before. ReadParts, which has no
+// pressure, allocates nothing (procstat.go).
 type Reader struct {
 	fs       procfs.FS // for /proc/pressure
 	procPath string
@@ -36,11 +36,6 @@ type Reader struct {
 	prev cpuTicks
 	// cpu is the busy fraction the last Read reported.
 	cpu float64
-
-	// NoPressure has Read leave /proc/pressure alone (Sample.Pressure is
-	// nil): the give-way watcher, which reads four times a second, needs
-	// no stall times, and reading them was a third of its garbage.
-	NoPressure bool
 }
 
 // NewReader opens the procfs tree at procPath (normally /proc) and checks,
@@ -76,52 +71,69 @@ func newReader(procPath, diskPath string, statfs func(string) (diskSpace, error)
 	return r, nil
 }
 
-// Read takes one Sample of the host at now. The first Read reports the CPU
-// busy fraction since boot; later ones, the fraction since the previous
-// successful Read. Where /proc/stat did not move (or went backwards) it
-// reports the previous fraction again. Absent PSI is not an error: Pressure
-// is then nil. Every call moves the CPU baseline, so one loop owns a Reader.
+// Parts is a set of the host's resources for ReadParts to read.
+type Parts uint8
+
+// The parts: /proc/stat, /proc/meminfo and statfs of the disk path.
+const (
+	CPUPart Parts = 1 << iota
+	MemoryPart
+	DiskPart
+
+	AllParts = CPUPart | MemoryPart | DiskPart
+)
+
+// Read takes one Sample of the host at now, all of it: ReadParts of every
+// part, and the stall times of /proc/pressure. Absent PSI is not an error:
+// Pressure is then nil.
 func (r *Reader) Read(now time.Time) (Sample, error) {
-	ticks, cpus, err := r.readStat()
+	s, err := r.ReadParts(now, AllParts)
 	if err != nil {
 		return Sample{}, err
 	}
-	memTotal, memAvail, err := r.readMeminfo()
-	if err != nil {
+	if s.Pressure, err = r.readPressure(); err != nil {
 		return Sample{}, err
 	}
-	disk, err := r.readDisk()
-	if err != nil {
-		return Sample{}, err
-	}
-	var pressure map[Resource]Stall
-	if !r.NoPressure {
-		if pressure, err = r.readPressure(); err != nil {
+	return s, nil
+}
+
+// ReadParts takes a Sample of the given parts of the host at now; the
+// fields of the others are zero. The first read of /proc/stat reports the
+// CPU busy fraction since boot; later ones, the fraction since the previous
+// successful one. Where /proc/stat did not move (or went backwards) it
+// reports the previous fraction again. Every read of the CPU moves its
+// baseline, so one loop owns a Reader.
+func (r *Reader) ReadParts(now time.Time, parts Parts) (Sample, error) {
+	s := Sample{Time: now}
+	var ticks cpuTicks
+	var err error
+	if parts&CPUPart != 0 {
+		if ticks, s.CPUs, err = r.readStat(); err != nil {
 			return Sample{}, err
 		}
 	}
-
-	// Only a complete sample moves the baseline, so that the next one
-	// still covers the time since the last sample the caller saw.
-	r.cpu = busyFraction(r.prev, ticks, r.cpu)
-	var span time.Duration
-	if ticks.total() > r.prev.total() {
-		span = time.Duration(ticks.total()-r.prev.total()) * time.Second / time.Duration(linux.UserHZ*cpus)
+	if parts&MemoryPart != 0 {
+		if s.MemoryTotal, s.MemoryAvailable, err = r.readMeminfo(); err != nil {
+			return Sample{}, err
+		}
 	}
-	r.prev = ticks
-
-	return Sample{
-		Time:            now,
-		CPUs:            cpus,
-		CPU:             r.cpu,
-		CPUSpan:         span,
-		MemoryTotal:     memTotal,
-		MemoryAvailable: memAvail,
-		DiskSize:        disk.size,
-		DiskUsed:        disk.used,
-		DiskAvailable:   disk.avail,
-		Pressure:        pressure,
-	}, nil
+	if parts&DiskPart != 0 {
+		disk, err := r.readDisk()
+		if err != nil {
+			return Sample{}, err
+		}
+		s.DiskSize, s.DiskUsed, s.DiskAvailable = disk.size, disk.used, disk.avail
+	}
+	if parts&CPUPart != 0 {
+		// Only a complete sample moves the baseline, so that the next one
+		// still covers the time since the last sample the caller saw.
+		r.cpu = busyFraction(r.prev, ticks, r.cpu)
+		if ticks.total() > r.prev.total() {
+			s.CPUSpan = time.Duration(ticks.total()-r.prev.total()) * time.Second / time.Duration(linux.UserHZ*s.CPUs)
+		}
+		r.prev, s.CPU = ticks, r.cpu
+	}
+	return s, nil
 }
 
 // readStat reads /proc/stat: the aggregate cpu counters and the number of

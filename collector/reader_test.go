@@ -655,29 +655,63 @@ func TestReadReportsAFileThatBrokeSinceStart(t *testing.T) {
 
 func BenchmarkRead(b *testing.B) {
 	for _, bc := range []struct {
-		name       string
-		procPath   string
-		statfs     func(string) (diskSpace, error)
-		noPressure bool
+		name     string
+		procPath string
+		statfs   func(string) (diskSpace, error)
+		read     func(r *Reader) (Sample, error)
 	}{
-		{"fixture", fixtureTree("large-16g"), fakeDisk(testDisk), false},
-		{"fixture,NoPressure", fixtureTree("large-16g"), fakeDisk(testDisk), true},
-		// What the give-way watcher does four times a second.
-		{"proc,statfs,NoPressure", "/proc", statfsDisk, true},
+		{"fixture", fixtureTree("large-16g"), fakeDisk(testDisk), func(r *Reader) (Sample, error) { return r.Read(readAt) }},
+		{"fixture,ReadParts", fixtureTree("large-16g"), fakeDisk(testDisk), func(r *Reader) (Sample, error) { return r.ReadParts(readAt, AllParts) }},
+		// What the give-way watcher does four times a second while every
+		// resource is held.
+		{"proc,statfs,ReadParts", "/proc", statfsDisk, func(r *Reader) (Sample, error) { return r.ReadParts(readAt, AllParts) }},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			r, err := newReader(bc.procPath, b.TempDir(), bc.statfs)
 			if err != nil {
 				b.Skip(err)
 			}
-			r.NoPressure = bc.noPressure
 			b.ReportAllocs()
 			for b.Loop() {
-				if _, err := r.Read(readAt); err != nil {
+				if _, err := bc.read(r); err != nil {
 					b.Fatal(err)
 				}
 			}
 		})
+	}
+}
+
+func TestReadPartsReadsOnlyThoseParts(t *testing.T) {
+	dir := copyFixtureTree(t, "small-8g")
+	statfsCalls := 0
+	r, err := newReader(dir, "/", func(string) (diskSpace, error) { statfsCalls++; return testDisk, nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	whole, err := r.Read(readAt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Without /proc/stat and /proc/meminfo, only the disk can be read.
+	for _, name := range []string{"stat", "meminfo"} {
+		if err := os.Remove(filepath.Join(dir, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	calls := statfsCalls
+	s, err := r.ReadParts(readAt, DiskPart)
+	if err != nil {
+		t.Fatalf("ReadParts(DiskPart) read more than the disk: %v", err)
+	}
+	want := Sample{Time: readAt, DiskSize: whole.DiskSize, DiskUsed: whole.DiskUsed, DiskAvailable: whole.DiskAvailable}
+	if diff := cmp.Diff(want, s); diff != "" || statfsCalls != calls+1 {
+		t.Errorf("ReadParts(DiskPart) (-want +got), %d statfs calls:\n%s", statfsCalls-calls, diff)
+	}
+	if _, err := r.ReadParts(readAt, 0); err != nil || statfsCalls != calls+1 {
+		t.Errorf("ReadParts of nothing: %v, %d statfs calls; want nothing read", err, statfsCalls-calls-1)
+	}
+	if _, err := r.ReadParts(readAt, MemoryPart); err == nil {
+		t.Errorf("ReadParts(MemoryPart) without /proc/meminfo succeeded")
 	}
 }
 

@@ -101,6 +101,9 @@ type Loop struct {
 	sent    Load
 	// Repeated failures are logged when they start and when they end.
 	readFault, measureFault, applyFault, saveFault fault
+	// planning tells Watch, once it runs, that a tick has decided: it may
+	// have load to watch again.
+	planning chan struct{}
 }
 
 // control is what the loop remembers of one resource between ticks.
@@ -182,6 +185,13 @@ func (l *Loop) Step(s collector.Sample) {
 	state := l.decide(s, used)
 	l.apply(true)
 	l.Publish(state)
+	l.mu.Lock()
+	planning := l.planning
+	l.mu.Unlock()
+	select {
+	case planning <- struct{}{}:
+	default: // nil before Watch, or told already
+	}
 }
 
 // decide is the part of Step that runs under the lock: it gathers each
@@ -291,29 +301,81 @@ func (l *Loop) state(s collector.Sample, used HolderUsage, held byResource[float
 	return state
 }
 
-// Watch gives holder load back between ticks, reading the host every
-// `every` until ctx ends: memory ballast, in whole chunks, as soon as
-// MemAvailable falls under its reserve; disk fill as soon as free space
-// does; the CPU duty as soon as real CPU work rises into the burner's room,
-// and back when it ends. read must be a reader of its own: reading moves
-// the CPU baseline.
-func (l *Loop) Watch(ctx context.Context, read func(now time.Time) (collector.Sample, error), every time.Duration) {
-	ticker := time.NewTicker(every)
-	defer ticker.Stop()
+// Watch gives holder load back between ticks, every `every` until ctx
+// ends: memory ballast, in whole chunks, as soon as MemAvailable falls
+// under its reserve; disk fill as soon as free space does; the CPU duty as
+// soon as real CPU work rises into the burner's room, and back when it
+// ends. It looks only while something is held, and reads only what is:
+// MemAvailable while ballast is, the disk while fill is, the CPU while the
+// burner runs. With nothing held it sleeps until the next burst is due or
+// a tick plans load. read must be a reader of its own: reading the CPU
+// moves its baseline.
+func (l *Loop) Watch(ctx context.Context, read func(now time.Time, parts collector.Parts) (collector.Sample, error), every time.Duration) {
+	l.mu.Lock()
+	l.planning = make(chan struct{}, 1)
+	l.mu.Unlock()
+	timer := time.NewTimer(every)
+	defer timer.Stop()
 	var w watch
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case now := <-ticker.C:
-			s, err := read(now)
-			if err != nil {
-				l.Logger.Debug("watching the host", "err", err)
-				continue
+		case <-l.planning:
+		case now := <-timer.C:
+			parts := l.watched(now)
+			s := collector.Sample{Time: now}
+			var err error
+			if parts != 0 {
+				s, err = read(now, parts)
+				if err != nil {
+					l.Logger.Debug("watching the host", "err", err)
+				}
 			}
-			l.giveWay(s, &w, every)
+			if err == nil {
+				l.giveWay(s, parts, &w, every)
+			}
+		}
+		if next := l.nextLook(time.Now(), every); next.IsZero() {
+			timer.Stop()
+		} else {
+			timer.Reset(time.Until(next))
 		}
 	}
+}
+
+// nextLook is when the watcher looks next after now: in `every` while
+// anything is held or planned to be but CPU bursts; at the next burst's
+// start when only bursts are planned; never (zero) when nothing is, until
+// a tick plans load.
+func (l *Loop) nextLook(now time.Time, every time.Duration) time.Time {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.applied != (Load{}) || l.planned.Memory > 0 || l.planned.Disk > 0 || l.planned.CPU > 0 && l.burning(now) {
+		return now.Add(every)
+	}
+	// Only a burst after the current period is still to come.
+	if p := l.Averages.periods[collector.CPU]; l.planned.CPU > 0 && p.sched.decided > p.number(now) && p.sched.burns(p.sched.decided) {
+		return p.start(p.sched.decided).Add(-burstLead)
+	}
+	return time.Time{}
+}
+
+// watched is what the watcher reads at now: the parts that holders hold.
+func (l *Loop) watched(now time.Time) collector.Parts {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var parts collector.Parts
+	if l.planned.CPU > 0 && l.burning(now) {
+		parts |= collector.CPUPart
+	}
+	if l.planned.Memory > 0 {
+		parts |= collector.MemoryPart
+	}
+	if l.planned.Disk > 0 {
+		parts |= collector.DiskPart
+	}
+	return parts
 }
 
 // watch is what Watch remembers between reads.
@@ -331,7 +393,9 @@ type watch struct {
 	shown int64
 	// realCPU is real CPU usage averaged over half a second: enough to
 	// ride over one odd quarter-second read, short enough that the load
-	// is back within a couple of seconds after real work ends.
+	// is back within a couple of seconds after real work ends. started
+	// tells it has a value: not before the CPU's first read over a
+	// quarter second, and not again until then after the burner stopped.
 	realCPU float64
 	started bool
 }
@@ -344,11 +408,12 @@ const fastSmoothing = 500 * time.Millisecond
 // per-CPU counters (vm.stat_interval, a second).
 const releaseShows = 2 * time.Second
 
-// giveWay is one read of Watch. It asks the holders for nothing but their
-// CPU time, which never waits for a holder or a tick.
-func (l *Loop) giveWay(s collector.Sample, w *watch, every time.Duration) {
+// giveWay is one look of Watch, with s holding the parts it read. It asks
+// the holders for nothing but their CPU time, which never waits for a
+// holder or a tick.
+func (l *Loop) giveWay(s collector.Sample, parts collector.Parts, w *watch, every time.Duration) {
 	var used HolderUsage
-	if l.Holders != nil {
+	if l.Holders != nil && parts&collector.CPUPart != 0 {
 		var err error
 		used.CPUTime, err = l.Holders.CPUTime()
 		if err != nil {
@@ -356,19 +421,28 @@ func (l *Loop) giveWay(s collector.Sample, w *watch, every time.Duration) {
 		}
 	}
 	l.mu.Lock()
-	l.releaseMemory(s, w)
-	if avail := int64(s.DiskAvailable); avail < l.DiskReserve && l.planned.Disk > 0 {
+	if parts&collector.MemoryPart != 0 {
+		l.releaseMemory(s, w)
+	}
+	if avail := int64(s.DiskAvailable); parts&collector.DiskPart != 0 && avail < l.DiskReserve && l.planned.Disk > 0 {
 		was := l.planned.Disk
 		l.planned.Disk = max(0, was-(l.DiskReserve-avail))
 		l.control.of(collector.Disk).releases[collector.ReasonReserve]++
 		l.Logger.Info("disk fill released", "reason", "reserve", "disk_available_bytes", avail,
 			"reserve_bytes", l.DiskReserve, "disk_bytes", l.planned.Disk, "was_disk_bytes", was)
 	}
-	if s.CPUSpan <= 2*every { // not the first read, since boot
+	switch {
+	case parts&collector.CPUPart == 0:
+		// The burner is stopped: when it starts again, real CPU usage is
+		// measured afresh.
+		w.realCPU, w.started = 0, false
+	case s.CPUSpan <= 2*every: // not the first read in a while, or since boot
 		held := l.shares(used, s, &w.cpu)
 		real := max(0, s.CPU-*held.of(collector.CPU))
 		w.realCPU = smoothOver(w.realCPU, real, !w.started, every, fastSmoothing)
 		w.started = true
+	default:
+		l.shares(used, s, &w.cpu) // the holders' CPU clock starts here
 	}
 	l.decideApplied(s.Time, w.realCPU)
 	l.mu.Unlock()

@@ -80,7 +80,7 @@ func TestAfterAPressureReleaseMemoryStaysDownForTheHoldOff(t *testing.T) {
 	// Real work takes memory: MemAvailable under the reserve for a moment.
 	var w watch
 	loop.giveWay(collector.Sample{Time: simStart.Add(61 * time.Second), CPUs: 2, MemoryTotal: 8 * gib,
-		MemoryAvailable: uint64(gib / 2), DiskSize: 100 * gib, DiskUsed: 10 * gib, DiskAvailable: 90 * gib}, &w, 250*time.Millisecond)
+		MemoryAvailable: uint64(gib / 2), DiskSize: 100 * gib, DiskUsed: 10 * gib, DiskAvailable: 90 * gib}, collector.AllParts, &w, 250*time.Millisecond)
 	released := loop.planned.Memory
 	if released >= grown {
 		t.Fatalf("no ballast released: %d, was %d", released, grown)
@@ -180,7 +180,7 @@ func TestTheWatcherGivesMemoryBackWhileTheHoldersCannotBeMeasured(t *testing.T) 
 	go func() {
 		var w watch
 		loop.giveWay(collector.Sample{Time: simStart.Add(time.Second), CPUs: 2, MemoryTotal: 8 * gib,
-			MemoryAvailable: uint64(gib / 4), DiskSize: 100 * gib, DiskUsed: 10 * gib, DiskAvailable: 90 * gib}, &w, 250*time.Millisecond)
+			MemoryAvailable: uint64(gib / 4), DiskSize: 100 * gib, DiskUsed: 10 * gib, DiskAvailable: 90 * gib}, collector.AllParts, &w, 250*time.Millisecond)
 		close(done)
 	}()
 	select {
@@ -206,7 +206,7 @@ func TestARepeatedFailureIsLoggedWhenItStartsAndWhenItEnds(t *testing.T) {
 		s, _ := model.Read(simStart.Add(time.Duration(i) * 15 * time.Second))
 		loop.Step(s)
 		var w watch
-		loop.giveWay(s, &w, 250*time.Millisecond)
+		loop.giveWay(s, collector.AllParts, &w, 250*time.Millisecond)
 	}
 	if n := strings.Count(logs.String(), "notes.txt"); n != 1 {
 		t.Errorf("the failure was logged %d times in 20 ticks, want once:\n%s", n, logs)

@@ -1,7 +1,7 @@
 // Command cro-bench prints cro-exporter's figures beside their references,
 // measured in the same run by the method in the README's "How the bench
-// measures": scrape latency and memory, ballast fill time, the CPU holder's
-// accuracy, how fast load gives way to real work, also under attack, what a
+// measures": scrape latency and memory, the CPU spent holding nothing,
+// ballast fill time, the CPU holder's accuracy, how fast load gives way to real work, also under attack, what a
 // percentile objective's CPU bursts cost beside a constant hold, and the
 // simulator's speed. `make bench` runs it.
 package main
@@ -16,13 +16,14 @@ import (
 
 func main() {
 	binary := flag.String("binary", "bin/cro-exporter", "the cro-exporter binary to measure")
-	only := flag.String("only", "scrape,memory,cpu,giveway,p95,simulate", "comma-separated benchmarks to run")
+	only := flag.String("only", "scrape,idle,memory,cpu,giveway,p95,simulate", "comma-separated benchmarks to run")
 	flag.Parse()
 	benches := []struct {
 		name string
 		run  func(binary string) error
 	}{
 		{"scrape", benchScrape},
+		{"idle", benchIdle},
 		{"memory", benchMemory},
 		{"cpu", benchCPU},
 		{"giveway", benchGiveWay},

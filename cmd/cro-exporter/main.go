@@ -180,7 +180,6 @@ func checkHost(cli *CLI) (*checked, error) {
 	if err != nil {
 		return nil, err
 	}
-	watcher.NoPressure = true
 	// A dry run writes nothing: the state dir may be missing, and is
 	// never created.
 	if err := controller.CheckStateDir(cli.StateDir, !cli.DryRun); err != nil {
@@ -289,7 +288,7 @@ func runUntilDone(ctx context.Context, cli *CLI, loop *controller.Loop, watcher 
 	}()
 	watched := make(chan struct{})
 	go func() {
-		loop.Watch(ctx, watcher.Read, watchEvery)
+		loop.Watch(ctx, watcher.ReadParts, watchEvery)
 		close(watched)
 	}()
 	loopErr := loop.Run(ctx)

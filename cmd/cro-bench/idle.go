@@ -1,0 +1,123 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Idle cost: cro-exporter with nothing to hold, beside node_exporter, each
+// scraped every idleScrape as Prometheus would, for idleFor after idleSettle.
+const (
+	idleSettle = 5 * time.Second
+	idleFor    = time.Minute
+	idleScrape = 15 * time.Second
+	// idleGoal is what cro-exporter may cost above node_exporter, as a
+	// share of one CPU.
+	idleGoal = 0.0005
+)
+
+// benchIdle measures the CPU time cro-exporter spends when it holds
+// nothing (every target 0), beside node_exporter's (cpu, meminfo and
+// filesystem collectors) over the same minute, both scraped alike.
+func benchIdle(binary string) error {
+	state, err := os.MkdirTemp("", "cro-bench")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(state)
+	port, err := freePort()
+	if err != nil {
+		return err
+	}
+	node := exec.Command("prometheus-node-exporter", "--web.listen-address=127.0.0.1:"+port,
+		"--collector.disable-defaults", "--collector.cpu", "--collector.meminfo", "--collector.filesystem")
+	if err := node.Start(); err != nil {
+		return fmt.Errorf("starting node_exporter (apt-get install prometheus-node-exporter): %w", err)
+	}
+	defer stop(node)
+	c, err := startCro(binary, filepath.Join(state, "state"), "--disk.path="+state,
+		"--target.cpu=0", "--target.memory=0", "--target.disk=0")
+	if err != nil {
+		return err
+	}
+	defer stop(c.cmd)
+	time.Sleep(idleSettle)
+
+	urls := []string{c.url, "http://127.0.0.1:" + port + "/metrics"}
+	pids := []int{c.cmd.Process.Pid, node.Process.Pid}
+	var before, after [2]time.Duration
+	for i, pid := range pids {
+		if before[i], err = cpuTime(pid); err != nil {
+			return err
+		}
+	}
+	start := time.Now()
+	for at := time.Duration(0); at < idleFor; at += idleScrape {
+		time.Sleep(time.Until(start.Add(at)))
+		for _, url := range urls {
+			if err := scrapeOnce(url); err != nil {
+				return err
+			}
+		}
+	}
+	time.Sleep(time.Until(start.Add(idleFor)))
+	for i, pid := range pids {
+		if after[i], err = cpuTime(pid); err != nil {
+			return err
+		}
+	}
+	took := time.Since(start).Seconds()
+	cro, nodeCPU := (after[0] - before[0]).Seconds(), (after[1] - before[1]).Seconds()
+	fmt.Printf("idle cost, nothing held, each scraped every %v for %v: cro-exporter %.1f ms of CPU (%.3f%% of one CPU);"+
+		" node_exporter cpu+meminfo+filesystem %.1f ms (%.3f%%) (goal: cro-exporter <= node_exporter + %.2f%% of one CPU: %s)\n",
+		idleScrape, idleFor, cro*1e3, 100*cro/took, nodeCPU*1e3, 100*nodeCPU/took, 100*idleGoal, met(cro <= nodeCPU+idleGoal*took))
+	return nil
+}
+
+// scrapeOnce GETs url and reads the body to the end.
+func scrapeOnce(url string) error {
+	resp, err := http.Get(url)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if _, err := io.Copy(io.Discard, resp.Body); err != nil {
+		return err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	return nil
+}
+
+// cpuTime is the CPU time of every thread of process pid, to the
+// nanosecond: the first field of each /proc/<pid>/task/<tid>/schedstat.
+// A thread that has ended takes its time with it; the Go runtime keeps
+// its threads.
+func cpuTime(pid int) (time.Duration, error) {
+	tasks, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/schedstat", pid))
+	if err != nil || len(tasks) == 0 {
+		return 0, errors.Join(fmt.Errorf("no threads of pid %d", pid), err)
+	}
+	var sum time.Duration
+	for _, t := range tasks {
+		data, err := os.ReadFile(t)
+		if err != nil {
+			continue // the thread ended
+		}
+		ns, err := strconv.ParseInt(strings.Fields(string(data))[0], 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("%s: %w", t, err)
+		}
+		sum += time.Duration(ns)
+	}
+	return sum, nil
+}
