@@ -21,7 +21,7 @@ type Exporter struct {
 	diskSize, diskUsed, diskAvailable           *prometheus.Desc
 	pressureStalled                             *prometheus.Desc
 	window, interval                            *prometheus.Desc
-	failures, holdOff, saveFailures             *prometheus.Desc
+	failures, holdOff, saveFailures, clockSteps *prometheus.Desc
 	objective, audit, auditPeriod               *prometheus.Desc
 	auditPassing, auditNeeded                   *prometheus.Desc
 }
@@ -50,6 +50,7 @@ func NewExporter() *Exporter {
 		failures:        desc("holder_failures_total", "Holders that failed: ended by themselves (killed from outside, OOM), failed to start, fill or answer; for disk, fill that could not be resized.", "resource"),
 		holdOff:         desc("holder_hold_off_seconds", "How long the holders may not grow yet after a pressure release; it doubles when releases repeat.", "resource"),
 		saveFailures:    desc("state_save_failures_total", "Failed saves of the averages to the state dir."),
+		clockSteps:      desc("clock_steps_total", "Steps of the wall clock, either way, seen against the monotonic clock between two samples; the averages and audit periods go on from the new time."),
 		ceiling:         desc("ceiling_ratio", "Ratio no target or setpoint is ever above."),
 		spec:            desc("spec_info", "The host's spec class, from its memory size.", "spec"),
 		cpus:            desc("cpus", "Number of CPUs in /proc/stat."),
@@ -75,7 +76,7 @@ func (e *Exporter) Describe(ch chan<- *prometheus.Desc) {
 		e.usage, e.average, e.target, e.setpoint, e.history, e.holders, e.holderUsage, e.holderBytes, e.releases,
 		e.ceiling, e.spec, e.cpus, e.lastSample, e.memoryTotal, e.memoryAvailable,
 		e.diskSize, e.diskUsed, e.diskAvailable, e.pressureStalled, e.reserve, e.window, e.interval,
-		e.failures, e.holdOff, e.saveFailures,
+		e.failures, e.holdOff, e.saveFailures, e.clockSteps,
 		e.objective, e.audit, e.auditPeriod, e.auditPassing, e.auditNeeded,
 	} {
 		ch <- d
@@ -128,6 +129,7 @@ func (e *Exporter) Collect(ch chan<- prometheus.Metric) {
 	}
 	gauge(e.ceiling, s.Ceiling)
 	ch <- prometheus.MustNewConstMetric(e.saveFailures, prometheus.CounterValue, float64(s.SaveFailures))
+	ch <- prometheus.MustNewConstMetric(e.clockSteps, prometheus.CounterValue, float64(s.ClockSteps))
 	gauge(e.spec, 1, s.Spec)
 	gauge(e.cpus, float64(s.Sample.CPUs))
 	gauge(e.lastSample, float64(s.Sample.Time.UnixNano())/1e9)

@@ -18,7 +18,10 @@ type State struct {
 	Interval time.Duration
 	// SaveFailures counts the failed saves of the averages since the start.
 	SaveFailures uint64
-	Resources    map[Resource]ResourceState
+	// ClockSteps counts the steps of the wall clock, either way, seen
+	// between two samples since the start.
+	ClockSteps uint64
+	Resources  map[Resource]ResourceState
 }
 
 // ResourceState is what the controller knows of one resource.

@@ -101,10 +101,16 @@ func freshAverages() map[collector.Resource]average {
 // interval covers the rejected one (counted up to maxSpan).
 //
 // A sample at or before the previous one (a duplicate, or the clock stepped
-// back) observes no time: it neither decays nor adds weight, and only moves
-// the last sample time, so that the clock's new present is where the next
-// interval starts.
+// back unseen) observes no time: it neither decays nor adds weight, and only
+// moves the last sample time, so that the clock's new present is where the
+// next interval starts.
+//
+// Only now's wall clock reading counts, as the auditor's clock does. Kept,
+// the monotonic reading would measure some spans and the wall clock others
+// (period boundaries carry none), and a step forward would fill the periods
+// it skips with x. A step is the loop's to see (clockStepped).
 func (a *Averages) update(r collector.Resource, now time.Time, x float64) error {
+	now = now.Round(0)
 	avg, ok := a.avg[r]
 	if !ok {
 		return fmt.Errorf("updating average: unknown resource %q", r)
@@ -138,6 +144,23 @@ func (a *Averages) update(r collector.Resource, now time.Time, x float64) error 
 	avg.last = now
 	a.avg[r] = avg
 	return nil
+}
+
+// clockStepped goes on after the wall clock stepped by `by` (forward when
+// positive) since the last samples: each last sample time moves with the
+// clock, so that the next sample stands for the time that really passed,
+// neither a negative span nor the step, and the audit periods resume from
+// the new time (periods.resume).
+func (a *Averages) clockStepped(by time.Duration) {
+	for r, avg := range a.avg {
+		if !avg.last.IsZero() {
+			avg.last = avg.last.Add(by)
+			a.avg[r] = avg
+		}
+	}
+	for _, p := range a.periods {
+		p.resume(p.until.Add(by))
+	}
 }
 
 // Value is r's average usage ratio, 0..1; 0 before its first sample.

@@ -91,8 +91,12 @@ type Loop struct {
 	// holdOff keeps memory ballast from growing back into the workload
 	// that made it give way.
 	holdOff holdOff
-	// saveFailures counts the failed saves of the averages.
-	saveFailures uint64
+	// saveFailures counts the failed saves of the averages; clockSteps
+	// the steps of the wall clock seen between two samples.
+	saveFailures, clockSteps uint64
+	// sampled is the time of the last sample Step took, with its monotonic
+	// clock reading; only Step uses it, and Step runs one at a time.
+	sampled time.Time
 
 	// applyMu keeps calls of Holders.Apply in order; each sends the
 	// decision that stands when it runs, so a stale one never overrides a
@@ -125,7 +129,10 @@ const smoothing = 5 * time.Minute
 // minutes and once more at the end. Samples are taken on the clock's
 // multiples of Interval, as a cloud agent's are, so that each audit period
 // (a multiple of Interval) is the sum of whole samples; the first at least
-// an Interval after Run starts, as after the daemon's first Step.
+// an Interval after Run starts, as after the daemon's first Step. Timers
+// run on the monotonic clock and each tick sets the next from the wall
+// clock it reads: after a step of the wall clock, the tick due comes on
+// time, off the new clock's multiples, and the next is on them again.
 func (l *Loop) Run(ctx context.Context) error {
 	timer := time.NewTimer(time.Until(l.nextTick(time.Now().Add(l.Interval - time.Nanosecond))))
 	defer timer.Stop()
@@ -174,15 +181,26 @@ func (l *Loop) save() {
 
 // Step folds one sample into the averages, decides the holder load, has
 // the holders apply it (again, so that holders lost since are replaced),
-// and publishes the new state.
+// and publishes the new state. A step of the wall clock since the previous
+// sample is logged, counted, and the averages go on from the new time.
 func (l *Loop) Step(s collector.Sample) {
+	// Sub reads the monotonic clock where both times carry it, as
+	// time.Now's and the timer's do; a step of the wall clock moves it not.
+	l.stepAfter(s, s.Time.Sub(l.sampled))
+}
+
+// stepAfter is Step for a sample taken elapsed after the previous one by
+// the monotonic clock.
+func (l *Loop) stepAfter(s collector.Sample, elapsed time.Duration) {
+	stepped := wallStep(l.sampled, s.Time, elapsed)
+	l.sampled = s.Time
 	var used HolderUsage
 	if l.Holders != nil {
 		var err error
 		used, err = l.Holders.Usage()
 		l.measureFault.report(l.Logger, "measuring the holders", err)
 	}
-	state := l.decide(s, used)
+	state := l.decide(s, used, stepped)
 	l.apply(true)
 	l.Publish(state)
 	l.mu.Lock()
@@ -194,11 +212,37 @@ func (l *Loop) Step(s collector.Sample) {
 	}
 }
 
+// stepTolerance is the least difference between the wall clock's and the
+// monotonic clock's time between two samples that is a step of the wall
+// clock, and not its slewing: chrony slews it by up to 8.3%, so by a
+// tenth of the time between the samples, at least 2 s.
+func stepTolerance(elapsed time.Duration) time.Duration {
+	return max(2*time.Second, elapsed/10)
+}
+
+// wallStep is how far the wall clock stepped between a sample at prev and
+// one at now, taken elapsed later by the monotonic clock: forward when
+// positive, 0 within stepTolerance or without a previous sample.
+func wallStep(prev, now time.Time, elapsed time.Duration) time.Duration {
+	if prev.IsZero() {
+		return 0
+	}
+	by := now.Round(0).Sub(prev.Round(0)) - elapsed
+	if by.Abs() < stepTolerance(elapsed) {
+		return 0
+	}
+	return by
+}
+
 // decide is the part of Step that runs under the lock: it gathers each
-// resource's inputs, has its law decide, and applies the decision.
-func (l *Loop) decide(s collector.Sample, used HolderUsage) *collector.State {
+// resource's inputs, has its law decide, and applies the decision. stepped
+// is how far the wall clock stepped since the previous sample.
+func (l *Loop) decide(s collector.Sample, used HolderUsage, stepped time.Duration) *collector.State {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if stepped != 0 {
+		l.clockStepped(stepped)
+	}
 	held := l.shares(used, s, &l.tickCPU)
 	next := l.planned
 	var real byResource[float64]
@@ -255,6 +299,20 @@ func (l *Loop) decide(s collector.Sample, used HolderUsage) *collector.State {
 	return l.state(s, used, held)
 }
 
+// clockStepped logs and counts a step of the wall clock by `by`, and has
+// the averages go on from the new time. (The memory hold-off needs
+// nothing: its times carry the monotonic reading a step does not move.) It
+// runs under mu.
+func (l *Loop) clockStepped(by time.Duration) {
+	l.clockSteps++
+	direction := "forward"
+	if by < 0 {
+		direction = "back"
+	}
+	l.Logger.Warn("wall clock stepped", "by", by.Abs(), "direction", direction)
+	l.Averages.clockStepped(by)
+}
+
 // state is what the exporter shows after a tick: the sample, and per
 // resource the average, what the loop decided and what the holders take
 // (used, and held as shares). It runs under mu.
@@ -267,6 +325,7 @@ func (l *Loop) state(s collector.Sample, used HolderUsage, held byResource[float
 		DiskReserve:   l.DiskReserve,
 		Interval:      l.Interval,
 		SaveFailures:  l.saveFailures,
+		ClockSteps:    l.clockSteps,
 		Resources:     make(map[collector.Resource]collector.ResourceState, len(collector.Resources)),
 	}
 	for i, r := range collector.Resources {

@@ -26,8 +26,9 @@ type periods struct {
 	// through it; sched is the bursts decided ahead.
 	bursts []uint64
 	sched  schedule
-	// open is the period in progress: sum is the usage-seconds folded
-	// into it, up to until; until is zero before the first sample.
+	// open is the period in progress, after closed: sum is the
+	// usage-seconds folded into it, up to until; until is zero before the
+	// first sample.
 	open  int64
 	sum   float64
 	until time.Time
@@ -59,19 +60,23 @@ func (p *periods) start(k int64) time.Time { return time.Unix(0, k*int64(p.lengt
 
 // observe folds usage x, which stands for the time since the previous call
 // (at most maxSpan of it), into the periods, closing each period it ends.
-// The first call, or one at or before the previous (the clock stepped
-// back), observes no time and only moves where the next interval starts.
+// The first call observes no time and only sets where the next interval
+// starts. A call at or before the previous one (the clock stepped back, and
+// the loop did not see it, as across a restart) observes no time either: the
+// periods resume from now.
 func (p *periods) observe(now time.Time, x float64, maxSpan time.Duration) {
-	from := p.until
-	p.until = now
-	if from.IsZero() || !now.After(from) {
-		if k := p.number(now); from.IsZero() || k != p.open {
-			p.open, p.sum = k, 0
-			p.closed = max(p.closed, k-1)
-		}
+	if p.until.IsZero() {
+		k := p.number(now)
+		p.open, p.sum, p.until = k, 0, now
+		p.closed = max(p.closed, k-1)
 		return
 	}
-	from = later(from, now.Add(-maxSpan))
+	if !now.After(p.until) {
+		p.resume(now)
+		return
+	}
+	from := later(p.until, now.Add(-maxSpan))
+	p.until = now
 	for from.Before(now) {
 		if k := p.number(from); k != p.open {
 			p.close()
@@ -90,14 +95,51 @@ func (p *periods) observe(now time.Time, x float64, maxSpan time.Duration) {
 	}
 }
 
+// resume goes on from from, what the clock reads now where it read until
+// before it stepped; before the first sample there is nothing to resume.
+// Ahead of until, the time between counts as nobody saw it, as a gap does.
+// Back, the periods after from's are forgotten, so that none numbered
+// ahead of the clock holds the window's periods back from closing, and
+// from's period is reopened with its mean so far over its time before
+// from: the time after from is counted once, when the clock comes to it
+// again.
+func (p *periods) resume(from time.Time) {
+	switch {
+	case p.until.IsZero():
+		return
+	case !from.Before(p.until):
+		p.until = from
+		return
+	}
+	n := int64(len(p.means))
+	k := p.number(from)
+	start := p.start(k)
+	var mean float64 // of period k so far
+	switch {
+	case k == p.open:
+		mean = p.sum / p.until.Sub(start).Seconds()
+	case k <= p.closed && k > p.closed-n:
+		mean = float64(p.means[k%n]) / meanScale
+	}
+	p.forget(k)
+	p.open, p.sum, p.until = k, mean*from.Sub(start).Seconds(), from
+}
+
+// forget makes the periods from k on never seen: those closed count as 0,
+// and k is the next to close.
+func (p *periods) forget(k int64) {
+	n := int64(len(p.means))
+	for j := max(k, p.closed-n+1); j <= p.closed; j++ {
+		p.means[j%n] = 0
+		p.setBurst(j, false)
+	}
+	p.closed = min(p.closed, k-1)
+}
+
 // close records the open period's mean; time in it nobody saw counts as 0.
-// A period closed before (the clock stepped back) keeps its first mean.
 func (p *periods) close() {
 	n := int64(len(p.means))
 	k := p.open
-	if k <= p.closed {
-		return
-	}
 	for j := max(p.closed+1, k-n+1); j < k; j++ {
 		p.means[j%n] = 0 // periods nobody saw
 		p.setBurst(j, false)
@@ -105,7 +147,7 @@ func (p *periods) close() {
 	mean := clamp(p.sum/p.length.Seconds(), 0, 1)
 	p.means[k%n] = uint16(math.Floor(mean * meanScale))
 	p.setBurst(k, p.sched.burns(k))
-	p.closed = max(p.closed, k)
+	p.closed = k
 }
 
 func (p *periods) setBurst(k int64, burst bool) {

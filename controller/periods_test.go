@@ -52,19 +52,23 @@ func TestPeriodsKeepTheMeanOfEachClockMinute(t *testing.T) {
 	if got, want := means(p, k+5), []float64{0.45, 0.15, 0, 0.2, 0.8}; !slices.Equal(got, want) {
 		t.Errorf("means after a gap = %v, want %v", got, want)
 	}
-	// A clock stepped back changes no period closed before.
+	// A clock stepped back unseen (as across a restart) by 2 minutes: the
+	// periods from its new time on are seen again, once.
 	at(4*time.Minute, 1)
-	at(6*time.Minute, 0.1)
-	if got, want := means(p, k+5), []float64{0.45, 0.15, 0, 0.2, 0.8}; !slices.Equal(got, want) {
+	at(4*time.Minute+30*time.Second, 0.6)
+	at(5*time.Minute, 0.6)
+	at(5*time.Minute+30*time.Second, 0.8)
+	at(6*time.Minute, 0.8)
+	if got, want := means(p, k+5), []float64{0.45, 0.15, 0, 0.6, 0.8}; !slices.Equal(got, want) {
 		t.Errorf("means after the clock stepped back = %v, want %v", got, want)
 	}
-	if got := p.passing(k+5, 0.44); got != 2 {
-		t.Errorf("%d periods at or above 0.44, want 2 (0.45 and 0.8)", got)
+	if got := p.passing(k+5, 0.44); got != 3 {
+		t.Errorf("%d periods at or above 0.44, want 3 (0.45, 0.6 and 0.8)", got)
 	}
-	if got := p.passing(k+5, 0.5); got != 1 {
-		t.Errorf("%d periods at or above 0.5, want 1", got)
+	if got := p.passing(k+5, 0.7); got != 1 {
+		t.Errorf("%d periods at or above 0.7, want 1", got)
 	}
-	if got, want := p.quantile(k+5, 0.6), 0.2; got > want || got < want-1.0/meanScale {
+	if got, want := p.quantile(k+5, 0.6), 0.45; got > want || got < want-1.0/meanScale {
 		t.Errorf("p60 of %v = %v, want %v (the third of five)", means(p, k+5), got, want)
 	}
 }
@@ -129,14 +133,7 @@ func TestSaveThenLoadRestoresTheAuditPeriods(t *testing.T) {
 		saved.update(collector.CPU, minute.Add(time.Duration(i)*15*time.Second), float64(i%7)/10)
 	}
 	saved.periods[collector.CPU].setBurst(saved.periods[collector.CPU].closed, true)
-	if err := saved.save(dir); err != nil {
-		t.Fatal(err)
-	}
-	loaded := NewAverages(window, maxSpan)
-	loaded.SetObjective(collector.CPU, o)
-	if err := loaded.Load(dir, loadedAt, discard()); err != nil {
-		t.Fatal(err)
-	}
+	loaded := saveAndLoad(t, dir, saved, o)
 	allow := cmp.AllowUnexported(Averages{}, average{}, periods{}, schedule{}, audited{})
 	if diff := cmp.Diff(saved, loaded, allow); diff != "" {
 		t.Errorf("loaded (-saved +loaded):\n%s", diff)
@@ -171,6 +168,21 @@ func TestSaveThenLoadRestoresTheAuditPeriods(t *testing.T) {
 	if p := ahead.periods[collector.CPU]; p.closed != 0 || !strings.Contains(log.String(), "start afresh") {
 		t.Errorf("periods a window ahead of their last sample restored: closed %d; log %q", p.closed, log.String())
 	}
+}
+
+// saveAndLoad saves averages into dir and loads them into new averages
+// with CPU objective o.
+func saveAndLoad(t *testing.T, dir string, saved *Averages, o Objective) *Averages {
+	t.Helper()
+	if err := saved.save(dir); err != nil {
+		t.Fatal(err)
+	}
+	loaded := NewAverages(window, maxSpan)
+	loaded.SetObjective(collector.CPU, o)
+	if err := loaded.Load(dir, loadedAt, discard()); err != nil {
+		t.Fatal(err)
+	}
+	return loaded
 }
 
 func TestLoadOfUnusableAuditPeriodsMovesTheFileAside(t *testing.T) {

@@ -297,5 +297,11 @@ func parsePeriods(f periodsJSON, length time.Duration, n int) (*periods, error) 
 	for i := range p.bursts {
 		p.bursts[i] = binary.LittleEndian.Uint64(f.Bursts[8*i:])
 	}
+	// Periods closed at or ahead of the last sample's (saved after the
+	// clock stepped back, by a version that kept them) would hold the
+	// window's periods back from closing: they are forgotten.
+	if at := p.number(p.until); !p.until.IsZero() && p.closed >= at {
+		p.forget(at)
+	}
 	return p, nil
 }
