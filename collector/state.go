@@ -18,7 +18,10 @@ type State struct {
 	Interval time.Duration
 	// SaveFailures counts the failed saves of the averages since the start.
 	SaveFailures uint64
-	Resources    map[Resource]ResourceState
+	// DiskLosses counts the times since the start the disk stopped being
+	// measured (Sample.DiskErr).
+	DiskLosses uint64
+	Resources  map[Resource]ResourceState
 }
 
 // ResourceState is what the controller knows of one resource.

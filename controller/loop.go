@@ -93,6 +93,10 @@ type Loop struct {
 	holdOff holdOff
 	// saveFailures counts the failed saves of the averages.
 	saveFailures uint64
+	// diskLost is set while the disk is not measured (Sample.DiskErr);
+	// diskLosses counts the times it started.
+	diskLost   bool
+	diskLosses uint64
 
 	// applyMu keeps calls of Holders.Apply in order; each sends the
 	// decision that stands when it runs, so a stale one never overrides a
@@ -191,11 +195,18 @@ func (l *Loop) decide(s collector.Sample, used HolderUsage) *collector.State {
 	defer l.mu.Unlock()
 	held := l.shares(used, s, &l.tickCPU)
 	next := l.planned
+	l.noteDisk(s.DiskErr)
 	var real byResource[float64]
 	for i, r := range collector.Resources {
 		c := &l.control[i]
 		total := s.Usage(r)
 		real[i] = max(0, total-held[i])
+		if r == collector.Disk && s.DiskErr != nil {
+			// No figures, or another filesystem's: nothing to average,
+			// and no fill to hold until the disk is back.
+			next.Disk = 0
+			continue
+		}
 		if err := l.Averages.update(r, s.Time, total); err != nil {
 			l.Logger.Warn("updating the average", "resource", r, "err", err)
 		}
@@ -257,6 +268,7 @@ func (l *Loop) state(s collector.Sample, used HolderUsage, held byResource[float
 		DiskReserve:   l.DiskReserve,
 		Interval:      l.Interval,
 		SaveFailures:  l.saveFailures,
+		DiskLosses:    l.diskLosses,
 		Resources:     make(map[collector.Resource]collector.ResourceState, len(collector.Resources)),
 	}
 	for i, r := range collector.Resources {
@@ -357,7 +369,7 @@ func (l *Loop) giveWay(s collector.Sample, w *watch, every time.Duration) {
 	}
 	l.mu.Lock()
 	l.releaseMemory(s, w)
-	if avail := int64(s.DiskAvailable); avail < l.DiskReserve && l.planned.Disk > 0 {
+	if avail := int64(s.DiskAvailable); s.DiskErr == nil && avail < l.DiskReserve && l.planned.Disk > 0 {
 		was := l.planned.Disk
 		l.planned.Disk = max(0, was-(l.DiskReserve-avail))
 		l.control.of(collector.Disk).releases[collector.ReasonReserve]++
@@ -523,6 +535,21 @@ func (l *Loop) warnUnreachable(r collector.Resource, c *control, target, limit f
 		l.Logger.Warn("target cannot be met", "resource", r, "target", round(target), "limit", round(limit), "by", by)
 	} else {
 		l.Logger.Info("target can be met again", "resource", r, "target", round(target))
+	}
+}
+
+// noteDisk says once, when it starts and when it ends, that the disk is
+// not measured (err), and counts the times it starts. It runs under mu.
+func (l *Loop) noteDisk(err error) {
+	if lost := err != nil; lost == l.diskLost {
+		return
+	}
+	l.diskLost = err != nil
+	if l.diskLost {
+		l.diskLosses++
+		l.Logger.Warn("disk not measured: its average waits and its fill is released until it is", "err", err)
+	} else {
+		l.Logger.Info("disk measured again: --disk.path is on the filesystem it was on at start")
 	}
 }
 
