@@ -19,6 +19,7 @@ type Exporter struct {
 	ceiling, spec, cpus, lastSample             *prometheus.Desc
 	memoryTotal, memoryAvailable, reserve       *prometheus.Desc
 	diskSize, diskUsed, diskAvailable           *prometheus.Desc
+	diskPresent, diskLosses                     *prometheus.Desc
 	pressureStalled                             *prometheus.Desc
 	window, interval                            *prometheus.Desc
 	failures, holdOff, saveFailures, clockSteps *prometheus.Desc
@@ -62,6 +63,8 @@ func NewExporter() *Exporter {
 		diskSize:        desc("disk_size_bytes", "Size of the filesystem holding --disk.path, the blocks reserved for root included."),
 		diskUsed:        desc("disk_used_bytes", "Bytes used on the filesystem holding --disk.path, as df counts them: size less free blocks."),
 		diskAvailable:   desc("disk_available_bytes", "Bytes an unprivileged user may still write on the filesystem holding --disk.path."),
+		diskPresent:     desc("disk_filesystem_present", "1 while --disk.path is on the filesystem it was on at start and statfs measures it; 0 while not (unmounted, deleted, another filesystem in its place, statfs failing): the disk is then neither averaged nor filled, its fill is released, and its usage and size are not exported."),
+		diskLosses:      desc("disk_filesystem_losses_total", "Times since the start cro_disk_filesystem_present went to 0."),
 		reserve:         desc("reserve_bytes", "MemAvailable (memory) or free disk space (disk) that holders always leave to real work.", "resource"),
 		pressureStalled: desc("pressure_stalled_seconds_total", "Time in which some or all non-idle tasks were stalled on the resource, from /proc/pressure (io is filed under disk).", "resource", "kind"),
 	}
@@ -75,7 +78,7 @@ func (e *Exporter) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
 		e.usage, e.average, e.target, e.setpoint, e.history, e.holders, e.holderUsage, e.holderBytes, e.releases,
 		e.ceiling, e.spec, e.cpus, e.lastSample, e.memoryTotal, e.memoryAvailable,
-		e.diskSize, e.diskUsed, e.diskAvailable, e.pressureStalled, e.reserve, e.window, e.interval,
+		e.diskSize, e.diskUsed, e.diskAvailable, e.diskPresent, e.diskLosses, e.pressureStalled, e.reserve, e.window, e.interval,
 		e.failures, e.holdOff, e.saveFailures, e.clockSteps,
 		e.objective, e.audit, e.auditPeriod, e.auditPassing, e.auditNeeded,
 	} {
@@ -94,7 +97,9 @@ func (e *Exporter) Collect(ch chan<- prometheus.Metric) {
 	}
 	for _, r := range Resources {
 		rs := s.Resources[r]
-		gauge(e.usage, s.Sample.Usage(r), string(r))
+		if r != Disk || s.Sample.DiskErr == nil {
+			gauge(e.usage, s.Sample.Usage(r), string(r))
+		}
 		gauge(e.average, rs.Average, string(r))
 		gauge(e.target, rs.Target, string(r))
 		gauge(e.objective, 1, string(r), rs.Statistic)
@@ -136,9 +141,15 @@ func (e *Exporter) Collect(ch chan<- prometheus.Metric) {
 	gauge(e.interval, s.Interval.Seconds())
 	gauge(e.memoryTotal, float64(s.Sample.MemoryTotal))
 	gauge(e.memoryAvailable, float64(s.Sample.MemoryAvailable))
-	gauge(e.diskSize, float64(s.Sample.DiskSize))
-	gauge(e.diskUsed, float64(s.Sample.DiskUsed))
-	gauge(e.diskAvailable, float64(s.Sample.DiskAvailable))
+	present := 0.0
+	if s.Sample.DiskErr == nil {
+		present = 1
+		gauge(e.diskSize, float64(s.Sample.DiskSize))
+		gauge(e.diskUsed, float64(s.Sample.DiskUsed))
+		gauge(e.diskAvailable, float64(s.Sample.DiskAvailable))
+	}
+	gauge(e.diskPresent, present)
+	ch <- prometheus.MustNewConstMetric(e.diskLosses, prometheus.CounterValue, float64(s.DiskLosses))
 	gauge(e.reserve, float64(s.MemoryReserve), string(Memory))
 	gauge(e.reserve, float64(s.DiskReserve), string(Disk))
 }

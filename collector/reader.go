@@ -30,6 +30,9 @@ type Reader struct {
 	// statfs measures the filesystem holding path: statfsDisk, which tests
 	// replace.
 	statfs func(path string) (diskSpace, error)
+	// dev is the device of the disk path's filesystem at NewReader: the
+	// only one measured, for the Reader's whole life.
+	dev uint64
 
 	// prev holds the /proc/stat counters of the last successful Read; zero
 	// before the first, so that the first Read measures since boot.
@@ -65,9 +68,11 @@ func newReader(procPath, diskPath string, statfs func(string) (diskSpace, error)
 	if _, _, err := r.readMeminfo(); err != nil {
 		return nil, err
 	}
-	if _, err := r.readDisk(); err != nil {
+	disk, err := r.measureDisk()
+	if err != nil {
 		return nil, err
 	}
+	r.dev = disk.dev
 	return r, nil
 }
 
@@ -101,8 +106,11 @@ func (r *Reader) Read(now time.Time) (Sample, error) {
 // fields of the others are zero. The first read of /proc/stat reports the
 // CPU busy fraction since boot; later ones, the fraction since the previous
 // successful one. Where /proc/stat did not move (or went backwards) it
-// reports the previous fraction again. Every read of the CPU moves its
-// baseline, so one loop owns a Reader.
+// reports the previous fraction again. A disk that cannot be measured, or
+// whose path has left the filesystem it was on at NewReader, is no error:
+// the Sample says why in DiskErr, without disk figures, so that CPU and
+// memory go on. Every read of the CPU moves its baseline, so one loop owns
+// a Reader.
 func (r *Reader) ReadParts(now time.Time, parts Parts) (Sample, error) {
 	s := Sample{Time: now}
 	var ticks cpuTicks
@@ -119,10 +127,7 @@ func (r *Reader) ReadParts(now time.Time, parts Parts) (Sample, error) {
 	}
 	if parts&DiskPart != 0 {
 		disk, err := r.readDisk()
-		if err != nil {
-			return Sample{}, err
-		}
-		s.DiskSize, s.DiskUsed, s.DiskAvailable = disk.size, disk.used, disk.avail
+		s.DiskSize, s.DiskUsed, s.DiskAvailable, s.DiskErr = disk.size, disk.used, disk.avail, err
 	}
 	if parts&CPUPart != 0 {
 		// Only a complete sample moves the baseline, so that the next one
@@ -187,11 +192,29 @@ func (r *Reader) read(f procFile) ([]byte, error) {
 }
 
 // diskSpace is the filesystem holding the disk path, in bytes: its size,
-// what df counts as used, and what an unprivileged user may still write.
-type diskSpace struct{ size, used, avail uint64 }
+// what df counts as used, and what an unprivileged user may still write;
+// and its device (st_dev).
+type diskSpace struct{ size, used, avail, dev uint64 }
 
-// readDisk measures the filesystem holding the disk path.
+// readDisk measures the filesystem holding the disk path, which must be
+// the one it held at NewReader: another one (the first unmounted, lazily
+// too, the path deleted, another filesystem mounted or linked in its place)
+// is not the disk cro-exporter holds, and is not measured.
 func (r *Reader) readDisk() (diskSpace, error) {
+	disk, err := r.measureDisk()
+	if err != nil {
+		return diskSpace{}, err
+	}
+	if disk.dev != r.dev {
+		return diskSpace{}, &DiskError{Path: r.diskPath, Err: fmt.Errorf("on device %s, no longer on the filesystem it was on at start (device %s)",
+			linux.DeviceName(disk.dev), linux.DeviceName(r.dev))}
+	}
+	return disk, nil
+}
+
+// measureDisk measures the filesystem holding the disk path, whichever it
+// is.
+func (r *Reader) measureDisk() (diskSpace, error) {
 	disk, err := r.statfs(r.diskPath)
 	if err != nil {
 		return diskSpace{}, &DiskError{Path: r.diskPath, Err: err}

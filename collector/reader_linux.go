@@ -2,13 +2,33 @@ package collector
 
 import "golang.org/x/sys/unix"
 
-// statfsDisk measures the filesystem holding path with statfs(2).
+// statfsDisk measures the filesystem holding path with fstatfs(2), and
+// its device with fstat(2), both on one O_PATH descriptor of path, so that
+// the two describe the same filesystem.
 func statfsDisk(path string) (diskSpace, error) {
-	var st unix.Statfs_t
+	var fd int
+	var err error
 	for {
-		err := unix.Statfs(path, &st)
+		fd, err = unix.Open(path, unix.O_PATH|unix.O_CLOEXEC, 0)
+		if err != unix.EINTR {
+			break
+		}
+	}
+	if err != nil {
+		return diskSpace{}, err
+	}
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return diskSpace{}, err
+	}
+	var sfs unix.Statfs_t
+	for {
+		err := unix.Fstatfs(fd, &sfs)
 		if err == nil {
-			return diskSpaceOf(&st), nil
+			disk := diskSpaceOf(&sfs)
+			disk.dev = st.Dev
+			return disk, nil
 		}
 		if err != unix.EINTR {
 			return diskSpace{}, err

@@ -589,7 +589,6 @@ func TestReadReportsAFileThatBrokeSinceStart(t *testing.T) {
 	tests := []struct {
 		name    string
 		breakIt func(t *testing.T, dir string)
-		statfs  func(string) (diskSpace, error)
 		wantErr string // as in the test above
 	}{
 		{
@@ -624,14 +623,6 @@ func TestReadReportsAFileThatBrokeSinceStart(t *testing.T) {
 			},
 			wantErr: "reading TREE/pressure/cpu: is a directory",
 		},
-		{
-			name:    "the disk gone",
-			breakIt: func(*testing.T, string) {},
-			statfs: func(string) (diskSpace, error) {
-				return diskSpace{}, syscall.EIO
-			},
-			wantErr: "statfs /srv: input/output error",
-		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -641,14 +632,56 @@ func TestReadReportsAFileThatBrokeSinceStart(t *testing.T) {
 				t.Fatal(err)
 			}
 			tt.breakIt(t, dir)
-			if tt.statfs != nil {
-				r.statfs = tt.statfs
-			}
 			_, err = r.Read(readAt)
 			if err == nil {
 				t.Fatal("Read() succeeded, want an error")
 			}
 			checkReadError(t, err, strings.ReplaceAll(tt.wantErr, "TREE", dir))
+		})
+	}
+}
+
+// A disk that cannot be measured, or whose path has left the filesystem it
+// was on at start, is said in the sample, without its figures (another
+// filesystem's are not the disk's), and CPU and memory are still read.
+func TestADiskLostSinceStartIsNotMeasuredAndTheRestIs(t *testing.T) {
+	other := testDisk
+	other.dev, other.size = 7, 400<<30
+	for _, tt := range []struct {
+		name    string
+		statfs  func(string) (diskSpace, error)
+		wantErr string
+	}{
+		{"statfs fails", func(string) (diskSpace, error) { return diskSpace{}, syscall.EIO }, "statfs /srv: input/output error"},
+		{"another filesystem in its place", fakeDisk(other), "statfs /srv: on device 0:7, no longer on the filesystem it was on at start (device 0:0)"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			r, err := newReader(fixtureTree("small-8g"), "/srv", fakeDisk(testDisk))
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, err := r.Read(readAt)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r.statfs = tt.statfs
+			got, err := r.Read(readAt.Add(time.Second))
+			if err != nil {
+				t.Fatalf("Read() = %v, want a sample without the disk", err)
+			}
+			if _, ok := errors.AsType[*DiskError](got.DiskErr); !ok || got.DiskErr.Error() != tt.wantErr {
+				t.Errorf("DiskErr = %v, want a DiskError %q", got.DiskErr, tt.wantErr)
+			}
+			if got.DiskSize != 0 || got.DiskUsed != 0 || got.DiskAvailable != 0 {
+				t.Errorf("disk figures %d/%d/%d, want none", got.DiskSize, got.DiskUsed, got.DiskAvailable)
+			}
+			if got.MemoryTotal != want.MemoryTotal || got.MemoryAvailable != want.MemoryAvailable || got.CPUs != want.CPUs {
+				t.Errorf("memory and CPUs %+v, want them read as before: %+v", got, want)
+			}
+			r.statfs = fakeDisk(testDisk)
+			if back, err := r.Read(readAt.Add(2 * time.Second)); err != nil || back.DiskErr != nil || back.DiskSize != testDisk.size {
+				t.Errorf("back on its filesystem: Read() = %+v, %v; want the disk measured again", back, err)
+			}
 		})
 	}
 }

@@ -40,6 +40,11 @@ type Sample struct {
 	// what an unprivileged user may still write. The blocks reserved for
 	// root are in DiskSize alone.
 	DiskSize, DiskUsed, DiskAvailable uint64
+	// DiskErr says why the disk was not measured: statfs failed, or
+	// --disk.path is no longer on the filesystem it was on at start. The
+	// Disk fields are then 0, and the disk is neither averaged nor filled.
+	// nil when it was measured.
+	DiskErr error
 	// Pressure holds the cumulative stall times of /proc/pressure/{cpu,memory,io}
 	// (io filed under Disk); it is empty where the kernel has no PSI.
 	Pressure map[Resource]Stall

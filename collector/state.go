@@ -21,6 +21,9 @@ type State struct {
 	// ClockSteps counts the steps of the wall clock, either way, seen
 	// between two samples since the start.
 	ClockSteps uint64
+	// DiskLosses counts the times since the start the disk stopped being
+	// measured (Sample.DiskErr).
+	DiskLosses uint64
 	Resources  map[Resource]ResourceState
 }
 

@@ -97,6 +97,10 @@ type Loop struct {
 	// sampled is the time of the last sample Step took, with its monotonic
 	// clock reading; only Step uses it, and Step runs one at a time.
 	sampled time.Time
+	// diskLost is set while the disk is not measured (Sample.DiskErr);
+	// diskLosses counts the times it started.
+	diskLost   bool
+	diskLosses uint64
 
 	// applyMu keeps calls of Holders.Apply in order; each sends the
 	// decision that stands when it runs, so a stale one never overrides a
@@ -245,11 +249,18 @@ func (l *Loop) decide(s collector.Sample, used HolderUsage, stepped time.Duratio
 	}
 	held := l.shares(used, s, &l.tickCPU)
 	next := l.planned
+	l.noteDisk(s.DiskErr)
 	var real byResource[float64]
 	for i, r := range collector.Resources {
 		c := &l.control[i]
 		total := s.Usage(r)
 		real[i] = max(0, total-held[i])
+		if r == collector.Disk && s.DiskErr != nil {
+			// No figures, or another filesystem's: nothing to average,
+			// and no fill to hold until the disk is back.
+			next.Disk = 0
+			continue
+		}
 		if err := l.Averages.update(r, s.Time, total); err != nil {
 			l.Logger.Warn("updating the average", "resource", r, "err", err)
 		}
@@ -326,6 +337,7 @@ func (l *Loop) state(s collector.Sample, used HolderUsage, held byResource[float
 		Interval:      l.Interval,
 		SaveFailures:  l.saveFailures,
 		ClockSteps:    l.clockSteps,
+		DiskLosses:    l.diskLosses,
 		Resources:     make(map[collector.Resource]collector.ResourceState, len(collector.Resources)),
 	}
 	for i, r := range collector.Resources {
@@ -483,7 +495,7 @@ func (l *Loop) giveWay(s collector.Sample, parts collector.Parts, w *watch, ever
 	if parts&collector.MemoryPart != 0 {
 		l.releaseMemory(s, w)
 	}
-	if avail := int64(s.DiskAvailable); parts&collector.DiskPart != 0 && avail < l.DiskReserve && l.planned.Disk > 0 {
+	if avail := int64(s.DiskAvailable); parts&collector.DiskPart != 0 && s.DiskErr == nil && avail < l.DiskReserve && l.planned.Disk > 0 {
 		was := l.planned.Disk
 		l.planned.Disk = max(0, was-(l.DiskReserve-avail))
 		l.control.of(collector.Disk).releases[collector.ReasonReserve]++
@@ -656,6 +668,21 @@ func (l *Loop) warnUnreachable(r collector.Resource, c *control, target, limit f
 		l.Logger.Warn("target cannot be met", "resource", r, "target", round(target), "limit", round(limit), "by", by)
 	} else {
 		l.Logger.Info("target can be met again", "resource", r, "target", round(target))
+	}
+}
+
+// noteDisk says once, when it starts and when it ends, that the disk is
+// not measured (err), and counts the times it starts. It runs under mu.
+func (l *Loop) noteDisk(err error) {
+	if lost := err != nil; lost == l.diskLost {
+		return
+	}
+	l.diskLost = err != nil
+	if l.diskLost {
+		l.diskLosses++
+		l.Logger.Warn("disk not measured: its average waits and its fill is released until it is", "err", err)
+	} else {
+		l.Logger.Info("disk measured again: --disk.path is on the filesystem it was on at start")
 	}
 }
 

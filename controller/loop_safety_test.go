@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"log/slog"
@@ -280,6 +281,63 @@ func TestATickThatSeesMemoryShortFirstHoldsOffToo(t *testing.T) {
 		tick(at)
 		if loop.planned.Memory > released {
 			t.Fatalf("ballast grew back to %d at %v after the tick released it to %d", loop.planned.Memory, at, released)
+		}
+	}
+}
+
+// A disk that is not measured (its filesystem gone from --disk.path) has
+// its fill planned to 0 at once, leaves its average as it was, makes the
+// watcher count no reserve release, and is said once when it starts and
+// once when it ends; the fill is planned again once it is back.
+func TestADiskNotMeasuredIsNeitherAveragedNorFilledAndSaidOnce(t *testing.T) {
+	model := &Model{CPUs: 2, MemoryTotal: 8 * gib, DiskSize: 100 * gib, Real: steady(idle)}
+	var log bytes.Buffer
+	var state *collector.State
+	loop := &Loop{
+		Holders: model, Averages: NewAverages(30*24*time.Hour, 30*time.Second),
+		Targets: map[collector.Resource]float64{collector.Disk: 0.40},
+		Ceiling: 0.9, MemoryReserve: gib, DiskReserve: gib, Chunk: 256 << 20, Interval: 15 * time.Second,
+		Publish: func(s *collector.State) { state = s }, Logger: slog.New(slog.NewTextHandler(&log, nil)),
+	}
+	at := func(i int) time.Time { return simStart.Add(time.Duration(i) * 15 * time.Second) }
+	for i := range 4 {
+		s, _ := model.Read(at(i))
+		loop.Step(s)
+	}
+	if loop.planned.Disk == 0 {
+		t.Fatal("no fill planned on an idle disk under its target")
+	}
+	average := loop.Averages.Value(collector.Disk)
+	for i := 4; i < 8; i++ {
+		s, _ := model.Read(at(i))
+		s.DiskSize, s.DiskUsed, s.DiskAvailable = 0, 0, 0
+		s.DiskErr = errors.New("statfs /srv: on device 0:7, no longer on the filesystem it was on at start (device 0:52)")
+		loop.Step(s)
+		var w watch
+		loop.giveWay(s, collector.AllParts, &w, 250*time.Millisecond)
+		if loop.planned.Disk != 0 || loop.applied.Disk != 0 {
+			t.Fatalf("tick %d without the disk: fill planned %d, applied %d; want 0", i, loop.planned.Disk, loop.applied.Disk)
+		}
+	}
+	if got := loop.Averages.Value(collector.Disk); got != average {
+		t.Errorf("disk average moved from %v to %v while the disk was not measured", average, got)
+	}
+	if r := state.Resources[collector.Disk].Releases; r != [len(collector.Reasons)]uint64{} {
+		t.Errorf("disk releases %v while the disk was not measured, want none", r)
+	}
+	if state.DiskLosses != 1 {
+		t.Errorf("DiskLosses = %d, want 1", state.DiskLosses)
+	}
+	for i := 8; i < 12; i++ {
+		s, _ := model.Read(at(i))
+		loop.Step(s)
+	}
+	if loop.planned.Disk == 0 {
+		t.Error("no fill planned once the disk is back")
+	}
+	for _, msg := range []string{"disk not measured", "disk measured again"} {
+		if n := strings.Count(log.String(), msg); n != 1 {
+			t.Errorf("%d log lines %q, want 1:\n%s", n, msg, log.String())
 		}
 	}
 }

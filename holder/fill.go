@@ -35,6 +35,9 @@ type fill struct {
 	// diskPath is a path on the filesystem the fill must be on, "" when
 	// that is not checked.
 	diskPath string
+	// dev is the device of diskPath's filesystem when the fill was made:
+	// the only one it is ever on, for the daemon's whole life.
+	dev uint64
 	// owner is the state dir of the cro-exporter whose fill this is,
 	// absolute with symlinks resolved: the content of the dir's marker.
 	owner string

@@ -12,6 +12,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/cro-exporter/cro-exporter/internal/linux"
 	"github.com/cro-exporter/cro-exporter/internal/statefile"
 )
 
@@ -158,7 +159,98 @@ func newFill(dir, diskPath, owner string) (*fill, error) {
 	}
 	// Clean drops a trailing slash, which would make the kernel follow a
 	// symlink in spite of O_NOFOLLOW.
-	return &fill{dir: filepath.Clean(dir), diskPath: diskPath, owner: owner, maxFile: maxFillFile, fallocate: fallocateMode0}, nil
+	f := &fill{dir: filepath.Clean(dir), diskPath: diskPath, owner: owner, maxFile: maxFillFile, fallocate: fallocateMode0}
+	if diskPath != "" {
+		var st unix.Stat_t
+		if err := unix.Stat(diskPath, &st); err != nil {
+			return nil, fmt.Errorf("disk path: %w", &fs.PathError{Op: "stat", Path: diskPath, Err: err})
+		}
+		f.dev = st.Dev
+	}
+	return f, nil
+}
+
+// errGone matches the error of a fill whose filesystem is no longer the one
+// at diskPath.
+var errGone = errors.New("the filesystem of the disk path is gone")
+
+// goneError says that diskPath no longer leads to the filesystem the fill
+// was opened on, and what it leads to instead.
+type goneError struct {
+	diskPath string
+	now      string // "device 0:53", or why it could not be looked at
+	dev      uint64 // the device at start
+}
+
+func (e *goneError) Error() string {
+	return fmt.Sprintf("--disk.path %s is no longer on the filesystem it was on at start (device %s), but %s; the fill there is released and not grown until it is back",
+		e.diskPath, linux.DeviceName(e.dev), e.now)
+}
+
+func (e *goneError) Is(target error) bool { return target == errGone }
+
+// lost tells whether diskPath still leads to the filesystem the fill was
+// opened on: nil while it does (and always without a diskPath), a goneError
+// once it was unmounted (lazily too), deleted, or another filesystem was
+// mounted or linked in its place.
+func (f *fill) lost() error {
+	if f.diskPath == "" {
+		return nil
+	}
+	var st unix.Stat_t
+	switch err := unix.Stat(f.diskPath, &st); {
+	case err != nil:
+		return &goneError{diskPath: f.diskPath, now: "stat says " + err.Error(), dev: f.dev}
+	case st.Dev != f.dev:
+		return &goneError{diskPath: f.diskPath, now: "on device " + linux.DeviceName(st.Dev), dev: f.dev}
+	}
+	return nil
+}
+
+// checkLost is what every method does first: while the fill's filesystem
+// is gone from diskPath (see lost), it removes the fill files from the dir
+// held through its descriptor, never by path, and lets the dir go (a
+// filesystem unmounted lazily is then no longer kept busy); the marker
+// stays, so that the dir is adopted again should the filesystem come back.
+// It returns the goneError, nil while the filesystem is there, what it
+// removed, and the error of removing it.
+func (f *fill) checkLost() (lost error, removed fillUsage, err error) {
+	if lost = f.lost(); lost == nil {
+		return nil, fillUsage{}, nil
+	}
+	f.setSeen(fillUsage{})
+	if f.held == nil {
+		return lost, fillUsage{}, nil
+	}
+	defer f.release()
+	fd, err := unix.Openat(int(f.held.Fd()), ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return lost, fillUsage{}, &fs.PathError{Op: "open", Path: f.dir, Err: err}
+	}
+	d := os.NewFile(uintptr(fd), f.dir)
+	defer d.Close()
+	found, _, err := scanFillDir(d, f.dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return lost, fillUsage{}, nil // the dir was deleted, and its files with it
+	}
+	if err != nil {
+		return lost, fillUsage{}, fmt.Errorf("releasing the fill: %w", err)
+	}
+	for i := len(found) - 1; i >= 0; i-- {
+		if err := f.unlink(d, found[i].name); err != nil {
+			return lost, removed, err
+		}
+		removed.files++
+		removed.bytes += found[i].alloc
+	}
+	return lost, removed, nil
+}
+
+// setSeen records what Usage found last.
+func (f *fill) setSeen(u fillUsage) {
+	f.seenMu.Lock()
+	f.seen = u
+	f.seenMu.Unlock()
 }
 
 // Close releases the fill dir's lock, leaving the fill files in place.
@@ -204,6 +296,12 @@ func (f *fill) Resize(total int64) error {
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if lost, _, err := f.checkLost(); lost != nil {
+		if total > 0 {
+			err = errors.Join(lost, err)
+		}
+		return err
+	}
 	d, err := f.open(total > 0)
 	if err != nil || d == nil {
 		return err
@@ -266,6 +364,9 @@ func (f *fill) Usage() (files int, bytes int64, err error) {
 		return f.seen.files, f.seen.bytes, nil
 	}
 	defer f.mu.Unlock()
+	if lost, _, err := f.checkLost(); lost != nil {
+		return 0, 0, err
+	}
 	d, err := f.open(false)
 	if err != nil || d == nil {
 		return 0, 0, err
@@ -278,9 +379,7 @@ func (f *fill) Usage() (files int, bytes int64, err error) {
 	for _, file := range found {
 		bytes += file.alloc
 	}
-	f.seenMu.Lock()
-	f.seen = fillUsage{len(found), bytes}
-	f.seenMu.Unlock()
+	f.setSeen(fillUsage{len(found), bytes})
 	return len(found), bytes, nil
 }
 
@@ -294,6 +393,9 @@ func (f *fill) Remove() (files int, bytes int64, err error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	defer f.release()
+	if lost, removed, err := f.checkLost(); lost != nil {
+		return removed.files, removed.bytes, err
+	}
 	d, err := f.open(false)
 	if err != nil || d == nil {
 		return 0, 0, err
@@ -387,7 +489,7 @@ func (f *fill) take(create, strict bool) (*os.File, error) {
 
 // adopt checks that the existing dir d is ours, and locks it.
 func (f *fill) adopt(d *os.File, st *unix.Stat_t, strict bool) error {
-	if err := checkDisk(f.dir, st, f.diskPath); err != nil {
+	if err := f.onDisk(st); err != nil {
 		return err
 	}
 	unmarked := false
@@ -423,6 +525,13 @@ func (f *fill) make() (*os.File, error) {
 	if err := parentOnDisk(f.dir, f.diskPath); err != nil {
 		return nil, err
 	}
+	var parent unix.Stat_t
+	if err := unix.Stat(filepath.Dir(f.dir), &parent); err != nil {
+		return nil, &fillDirError{dir: f.dir, found: fmt.Sprintf("cannot be made: its parent: %v", err)}
+	}
+	if err := f.onDisk(&parent); err != nil {
+		return nil, err
+	}
 	if err := unix.Mkdir(f.dir, 0o700); err == unix.EEXIST {
 		return f.take(false, true)
 	} else if err != nil {
@@ -438,7 +547,7 @@ func (f *fill) make() (*os.File, error) {
 	}
 	// What was made is checked as it is: a dir put in its place at once, a
 	// umask that took the owner's bits.
-	if err := checkDisk(f.dir, st, f.diskPath); err != nil {
+	if err := f.onDisk(st); err != nil {
 		return fail(err)
 	}
 	if problem := dirProblem(st); problem != "" {
@@ -622,6 +731,20 @@ func checkDisk(dir string, st *unix.Stat_t, diskPath string) error {
 	if st.Dev != dst.Dev {
 		return &fillDirError{dir: dir, found: "is on another filesystem than --disk.path " + diskPath,
 			advice: "cro-exporter measures only that one; give a --disk.fill-dir on it"}
+	}
+	return nil
+}
+
+// onDisk checks that the fill dir (or its parent), as st describes it, is
+// on the filesystem of diskPath, and that this is still the one the fill
+// was opened on.
+func (f *fill) onDisk(st *unix.Stat_t) error {
+	if err := checkDisk(f.dir, st, f.diskPath); err != nil {
+		return err
+	}
+	if f.diskPath != "" && st.Dev != f.dev {
+		return &fillDirError{dir: f.dir, found: "is on another filesystem than --disk.path " + f.diskPath + " was on at start",
+			advice: "cro-exporter fills only that one"}
 	}
 	return nil
 }

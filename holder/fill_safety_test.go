@@ -329,3 +329,77 @@ func TestCloseRemovesTheFillDirItMade(t *testing.T) {
 		t.Errorf("the fill dir after Close: %v, want it gone", err)
 	}
 }
+
+// A fill whose filesystem leaves --disk.path (unmounted, lazily too, or the
+// path deleted and linked to another filesystem) removes its files through
+// the dir it holds, never makes a fill dir where the path leads now, and
+// fills again once the filesystem is back there.
+func TestAFillWhoseFilesystemLeftTheDiskPathIsReleasedAndNeverMadeElsewhere(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		// disk is a --disk.path on tmpfs, and where the fill dir is
+		// seen on the tmpfs whatever becomes of disk.
+		disk func(t *testing.T, tmpfs string) (disk, seen string)
+		// away takes the tmpfs away from disk; it returns where disk
+		// leads now, on the temp dir's filesystem.
+		away func(t *testing.T, disk string) string
+	}{
+		{
+			name: "unmounted lazily",
+			disk: func(t *testing.T, tmpfs string) (string, string) {
+				disk := t.TempDir()
+				mustFill(t, unix.Mount(tmpfs, disk, "", unix.MS_BIND, ""))
+				t.Cleanup(func() { unix.Unmount(disk, unix.MNT_DETACH) })
+				return disk, filepath.Join(tmpfs, ".cro-fill")
+			},
+			away: func(t *testing.T, disk string) string {
+				mustFill(t, unix.Unmount(disk, unix.MNT_DETACH))
+				return disk
+			},
+		},
+		{
+			name: "deleted, then linked elsewhere",
+			disk: func(t *testing.T, tmpfs string) (string, string) {
+				disk := filepath.Join(tmpfs, "disk")
+				mustFill(t, os.Mkdir(disk, 0o755))
+				return disk, filepath.Join(disk, ".cro-fill")
+			},
+			away: func(t *testing.T, disk string) string {
+				mustFill(t, os.RemoveAll(disk))
+				elsewhere := t.TempDir()
+				mustFill(t, os.Symlink(elsewhere, disk))
+				return elsewhere
+			},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			disk, seen := tc.disk(t, mountFillTmpfs(t))
+			f, err := openFill(filepath.Join(disk, ".cro-fill"), disk, testFillOwner)
+			mustFill(t, err)
+			t.Cleanup(func() { f.Close() })
+			f.maxFile = 2 * fillMiB
+			mustFill(t, f.Resize(6*fillMiB))
+			if files := waitFillBytes(t, seen, 6*fillMiB); len(files) != 3 {
+				t.Fatalf("fill files %v, want 3", files)
+			}
+
+			now := tc.away(t, disk)
+			if n, bytes, err := f.Usage(); n != 0 || bytes != 0 || err != nil {
+				t.Errorf("Usage() = %d, %d, %v; want nothing held, no error", n, bytes, err)
+			}
+			if files := fillSizes(t, seen); len(files) > 0 {
+				t.Errorf("fill files %v left on the filesystem gone from --disk.path", files)
+			}
+			if err := f.Resize(6 * fillMiB); !errors.Is(err, errGone) || !strings.Contains(err.Error(), "is no longer on the filesystem it was on at start") {
+				t.Errorf("Resize(6 MiB) = %v, want an error saying the filesystem is gone", err)
+			}
+			mustFill(t, f.Resize(0))
+			if n, _, err := f.Remove(); n != 0 || err != nil {
+				t.Errorf("Remove() = %d files, %v; want none, no error", n, err)
+			}
+			if entries := entriesOf(t, now); len(entries) > 0 {
+				t.Errorf("%s, on another filesystem, holds %v", now, entries)
+			}
+		})
+	}
+}
