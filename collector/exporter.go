@@ -21,7 +21,7 @@ type Exporter struct {
 	diskSize, diskUsed, diskAvailable           *prometheus.Desc
 	pressureStalled                             *prometheus.Desc
 	window, interval                            *prometheus.Desc
-	failures, holdOff, saveFailures             *prometheus.Desc
+	failures, refusals, holdOff, saveFailures   *prometheus.Desc
 	objective, audit, auditPeriod               *prometheus.Desc
 	auditPassing, auditNeeded                   *prometheus.Desc
 }
@@ -48,6 +48,7 @@ func NewExporter() *Exporter {
 		holderBytes:     desc("holder_bytes", "Bytes held by memory ballast or disk fill files.", "resource"),
 		releases:        desc("holder_releases_total", "Times holder load was given back before the average said so, by reason: pressure, reserve, real_usage.", "resource", "reason"),
 		failures:        desc("holder_failures_total", "Holders that failed: ended by themselves (killed from outside, OOM), failed to start, fill or answer; for disk, fill that could not be resized.", "resource"),
+		refusals:        desc("holder_starts_refused_total", "Holder starts refused because the daemon's cgroup had too few pids left for the holder's threads and the daemon's own.", "resource"),
 		holdOff:         desc("holder_hold_off_seconds", "How long the holders may not grow yet after a pressure release; it doubles when releases repeat.", "resource"),
 		saveFailures:    desc("state_save_failures_total", "Failed saves of the averages to the state dir."),
 		ceiling:         desc("ceiling_ratio", "Ratio no target or setpoint is ever above."),
@@ -75,7 +76,7 @@ func (e *Exporter) Describe(ch chan<- *prometheus.Desc) {
 		e.usage, e.average, e.target, e.setpoint, e.history, e.holders, e.holderUsage, e.holderBytes, e.releases,
 		e.ceiling, e.spec, e.cpus, e.lastSample, e.memoryTotal, e.memoryAvailable,
 		e.diskSize, e.diskUsed, e.diskAvailable, e.pressureStalled, e.reserve, e.window, e.interval,
-		e.failures, e.holdOff, e.saveFailures,
+		e.failures, e.refusals, e.holdOff, e.saveFailures,
 		e.objective, e.audit, e.auditPeriod, e.auditPassing, e.auditNeeded,
 	} {
 		ch <- d
@@ -109,6 +110,9 @@ func (e *Exporter) Collect(ch chan<- prometheus.Metric) {
 		gauge(e.holders, float64(rs.Holders), string(r))
 		gauge(e.holderUsage, rs.HolderUsage, string(r))
 		ch <- prometheus.MustNewConstMetric(e.failures, prometheus.CounterValue, float64(rs.Failures), string(r))
+		if r != Disk {
+			ch <- prometheus.MustNewConstMetric(e.refusals, prometheus.CounterValue, float64(rs.Refusals), string(r))
+		}
 		if r != CPU {
 			gauge(e.holderBytes, float64(rs.HolderBytes), string(r))
 		}

@@ -64,6 +64,9 @@ type ResourceState struct {
 	// to start, fill or answer; fill that could not be resized) since the
 	// start.
 	Failures uint64
+	// Refusals counts the holder starts refused because the daemon's
+	// cgroup had too few pids left (cpu and memory only).
+	Refusals uint64
 	// HoldOff is how long the holders may not grow yet after a pressure
 	// release (memory only).
 	HoldOff time.Duration

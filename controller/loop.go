@@ -37,6 +37,9 @@ type HolderUsage struct {
 	// The failures of each resource's holders since the start: ended by
 	// themselves, failed to start, fill or answer.
 	CPUFailures, MemoryFailures, DiskFailures uint64
+	// The starts refused because the cgroup's pids limit left too little
+	// room.
+	CPURefusals, MemoryRefusals uint64
 }
 
 // Holders is the holder manager as the loop sees it. Apply must not wait
@@ -278,6 +281,7 @@ func (l *Loop) state(s collector.Sample, used HolderUsage, held byResource[float
 			HolderBytes: used.bytes(r),
 			Releases:    l.control[i].releases,
 			Failures:    used.failures(r),
+			Refusals:    used.refusals(r),
 		}
 		if p := l.Averages.periods[r]; p != nil {
 			rs.Period = o.Period
@@ -611,6 +615,16 @@ func (u HolderUsage) failures(r collector.Resource) uint64 {
 		return u.MemoryFailures
 	}
 	return u.DiskFailures
+}
+
+func (u HolderUsage) refusals(r collector.Resource) uint64 {
+	switch r {
+	case collector.CPU:
+		return u.CPURefusals
+	case collector.Memory:
+		return u.MemoryRefusals
+	}
+	return 0
 }
 
 func (u HolderUsage) bytes(r collector.Resource) uint64 {
