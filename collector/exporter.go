@@ -15,6 +15,7 @@ type Exporter struct {
 	state atomic.Pointer[State]
 
 	usage, average, target, setpoint, history   *prometheus.Desc
+	shortfall                                   *prometheus.Desc
 	holders, holderUsage, holderBytes, releases *prometheus.Desc
 	ceiling, spec, cpus, lastSample             *prometheus.Desc
 	memoryTotal, memoryAvailable, reserve       *prometheus.Desc
@@ -36,6 +37,7 @@ func NewExporter() *Exporter {
 		usage:           desc("usage_ratio", "Utilization of the resource at the last sample, holders included, 0..1; for the disk, used / (used + available) as df's Use% counts it.", "resource"),
 		average:         desc("usage_average_ratio", "Time-decayed average of the resource's utilization over the window, holders included, 0..1.", "resource"),
 		target:          desc("target_ratio", "Ratio the resource's audited statistic must reach.", "resource"),
+		shortfall:       desc("target_shortfall_ratio", "How far under its target the most the holders may bring the resource's usage to stays, 0..1, while a limit keeps the target out of reach: the ceiling, a reserve, or the daemon's cgroup (memory limit, CPU quota); 0 otherwise.", "resource"),
 		objective:       desc("objective_info", "The statistic the auditor computes of the resource's utilization over its window: mean, or a percentile of audit period means such as p95.", "resource", "statistic"),
 		audit:           desc("audit_ratio", "The resource's statistic as the auditor computes it now over the trailing window, 0..1: the average for the mean; for a percentile, that percentile of the window's period means, periods nobody saw counted as 0.", "resource"),
 		auditPeriod:     desc("audit_period_seconds", "The audit period whose means a percentile objective is taken of, aligned to the clock (--audit.period).", "resource"),
@@ -73,7 +75,7 @@ func (e *Exporter) Publish(s *State) { e.state.Store(s) }
 // Describe implements prometheus.Collector.
 func (e *Exporter) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
-		e.usage, e.average, e.target, e.setpoint, e.history, e.holders, e.holderUsage, e.holderBytes, e.releases,
+		e.usage, e.average, e.target, e.shortfall, e.setpoint, e.history, e.holders, e.holderUsage, e.holderBytes, e.releases,
 		e.ceiling, e.spec, e.cpus, e.lastSample, e.memoryTotal, e.memoryAvailable,
 		e.diskSize, e.diskUsed, e.diskAvailable, e.pressureStalled, e.reserve, e.window, e.interval,
 		e.failures, e.refusals, e.holdOff, e.saveFailures,
@@ -97,6 +99,7 @@ func (e *Exporter) Collect(ch chan<- prometheus.Metric) {
 		gauge(e.usage, s.Sample.Usage(r), string(r))
 		gauge(e.average, rs.Average, string(r))
 		gauge(e.target, rs.Target, string(r))
+		gauge(e.shortfall, rs.Shortfall, string(r))
 		gauge(e.objective, 1, string(r), rs.Statistic)
 		gauge(e.audit, rs.Audit, string(r))
 		if rs.Period > 0 { // a percentile of period means

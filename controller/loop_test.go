@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/cro-exporter/cro-exporter/collector"
+	"github.com/cro-exporter/cro-exporter/internal/cgroup"
 )
 
 // published is the states a loop published, safe to read from the test.
@@ -276,7 +277,65 @@ func TestDiskFillIsSizedAsDfCountsUsage(t *testing.T) {
 	}
 	// A reserve of 8 GiB available leaves usage at most 1 - 8/80.
 	l := &Loop{Ceiling: 0.95, DiskReserve: 8 * gib}
-	if limit, reserved := l.limit(collector.Disk, s); math.Abs(limit-0.9) > 1e-12 || !reserved {
-		t.Errorf("limit %v (reserved %v), want 0.9 by the reserve", limit, reserved)
+	if limit, by := l.limit(collector.Disk, s, 0, math.Inf(1)); math.Abs(limit-0.9) > 1e-12 || by != byReserve {
+		t.Errorf("limit %v (by %s), want 0.9 by the reserve", limit, by.name(collector.Disk))
+	}
+}
+
+// TestHoldersArePlannedWithinTheDaemonsCgroup: inside a memory limit of 1
+// GiB (100 MiB charged besides the ballast and its holders' 4 MiB each)
+// and a CPU quota of half a CPU
+// of 2, targets of 0.40 of 8 GiB and 0.6 of the machine are out of reach:
+// ballast stays under the limit less its headroom, the burner within the
+// quota less its headroom, and each is said once, with the shortfall in
+// the state.
+func TestHoldersArePlannedWithinTheDaemonsCgroup(t *testing.T) {
+	logs := new(syncBuffer)
+	model := &Model{CPUs: 2, MemoryTotal: 8 * gib, DiskSize: 100 * gib, Real: steady(idle)}
+	var last *collector.State
+	loop := &Loop{
+		Holders: model, Averages: NewAverages(30*24*time.Hour, 30*time.Second),
+		Targets: map[collector.Resource]float64{collector.CPU: 0.6, collector.Memory: 0.40, collector.Disk: 0.25},
+		Ceiling: 0.9, MemoryReserve: gib, DiskReserve: gib, Chunk: maxStep, Interval: 15 * time.Second,
+		Cgroup: func() (cgroup.Limits, error) {
+			holders := (model.load.Memory + maxStep - 1) / maxStep
+			return cgroup.Limits{Memory: cgroup.Memory{Limit: gib, Usage: 100<<20 + model.load.Memory + holders*4<<20}, CPUs: 0.5}, nil
+		},
+		Publish: func(s *collector.State) { last = s }, Logger: slog.New(slog.NewTextHandler(logs, nil)),
+	}
+	for i := range 8 {
+		s, _ := model.Read(simStart.Add(time.Duration(i) * 15 * time.Second))
+		loop.Step(s)
+	}
+	// 1 GiB less 100 MiB less a tenth of 1 GiB, less 4 MiB for the one
+	// holder of the rest.
+	room := int64(gib - 100<<20 - gib/10 - 4<<20)
+	if model.load.Memory > room || model.load.Memory < room-64<<20 {
+		t.Errorf("ballast %d MiB; want at most, and near, the cgroup's room of %d MiB", model.load.Memory>>20, room>>20)
+	}
+	// Half a CPU less a tenth, of 2.
+	if cpu := model.load.CPU; cpu > 0.225+1e-9 || cpu < 0.2 {
+		t.Errorf("burner duty %v; want at most, and near, 0.225", cpu)
+	}
+	for _, want := range []string{`resource=memory`, `resource=cpu`} {
+		if n := strings.Count(logs.String(), `"target cannot be met" `+want); n != 1 {
+			t.Errorf("%d warnings for %s; want 1:\n%s", n, want, logs)
+		}
+	}
+	for _, by := range []string{`by="the cgroup's memory limit"`, `by="the cgroup's CPU quota"`} {
+		if !strings.Contains(logs.String(), by) {
+			t.Errorf("no warning names %s:\n%s", by, logs)
+		}
+	}
+	// Real usage 0.10 and room 0.1 of 8 GiB reach 0.20 of the 0.40; real
+	// CPU 0.01 and the quota's 0.225 reach 0.235 of 0.6.
+	if got := last.Resources[collector.Memory].Shortfall; math.Abs(got-(0.40-0.10-float64(room)/(8*gib))) > 0.01 {
+		t.Errorf("memory shortfall %v; want about %v", got, 0.40-0.10-float64(room)/(8*gib))
+	}
+	if got := last.Resources[collector.CPU].Shortfall; math.Abs(got-(0.6-0.01-0.225)) > 0.01 {
+		t.Errorf("CPU shortfall %v; want about 0.365", got)
+	}
+	if got := last.Resources[collector.Disk].Shortfall; got != 0 {
+		t.Errorf("disk shortfall %v; want 0: nothing bounds it", got)
 	}
 }

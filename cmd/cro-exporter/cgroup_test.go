@@ -5,6 +5,7 @@ package main
 // enters before its first instruction (inCgroups).
 
 import (
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -140,5 +141,148 @@ func TestAPidsLimitRefusesHoldersAndTheDaemonLives(t *testing.T) {
 	}
 	if files := fillFiles(t, h.fillDir()); len(files) > 0 {
 		t.Errorf("fill files left in %s: %v", h.fillDir(), sortedNames(files))
+	}
+}
+
+// warnings are the daemon's JSON log lines saying a target cannot be met.
+func warnings(log string) []map[string]any {
+	var ws []map[string]any
+	for line := range strings.Lines(log) {
+		var m map[string]any
+		if json.Unmarshal([]byte(line), &m) == nil && m["msg"] == "target cannot be met" {
+			ws = append(ws, m)
+		}
+	}
+	return ws
+}
+
+// cgroupValue is the number in file of a cgroup.
+func cgroupValue(t *testing.T, dir, file string) int64 {
+	b, err := os.ReadFile(filepath.Join(dir, file))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// oomKills is the oom_kill count of a v1 memory cgroup.
+func oomKills(t *testing.T, dir string) string {
+	b, err := os.ReadFile(filepath.Join(dir, "memory.oom_control"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for line := range strings.Lines(string(b)) {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "oom_kill "); ok {
+			return v
+		}
+	}
+	return "?"
+}
+
+// TestInAMemoryCgroupBallastIsPlannedWithinItsLimit: in a memory cgroup of
+// 512 MiB, with a target that wants 1.5 GiB of ballast, the daemon holds
+// what the limit leaves less its headroom, no holder is OOM-killed over
+// several ticks, and it says once, in the log and in
+// cro_target_shortfall_ratio, that the target is out of reach and by how
+// much. (Less than 1% of this host, 240 MiB, is under the controller's
+// band: a smaller cgroup would hold no ballast at all.)
+func TestInAMemoryCgroupBallastIsPlannedWithinItsLimit(t *testing.T) {
+	h := newHost(t)
+	const limit = 512 * mib
+	dir := childCgroup(t, "memory", map[string]string{"memory.limit_in_bytes": strconv.Itoa(limit)})
+	e := h.startIn([]string{dir}, "--target.memory="+memoryTarget(t, 1536*mib), "--target.cpu=0", "--target.disk=0", "--holder.memory-chunk=64MiB")
+	waitFor(t, 15*time.Second, "ballast of 256 MiB or more", func() (bool, string) {
+		body := e.metrics(t)
+		return value(body, `cro_holder_bytes{resource="memory"}`) >= 256*mib, metricLine(body, `cro_holder_bytes{resource="memory"}`) + "\n" + e.stderr.String()
+	})
+	time.Sleep(6 * time.Second) // six more ticks
+	body := e.metrics(t)
+	held := value(body, `cro_holder_bytes{resource="memory"}`)
+	t.Logf("ballast %.0f MiB in a cgroup of %d MiB; %s; oom_kill %s", held/mib, limit/mib,
+		metricLine(body, `cro_target_shortfall_ratio{resource="memory"}`), oomKills(t, dir))
+	if v := value(body, `cro_holder_failures_total{resource="memory"}`); v != 0 {
+		t.Errorf("cro_holder_failures_total{resource=\"memory\"} = %v; want 0: ballast within the limit is never OOM-killed\n%s", v, e.stderr)
+	}
+	if n := oomKills(t, dir); n != "0" {
+		t.Errorf("the cgroup's oom_kill is %s; want 0", n)
+	}
+	// The holders' resident binary pages are shared: cro_holder_bytes
+	// counts them in each, the cgroup once.
+	if peak := cgroupValue(t, dir, "memory.max_usage_in_bytes"); peak > limit-32*mib {
+		t.Errorf("the cgroup's peak charge %d MiB; want the headroom (a tenth of the limit) left", peak/mib)
+	}
+	for line := range strings.Lines(e.stderr.String()) {
+		var m struct {
+			Msg    string
+			Memory int64 `json:"memory_bytes"`
+		}
+		if json.Unmarshal([]byte(line), &m) == nil && m.Msg == "holder load planned" && m.Memory > limit-limit/10 {
+			t.Errorf("ballast planned at %d MiB; want at most the limit less a tenth", m.Memory/mib)
+		}
+	}
+	// The target wants 1.5 GiB and gets at most 512 MiB.
+	total, _ := meminfo(t)
+	if got, least := value(body, `cro_target_shortfall_ratio{resource="memory"}`), float64(1024*mib)/float64(total); !(got >= least) {
+		t.Errorf("cro_target_shortfall_ratio{resource=\"memory\"} = %v; want %.4f or more", got, least)
+	}
+	ws := warnings(e.stderr.String())
+	if len(ws) != 1 || ws[0]["resource"] != "memory" || ws[0]["by"] != "the cgroup's memory limit" || ws[0]["short_by"] == nil {
+		t.Errorf("want one warning that the cgroup's memory limit keeps memory's target out of reach, by how much; got %v", ws)
+	}
+	if _, err := signalAndWait(t, e, syscall.SIGTERM, 5*time.Second); err != nil {
+		t.Fatalf("exit after SIGTERM: %v\n%s", err, e.stderr)
+	}
+}
+
+// TestInACPUQuotaTheBurnerIsPlannedWithinIt: under a quota of half a CPU
+// (a quarter of this 2-CPU machine) and a target of 0.85, the burner's
+// duty stays within the quota less its headroom (0.225), and the daemon
+// says once, in the log and in cro_target_shortfall_ratio, that the target
+// is out of reach and by how much.
+func TestInACPUQuotaTheBurnerIsPlannedWithinIt(t *testing.T) {
+	h := newHost(t)
+	if b0, t0 := cpuTimes(t); true {
+		time.Sleep(500 * time.Millisecond)
+		b1, t1 := cpuTimes(t)
+		if now := (b1 - b0) / max(1, t1-t0); now > 0.5 {
+			t.Skipf("the host's CPU is busy (%.2f): real usage alone would bring the target within reach", now)
+		}
+	}
+	dir := childCgroup(t, "cpu", map[string]string{"cpu.cfs_period_us": "100000", "cpu.cfs_quota_us": "50000"})
+	e := h.startIn([]string{dir}, "--target.cpu=0.85", "--target.memory=0", "--target.disk=0")
+	waitFor(t, 15*time.Second, "a CPU shortfall", func() (bool, string) {
+		body := e.metrics(t)
+		return value(body, `cro_target_shortfall_ratio{resource="cpu"}`) > 0.2 && value(body, `cro_holders{resource="cpu"}`) == 1,
+			metricLine(body, `cro_target_shortfall_ratio{resource="cpu"}`) + ", " + metricLine(body, `cro_holders{resource="cpu"}`)
+	})
+	time.Sleep(5 * time.Second)
+	body := e.metrics(t)
+	t.Logf("%s; burner %s", metricLine(body, `cro_target_shortfall_ratio{resource="cpu"}`), metricLine(body, `cro_holder_usage_ratio{resource="cpu"}`))
+	planned := 0
+	for line := range strings.Lines(e.stderr.String()) {
+		var m struct {
+			Msg string
+			CPU float64
+		}
+		if json.Unmarshal([]byte(line), &m) == nil && m.Msg == "holder load planned" {
+			planned++
+			if m.CPU > 0.225+1e-4 {
+				t.Errorf("burner planned at %v; want at most 0.225 (half a CPU of 2, less a tenth)", m.CPU)
+			}
+		}
+	}
+	if planned == 0 {
+		t.Errorf("no holder load planned:\n%s", e.stderr)
+	}
+	ws := warnings(e.stderr.String())
+	if len(ws) != 1 || ws[0]["resource"] != "cpu" || ws[0]["by"] != "the cgroup's CPU quota" {
+		t.Errorf("want one warning that the cgroup's CPU quota keeps the CPU target out of reach; got %v", ws)
+	}
+	if _, err := signalAndWait(t, e, syscall.SIGTERM, 5*time.Second); err != nil {
+		t.Fatalf("exit after SIGTERM: %v\n%s", err, e.stderr)
 	}
 }

@@ -282,6 +282,9 @@ func newLoop(cli *CLI, h *checked, held holding, logger *slog.Logger) (*controll
 		},
 		Logger: logger,
 	}
+	if h.cgroups != nil {
+		loop.Cgroup = h.cgroups.Read
+	}
 	return loop, snapshot
 }
 
