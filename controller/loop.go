@@ -612,7 +612,8 @@ func (l *Loop) warnUnreachable(r collector.Resource, c *control, target, limit f
 	unreachable := limit < edge
 	c.shortfall = 0
 	if unreachable {
-		c.shortfall = max(0, target-limit)
+		// A reserve larger than the disk puts the limit under 0.
+		c.shortfall = clamp(target-limit, 0, target)
 	}
 	if unreachable == c.unreachable {
 		return

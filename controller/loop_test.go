@@ -339,3 +339,24 @@ func TestHoldersArePlannedWithinTheDaemonsCgroup(t *testing.T) {
 		t.Errorf("disk shortfall %v; want 0: nothing bounds it", got)
 	}
 }
+
+// TestAnUnreachableTargetIsInReachAgainOnlyAMarginAboveTheEdge: a limit
+// that real usage moves about the edge (the cgroup's) says nothing more
+// until it is a margin above it.
+func TestAnUnreachableTargetIsInReachAgainOnlyAMarginAboveTheEdge(t *testing.T) {
+	logs := new(syncBuffer)
+	l := &Loop{Logger: slog.New(slog.NewTextHandler(logs, nil))}
+	var c control
+	for _, limit := range []float64{0.40, 0.5049, 0.5051, 0.5049, 0.5099, 0.5101, 0.4} {
+		l.warnUnreachable(collector.Memory, &c, 0.5, limit, byCgroup)
+	}
+	if warned, again := strings.Count(logs.String(), "target cannot be met"), strings.Count(logs.String(), "target can be met again"); warned != 2 || again != 1 {
+		t.Errorf("%d warnings and %d ends; want 2 and 1 (in reach at 0.5101 only, out again at 0.4):\n%s", warned, again, logs)
+	}
+	if !strings.Contains(logs.String(), "short_by=0.1 ") {
+		t.Errorf("the warning does not say by how much:\n%s", logs)
+	}
+	if math.Abs(c.shortfall-0.1) > 1e-12 {
+		t.Errorf("shortfall %v; want 0.1", c.shortfall)
+	}
+}
