@@ -570,7 +570,8 @@ func (m *Manager) start(kind Kind, size int64, duty float64, now time.Time) (*ho
 
 // pidsAllow tells whether the cgroup's pids limit leaves room for a holder
 // of r's kind, counting and logging a refusal. A limit that cannot be read
-// is logged and no reason to refuse.
+// is no reason to refuse: the loop, which reads the same files every tick,
+// reports that once.
 func (m *Manager) pidsAllow(r *restarts) bool {
 	if m.cfg.Pids == nil {
 		return true
