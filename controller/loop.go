@@ -220,8 +220,7 @@ func (l *Loop) decide(s collector.Sample, used HolderUsage, limits cgroup.Limits
 		if err := l.Averages.update(r, s.Time, total); err != nil {
 			l.Logger.Warn("updating the average", "resource", r, "err", err)
 		}
-		limit, by := l.limit(r, s, real[i], room[i])
-		l.warnUnreachable(r, c, l.Targets[r], limit, by)
+		limit, by := l.limit(r, s)
 		c.setpoint = l.setpoint(r, s.Time, limit)
 		now := ratioOf(r, l.planned, s)
 		d := laws[r](inputs{
@@ -231,9 +230,16 @@ func (l *Loop) decide(s collector.Sample, used HolderUsage, limits cgroup.Limits
 			held: now, step: stepOf(r, s), heldOff: l.holdOff.holds(s.Time),
 		})
 		c.smooth, c.started = d.smooth, d.started
-		// The CPU law plans from smoothed real usage, so the limit alone
-		// would let a burner past the quota when real usage dips.
-		d.load = min(d.load, room[i])
+		d = d.within(room[i], now, r == collector.Memory)
+		level := real[i]
+		if c.started {
+			level = c.smooth
+		}
+		reach, reachBy := limit, by
+		if level+room[i] < reach {
+			reach, reachBy = level+room[i], byCgroup
+		}
+		l.warnUnreachable(r, c, l.Targets[r], reach, reachBy)
 		if d.released {
 			c.releases[d.release]++
 		}
@@ -528,10 +534,10 @@ const (
 )
 
 // limit is the highest total usage holders may bring r to, and what sets
-// it: the ceiling; less where a reserve of MemAvailable or free space says
-// so; less again where the daemon's cgroup leaves its holders only room
-// (a share of r, cgroupRoom) over real usage.
-func (l *Loop) limit(r collector.Resource, s collector.Sample, real, room float64) (float64, bound) {
+// it: the ceiling, or less where a reserve of MemAvailable or free space
+// says so. The daemon's cgroup bounds the holders' own load instead
+// (cgroupRoom, decision.within).
+func (l *Loop) limit(r collector.Resource, s collector.Sample) (float64, bound) {
 	limit, by := l.Ceiling, byCeiling
 	reserve := 1.0
 	switch r {
@@ -542,9 +548,6 @@ func (l *Loop) limit(r collector.Resource, s collector.Sample, real, room float6
 	}
 	if reserve < limit {
 		limit, by = reserve, byReserve
-	}
-	if real+room < limit {
-		limit, by = real+room, byCgroup
 	}
 	return limit, by
 }
@@ -599,9 +602,9 @@ func (b bound) name(r collector.Resource) string {
 }
 
 // warnUnreachable says once, when it starts and when it ends, that the
-// limit keeps r's target out of reach, by how much and what sets it: the
-// ceiling or a reserve even with no real usage at all, the daemon's cgroup
-// with real usage as it is. A target kept out of reach is in reach again
+// most holders may bring r to keeps its target out of reach, by how much
+// and what sets it: the ceiling or a reserve even with no real usage at
+// all, the daemon's cgroup with real usage at its few-minute level. A target kept out of reach is in reach again
 // only a margin above the edge, so that real usage moving about it does not
 // say so every tick.
 func (l *Loop) warnUnreachable(r collector.Resource, c *control, target, limit float64, by bound) {

@@ -277,7 +277,7 @@ func TestDiskFillIsSizedAsDfCountsUsage(t *testing.T) {
 	}
 	// A reserve of 8 GiB available leaves usage at most 1 - 8/80.
 	l := &Loop{Ceiling: 0.95, DiskReserve: 8 * gib}
-	if limit, by := l.limit(collector.Disk, s, 0, math.Inf(1)); math.Abs(limit-0.9) > 1e-12 || by != byReserve {
+	if limit, by := l.limit(collector.Disk, s); math.Abs(limit-0.9) > 1e-12 || by != byReserve {
 		t.Errorf("limit %v (by %s), want 0.9 by the reserve", limit, by.name(collector.Disk))
 	}
 }
@@ -292,17 +292,10 @@ func TestDiskFillIsSizedAsDfCountsUsage(t *testing.T) {
 func TestHoldersArePlannedWithinTheDaemonsCgroup(t *testing.T) {
 	logs := new(syncBuffer)
 	model := &Model{CPUs: 2, MemoryTotal: 8 * gib, DiskSize: 100 * gib, Real: steady(idle)}
+	loop := inCgroup(model, cgroup.Limits{Memory: cgroup.Memory{Limit: gib}, CPUs: 0.5}, 100<<20, logs)
+	loop.Targets = map[collector.Resource]float64{collector.CPU: 0.6, collector.Memory: 0.40, collector.Disk: 0.25}
 	var last *collector.State
-	loop := &Loop{
-		Holders: model, Averages: NewAverages(30*24*time.Hour, 30*time.Second),
-		Targets: map[collector.Resource]float64{collector.CPU: 0.6, collector.Memory: 0.40, collector.Disk: 0.25},
-		Ceiling: 0.9, MemoryReserve: gib, DiskReserve: gib, Chunk: maxStep, Interval: 15 * time.Second,
-		Cgroup: func() (cgroup.Limits, error) {
-			holders := (model.load.Memory + maxStep - 1) / maxStep
-			return cgroup.Limits{Memory: cgroup.Memory{Limit: gib, Usage: 100<<20 + model.load.Memory + holders*4<<20}, CPUs: 0.5}, nil
-		},
-		Publish: func(s *collector.State) { last = s }, Logger: slog.New(slog.NewTextHandler(logs, nil)),
-	}
+	loop.Publish = func(s *collector.State) { last = s }
 	for i := range 8 {
 		s, _ := model.Read(simStart.Add(time.Duration(i) * 15 * time.Second))
 		loop.Step(s)
@@ -358,5 +351,37 @@ func TestAnUnreachableTargetIsInReachAgainOnlyAMarginAboveTheEdge(t *testing.T) 
 	}
 	if math.Abs(c.shortfall-0.1) > 1e-12 {
 		t.Errorf("shortfall %v; want 0.1", c.shortfall)
+	}
+}
+
+// inCgroup is a loop on model inside a cgroup of limits, charged others
+// bytes besides the model's ballast and 4 MiB for each of its holders.
+func inCgroup(model *Model, limits cgroup.Limits, others int64, logs io.Writer) *Loop {
+	return &Loop{
+		Holders: model, Averages: NewAverages(30*24*time.Hour, 30*time.Second),
+		Ceiling: 0.9, MemoryReserve: gib, DiskReserve: gib, Chunk: maxStep, Interval: 15 * time.Second,
+		Cgroup: func() (cgroup.Limits, error) {
+			holders := (model.load.Memory + maxStep - 1) / maxStep
+			limits.Memory.Usage = others + model.load.Memory + holders*4<<20
+			return limits, nil
+		},
+		Publish: func(*collector.State) {}, Logger: slog.New(slog.NewTextHandler(logs, nil)),
+	}
+}
+
+// TestACgroupThatLeavesLessThanTheBandStillHoldsMostOfIt: 256 MiB of a
+// 24 GiB host is under 1%, the smallest change of holder load worth making
+// (band); what a cgroup leaves is held all the same, not nothing.
+func TestACgroupThatLeavesLessThanTheBandStillHoldsMostOfIt(t *testing.T) {
+	model := &Model{CPUs: 2, MemoryTotal: 24 * gib, DiskSize: 100 * gib, Real: steady(idle)}
+	loop := inCgroup(model, cgroup.Limits{Memory: cgroup.Memory{Limit: 256 << 20}}, 10<<20, io.Discard)
+	loop.Targets = map[collector.Resource]float64{collector.CPU: 0, collector.Memory: 0.40, collector.Disk: 0}
+	for i := range 4 {
+		s, _ := model.Read(simStart.Add(time.Duration(i) * 15 * time.Second))
+		loop.Step(s)
+	}
+	// 256 MiB less 10, less the headroom of 32, less 4 for the holder.
+	if got := model.load.Memory; got < 200<<20 || got > 210<<20 {
+		t.Errorf("ballast %d MiB; want the 210 MiB the cgroup leaves, or nearly", got>>20)
 	}
 }
