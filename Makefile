@@ -95,9 +95,10 @@ package: dist-binary
 	dist/cro-exporter generate zsh > dist/pkg/_cro-exporter
 	dist/cro-exporter generate fish > dist/pkg/cro-exporter.fish
 	dist/cro-exporter generate defaults > dist/pkg/default
-	sed 's|^ExecStart=/usr/local/bin/cro-exporter$$|ExecStart=/usr/bin/cro-exporter|' \
+	sed '/^Exec/s|/usr/local/bin/cro-exporter|/usr/bin/cro-exporter|' \
 		examples/cro-exporter.service > dist/pkg/cro-exporter.service
 	grep -qx 'ExecStart=/usr/bin/cro-exporter' dist/pkg/cro-exporter.service
+	grep -qx 'ExecStopPost=-/usr/bin/cro-exporter --recover' dist/pkg/cro-exporter.service
 	GO=$(GO) sh examples/package/copyright.sh deb > dist/pkg/copyright.deb
 	GO=$(GO) sh examples/package/copyright.sh > dist/pkg/copyright.rpm
 	gzip -9n < README.md > dist/pkg/README.md.gz

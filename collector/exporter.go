@@ -15,6 +15,7 @@ type Exporter struct {
 	state atomic.Pointer[State]
 
 	usage, average, target, setpoint, history   *prometheus.Desc
+	shortfall                                   *prometheus.Desc
 	holders, holderUsage, holderBytes, releases *prometheus.Desc
 	ceiling, spec, cpus, lastSample             *prometheus.Desc
 	memoryTotal, memoryAvailable, reserve       *prometheus.Desc
@@ -22,7 +23,8 @@ type Exporter struct {
 	diskPresent, diskLosses                     *prometheus.Desc
 	pressureStalled                             *prometheus.Desc
 	window, interval                            *prometheus.Desc
-	failures, holdOff, saveFailures, clockSteps *prometheus.Desc
+	failures, refusals, holdOff, saveFailures   *prometheus.Desc
+	clockSteps                                  *prometheus.Desc
 	objective, audit, auditPeriod               *prometheus.Desc
 	auditPassing, auditNeeded                   *prometheus.Desc
 }
@@ -37,6 +39,7 @@ func NewExporter() *Exporter {
 		usage:           desc("usage_ratio", "Utilization of the resource at the last sample, holders included, 0..1; for the disk, used / (used + available) as df's Use% counts it.", "resource"),
 		average:         desc("usage_average_ratio", "Time-decayed average of the resource's utilization over the window, holders included, 0..1.", "resource"),
 		target:          desc("target_ratio", "Ratio the resource's audited statistic must reach.", "resource"),
+		shortfall:       desc("target_shortfall_ratio", "How far under its target the most the holders may bring the resource's usage to stays, 0..1, while a limit keeps the target out of reach: the ceiling, a reserve, or the daemon's cgroup (memory limit, CPU quota); 0 otherwise.", "resource"),
 		objective:       desc("objective_info", "The statistic the auditor computes of the resource's utilization over its window: mean, or a percentile of audit period means such as p95.", "resource", "statistic"),
 		audit:           desc("audit_ratio", "The resource's statistic as the auditor computes it now over the trailing window, 0..1: the average for the mean; for a percentile, that percentile of the window's period means, periods nobody saw counted as 0.", "resource"),
 		auditPeriod:     desc("audit_period_seconds", "The audit period whose means a percentile objective is taken of, aligned to the clock (--audit.period).", "resource"),
@@ -49,6 +52,7 @@ func NewExporter() *Exporter {
 		holderBytes:     desc("holder_bytes", "Bytes held by memory ballast or disk fill files.", "resource"),
 		releases:        desc("holder_releases_total", "Times holder load was given back before the average said so, by reason: pressure, reserve, real_usage.", "resource", "reason"),
 		failures:        desc("holder_failures_total", "Holders that failed: ended by themselves (killed from outside, OOM), failed to start, fill or answer; for disk, fill that could not be resized.", "resource"),
+		refusals:        desc("holder_starts_refused_total", "Holder starts refused because the daemon's cgroup had too few pids left for the holder's threads and the daemon's own.", "resource"),
 		holdOff:         desc("holder_hold_off_seconds", "How long the holders may not grow yet after a pressure release; it doubles when releases repeat.", "resource"),
 		saveFailures:    desc("state_save_failures_total", "Failed saves of the averages to the state dir."),
 		clockSteps:      desc("clock_steps_total", "Steps of the wall clock, either way, seen against the monotonic clock between two samples; the averages and audit periods go on from the new time."),
@@ -76,10 +80,10 @@ func (e *Exporter) Publish(s *State) { e.state.Store(s) }
 // Describe implements prometheus.Collector.
 func (e *Exporter) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
-		e.usage, e.average, e.target, e.setpoint, e.history, e.holders, e.holderUsage, e.holderBytes, e.releases,
+		e.usage, e.average, e.target, e.shortfall, e.setpoint, e.history, e.holders, e.holderUsage, e.holderBytes, e.releases,
 		e.ceiling, e.spec, e.cpus, e.lastSample, e.memoryTotal, e.memoryAvailable,
 		e.diskSize, e.diskUsed, e.diskAvailable, e.diskPresent, e.diskLosses, e.pressureStalled, e.reserve, e.window, e.interval,
-		e.failures, e.holdOff, e.saveFailures, e.clockSteps,
+		e.failures, e.refusals, e.holdOff, e.saveFailures, e.clockSteps,
 		e.objective, e.audit, e.auditPeriod, e.auditPassing, e.auditNeeded,
 	} {
 		ch <- d
@@ -102,6 +106,7 @@ func (e *Exporter) Collect(ch chan<- prometheus.Metric) {
 		}
 		gauge(e.average, rs.Average, string(r))
 		gauge(e.target, rs.Target, string(r))
+		gauge(e.shortfall, rs.Shortfall, string(r))
 		gauge(e.objective, 1, string(r), rs.Statistic)
 		gauge(e.audit, rs.Audit, string(r))
 		if rs.Period > 0 { // a percentile of period means
@@ -115,6 +120,9 @@ func (e *Exporter) Collect(ch chan<- prometheus.Metric) {
 		gauge(e.holders, float64(rs.Holders), string(r))
 		gauge(e.holderUsage, rs.HolderUsage, string(r))
 		ch <- prometheus.MustNewConstMetric(e.failures, prometheus.CounterValue, float64(rs.Failures), string(r))
+		if r != Disk {
+			ch <- prometheus.MustNewConstMetric(e.refusals, prometheus.CounterValue, float64(rs.Refusals), string(r))
+		}
 		if r != CPU {
 			gauge(e.holderBytes, float64(rs.HolderBytes), string(r))
 		}

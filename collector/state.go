@@ -55,6 +55,10 @@ type ResourceState struct {
 	History time.Duration
 	// Target is the ratio the average must reach.
 	Target float64
+	// Shortfall is how far under Target the most the holders may bring
+	// usage to stays, while a limit keeps the target out of reach: the
+	// ceiling, a reserve, or the daemon's cgroup; 0 otherwise.
+	Shortfall float64
 	// Setpoint is the total usage the controller aims at now, 0..1.
 	Setpoint float64
 	// Holders counts the holder processes (or fill files) of this resource.
@@ -70,6 +74,9 @@ type ResourceState struct {
 	// to start, fill or answer; fill that could not be resized) since the
 	// start.
 	Failures uint64
+	// Refusals counts the holder starts refused because the daemon's
+	// cgroup had too few pids left (cpu and memory only).
+	Refusals uint64
 	// HoldOff is how long the holders may not grow yet after a pressure
 	// release (memory only).
 	HoldOff time.Duration

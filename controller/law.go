@@ -60,6 +60,28 @@ func holderLoad(setpoint, smooth, real, now, limit, maxGrow float64) float64 {
 	return want
 }
 
+// within caps the holder load decided by room, the share the daemon's
+// cgroup leaves the holders, given the load they hold now: a load over room
+// comes down to it (memory ballast is short: whole chunks go, as when real
+// usage takes their room); one that room would raise by less than half of
+// room stays as it is, so that room moving with what else the cgroup is
+// charged does not move holders every tick.
+func (d decision) within(room, now float64, memory bool) decision {
+	switch {
+	case d.load <= room:
+	case now > room:
+		d.load, d.short = room, memory
+		if !d.released {
+			d.release, d.released = collector.ReasonRealUsage, true
+		}
+	case room-now < room/2:
+		d.load = now
+	default:
+		d.load = room
+	}
+	return d
+}
+
 // giveWay is how far real CPU usage must rise above its few-minute level
 // before the burner's duty gives way at once; smaller wobbles are noise, and
 // SCHED_IDLE already lets real work win every contended moment.

@@ -132,3 +132,24 @@ func TestDecisions(t *testing.T) {
 		})
 	}
 }
+
+func TestWithinTheCgroupsRoom(t *testing.T) {
+	for _, tc := range []struct {
+		name           string
+		load, now      float64
+		memory         bool
+		want           float64
+		short, release bool
+	}{
+		{"a load within the room stands", 0.05, 0.02, true, 0.05, false, false},
+		{"a load over it comes down to it", 0.5, 0, true, 0.1, false, false},
+		{"a room that moves by less than half of it moves nothing", 0.5, 0.095, true, 0.095, false, false},
+		{"ballast over the room is short: whole chunks go", 0.5, 0.12, true, 0.1, true, true},
+		{"a burner over the quota comes down to it", 0.5, 0.12, false, 0.1, false, true},
+	} {
+		d := decision{load: tc.load}.within(0.1, tc.now, tc.memory)
+		if math.Abs(d.load-tc.want) > 1e-12 || d.short != tc.short || d.released != tc.release {
+			t.Errorf("%s: %+v; want load %v, short %v, released %v", tc.name, d, tc.want, tc.short, tc.release)
+		}
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/cro-exporter/cro-exporter/collector"
+	"github.com/cro-exporter/cro-exporter/internal/cgroup"
 )
 
 // saveEvery bounds how much of the averages' history a crash can lose.
@@ -37,6 +38,9 @@ type HolderUsage struct {
 	// The failures of each resource's holders since the start: ended by
 	// themselves, failed to start, fill or answer.
 	CPUFailures, MemoryFailures, DiskFailures uint64
+	// The starts refused because the cgroup's pids limit left too little
+	// room.
+	CPURefusals, MemoryRefusals uint64
 }
 
 // Holders is the holder manager as the loop sees it. Apply must not wait
@@ -70,6 +74,10 @@ type Loop struct {
 	// Chunk is the largest memory holder, above 0: pressure releases
 	// whole ones.
 	Chunk int64
+	// Cgroup reads the limits of the daemon's own cgroups, read at every
+	// tick: holders are its children there, so they never take more than
+	// these leave (cgroupRoom). nil reads none.
+	Cgroup func() (cgroup.Limits, error)
 	// StateDir is where the averages are saved; "" never saves them (a
 	// dry run writes nothing).
 	StateDir string
@@ -108,7 +116,7 @@ type Loop struct {
 	applyMu sync.Mutex
 	sent    Load
 	// Repeated failures are logged when they start and when they end.
-	readFault, measureFault, applyFault, saveFault fault
+	readFault, measureFault, applyFault, saveFault, cgroupFault fault
 	// planning tells Watch, once it runs, that a tick has decided: it may
 	// have load to watch again.
 	planning chan struct{}
@@ -122,8 +130,10 @@ type control struct {
 	smooth   float64
 	started  bool
 	releases [len(collector.Reasons)]uint64
-	// unreachable is set while the limit keeps the target out of reach.
+	// unreachable is set while the limit keeps the target out of reach,
+	// shortfall how far under the target the limit is then.
 	unreachable bool
+	shortfall   float64
 }
 
 // smoothing is the time constant of the real usage holders follow.
@@ -204,7 +214,13 @@ func (l *Loop) stepAfter(s collector.Sample, elapsed time.Duration) {
 		used, err = l.Holders.Usage()
 		l.measureFault.report(l.Logger, "measuring the holders", err)
 	}
-	state := l.decide(s, used, stepped)
+	var limits cgroup.Limits
+	if l.Cgroup != nil {
+		var err error
+		limits, err = l.Cgroup()
+		l.cgroupFault.report(l.Logger, "reading the limits of the daemon's cgroup", err)
+	}
+	state := l.decide(s, used, stepped, limits)
 	l.apply(true)
 	l.Publish(state)
 	l.mu.Lock()
@@ -240,14 +256,19 @@ func wallStep(prev, now time.Time, elapsed time.Duration) time.Duration {
 
 // decide is the part of Step that runs under the lock: it gathers each
 // resource's inputs, has its law decide, and applies the decision. stepped
-// is how far the wall clock stepped since the previous sample.
-func (l *Loop) decide(s collector.Sample, used HolderUsage, stepped time.Duration) *collector.State {
+// is how far the wall clock stepped since the previous sample; limits are
+// those of the daemon's cgroup.
+func (l *Loop) decide(s collector.Sample, used HolderUsage, stepped time.Duration, limits cgroup.Limits) *collector.State {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if stepped != 0 {
 		l.clockStepped(stepped)
 	}
 	held := l.shares(used, s, &l.tickCPU)
+	// Ballast is charged to the cgroup as its resident bytes, but no more
+	// than the sizes asked of the holders: the resident pages of their
+	// binary (11 MiB each) are shared, and charged once.
+	room := cgroupRoom(limits, min(used.Memory, l.applied.Memory), used.MemoryHolders, l.Chunk, s)
 	next := l.planned
 	l.noteDisk(s.DiskErr)
 	var real byResource[float64]
@@ -264,17 +285,26 @@ func (l *Loop) decide(s collector.Sample, used HolderUsage, stepped time.Duratio
 		if err := l.Averages.update(r, s.Time, total); err != nil {
 			l.Logger.Warn("updating the average", "resource", r, "err", err)
 		}
-		limit, reserved := l.limit(r, s)
-		l.warnUnreachable(r, c, l.Targets[r], limit, reserved)
+		limit, by := l.limit(r, s)
 		c.setpoint = l.setpoint(r, s.Time, limit)
 		now := ratioOf(r, l.planned, s)
 		d := laws[r](inputs{
-			setpoint: c.setpoint, limit: limit, reserved: reserved,
+			setpoint: c.setpoint, limit: limit, reserved: by == byReserve,
 			real: real[i], sinceBoot: s.CPUSpan > 2*l.Interval,
 			smooth: c.smooth, started: c.started, interval: l.Interval,
 			held: now, step: stepOf(r, s), heldOff: l.holdOff.holds(s.Time),
 		})
 		c.smooth, c.started = d.smooth, d.started
+		d = d.within(room[i], now, r == collector.Memory)
+		level := real[i]
+		if c.started {
+			level = c.smooth
+		}
+		reach, reachBy := limit, by
+		if level+room[i] < reach {
+			reach, reachBy = level+room[i], byCgroup
+		}
+		l.warnUnreachable(r, c, l.Targets[r], reach, reachBy)
 		if d.released {
 			c.releases[d.release]++
 		}
@@ -359,6 +389,8 @@ func (l *Loop) state(s collector.Sample, used HolderUsage, held byResource[float
 			HolderBytes: used.bytes(r),
 			Releases:    l.control[i].releases,
 			Failures:    used.failures(r),
+			Shortfall:   l.control[i].shortfall,
+			Refusals:    used.refusals(r),
 		}
 		if p := l.Averages.periods[r]; p != nil {
 			rs.Period = o.Period
@@ -637,35 +669,106 @@ func (l *Loop) burning(now time.Time) bool {
 	return p.sched.burns(p.number(now)) || p.sched.burns(p.number(now.Add(burstLead)))
 }
 
-// limit is the highest total usage holders may bring r to: the ceiling, or
-// less where a reserve of MemAvailable or free space says so (reserved).
-func (l *Loop) limit(r collector.Resource, s collector.Sample) (limit float64, reserved bool) {
-	var reserve float64
+// bound is what sets a limit.
+type bound int
+
+const (
+	byCeiling bound = iota
+	byReserve
+	byCgroup
+)
+
+// limit is the highest total usage holders may bring r to, and what sets
+// it: the ceiling, or less where a reserve of MemAvailable or free space
+// says so. The daemon's cgroup bounds the holders' own load instead
+// (cgroupRoom, decision.within).
+func (l *Loop) limit(r collector.Resource, s collector.Sample) (float64, bound) {
+	limit, by := l.Ceiling, byCeiling
+	reserve := 1.0
 	switch r {
 	case collector.Memory:
 		reserve = 1 - collector.Ratio(l.MemoryReserve, s.MemoryTotal)
 	case collector.Disk:
 		reserve = 1 - collector.Ratio(l.DiskReserve, s.DiskUsable())
-	default:
-		return l.Ceiling, false
 	}
-	return min(l.Ceiling, reserve), reserve < l.Ceiling
+	if reserve < limit {
+		limit, by = reserve, byReserve
+	}
+	return limit, by
+}
+
+// Headroom planned within the daemon's cgroup: ballast leaves a tenth of
+// the memory limit (at least memoryHeadroom) to the daemon and to what the
+// cgroup's other processes may add, and the burner a tenth of the quota to
+// the daemon's own CPU. Each memory holder is charged holderOverhead
+// besides its ballast: its Go runtime and page tables, measured at 3 MiB.
+const (
+	memoryHeadroom int64 = 32 << 20
+	holderOverhead int64 = 4 << 20
+	cgroupHeadroom       = 0.1
+)
+
+// cgroupRoom is the share of each resource that the daemon's cgroup
+// leaves its holders, +Inf where it sets no limit. Memory: the limit,
+// less what is charged to the cgroup besides the ballast and the overhead
+// of the holders running, less headroom, less the overhead of the holders
+// of chunk bytes that hold the rest; holders are children in the cgroup, so
+// ballast past this is OOM-killed. CPU: the quota, less headroom, as a
+// share of the machine; a burner past it is throttled.
+func cgroupRoom(limits cgroup.Limits, ballast int64, holders int, chunk int64, s collector.Sample) byResource[float64] {
+	var room byResource[float64]
+	for i := range room {
+		room[i] = math.Inf(1)
+	}
+	if m := limits.Memory; m.Limit > 0 && s.MemoryTotal > 0 {
+		others := max(0, m.Usage-ballast-int64(holders)*holderOverhead)
+		headroom := max(memoryHeadroom, int64(float64(m.Limit)*cgroupHeadroom))
+		free := max(0, m.Limit-others-headroom)
+		n := (free + chunk + holderOverhead - 1) / (chunk + holderOverhead)
+		*room.of(collector.Memory) = collector.Ratio(max(0, free-n*holderOverhead), s.MemoryTotal)
+	}
+	if limits.CPUs > 0 && s.CPUs > 0 && limits.CPUs < float64(s.CPUs) {
+		*room.of(collector.CPU) = limits.CPUs * (1 - cgroupHeadroom) / float64(s.CPUs)
+	}
+	return room
+}
+
+// name names the bound of r's limit in a log line.
+func (b bound) name(r collector.Resource) string {
+	switch {
+	case b == byCeiling:
+		return "the ceiling"
+	case b == byReserve:
+		return "the reserve"
+	case r == collector.CPU:
+		return "the cgroup's CPU quota"
+	}
+	return "the cgroup's memory limit"
 }
 
 // warnUnreachable says once, when it starts and when it ends, that the
-// limit keeps r's target out of reach even with no real usage at all.
-func (l *Loop) warnUnreachable(r collector.Resource, c *control, target, limit float64, reserved bool) {
-	unreachable := limit < target+margin
+// most holders may bring r to keeps its target out of reach, by how much
+// and what sets it: the ceiling or a reserve even with no real usage at
+// all, the daemon's cgroup with real usage at its few-minute level. A target kept out of reach is in reach again
+// only a margin above the edge, so that real usage moving about it does not
+// say so every tick.
+func (l *Loop) warnUnreachable(r collector.Resource, c *control, target, limit float64, by bound) {
+	edge := target + margin
+	if c.unreachable {
+		edge += margin
+	}
+	unreachable := limit < edge
+	c.shortfall = 0
+	if unreachable {
+		// A reserve larger than the disk puts the limit under 0.
+		c.shortfall = clamp(target-limit, 0, target)
+	}
 	if unreachable == c.unreachable {
 		return
 	}
 	c.unreachable = unreachable
 	if unreachable {
-		by := "the ceiling"
-		if reserved {
-			by = "the reserve"
-		}
-		l.Logger.Warn("target cannot be met", "resource", r, "target", round(target), "limit", round(limit), "by", by)
+		l.Logger.Warn("target cannot be met", "resource", r, "target", round(target), "limit", round(limit), "short_by", round(c.shortfall), "by", by.name(r))
 	} else {
 		l.Logger.Info("target can be met again", "resource", r, "target", round(target))
 	}
@@ -771,6 +874,16 @@ func (u HolderUsage) failures(r collector.Resource) uint64 {
 		return u.MemoryFailures
 	}
 	return u.DiskFailures
+}
+
+func (u HolderUsage) refusals(r collector.Resource) uint64 {
+	switch r {
+	case collector.CPU:
+		return u.CPURefusals
+	case collector.Memory:
+		return u.MemoryRefusals
+	}
+	return 0
 }
 
 func (u HolderUsage) bytes(r collector.Resource) uint64 {

@@ -7,10 +7,13 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/cro-exporter/cro-exporter/internal/cgroup"
 )
 
 // Kind is the kind of a holder process.
@@ -33,7 +36,10 @@ type Config struct {
 	DiskPath string // the fill dir must be on this one's filesystem; "" means unchecked
 	Chunk    int64  // largest memory holder, <= MaxChunk; 0 means MaxChunk
 	Proc     string // procfs root for our own holders, "" means /proc
-	Logger   *slog.Logger
+	// Pids reads the pids limit of the daemon's cgroup before each holder
+	// starts (see roomFor); nil means no limit.
+	Pids   func() (cgroup.Pids, error)
+	Logger *slog.Logger
 }
 
 // Desired is the load the holders should add.
@@ -58,6 +64,9 @@ type Usage struct {
 	// holders that ended by themselves, failed to start, were not ready or
 	// did not answer in time; for disk, resizes of the fill that failed.
 	CPUFailures, MemoryFailures, DiskFailures uint64
+	// The starts of each kind refused since Open because the cgroup's
+	// pids limit left too little room, counters.
+	CPURefusals, MemoryRefusals uint64
 }
 
 // Restarts of a kind whose holders keep failing back off: the first
@@ -85,6 +94,10 @@ type restarts struct {
 	lastStart time.Time
 	// backingOff is set once the back-off has been logged.
 	backingOff bool
+	// refusals counts the starts refused for want of pids; refusing is
+	// set from the first until a start is allowed again.
+	refusals uint64
+	refusing bool
 }
 
 // wait is the least time from one start of the kind to the next.
@@ -98,6 +111,32 @@ func (r *restarts) wait() time.Duration {
 // mayStart tells whether a holder of the kind may start at now.
 func (r *restarts) mayStart(now time.Time) bool {
 	return !now.Before(r.lastStart.Add(r.wait()))
+}
+
+// A holder is a Go process and each of its threads takes one of the
+// cgroup's pids: a memory holder runs 6, a CPU burner 10 or 11 on 2 CPUs
+// (one locked thread per CPU, the rest the Go runtime's), measured. The
+// daemon's own Go runtime makes a thread whenever a goroutine blocks in a
+// system call and dies ("fatal error: newosproc") when the cgroup refuses
+// one, so daemonThreads more are always left to it.
+const (
+	memoryHolderThreads = 8
+	cpuHolderThreads    = 10 // plus one per CPU
+	daemonThreads       = 8
+)
+
+// holderThreads is the most threads a holder of kind runs on cpus CPUs.
+func holderThreads(kind Kind, cpus int) int64 {
+	if kind == kindCPU {
+		return int64(cpuHolderThreads + cpus)
+	}
+	return memoryHolderThreads
+}
+
+// roomFor tells whether a holder of kind may start with free pids left in
+// the cgroup: its threads and the daemon's headroom must fit.
+func roomFor(kind Kind, cpus int, free int64) bool {
+	return free >= holderThreads(kind, cpus)+daemonThreads
 }
 
 // Manager starts, resizes and stops the holders of one host, keeps their
@@ -472,9 +511,10 @@ func (m *Manager) applyMemory(want []int64, now time.Time) error {
 		p, err := m.start(kindMemory, size, 0, now)
 		if err != nil {
 			errs = append(errs, err)
+			continue
 		}
 		if p == nil {
-			continue
+			break // backing off or refused: so would the next
 		}
 		m.memory = append(m.memory, p)
 	}
@@ -504,11 +544,16 @@ func (m *Manager) applyCPU(duty float64, now time.Time) error {
 	return err
 }
 
-// start starts a holder unless its kind is backing off (nil, nil). A start
-// that fails counts as a failure of the kind.
+// start starts a holder unless its kind is backing off or the cgroup has
+// too few pids left for it (nil, nil). A start that fails counts as a
+// failure of the kind; one refused for pids is counted apart, and logged
+// once when refusals start and once when they end.
 func (m *Manager) start(kind Kind, size int64, duty float64, now time.Time) (*holderProcess, error) {
 	r := m.restarts[kind]
 	if !r.mayStart(now) {
+		return nil, nil
+	}
+	if !m.pidsAllow(r) {
 		return nil, nil
 	}
 	r.lastStart = now
@@ -521,6 +566,36 @@ func (m *Manager) start(kind Kind, size int64, duty float64, now time.Time) (*ho
 	m.counted = append(m.counted, p)
 	m.cpuMu.Unlock()
 	return p, nil
+}
+
+// pidsAllow tells whether the cgroup's pids limit leaves room for a holder
+// of r's kind, counting and logging a refusal. A limit that cannot be read
+// is no reason to refuse: the loop, which reads the same files every tick,
+// reports that once.
+func (m *Manager) pidsAllow(r *restarts) bool {
+	if m.cfg.Pids == nil {
+		return true
+	}
+	pids, err := m.cfg.Pids()
+	if err != nil {
+		m.logger.Debug("reading the cgroup's pids limit", "err", err)
+		return true
+	}
+	need := holderThreads(r.kind, runtime.NumCPU())
+	if roomFor(r.kind, runtime.NumCPU(), pids.Free()) {
+		if r.refusing {
+			r.refusing = false
+			m.logger.Info(fmt.Sprintf("%s holders start again: the cgroup's pids limit leaves room", r.kind), "pids_max", pids.Max, "pids_current", pids.Current)
+		}
+		return true
+	}
+	r.refusals++
+	if !r.refusing {
+		r.refusing = true
+		m.logger.Warn(fmt.Sprintf("not starting %s holders: the cgroup's pids limit leaves %d pids, and a holder needs %d plus %d for the daemon's own threads",
+			r.kind, pids.Free(), need, daemonThreads), "pids_max", pids.Max, "pids_current", pids.Current)
+	}
+	return false
 }
 
 // resizeFill resizes the fill to total bytes and counts a failure.
@@ -627,6 +702,8 @@ func (m *Manager) Usage() (Usage, error) {
 		CPUFailures:    m.restarts[kindCPU].failures,
 		MemoryFailures: m.restarts[kindMemory].failures,
 		DiskFailures:   m.diskFailures.Load(),
+		CPURefusals:    m.restarts[kindCPU].refusals,
+		MemoryRefusals: m.restarts[kindMemory].refusals,
 	}
 	if m.cpu != nil {
 		u.CPUHolders = 1

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -13,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/cro-exporter/cro-exporter/internal/cgroup"
 )
 
 // fakeClock is a clock that moves only when told.
@@ -449,5 +452,71 @@ func TestApplyRegrowsWhatWasRemovedFromOutsideAndCountsResizeFailures(t *testing
 	}
 	if err := m.Apply(load); !errors.Is(err, syscall.EIO) {
 		t.Errorf("Apply after the resize failed: %v, want its error", err)
+	}
+}
+
+// TestAHolderThatWouldExhaustThePidsLimitIsRefusedOnce: with too few pids
+// left in the cgroup for a holder's threads and the daemon's headroom, no
+// holder starts, and the refusals are counted but logged once; once the
+// limit leaves room, holders start, which is logged once too.
+func TestAHolderThatWouldExhaustThePidsLimitIsRefusedOnce(t *testing.T) {
+	skipShort(t, "runs real holder processes")
+	var mu sync.Mutex
+	pids := cgroup.Pids{Max: 12, Current: 7}
+	cfg := testConfig(t)
+	cfg.Pids = func() (cgroup.Pids, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		return pids, nil
+	}
+	m, clock, logs := openWithClock(t, cfg)
+	for range 3 {
+		if err := m.Apply(Desired{Memory: 48 * mib, CPU: 0.01}); err != nil {
+			t.Fatal(err)
+		}
+		clock.advance(time.Second)
+	}
+	u, err := m.Usage()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u.MemoryHolders != 0 || u.CPUHolders != 0 || u.MemoryFailures != 0 || u.CPUFailures != 0 {
+		t.Errorf("with 5 pids left: %+v; want no holder and no failure", u)
+	}
+	if u.MemoryRefusals != 3 || u.CPURefusals != 3 {
+		t.Errorf("refusals after 3 applies: memory %d, cpu %d; want 3 each", u.MemoryRefusals, u.CPURefusals)
+	}
+	if n := logs.count("not starting memory holders"); n != 1 {
+		t.Errorf("%d log lines for the memory refusals; want 1", n)
+	}
+	mu.Lock()
+	pids.Max = 1000
+	mu.Unlock()
+	if err := m.Apply(Desired{Memory: 48 * mib, CPU: 0.01}); err != nil {
+		t.Fatal(err)
+	}
+	if u, err = m.Usage(); err != nil || u.MemoryHolders != 2 || u.CPUHolders != 1 {
+		t.Errorf("with room again: %+v, %v; want 2 memory holders and the burner", u, err)
+	}
+	if n := logs.count("holders start again"); n != 2 {
+		t.Errorf("%d log lines for starting again; want one for each kind", n)
+	}
+}
+
+// TestRoomForCountsTheHoldersThreadsAndTheDaemons: a memory holder needs
+// 8 pids, a burner 10 plus one per CPU, and the daemon keeps 8 beside.
+func TestRoomForCountsTheHoldersThreadsAndTheDaemons(t *testing.T) {
+	for _, tc := range []struct {
+		kind Kind
+		free int64
+		want bool
+	}{
+		{kindMemory, 15, false}, {kindMemory, 16, true},
+		{kindCPU, 19, false}, {kindCPU, 20, true},
+		{kindMemory, math.MaxInt64, true},
+	} {
+		if got := roomFor(tc.kind, 2, tc.free); got != tc.want {
+			t.Errorf("roomFor(%s, 2 CPUs, %d free) = %v; want %v", tc.kind, tc.free, got, tc.want)
+		}
 	}
 }

@@ -110,7 +110,14 @@ func (h *host) args(extra ...string) []string {
 // a default 40% on this host would hold gigabytes.
 func (h *host) start(extra ...string) *exporter {
 	h.t.Helper()
-	e := startLive(h.t, h.args(extra...)...)
+	return h.startIn(nil, extra...)
+}
+
+// startIn starts a live daemon on h in the cgroups dirs (see inCgroups)
+// from its first instruction.
+func (h *host) startIn(dirs []string, extra ...string) *exporter {
+	h.t.Helper()
+	e := startWrapped(h.t, inCgroups(dirs), h.args(extra...)...)
 	h.daemons = append(h.daemons, e.cmd.Process.Pid)
 	return e
 }

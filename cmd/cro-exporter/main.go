@@ -24,6 +24,7 @@ import (
 	"github.com/cro-exporter/cro-exporter/collector"
 	"github.com/cro-exporter/cro-exporter/controller"
 	"github.com/cro-exporter/cro-exporter/holder"
+	"github.com/cro-exporter/cro-exporter/internal/cgroup"
 )
 
 // version is set at build time: -ldflags "-X main.version=...".
@@ -123,12 +124,15 @@ func daemon(ctx context.Context, cli *CLI, logger *slog.Logger) (err error) {
 	if err != nil {
 		return err
 	}
+	if h.cgroups, err = cgroup.Self(); err != nil {
+		logger.Warn("holders are planned without the limits of the daemon's cgroups", "err", err)
+	}
 	listeners, err := listen(cli.WebListenAddress)
 	if err != nil {
 		return err
 	}
 	defer closeAll(listeners) // serve closes them too; this is for a failed start
-	held, err := openHolders(cli, h.now, logger)
+	held, err := openHolders(cli, h, logger)
 	if err != nil {
 		return err
 	}
@@ -162,6 +166,9 @@ type checked struct {
 	spec                    controller.Spec
 	targets                 map[collector.Resource]float64
 	memReserve, diskReserve int64
+	// cgroups are the daemon's own, whose limits bound the holders; nil
+	// where they could not be found.
+	cgroups *cgroup.Group
 }
 
 // checkHost checks the flags and everything they point at, and takes the
@@ -218,7 +225,7 @@ type holding struct {
 
 // openHolders takes the state dir's lock and opens the holder manager, and
 // loads the averages under the lock; a dry run only reads them.
-func openHolders(cli *CLI, now time.Time, logger *slog.Logger) (holding, error) {
+func openHolders(cli *CLI, h *checked, logger *slog.Logger) (holding, error) {
 	held := holding{averages: cli.newAverages()}
 	if cli.DryRun {
 		held.averages.Read(cli.StateDir, logger)
@@ -226,12 +233,15 @@ func openHolders(cli *CLI, now time.Time, logger *slog.Logger) (holding, error) 
 	}
 	cfg := holderConfig(cli, logger)
 	cfg.DiskPath = cli.DiskPath // --recover cleans up a fill dir wherever it is
+	if h.cgroups != nil {
+		cfg.Pids = h.cgroups.Pids
+	}
 	m, err := holder.Open(cfg)
 	if err != nil {
 		return held, err
 	}
 	// Under the lock: a daemon still saving them on its way out is done.
-	if err := held.averages.Load(cli.StateDir, now, logger); err != nil {
+	if err := held.averages.Load(cli.StateDir, h.now, logger); err != nil {
 		return held, errors.Join(err, stopHolders(m))
 	}
 	held.manager, held.holders, held.stateDir = m, managed{m}, cli.StateDir
@@ -270,6 +280,9 @@ func newLoop(cli *CLI, h *checked, held holding, logger *slog.Logger) (*controll
 			}
 		},
 		Logger: logger,
+	}
+	if h.cgroups != nil {
+		loop.Cgroup = h.cgroups.Read
 	}
 	return loop, snapshot
 }

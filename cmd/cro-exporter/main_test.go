@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -77,11 +78,19 @@ func start(t *testing.T, args ...string) *exporter {
 // holders small.
 func startLive(t *testing.T, args ...string) *exporter {
 	t.Helper()
+	return startWrapped(t, nil, args...)
+}
+
+// startWrapped is startLive with the binary and its arguments run by the
+// command wrapper, which must exec them in its own process.
+func startWrapped(t *testing.T, wrapper []string, args ...string) *exporter {
+	t.Helper()
 	args = append([]string{
 		"--web.listen-address=127.0.0.1:0", "--log.format=json",
 		"--state.dir=" + privateDir(t), "--disk.path=" + t.TempDir(),
 	}, args...)
-	cmd := exec.Command(binary, args...)
+	argv := append(append(slices.Clone(wrapper), binary), args...)
+	cmd := exec.Command(argv[0], argv[1:]...)
 	// Should the test binary die (a -timeout), the daemon dies with it, and
 	// its holders with the daemon.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}

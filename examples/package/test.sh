@@ -163,6 +163,8 @@ grep -q '^cro-exporter:x:[0-9]*:[0-9]*:[^:]*:/var/lib/cro-exporter:/usr/sbin/nol
 	fail "installed: the service is not enabled"
 grep -qx 'ExecStart=/usr/bin/cro-exporter' "$root/usr/lib/systemd/system/cro-exporter.service" ||
 	fail "installed: the unit's ExecStart= is not /usr/bin/cro-exporter"
+grep -qx 'ExecStopPost=-/usr/bin/cro-exporter --recover' "$root/usr/lib/systemd/system/cro-exporter.service" ||
+	fail "installed: the unit's ExecStopPost= does not run /usr/bin/cro-exporter --recover"
 if grep -v '^#' "$root/etc/default/cro-exporter" | grep -q .; then
 	fail "installed: /etc/default/cro-exporter sets something; every line should be a comment"
 fi
