@@ -19,7 +19,6 @@ import (
 	"github.com/alecthomas/kong"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/exporter-toolkit/web"
 
 	"github.com/cro-exporter/cro-exporter/collector"
 	"github.com/cro-exporter/cro-exporter/controller"
@@ -167,7 +166,7 @@ type checked struct {
 // checkHost checks the flags and everything they point at, and takes the
 // first sample, starting nothing: a bad flag is a usage error.
 func checkHost(cli *CLI) (*checked, error) {
-	if err := web.Validate(cli.WebConfigFile); err != nil {
+	if err := checkWebConfig(cli.WebConfigFile); err != nil {
 		return nil, usageError{fmt.Errorf("--web.config.file=%s: %w", cli.WebConfigFile, err)}
 	}
 	reader, err := newReader(cli)

@@ -6,14 +6,69 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"path/filepath"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/prometheus/exporter-toolkit/web"
+	"go.yaml.in/yaml/v2"
 
 	"github.com/cro-exporter/cro-exporter/collector"
+	"github.com/cro-exporter/cro-exporter/internal/regfile"
 )
+
+// maxWebFile is the largest web config, certificate, key or client CA file
+// read: the real ones are a few KB, a CA bundle a few hundred.
+const maxWebFile = 1 << 20
+
+// checkWebConfig checks the web config file at path ("" is none) as
+// exporter-toolkit will read it, but first that it and every file it names
+// (cert_file, key_file, client_ca_file) is a regular file of at most
+// maxWebFile, read without blocking: exporter-toolkit reads them whole,
+// waiting on a FIFO for good and on /dev/zero until memory runs out.
+func checkWebConfig(path string) error {
+	if path == "" {
+		return nil
+	}
+	if err := checkWebFiles(path); err != nil {
+		return err
+	}
+	return web.Validate(path)
+}
+
+// checkWebFiles checks that the web config file at path and every file it
+// names is a regular file of at most maxWebFile. A config that does not
+// parse names no file: web.Validate says what is wrong with it.
+func checkWebFiles(path string) error {
+	data, err := regfile.ReadFile(path, maxWebFile)
+	if err != nil {
+		return err
+	}
+	var c struct {
+		TLS struct {
+			Cert     string `yaml:"cert_file"`
+			Key      string `yaml:"key_file"`
+			ClientCA string `yaml:"client_ca_file"`
+		} `yaml:"tls_server_config"`
+	}
+	if yaml.Unmarshal(data, &c) != nil {
+		return nil
+	}
+	for _, name := range []string{c.TLS.Cert, c.TLS.Key, c.TLS.ClientCA} {
+		if name == "" {
+			continue
+		}
+		// As exporter-toolkit has it: relative to the config's dir.
+		if !filepath.IsAbs(name) {
+			name = filepath.Join(filepath.Dir(path), name)
+		}
+		if _, err := regfile.ReadFile(name, maxWebFile); err != nil {
+			return err
+		}
+	}
+	return nil
+}
 
 // listen opens every listen address, so that a busy port fails the start
 // before anything is held, and so the log can name the real port of ":0".
