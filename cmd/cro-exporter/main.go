@@ -107,7 +107,8 @@ func holderMemory(size int64) error {
 // only then does it open the listeners, and only once they are open does it
 // take the state dir's lock and start holders, so that a bad flag or a busy
 // port leaves nothing behind. It runs the loop until ctx ends; then it stops
-// every holder and removes every fill file.
+// every holder and removes every fill file. A ctx that ends during the
+// start ends it at once, with what it started undone, as a stop: no error.
 func daemon(ctx context.Context, cli *CLI, logger *slog.Logger) (err error) {
 	// The give-way watcher reads /proc four times a second, so the heap
 	// grows to the collector's 4 MiB floor (at GOGC 100) however little
@@ -118,13 +119,13 @@ func daemon(ctx context.Context, cli *CLI, logger *slog.Logger) (err error) {
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(50)
 	}
-	h, err := checkHost(cli)
-	if err != nil {
-		return err
+	h, err := unlessDone(ctx, func() (*checked, error) { return checkHost(cli) })
+	if err != nil || ctx.Err() != nil {
+		return stopped(ctx, err)
 	}
 	listeners, err := listen(cli.WebListenAddress)
-	if err != nil {
-		return err
+	if err != nil || ctx.Err() != nil {
+		return stopped(ctx, err)
 	}
 	defer closeAll(listeners) // serve closes them too; this is for a failed start
 	held, err := openHolders(cli, h.now, logger)
@@ -132,9 +133,12 @@ func daemon(ctx context.Context, cli *CLI, logger *slog.Logger) (err error) {
 		return err
 	}
 	if held.manager != nil {
-		// For a start that fails from here; a run that ends stops them
-		// itself, and Close again does nothing.
+		// For a start that fails or is stopped from here; a run that
+		// ends stops them itself, and Close again does nothing.
 		defer func() { err = errors.Join(err, stopHolders(held.manager)) }()
+	}
+	if ctx.Err() != nil {
+		return nil
 	}
 	loop, snapshot := newLoop(cli, h, held, logger)
 	objectives := cli.objectives()
@@ -149,6 +153,38 @@ func daemon(ctx context.Context, cli *CLI, logger *slog.Logger) (err error) {
 	// connect meanwhile wait in the listen backlog.
 	loop.Step(h.first)
 	return runUntilDone(ctx, cli, loop, h.watcher, listeners, snapshot, held.manager, logger)
+}
+
+// unlessDone returns what check returns, or, should ctx end first, nil at
+// once: a check that waits on the host (statfs of a hung network
+// filesystem, say) must not keep a stop from ending the start. Such a check
+// is left behind, to end with the process; it starts nothing.
+func unlessDone[T any](ctx context.Context, check func() (T, error)) (T, error) {
+	type result struct {
+		v   T
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		v, err := check()
+		done <- result{v, err}
+	}()
+	select {
+	case r := <-done:
+		return r.v, r.err
+	case <-ctx.Done():
+		var zero T
+		return zero, nil
+	}
+}
+
+// stopped is what a start that ends before anything is held returns: err,
+// unless ctx ended, which is a stop like any other.
+func stopped(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return nil
+	}
+	return err
 }
 
 // checked is what the daemon learns before it starts anything: a reader for

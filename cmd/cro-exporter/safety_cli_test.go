@@ -408,3 +408,91 @@ func TestRecoverRefusesAStateDirThatIsNotOurs(t *testing.T) {
 		t.Errorf("--recover changed the state dir it refused: %d entries", len(entries))
 	}
 }
+
+// hungMount mounts, on a new temp dir, a FUSE filesystem that no server
+// ever answers: whatever touches it (statfs, a lookup) waits, as on a
+// network filesystem whose server is gone. At the test's end the
+// connection is aborted, which fails every request still waiting, and the
+// dir unmounted.
+func hungMount(t *testing.T) string {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: mounts a FUSE filesystem")
+	}
+	fd, err := unix.Open("/dev/fuse", unix.O_RDWR|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Skipf("no FUSE here: %v", err)
+	}
+	dir := mounted(t, "a FUSE filesystem nobody serves", func(dir string) error {
+		err := unix.Mount("cro-test", dir, "fuse", unix.MS_NOSUID|unix.MS_NODEV,
+			fmt.Sprintf("fd=%d,rootmode=40000,user_id=0,group_id=0", fd))
+		if err != nil {
+			unix.Close(fd)
+		}
+		return err
+	})
+	t.Cleanup(func() { unix.Close(fd) }) // before the unmount
+	return dir
+}
+
+// waitOnFUSE waits until a thread of the process pid waits on a FUSE
+// request (its wchan is fuse_*).
+func waitOnFUSE(t *testing.T, pid int) {
+	t.Helper()
+	waitFor(t, 10*time.Second, "the start waits on the FUSE mount", func() (bool, string) {
+		tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/wchan", pid))
+		var chans []string
+		for _, task := range tasks {
+			w, _ := os.ReadFile(task)
+			if strings.HasPrefix(string(w), "fuse") {
+				return true, ""
+			}
+			chans = append(chans, string(w))
+		}
+		return false, fmt.Sprintf("wchans %q", chans)
+	})
+}
+
+// A start stuck on the host (here statfs of a --disk.path whose filesystem
+// never answers) ends at once on any of the signals that end the daemon,
+// with status 0 as a stop, having started and written nothing.
+func TestASignalEndsAStartStuckOnTheHost(t *testing.T) {
+	skipShort(t, "mounts a FUSE filesystem, as root")
+	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT, syscall.SIGQUIT, syscall.SIGHUP} {
+		t.Run(unix.SignalName(sig), func(t *testing.T) {
+			hung := hungMount(t)
+			state := privateDir(t)
+			cmd := exec.Command(binary, "--log.format=json", "--web.listen-address=127.0.0.1:0",
+				"--path.procfs="+filepath.Join(fixtures, "small-8g"), "--disk.path="+hung, "--state.dir="+state,
+				"--target.cpu=0", "--target.memory=0", "--target.disk=0")
+			cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			exited := make(chan error, 1)
+			go func() { exited <- cmd.Wait() }()
+			t.Cleanup(func() {
+				cmd.Process.Kill()
+				<-exited
+			})
+			waitOnFUSE(t, cmd.Process.Pid)
+			if err := cmd.Process.Signal(sig); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case err := <-exited:
+				exited <- err // for the cleanup
+				if err != nil {
+					t.Fatalf("exit after %s: %v, want status 0\n%s", unix.SignalName(sig), err, &stderr)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatalf("the start still runs 5 s after %s", unix.SignalName(sig))
+			}
+			if entries, err := os.ReadDir(state); err != nil || len(entries) > 0 {
+				t.Errorf("state dir after the stopped start: %v (%v), want it empty", entries, err)
+			}
+		})
+	}
+}
