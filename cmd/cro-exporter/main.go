@@ -110,6 +110,12 @@ func holderMemory(size int64) error {
 // every holder and removes every fill file. A ctx that ends during the
 // start ends it at once, with what it started undone, as a stop: no error.
 func daemon(ctx context.Context, cli *CLI, logger *slog.Logger) (err error) {
+	// Its only output is the log on stderr: a log reader that goes away
+	// (a closed pipe) must cost log lines, never the daemon, which Go
+	// would otherwise kill with SIGPIPE at the next line, before it could
+	// stop its holders. With SIGPIPE ignored, a failed write is an EPIPE
+	// the log handler drops.
+	signal.Ignore(syscall.SIGPIPE)
 	// The give-way watcher reads /proc four times a second, so the heap
 	// grows to the collector's 4 MiB floor (at GOGC 100) however little
 	// is live. Half of it, 2 MiB, is ample for what stays live: idle RSS

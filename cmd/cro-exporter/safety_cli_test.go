@@ -496,3 +496,79 @@ func TestASignalEndsAStartStuckOnTheHost(t *testing.T) {
 		})
 	}
 }
+
+// The daemon's log goes to a pipe whose reader goes away: the daemon goes
+// on, and a SIGTERM still stops it cleanly, its fill removed and its
+// averages saved, though none of its log lines can be written.
+func TestABrokenLogPipeNeverEndsTheDaemon(t *testing.T) {
+	h := newHost(t)
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	cmd := exec.Command(binary, append([]string{"--log.format=json", "--log.level=debug", "--web.listen-address=127.0.0.1:0"},
+		h.args("--target.memory=0", "--target.cpu=0", "--target.disk=0.5")...)...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	cmd.Stderr = w
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	w.Close() // the daemon's copy is the only writer
+	h.daemons = append(h.daemons, cmd.Process.Pid)
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-exited
+	})
+	// The log is read while the daemon fills the disk; then, as in
+	// `2>&1 | head`, its reader goes.
+	go io.Copy(io.Discard, r)
+	waitFor(t, 10*time.Second, "a fill file", func() (bool, string) {
+		files := fillFiles(t, h.fillDir())
+		return len(files) > 0, fmt.Sprintf("fill files %v", sortedNames(files))
+	})
+	held := fillBytes(fillFiles(t, h.fillDir()))
+	r.Close()
+	// Real usage grows into the disk reserve (8 MiB): the fill gives way,
+	// and the new plan is logged, into the broken pipe.
+	if err := os.WriteFile(filepath.Join(h.disk, "real"), make([]byte, 28*mib), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "the fill gives way to real usage", func() (bool, string) {
+		select {
+		case err := <-exited:
+			exited <- err // for the cleanup
+			t.Fatalf("the daemon ended with its log pipe broken: %v", err)
+		default:
+		}
+		now := fillBytes(fillFiles(t, h.fillDir()))
+		return now < held, fmt.Sprintf("fill %d bytes, was %d", now, held)
+	})
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-exited:
+		exited <- err // for the cleanup
+		if err != nil {
+			t.Fatalf("exit after SIGTERM: %v, want status 0", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("still running 10 s after SIGTERM")
+	}
+	if files := fillFiles(t, h.fillDir()); len(files) > 0 {
+		t.Errorf("fill files left in %s: %v", h.fillDir(), sortedNames(files))
+	}
+	checkAveragesSaved(t, h.state)
+}
+
+// fillBytes is the sum of files, as fillFiles maps them.
+func fillBytes(files map[string]int64) int64 {
+	var n int64
+	for _, b := range files {
+		n += b
+	}
+	return n
+}
