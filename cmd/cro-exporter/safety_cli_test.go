@@ -572,3 +572,57 @@ func fillBytes(files map[string]int64) int64 {
 	}
 	return n
 }
+
+// A state dir that cannot be written (a read-only mount, or a full
+// filesystem, which still takes an empty file) is a usage error: exit 2,
+// one line naming the flag, before anything is started.
+func TestAStateDirThatCannotBeWrittenExitsTwo(t *testing.T) {
+	skipShort(t, "mounts tmpfs, as root")
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: mounts tmpfs (root ignores a dir's mode)")
+	}
+	for _, tc := range []struct {
+		name, opts string
+		fill       bool
+		want       string
+	}{
+		{"a read-only mount", "ro,size=1m,mode=0700", false, "read-only file system"},
+		{"a full filesystem", "size=64k,mode=0700", true, "no space left on device"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			state := mounted(t, tc.opts, func(dir string) error { return unix.Mount("tmpfs", dir, "tmpfs", 0, tc.opts) })
+			if tc.fill {
+				// Writes until the filesystem is full.
+				f, err := os.Create(filepath.Join(state, "full"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				for err == nil {
+					_, err = f.Write(make([]byte, 4096))
+				}
+				f.Close()
+				if !errors.Is(err, unix.ENOSPC) {
+					t.Fatalf("filling %s: %v", state, err)
+				}
+			}
+			before := dirContents(t, state)
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, binary, "--web.listen-address=127.0.0.1:0", "--path.procfs="+filepath.Join(fixtures, "small-8g"),
+				"--disk.path="+t.TempDir(), "--state.dir="+state, "--target.cpu=0", "--target.memory=0", "--target.disk=0")
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			err := cmd.Run()
+			if exit, ok := errors.AsType[*exec.ExitError](err); !ok || exit.ExitCode() != exitUsage {
+				t.Fatalf("exit: %v, want status %d\n%s", err, exitUsage, &stderr)
+			}
+			lines := strings.Split(strings.TrimSpace(stderr.String()), "\n")
+			if len(lines) != 1 || !strings.Contains(lines[0], "--state.dir="+state) || !strings.Contains(lines[0], tc.want) {
+				t.Errorf("stderr: want one line naming --state.dir=%s and %q, got:\n%s", state, tc.want, &stderr)
+			}
+			if diff := cmp.Diff(before, dirContents(t, state)); diff != "" {
+				t.Errorf("the refused start changed the state dir (-before +after):\n%s", diff)
+			}
+		})
+	}
+}
