@@ -146,7 +146,8 @@ func daemon(ctx context.Context, cli *CLI, logger *slog.Logger) (err error) {
 	if ctx.Err() != nil {
 		return nil
 	}
-	loop, snapshot := newLoop(cli, h, held, logger)
+	web := newWebGuard(cli.WebConfigFile, logger)
+	loop, snapshot := newLoop(cli, h, held, web.refused, logger)
 	objectives := cli.objectives()
 	logger.Info("starting", "version", version, "spec", h.spec.Name, "memory_total", h.first.MemoryTotal, "dry_run", cli.DryRun,
 		"target_cpu", h.targets[collector.CPU], "target_memory", h.targets[collector.Memory], "target_disk", h.targets[collector.Disk],
@@ -158,7 +159,7 @@ func daemon(ctx context.Context, cli *CLI, logger *slog.Logger) (err error) {
 	// The first tick before the first scrape is served: clients that
 	// connect meanwhile wait in the listen backlog.
 	loop.Step(h.first)
-	return runUntilDone(ctx, cli, loop, h.watcher, listeners, snapshot, held.manager, logger)
+	return runUntilDone(ctx, cli, loop, h.watcher, web.guard(listeners), snapshot, held.manager, logger)
 }
 
 // unlessDone returns what check returns, or, should ctx end first, nil at
@@ -281,9 +282,10 @@ func openHolders(cli *CLI, now time.Time, logger *slog.Logger) (holding, error) 
 }
 
 // newLoop builds the loop and the metrics it publishes: each tick
-// refreshes a snapshot of the loop's state, the Go and process metrics and
-// cro_build_info, which scrapes serve.
-func newLoop(cli *CLI, h *checked, held holding, logger *slog.Logger) (*controller.Loop, *collector.Snapshot) {
+// refreshes a snapshot of the loop's state, the Go and process metrics,
+// cro_build_info and the connections the web guard refused, which scrapes
+// serve.
+func newLoop(cli *CLI, h *checked, held holding, refused prometheus.Collector, logger *slog.Logger) (*controller.Loop, *collector.Snapshot) {
 	exporter := collector.NewExporter()
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(
@@ -291,6 +293,7 @@ func newLoop(cli *CLI, h *checked, held holding, logger *slog.Logger) (*controll
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		exporter,
 		buildInfo(),
+		refused,
 	)
 	snapshot := collector.NewSnapshot(reg)
 	loop := &controller.Loop{

@@ -626,3 +626,65 @@ func TestAStateDirThatCannotBeWrittenExitsTwo(t *testing.T) {
 		})
 	}
 }
+
+// exporter-toolkit reads the web config again at every request: one
+// swapped for a FIFO or /dev/zero after the start has its connections
+// closed at once, unserved, rather than hung or fed from memory without
+// end; the fault is logged once, when it starts and when it ends, and the
+// refusals counted.
+func TestAWebConfigSwappedForAFIFOOrDevZeroRefusesConnectionsAtOnce(t *testing.T) {
+	dir := t.TempDir()
+	config := filepath.Join(dir, "web.yml")
+	good := []byte("http_server_config:\n  headers:\n    X-Frame-Options: deny\n")
+	if err := os.WriteFile(config, good, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e := start(t, "--path.procfs="+filepath.Join(fixtures, "small-8g"), "--web.config.file="+config, "--interval=1s")
+	addr := strings.TrimPrefix(e.url, "http://")
+	if _, err := scrape(addr, 5*time.Second); err != nil {
+		t.Fatalf("scrape with a good web config: %v", err)
+	}
+	fifo := filepath.Join(dir, "fifo")
+	if err := unix.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	zero := filepath.Join(dir, "zero")
+	if err := os.Symlink("/dev/zero", zero); err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []string{fifo, zero} {
+		if err := os.Rename(bad, config); err != nil {
+			t.Fatal(err)
+		}
+		for range 2 {
+			if _, err := scrape(addr, 5*time.Second); err == nil || errors.Is(err, context.DeadlineExceeded) || strings.Contains(err.Error(), "Timeout") {
+				t.Errorf("scrape with the web config swapped for %s: %v, want the connection closed at once", bad, err)
+			}
+		}
+	}
+	if err := os.WriteFile(filepath.Join(dir, "new"), good, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(filepath.Join(dir, "new"), config); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "the refusals counted", func() (bool, string) {
+		body, err := scrape(addr, 5*time.Second)
+		if err != nil {
+			t.Fatalf("scrape with the web config back: %v", err)
+		}
+		n := value(body, "cro_web_connections_refused_total")
+		return n == 4, fmt.Sprintf("cro_web_connections_refused_total %v, want 4", n)
+	})
+	var said []string
+	for l := range strings.Lines(e.stderr.String()) {
+		var line struct{ Msg string }
+		if json.Unmarshal([]byte(l), &line) == nil && strings.HasPrefix(line.Msg, "web config") {
+			said = append(said, line.Msg)
+		}
+	}
+	want := []string{"web config not usable: refusing connections until it is", "web config usable again: serving connections"}
+	if diff := cmp.Diff(want, said); diff != "" {
+		t.Errorf("web config log lines (-want +got):\n%s", diff)
+	}
+}

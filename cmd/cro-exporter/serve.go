@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/prometheus/exporter-toolkit/web"
 	"go.yaml.in/yaml/v2"
@@ -68,6 +69,78 @@ func checkWebFiles(path string) error {
 		}
 	}
 	return nil
+}
+
+// webGuard admits a connection only while the web config and the files it
+// names pass checkWebFiles. exporter-toolkit reads them again, whole and
+// blocking, at every request and TLS handshake, so that a config swapped for
+// a FIFO would hang every connection, and one swapped for /dev/zero would
+// grow memory until the host ran out. A connection refused is closed unread
+// and counted; the fault is logged once when it starts and once when it
+// ends. The check and the reads that follow it are not atomic, and a
+// keep-alive connection admitted before a swap is not checked again: it
+// bounds a mistake, it cannot stop whoever may write the config.
+type webGuard struct {
+	path    string // the web config file; "" is none, and admits all
+	refused prometheus.Counter
+	logger  *slog.Logger
+
+	mu      sync.Mutex
+	failing bool
+}
+
+func newWebGuard(path string, logger *slog.Logger) *webGuard {
+	return &webGuard{path: path, logger: logger, refused: prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "cro_web_connections_refused_total",
+		Help: "Connections closed unserved because the web config file, or a file it names, was not a regular file of at most 1 MiB.",
+	})}
+}
+
+// guard has every listener of ls admit connections through g.
+func (g *webGuard) guard(ls []net.Listener) []net.Listener {
+	if g.path == "" {
+		return ls
+	}
+	guarded := make([]net.Listener, len(ls))
+	for i, l := range ls {
+		guarded[i] = guardedListener{l, g}
+	}
+	return guarded
+}
+
+// admit checks the web config's files; it counts and logs a refusal.
+func (g *webGuard) admit() bool {
+	err := checkWebFiles(g.path)
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	switch {
+	case err != nil && !g.failing:
+		g.logger.Error("web config not usable: refusing connections until it is", "err", err)
+	case err == nil && g.failing:
+		g.logger.Info("web config usable again: serving connections", "web_config", g.path)
+	}
+	if err != nil {
+		g.refused.Inc()
+	}
+	g.failing = err != nil
+	return err == nil
+}
+
+// guardedListener accepts the connections its guard admits, and closes
+// the others.
+type guardedListener struct {
+	net.Listener
+	guard *webGuard
+}
+
+func (l guardedListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil || l.guard.admit() {
+			return c, err
+		}
+		c.Close()
+	}
 }
 
 // listen opens every listen address, so that a busy port fails the start
