@@ -21,6 +21,8 @@ import (
 
 	"github.com/prometheus/procfs"
 	"golang.org/x/sys/unix"
+
+	"github.com/cro-exporter/cro-exporter/internal/regfile"
 )
 
 // maxProcFile bounds one read: far above any real /proc/stat (a few hundred
@@ -39,10 +41,19 @@ type procFile struct {
 	cpath []byte
 }
 
+// newProcFile names the file path, refusing one that is not a regular file
+// before it is ever opened: procfs's own files are regular, of size 0.
 func newProcFile(path string) (procFile, error) {
 	c, err := unix.ByteSliceFromString(path)
 	if err != nil {
 		return procFile{}, &fs.PathError{Op: "open", Path: path, Err: err}
+	}
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		return procFile{}, &fs.PathError{Op: "stat", Path: path, Err: err}
+	}
+	if err := regfile.Check(path, &st, maxProcFile); err != nil {
+		return procFile{}, err
 	}
 	return procFile{path: path, cpath: c}, nil
 }
@@ -50,13 +61,22 @@ func newProcFile(path string) (procFile, error) {
 // read reads the whole file into buf, from its start, growing it where the
 // file is larger, and returns the bytes read: buf[:n], or the grown buffer
 // (its capacity is kept for the next read, also after a failure).
-// It allocates only to grow or to report a failure, and leaves no file open.
+// A file that is not regular (a FIFO is never waited on), or larger than
+// maxProcFile, is refused. It allocates only to grow or to report a
+// failure, and leaves no file open.
 func (f procFile) read(buf []byte) ([]byte, error) {
 	fd, err := openRead(f.cpath)
 	if err != nil {
 		return buf[:0], &fs.PathError{Op: "open", Path: f.path, Err: err}
 	}
 	defer unix.Close(fd)
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return buf[:0], &fs.PathError{Op: "fstat", Path: f.path, Err: err}
+	}
+	if err := regfile.Check(f.path, &st, maxProcFile); err != nil {
+		return buf[:0], err
+	}
 	buf = buf[:cap(buf)]
 	if len(buf) == 0 {
 		buf = make([]byte, firstProcBuffer)
@@ -79,18 +99,19 @@ func (f procFile) read(buf []byte) ([]byte, error) {
 		n += m
 		if n > maxProcFile {
 			// Not kept: the next read starts small again.
-			return nil, fmt.Errorf("larger than %d MiB", maxProcFile>>20)
+			return nil, regfile.TooLarge(f.path, maxProcFile)
 		}
 	}
 }
 
-// openRead opens a NUL-terminated path read-only, as os.Open does, without
-// unix.Open's copy of the path.
+// openRead opens a NUL-terminated path read-only and without blocking on a
+// FIFO, as os.Open does with O_NONBLOCK, without unix.Open's copy of the
+// path.
 func openRead(cpath []byte) (int, error) {
 	dir := unix.AT_FDCWD
 	for {
 		fd, _, errno := unix.Syscall6(unix.SYS_OPENAT, uintptr(dir), uintptr(unsafe.Pointer(&cpath[0])),
-			uintptr(unix.O_RDONLY|unix.O_CLOEXEC|unix.O_LARGEFILE), 0, 0, 0)
+			uintptr(unix.O_RDONLY|unix.O_NONBLOCK|unix.O_CLOEXEC|unix.O_LARGEFILE), 0, 0, 0)
 		switch errno {
 		case 0:
 			return int(fd), nil

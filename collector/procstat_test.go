@@ -8,8 +8,10 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/procfs"
+	"golang.org/x/sys/unix"
 )
 
 // procfsReference is what procfs, the independent reference, reads of a
@@ -338,22 +340,59 @@ func TestReadOfAStatLargerThanItsBufferReadsItWhole(t *testing.T) {
 	checkAgreesWithProcfs(t, dir)
 }
 
-func TestProcFileReadRefusesAHugeFile(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "stat")
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Sparse: no disk taken.
-	if err := f.Truncate(maxProcFile + 1); err != nil {
-		t.Fatal(err)
-	}
-	f.Close()
-	pf, err := newProcFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := pf.read(nil); err == nil || err.Error() != "larger than 16 MiB" {
-		t.Errorf("read() error = %v, want larger than 16 MiB", err)
+// A procfs file that is not a regular file, or is larger than
+// maxProcFile, is refused promptly, whether it is so when the Reader is made
+// or becomes so later: a FIFO is never waited on, /dev/zero never read.
+func TestProcFileRefusesWhatIsNotASmallRegularFile(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		make func(path string) error
+		want string
+	}{
+		{"a FIFO", func(path string) error { return unix.Mkfifo(path, 0o600) }, "is a FIFO, not a regular file"},
+		{"a symlink to /dev/zero", func(path string) error { return os.Symlink("/dev/zero", path) }, "is a device, not a regular file"},
+		{"a file over 16 MiB", func(path string) error {
+			if err := os.WriteFile(path, nil, 0o600); err != nil {
+				return err
+			}
+			return os.Truncate(path, maxProcFile+1) // sparse: no disk taken
+		}, "is larger than 16777216 bytes"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			path := filepath.Join(dir, "stat")
+			if err := tc.make(path); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := newProcFile(path); err == nil || err.Error() != path+" "+tc.want {
+				t.Errorf("newProcFile = %v, want %q", err, path+" "+tc.want)
+			}
+
+			// A file that became so after newProcFile checked it.
+			later := filepath.Join(dir, "later")
+			if err := os.WriteFile(later, []byte("cpu 1 2 3 4\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			pf, err := newProcFile(later)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Rename(path, later); err != nil {
+				t.Fatal(err)
+			}
+			done := make(chan error, 1)
+			go func() {
+				_, err := pf.read(nil)
+				done <- err
+			}()
+			select {
+			case err := <-done:
+				if err == nil || err.Error() != later+" "+tc.want {
+					t.Errorf("read = %v, want %q", err, later+" "+tc.want)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatal("read still blocks after 5 s")
+			}
+		})
 	}
 }

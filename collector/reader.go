@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/procfs"
 
 	"github.com/cro-exporter/cro-exporter/internal/linux"
+	"github.com/cro-exporter/cro-exporter/internal/regfile"
 )
 
 // Reader reads the host into a Sample: /proc/stat, /proc/meminfo and
@@ -43,8 +44,9 @@ type Reader struct {
 
 // NewReader opens the procfs tree at procPath (normally /proc) and checks,
 // once, everything Read needs: /proc/stat with its cpu lines, /proc/meminfo
-// with a non-zero MemTotal and MemAvailable, and statfs of diskPath. Its
-// error names the file at fault, on one line.
+// with a non-zero MemTotal and MemAvailable, each a regular file (so is any
+// /proc/pressure file there is), and statfs of diskPath. Its error names the
+// file at fault, on one line.
 func NewReader(procPath, diskPath string) (*Reader, error) {
 	return newReader(procPath, diskPath, statfsDisk)
 }
@@ -61,6 +63,11 @@ func newReader(procPath, diskPath string, statfs func(string) (diskSpace, error)
 	}
 	if r.meminfo, err = newProcFile(r.path("meminfo")); err != nil {
 		return nil, readError(r.path("meminfo"), err)
+	}
+	for _, f := range psiFiles {
+		if err := checkPressureFile(r.path("pressure", f.name)); err != nil {
+			return nil, err
+		}
 	}
 	if _, _, err := r.readStat(); err != nil {
 		return nil, err
@@ -302,8 +309,12 @@ func micros(us uint64) time.Duration {
 }
 
 // readError names the file a read failed on. It drops an *fs.PathError's
-// own "open <path>" so the line says it once, but keeps its cause wrapped.
+// own "open <path>" so the line says it once, but keeps its cause wrapped;
+// a file refused (regfile.Error) is named already.
 func readError(path string, err error) error {
+	if _, ok := errors.AsType[*regfile.Error](err); ok {
+		return err
+	}
 	if pe, ok := errors.AsType[*fs.PathError](err); ok {
 		return fmt.Errorf("reading %s: %w", pe.Path, pe.Err)
 	}

@@ -1,6 +1,10 @@
 package collector
 
-import "golang.org/x/sys/unix"
+import (
+	"golang.org/x/sys/unix"
+
+	"github.com/cro-exporter/cro-exporter/internal/regfile"
+)
 
 // statfsDisk measures the filesystem holding path with fstatfs(2), and
 // its device with fstat(2), both on one O_PATH descriptor of path, so that
@@ -50,4 +54,15 @@ func diskSpaceOf(st *unix.Statfs_t) diskSpace {
 		used:  (st.Blocks - min(st.Bfree, st.Blocks)) * unit,
 		avail: st.Bavail * unit,
 	}
+}
+
+// checkPressureFile refuses a pressure file that is there but is not a
+// regular file: procfs, which reads them, would wait on a FIFO for good. An
+// absent or unreadable one is readPressure's to judge.
+func checkPressureFile(path string) error {
+	var st unix.Stat_t
+	if unix.Stat(path, &st) != nil {
+		return nil
+	}
+	return regfile.Check(path, &st, maxProcFile)
 }

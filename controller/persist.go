@@ -63,8 +63,8 @@ type periodsJSON struct {
 // ours. An existing dir must be a directory, not a symlink, owned by our
 // effective uid, with no permission for group or others; it is never
 // changed, and the error says what is wrong and how to fix it. With write,
-// a missing dir is created with mode 0700 and a file must be creatable in
-// it; without (a dry run, which writes nothing), a missing dir is fine. The
+// a missing dir is created with mode 0700 and a file must be writable in
+// it (probe); without (a dry run, which writes nothing), a missing dir is fine. The
 // CLI calls it before opening any listener, so that a bad --state.dir fails
 // at once rather than at the first save.
 func CheckStateDir(dir string, write bool) error {
@@ -82,15 +82,31 @@ func CheckStateDir(dir string, write bool) error {
 	if !write {
 		return nil
 	}
-	f, err := os.CreateTemp(dir, ".probe-*")
-	if err != nil {
-		return fmt.Errorf("state dir %s is not usable: %w", dir, err)
-	}
-	f.Close()
-	if err := os.Remove(f.Name()); err != nil {
+	if err := probe(dir); err != nil {
 		return fmt.Errorf("state dir %s is not usable: %w", dir, err)
 	}
 	return nil
+}
+
+// probe writes a file of a few bytes in dir, syncs it and removes it. A
+// file must be written, not only created: a full filesystem still takes an
+// empty file, and the start would fail later, at the lock's pid.
+func probe(dir string) error {
+	f, err := os.CreateTemp(dir, ".probe-*")
+	if err != nil {
+		return err
+	}
+	_, err = f.WriteString("cro-exporter\n")
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if rerr := os.Remove(f.Name()); err == nil {
+		err = rerr
+	}
+	return err
 }
 
 // save writes the averages to averagesFile in dir so that neither a crash nor

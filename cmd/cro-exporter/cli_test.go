@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
+	"golang.org/x/sys/unix"
 
 	"github.com/cro-exporter/cro-exporter/controller"
 )
@@ -32,6 +33,7 @@ func TestBadInputExitsWithOneLineBeforeListening(t *testing.T) {
 		t.Fatal(err)
 	}
 	good := filepath.Join(fixtures, "small-8g")
+	files := badFiles(t)
 	// A fill dir on another filesystem than the disk path's temp dir; a
 	// start that wrongly went on would leave it behind, empty.
 	otherFS := fmt.Sprintf("/dev/shm/cro-exporter-test-fill-%d", os.Getpid())
@@ -76,6 +78,16 @@ func TestBadInputExitsWithOneLineBeforeListening(t *testing.T) {
 		{"a state dir that cannot be created", []string{"--state.dir=" + filepath.Join(regular, "state")}, "", []string{"--state.dir", regular}},
 		{"a web config file that does not exist", []string{"--web.config.file=/nonexistent.yml"}, "", []string{"--web.config.file", "/nonexistent.yml"}},
 		{"a web config file naming missing certificates", []string{"--web.config.file=" + badWebConfig}, "", []string{"--web.config.file", "nonexistent"}},
+		// Each file read is refused promptly, never waited on or read
+		// whole: each of these hung the start for good or filled memory.
+		{"a web config file that is a FIFO", []string{"--web.config.file=" + files.fifo}, "", []string{"--web.config.file", files.fifo + " is a FIFO, not a regular file"}},
+		{"a web config file that is /dev/zero", []string{"--web.config.file=/dev/zero"}, "", []string{"--web.config.file", "/dev/zero is a device, not a regular file"}},
+		{"a web config file of 100 MB", []string{"--web.config.file=" + files.large}, "", []string{"--web.config.file", files.large + " is larger than 1048576 bytes"}},
+		{"a web config file naming a FIFO as its certificate", []string{"--web.config.file=" + files.webConfigNamingFIFO}, "", []string{"--web.config.file", files.fifo + " is a FIFO, not a regular file"}},
+		{"a procfs whose stat is a FIFO", []string{"--path.procfs=" + files.procStatFIFO}, "", []string{"--path.procfs", "stat is a FIFO, not a regular file"}},
+		{"a procfs whose meminfo is /dev/zero", []string{"--path.procfs=" + files.procMeminfoZero}, "", []string{"--path.procfs", "meminfo is a device, not a regular file"}},
+		{"a procfs whose pressure file is a FIFO", []string{"--path.procfs=" + files.procPressureFIFO}, "", []string{"--path.procfs", "pressure/cpu is a FIFO, not a regular file"}},
+		{"a procfs whose stat is 100 MB", []string{"--path.procfs=" + files.procStatLarge}, "", []string{"--path.procfs", "stat is larger than 16777216 bytes"}},
 		{"an empty telemetry path", []string{"--web.telemetry-path="}, "", []string{"--web.telemetry-path", "start with /"}},
 		{"a telemetry path without its leading slash", []string{"--web.telemetry-path=metrics"}, "", []string{"--web.telemetry-path", `"metrics"`, "start with /"}},
 		{"an empty listen address", []string{"--web.listen-address="}, "", []string{"--web.listen-address", "empty"}},
@@ -117,6 +129,9 @@ func TestBadInputExitsWithOneLineBeforeListening(t *testing.T) {
 			if !errors.As(err, &exit) || exit.ExitCode() != exitUsage {
 				t.Fatalf("exit: %v, want status %d; stdout:\n%s\nstderr:\n%s", err, exitUsage, &stdout, &stderr)
 			}
+			if rss := maxRSS(cmd); rss > maxRefusedRSS {
+				t.Errorf("peak RSS %d MiB, want at most %d MiB: nothing read may grow with the file", rss>>20, maxRefusedRSS>>20)
+			}
 			if stdout.Len() > 0 {
 				t.Errorf("stdout: %q, want nothing", &stdout)
 			}
@@ -131,6 +146,65 @@ func TestBadInputExitsWithOneLineBeforeListening(t *testing.T) {
 			}
 		})
 	}
+}
+
+// maxRefusedRSS bounds the peak RSS of a start refused for bad input: a
+// refused start here peaks at about 15 MiB.
+const maxRefusedRSS = 48 << 20
+
+// maxRSS is the peak resident memory of the process cmd ran, in bytes.
+func maxRSS(cmd *exec.Cmd) int64 {
+	return cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss << 10
+}
+
+// files a start must refuse, each at once and reading little of it.
+type refusedFiles struct {
+	fifo, large, webConfigNamingFIFO                               string
+	procStatFIFO, procMeminfoZero, procPressureFIFO, procStatLarge string
+}
+
+// badFiles makes the files of refusedFiles: a FIFO, a sparse 100 MB file,
+// a web config naming the FIFO as its certificate, and copies of a fixture
+// procfs tree with a FIFO, /dev/zero or 100 MB in place of one file.
+func badFiles(t *testing.T) refusedFiles {
+	t.Helper()
+	dir := t.TempDir()
+	f := refusedFiles{fifo: filepath.Join(dir, "fifo"), large: filepath.Join(dir, "large.yml"), webConfigNamingFIFO: filepath.Join(dir, "web.yml")}
+	if err := unix.Mkfifo(f.fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	makeLarge := func(path string) error {
+		if err := os.WriteFile(path, nil, 0o600); err != nil {
+			return err
+		}
+		return os.Truncate(path, 100<<20) // sparse: no disk taken
+	}
+	if err := makeLarge(f.large); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(f.webConfigNamingFIFO, []byte("tls_server_config:\n  cert_file: fifo\n  key_file: /dev/zero\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tree := func(file string, plant func(path string) error) string {
+		root := filepath.Join(t.TempDir(), "proc")
+		if err := os.CopyFS(root, os.DirFS(filepath.Join(fixtures, "small-8g"))); err != nil {
+			t.Fatal(err)
+		}
+		path := filepath.Join(root, file)
+		if err := os.Remove(path); err != nil {
+			t.Fatal(err)
+		}
+		if err := plant(path); err != nil {
+			t.Fatal(err)
+		}
+		return root
+	}
+	fifo := func(path string) error { return unix.Mkfifo(path, 0o600) }
+	f.procStatFIFO = tree("stat", fifo)
+	f.procMeminfoZero = tree("meminfo", func(path string) error { return os.Symlink("/dev/zero", path) })
+	f.procPressureFIFO = tree("pressure/cpu", fifo)
+	f.procStatLarge = tree("stat", makeLarge)
+	return f
 }
 
 func TestHelpListsEveryFlagWithItsEnvironmentVariable(t *testing.T) {
@@ -386,5 +460,32 @@ func TestSimulateFollowsATraceAndNamesItsBadLines(t *testing.T) {
 	var exit *exec.ExitError
 	if !errors.As(err, &exit) || exit.ExitCode() != exitUsage || !strings.Contains(stderr.String(), "line 2: memory") {
 		t.Errorf("a bad trace: %v, stderr %q; want exit %d naming line 2's memory", err, stderr.String(), exitUsage)
+	}
+}
+
+// A trace is read as every file is: a FIFO is refused, not waited on, and
+// /dev/zero is not read until memory runs out.
+func TestSimulateRefusesATraceThatIsNotARegularFile(t *testing.T) {
+	fifo := filepath.Join(t.TempDir(), "trace.csv")
+	if err := unix.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ path, want string }{
+		{fifo, "is a FIFO, not a regular file"},
+		{"/dev/zero", "is a device, not a regular file"},
+	} {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, binary, "simulate", "--trace="+tc.path)
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		err := cmd.Run()
+		if exit, ok := errors.AsType[*exec.ExitError](err); !ok || exit.ExitCode() != exitUsage ||
+			strings.Count(stderr.String(), "\n") != 1 || !strings.Contains(stderr.String(), "--trace="+tc.path+": "+tc.path+" "+tc.want) {
+			t.Errorf("simulate --trace=%s: %v, stderr %q; want exit %d and one line: %s", tc.path, err, &stderr, exitUsage, tc.want)
+		}
+		if rss := maxRSS(cmd); rss > maxRefusedRSS {
+			t.Errorf("simulate --trace=%s: peak RSS %d MiB, want at most %d MiB", tc.path, rss>>20, maxRefusedRSS>>20)
+		}
 	}
 }

@@ -19,7 +19,6 @@ import (
 	"github.com/alecthomas/kong"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/exporter-toolkit/web"
 
 	"github.com/cro-exporter/cro-exporter/collector"
 	"github.com/cro-exporter/cro-exporter/controller"
@@ -109,8 +108,15 @@ func holderMemory(size int64) error {
 // only then does it open the listeners, and only once they are open does it
 // take the state dir's lock and start holders, so that a bad flag or a busy
 // port leaves nothing behind. It runs the loop until ctx ends; then it stops
-// every holder and removes every fill file.
+// every holder and removes every fill file. A ctx that ends during the
+// start ends it at once, with what it started undone, as a stop: no error.
 func daemon(ctx context.Context, cli *CLI, logger *slog.Logger) (err error) {
+	// Its only output is the log on stderr: a log reader that goes away
+	// (a closed pipe) must cost log lines, never the daemon, which Go
+	// would otherwise kill with SIGPIPE at the next line, before it could
+	// stop its holders. With SIGPIPE ignored, a failed write is an EPIPE
+	// the log handler drops.
+	signal.Ignore(syscall.SIGPIPE)
 	// The give-way watcher reads /proc four times a second, so the heap
 	// grows to the collector's 4 MiB floor (at GOGC 100) however little
 	// is live. Half of it, 2 MiB, is ample for what stays live: idle RSS
@@ -120,16 +126,16 @@ func daemon(ctx context.Context, cli *CLI, logger *slog.Logger) (err error) {
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(50)
 	}
-	h, err := checkHost(cli)
-	if err != nil {
-		return err
+	h, err := unlessDone(ctx, func() (*checked, error) { return checkHost(cli) })
+	if err != nil || ctx.Err() != nil {
+		return stopped(ctx, err)
 	}
 	if h.cgroups, err = cgroup.Self(); err != nil {
 		logger.Warn("holders are planned without the limits of the daemon's cgroups", "err", err)
 	}
 	listeners, err := listen(cli.WebListenAddress)
-	if err != nil {
-		return err
+	if err != nil || ctx.Err() != nil {
+		return stopped(ctx, err)
 	}
 	defer closeAll(listeners) // serve closes them too; this is for a failed start
 	held, err := openHolders(cli, h, logger)
@@ -137,11 +143,15 @@ func daemon(ctx context.Context, cli *CLI, logger *slog.Logger) (err error) {
 		return err
 	}
 	if held.manager != nil {
-		// For a start that fails from here; a run that ends stops them
-		// itself, and Close again does nothing.
+		// For a start that fails or is stopped from here; a run that
+		// ends stops them itself, and Close again does nothing.
 		defer func() { err = errors.Join(err, stopHolders(held.manager)) }()
 	}
-	loop, snapshot := newLoop(cli, h, held, logger)
+	if ctx.Err() != nil {
+		return nil
+	}
+	web := newWebGuard(cli.WebConfigFile, logger)
+	loop, snapshot := newLoop(cli, h, held, web.refused, logger)
 	objectives := cli.objectives()
 	logger.Info("starting", "version", version, "spec", h.spec.Name, "memory_total", h.first.MemoryTotal, "dry_run", cli.DryRun,
 		"target_cpu", h.targets[collector.CPU], "target_memory", h.targets[collector.Memory], "target_disk", h.targets[collector.Disk],
@@ -153,7 +163,39 @@ func daemon(ctx context.Context, cli *CLI, logger *slog.Logger) (err error) {
 	// The first tick before the first scrape is served: clients that
 	// connect meanwhile wait in the listen backlog.
 	loop.Step(h.first)
-	return runUntilDone(ctx, cli, loop, h.watcher, listeners, snapshot, held.manager, logger)
+	return runUntilDone(ctx, cli, loop, h.watcher, web.guard(listeners), snapshot, held.manager, logger)
+}
+
+// unlessDone returns what check returns, or, should ctx end first, nil at
+// once: a check that waits on the host (statfs of a hung network
+// filesystem, say) must not keep a stop from ending the start. Such a check
+// is left behind, to end with the process; it starts nothing.
+func unlessDone[T any](ctx context.Context, check func() (T, error)) (T, error) {
+	type result struct {
+		v   T
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		v, err := check()
+		done <- result{v, err}
+	}()
+	select {
+	case r := <-done:
+		return r.v, r.err
+	case <-ctx.Done():
+		var zero T
+		return zero, nil
+	}
+}
+
+// stopped is what a start that ends before anything is held returns: err,
+// unless ctx ended, which is a stop like any other.
+func stopped(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return nil
+	}
+	return err
 }
 
 // checked is what the daemon learns before it starts anything: a reader for
@@ -174,7 +216,7 @@ type checked struct {
 // checkHost checks the flags and everything they point at, and takes the
 // first sample, starting nothing: a bad flag is a usage error.
 func checkHost(cli *CLI) (*checked, error) {
-	if err := web.Validate(cli.WebConfigFile); err != nil {
+	if err := checkWebConfig(cli.WebConfigFile); err != nil {
 		return nil, usageError{fmt.Errorf("--web.config.file=%s: %w", cli.WebConfigFile, err)}
 	}
 	reader, err := newReader(cli)
@@ -249,9 +291,10 @@ func openHolders(cli *CLI, h *checked, logger *slog.Logger) (holding, error) {
 }
 
 // newLoop builds the loop and the metrics it publishes: each tick
-// refreshes a snapshot of the loop's state, the Go and process metrics and
-// cro_build_info, which scrapes serve.
-func newLoop(cli *CLI, h *checked, held holding, logger *slog.Logger) (*controller.Loop, *collector.Snapshot) {
+// refreshes a snapshot of the loop's state, the Go and process metrics,
+// cro_build_info and the connections the web guard refused, which scrapes
+// serve.
+func newLoop(cli *CLI, h *checked, held holding, refused prometheus.Collector, logger *slog.Logger) (*controller.Loop, *collector.Snapshot) {
 	exporter := collector.NewExporter()
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(
@@ -259,6 +302,7 @@ func newLoop(cli *CLI, h *checked, held holding, logger *slog.Logger) (*controll
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		exporter,
 		buildInfo(),
+		refused,
 	)
 	snapshot := collector.NewSnapshot(reg)
 	loop := &controller.Loop{

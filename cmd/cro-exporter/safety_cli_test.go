@@ -401,3 +401,283 @@ func TestRecoverRefusesAStateDirThatIsNotOurs(t *testing.T) {
 		t.Errorf("--recover changed the state dir it refused: %d entries", len(entries))
 	}
 }
+
+// hungMount mounts, on a new temp dir, a FUSE filesystem that no server
+// ever answers: whatever touches it (statfs, a lookup) waits, as on a
+// network filesystem whose server is gone. At the test's end the
+// connection is aborted, which fails every request still waiting, and the
+// dir unmounted.
+func hungMount(t *testing.T) string {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: mounts a FUSE filesystem")
+	}
+	fd, err := unix.Open("/dev/fuse", unix.O_RDWR|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Skipf("no FUSE here: %v", err)
+	}
+	dir := mounted(t, "a FUSE filesystem nobody serves", func(dir string) error {
+		err := unix.Mount("cro-test", dir, "fuse", unix.MS_NOSUID|unix.MS_NODEV,
+			fmt.Sprintf("fd=%d,rootmode=40000,user_id=0,group_id=0", fd))
+		if err != nil {
+			unix.Close(fd)
+		}
+		return err
+	})
+	t.Cleanup(func() { unix.Close(fd) }) // before the unmount
+	return dir
+}
+
+// waitOnFUSE waits until a thread of the process pid waits on a FUSE
+// request (its wchan is fuse_*).
+func waitOnFUSE(t *testing.T, pid int) {
+	t.Helper()
+	waitFor(t, 10*time.Second, "the start waits on the FUSE mount", func() (bool, string) {
+		tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/wchan", pid))
+		var chans []string
+		for _, task := range tasks {
+			w, _ := os.ReadFile(task)
+			if strings.HasPrefix(string(w), "fuse") {
+				return true, ""
+			}
+			chans = append(chans, string(w))
+		}
+		return false, fmt.Sprintf("wchans %q", chans)
+	})
+}
+
+// A start stuck on the host (here statfs of a --disk.path whose filesystem
+// never answers) ends at once on any of the signals that end the daemon,
+// with status 0 as a stop, having started and written nothing.
+func TestASignalEndsAStartStuckOnTheHost(t *testing.T) {
+	skipShort(t, "mounts a FUSE filesystem, as root")
+	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT, syscall.SIGQUIT, syscall.SIGHUP} {
+		t.Run(unix.SignalName(sig), func(t *testing.T) {
+			hung := hungMount(t)
+			state := privateDir(t)
+			cmd := exec.Command(binary, "--log.format=json", "--web.listen-address=127.0.0.1:0",
+				"--path.procfs="+filepath.Join(fixtures, "small-8g"), "--disk.path="+hung, "--state.dir="+state,
+				"--target.cpu=0", "--target.memory=0", "--target.disk=0")
+			cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			exited := make(chan error, 1)
+			go func() { exited <- cmd.Wait() }()
+			t.Cleanup(func() {
+				cmd.Process.Kill()
+				<-exited
+			})
+			waitOnFUSE(t, cmd.Process.Pid)
+			if err := cmd.Process.Signal(sig); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case err := <-exited:
+				exited <- err // for the cleanup
+				if err != nil {
+					t.Fatalf("exit after %s: %v, want status 0\n%s", unix.SignalName(sig), err, &stderr)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatalf("the start still runs 5 s after %s", unix.SignalName(sig))
+			}
+			if entries, err := os.ReadDir(state); err != nil || len(entries) > 0 {
+				t.Errorf("state dir after the stopped start: %v (%v), want it empty", entries, err)
+			}
+		})
+	}
+}
+
+// The daemon's log goes to a pipe whose reader goes away: the daemon goes
+// on, and a SIGTERM still stops it cleanly, its fill removed and its
+// averages saved, though none of its log lines can be written.
+func TestABrokenLogPipeNeverEndsTheDaemon(t *testing.T) {
+	h := newHost(t)
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	cmd := exec.Command(binary, append([]string{"--log.format=json", "--log.level=debug", "--web.listen-address=127.0.0.1:0"},
+		h.args("--target.memory=0", "--target.cpu=0", "--target.disk=0.5")...)...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	cmd.Stderr = w
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	w.Close() // the daemon's copy is the only writer
+	h.daemons = append(h.daemons, cmd.Process.Pid)
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-exited
+	})
+	// The log is read while the daemon fills the disk; then, as in
+	// `2>&1 | head`, its reader goes.
+	go io.Copy(io.Discard, r)
+	waitFor(t, 10*time.Second, "a fill file", func() (bool, string) {
+		files := fillFiles(t, h.fillDir())
+		return len(files) > 0, fmt.Sprintf("fill files %v", sortedNames(files))
+	})
+	held := fillBytes(fillFiles(t, h.fillDir()))
+	r.Close()
+	// Real usage grows into the disk reserve (8 MiB): the fill gives way,
+	// and the new plan is logged, into the broken pipe.
+	if err := os.WriteFile(filepath.Join(h.disk, "real"), make([]byte, 28*mib), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "the fill gives way to real usage", func() (bool, string) {
+		select {
+		case err := <-exited:
+			exited <- err // for the cleanup
+			t.Fatalf("the daemon ended with its log pipe broken: %v", err)
+		default:
+		}
+		now := fillBytes(fillFiles(t, h.fillDir()))
+		return now < held, fmt.Sprintf("fill %d bytes, was %d", now, held)
+	})
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-exited:
+		exited <- err // for the cleanup
+		if err != nil {
+			t.Fatalf("exit after SIGTERM: %v, want status 0", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("still running 10 s after SIGTERM")
+	}
+	if files := fillFiles(t, h.fillDir()); len(files) > 0 {
+		t.Errorf("fill files left in %s: %v", h.fillDir(), sortedNames(files))
+	}
+	checkAveragesSaved(t, h.state)
+}
+
+// fillBytes is the sum of files, as fillFiles maps them.
+func fillBytes(files map[string]int64) int64 {
+	var n int64
+	for _, b := range files {
+		n += b
+	}
+	return n
+}
+
+// A state dir that cannot be written (a read-only mount, or a full
+// filesystem, which still takes an empty file) is a usage error: exit 2,
+// one line naming the flag, before anything is started.
+func TestAStateDirThatCannotBeWrittenExitsTwo(t *testing.T) {
+	skipShort(t, "mounts tmpfs, as root")
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: mounts tmpfs (root ignores a dir's mode)")
+	}
+	for _, tc := range []struct {
+		name, opts string
+		fill       bool
+		want       string
+	}{
+		{"a read-only mount", "ro,size=1m,mode=0700", false, "read-only file system"},
+		{"a full filesystem", "size=64k,mode=0700", true, "no space left on device"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			state := mounted(t, tc.opts, func(dir string) error { return unix.Mount("tmpfs", dir, "tmpfs", 0, tc.opts) })
+			if tc.fill {
+				// Writes until the filesystem is full.
+				f, err := os.Create(filepath.Join(state, "full"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				for err == nil {
+					_, err = f.Write(make([]byte, 4096))
+				}
+				f.Close()
+				if !errors.Is(err, unix.ENOSPC) {
+					t.Fatalf("filling %s: %v", state, err)
+				}
+			}
+			before := dirContents(t, state)
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, binary, "--web.listen-address=127.0.0.1:0", "--path.procfs="+filepath.Join(fixtures, "small-8g"),
+				"--disk.path="+t.TempDir(), "--state.dir="+state, "--target.cpu=0", "--target.memory=0", "--target.disk=0")
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			err := cmd.Run()
+			if exit, ok := errors.AsType[*exec.ExitError](err); !ok || exit.ExitCode() != exitUsage {
+				t.Fatalf("exit: %v, want status %d\n%s", err, exitUsage, &stderr)
+			}
+			lines := strings.Split(strings.TrimSpace(stderr.String()), "\n")
+			if len(lines) != 1 || !strings.Contains(lines[0], "--state.dir="+state) || !strings.Contains(lines[0], tc.want) {
+				t.Errorf("stderr: want one line naming --state.dir=%s and %q, got:\n%s", state, tc.want, &stderr)
+			}
+			if diff := cmp.Diff(before, dirContents(t, state)); diff != "" {
+				t.Errorf("the refused start changed the state dir (-before +after):\n%s", diff)
+			}
+		})
+	}
+}
+
+// exporter-toolkit reads the web config again at every request: one
+// swapped for a FIFO or /dev/zero after the start has its connections
+// closed at once, unserved, rather than hung or fed from memory without
+// end; the fault is logged once, when it starts and when it ends, and the
+// refusals counted.
+func TestAWebConfigSwappedForAFIFOOrDevZeroRefusesConnectionsAtOnce(t *testing.T) {
+	dir := t.TempDir()
+	config := filepath.Join(dir, "web.yml")
+	good := []byte("http_server_config:\n  headers:\n    X-Frame-Options: deny\n")
+	if err := os.WriteFile(config, good, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e := start(t, "--path.procfs="+filepath.Join(fixtures, "small-8g"), "--web.config.file="+config, "--interval=1s")
+	addr := strings.TrimPrefix(e.url, "http://")
+	if _, err := scrape(addr, 5*time.Second); err != nil {
+		t.Fatalf("scrape with a good web config: %v", err)
+	}
+	fifo := filepath.Join(dir, "fifo")
+	if err := unix.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	zero := filepath.Join(dir, "zero")
+	if err := os.Symlink("/dev/zero", zero); err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []string{fifo, zero} {
+		if err := os.Rename(bad, config); err != nil {
+			t.Fatal(err)
+		}
+		for range 2 {
+			if _, err := scrape(addr, 5*time.Second); err == nil || errors.Is(err, context.DeadlineExceeded) || strings.Contains(err.Error(), "Timeout") {
+				t.Errorf("scrape with the web config swapped for %s: %v, want the connection closed at once", bad, err)
+			}
+		}
+	}
+	if err := os.WriteFile(filepath.Join(dir, "new"), good, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(filepath.Join(dir, "new"), config); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "the refusals counted", func() (bool, string) {
+		body, err := scrape(addr, 5*time.Second)
+		if err != nil {
+			t.Fatalf("scrape with the web config back: %v", err)
+		}
+		n := value(body, "cro_web_connections_refused_total")
+		return n == 4, fmt.Sprintf("cro_web_connections_refused_total %v, want 4", n)
+	})
+	var said []string
+	for l := range strings.Lines(e.stderr.String()) {
+		var line struct{ Msg string }
+		if json.Unmarshal([]byte(l), &line) == nil && strings.HasPrefix(line.Msg, "web config") {
+			said = append(said, line.Msg)
+		}
+	}
+	want := []string{"web config not usable: refusing connections until it is", "web config usable again: serving connections"}
+	if diff := cmp.Diff(want, said); diff != "" {
+		t.Errorf("web config log lines (-want +got):\n%s", diff)
+	}
+}

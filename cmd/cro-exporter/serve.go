@@ -6,14 +6,142 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"path/filepath"
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/prometheus/exporter-toolkit/web"
+	"go.yaml.in/yaml/v2"
 
 	"github.com/cro-exporter/cro-exporter/collector"
+	"github.com/cro-exporter/cro-exporter/internal/regfile"
 )
+
+// maxWebFile is the largest web config, certificate, key or client CA file
+// read: the real ones are a few KB, a CA bundle a few hundred.
+const maxWebFile = 1 << 20
+
+// checkWebConfig checks the web config file at path ("" is none) as
+// exporter-toolkit will read it, but first that it and every file it names
+// (cert_file, key_file, client_ca_file) is a regular file of at most
+// maxWebFile, read without blocking: exporter-toolkit reads them whole,
+// waiting on a FIFO for good and on /dev/zero until memory runs out.
+func checkWebConfig(path string) error {
+	if path == "" {
+		return nil
+	}
+	if err := checkWebFiles(path); err != nil {
+		return err
+	}
+	return web.Validate(path)
+}
+
+// checkWebFiles checks that the web config file at path and every file it
+// names is a regular file of at most maxWebFile. A config that does not
+// parse names no file: web.Validate says what is wrong with it.
+func checkWebFiles(path string) error {
+	data, err := regfile.ReadFile(path, maxWebFile)
+	if err != nil {
+		return err
+	}
+	var c struct {
+		TLS struct {
+			Cert     string `yaml:"cert_file"`
+			Key      string `yaml:"key_file"`
+			ClientCA string `yaml:"client_ca_file"`
+		} `yaml:"tls_server_config"`
+	}
+	if yaml.Unmarshal(data, &c) != nil {
+		return nil
+	}
+	for _, name := range []string{c.TLS.Cert, c.TLS.Key, c.TLS.ClientCA} {
+		if name == "" {
+			continue
+		}
+		// As exporter-toolkit has it: relative to the config's dir.
+		if !filepath.IsAbs(name) {
+			name = filepath.Join(filepath.Dir(path), name)
+		}
+		if _, err := regfile.ReadFile(name, maxWebFile); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// webGuard admits a connection only while the web config and the files it
+// names pass checkWebFiles. exporter-toolkit reads them again, whole and
+// blocking, at every request and TLS handshake, so that a config swapped for
+// a FIFO would hang every connection, and one swapped for /dev/zero would
+// grow memory until the host ran out. A connection refused is closed unread
+// and counted; the fault is logged once when it starts and once when it
+// ends. The check and the reads that follow it are not atomic, and a
+// keep-alive connection admitted before a swap is not checked again: it
+// bounds a mistake, it cannot stop whoever may write the config.
+type webGuard struct {
+	path    string // the web config file; "" is none, and admits all
+	refused prometheus.Counter
+	logger  *slog.Logger
+
+	mu      sync.Mutex
+	failing bool
+}
+
+func newWebGuard(path string, logger *slog.Logger) *webGuard {
+	return &webGuard{path: path, logger: logger, refused: prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "cro_web_connections_refused_total",
+		Help: "Connections closed unserved because the web config file, or a file it names, was not a regular file of at most 1 MiB.",
+	})}
+}
+
+// guard has every listener of ls admit connections through g.
+func (g *webGuard) guard(ls []net.Listener) []net.Listener {
+	if g.path == "" {
+		return ls
+	}
+	guarded := make([]net.Listener, len(ls))
+	for i, l := range ls {
+		guarded[i] = guardedListener{l, g}
+	}
+	return guarded
+}
+
+// admit checks the web config's files; it counts and logs a refusal.
+func (g *webGuard) admit() bool {
+	err := checkWebFiles(g.path)
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	switch {
+	case err != nil && !g.failing:
+		g.logger.Error("web config not usable: refusing connections until it is", "err", err)
+	case err == nil && g.failing:
+		g.logger.Info("web config usable again: serving connections", "web_config", g.path)
+	}
+	if err != nil {
+		g.refused.Inc()
+	}
+	g.failing = err != nil
+	return err == nil
+}
+
+// guardedListener accepts the connections its guard admits, and closes
+// the others.
+type guardedListener struct {
+	net.Listener
+	guard *webGuard
+}
+
+func (l guardedListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil || l.guard.admit() {
+			return c, err
+		}
+		c.Close()
+	}
+}
 
 // listen opens every listen address, so that a busy port fails the start
 // before anything is held, and so the log can name the real port of ":0".

@@ -2,10 +2,10 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/csv"
 	"fmt"
 	"io"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -13,6 +13,7 @@ import (
 
 	"github.com/cro-exporter/cro-exporter/collector"
 	"github.com/cro-exporter/cro-exporter/controller"
+	"github.com/cro-exporter/cro-exporter/internal/regfile"
 )
 
 // SimulateCmd is `cro-exporter simulate`: the daemon's control law and
@@ -59,6 +60,10 @@ func (u *Usage) UnmarshalText(text []byte) error {
 	}
 	return nil
 }
+
+// maxTrace is the largest --trace read: a row every 15 s for a year is
+// about 60 MB.
+const maxTrace = 64 << 20
 
 // row is one row of a trace: real usage from a time on.
 type row struct {
@@ -140,12 +145,11 @@ func simulate(cli *CLI, w io.Writer) error {
 	case sc.Load != nil:
 		rows, source = []row{{0, *sc.Load}}, "constant"
 	case sc.Trace != "":
-		f, err := os.Open(sc.Trace)
+		data, err := regfile.ReadFile(sc.Trace, maxTrace)
 		if err != nil {
 			return usageError{fmt.Errorf("--trace=%s: %w", sc.Trace, err)}
 		}
-		defer f.Close()
-		if rows, err = parseTrace(f); err != nil {
+		if rows, err = parseTrace(bytes.NewReader(data)); err != nil {
 			return usageError{fmt.Errorf("--trace=%s: %w", sc.Trace, err)}
 		}
 		source = "from " + sc.Trace

@@ -26,7 +26,7 @@ func plants() []statefiletest.Plant {
 		statefiletest.Plant{Name: "a file over 1 MiB", Make: func(t *testing.T, path string, _ []byte) string {
 			must(t, os.WriteFile(path, make([]byte, maxSize+1), 0o600))
 			return ""
-		}, Want: "too large"},
+		}, Want: "larger than 1048576 bytes"},
 	)
 }
 
@@ -70,7 +70,7 @@ func TestReadStopsAtMaxSizeWhateverTheSizeSays(t *testing.T) {
 	if data, err := os.ReadFile(path); err != nil || len(data) <= maxSize {
 		t.Skipf("%s holds %d bytes, %v", path, len(data), err)
 	}
-	if data, err := read(path); err == nil || !strings.Contains(err.Error(), "too large (1048577 bytes") {
+	if data, err := read(path); err == nil || !strings.Contains(err.Error(), "larger than 1048576 bytes") {
 		t.Errorf("read = %d bytes, %v; want it too large after maxSize+1 bytes", len(data), err)
 	}
 }

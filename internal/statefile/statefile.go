@@ -16,7 +16,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -25,6 +24,8 @@ import (
 	"unicode/utf8"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/cro-exporter/cro-exporter/internal/regfile"
 )
 
 // maxSize is the largest state file read: the real ones hold a few hundred
@@ -52,7 +53,7 @@ func CheckDir(dir string) error {
 	case st.Mode&unix.S_IFMT == unix.S_IFLNK:
 		return fmt.Errorf("%s is a symlink; cro-exporter needs a real directory (give it the directory the link points to)", dir)
 	case st.Mode&unix.S_IFMT != unix.S_IFDIR:
-		return fmt.Errorf("%s is not a directory (it %s)", dir, kind(st.Mode))
+		return fmt.Errorf("%s is not a directory (it %s)", dir, regfile.Kind(st.Mode))
 	case int(st.Uid) != os.Geteuid():
 		return fmt.Errorf("%s is owned by uid %d, not by us (uid %d); cro-exporter needs a directory of its own", dir, st.Uid, os.Geteuid())
 	case st.Mode&0o077 != 0:
@@ -66,72 +67,29 @@ func CheckDir(dir string) error {
 // it only when it is a regular file with one link, owned by our effective
 // uid, of at most 1 MiB. A symlink is never followed and a FIFO
 // never waited on; a file that is not regular is refused before it is
-// opened, so that opening a device has no effect. A missing file is an
-// error wrapping fs.ErrNotExist.
+// opened, so that opening a device has no effect (regfile.Open). A missing
+// file is an error wrapping fs.ErrNotExist.
 func Open(path string, flag int) (*os.File, error) {
-	var st unix.Stat_t
-	if err := unix.Lstat(path, &st); err == nil {
-		if err := checkFile(path, &st); err != nil {
-			return nil, err
-		}
-	}
-	f, err := os.OpenFile(path, flag|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0o600)
+	f, err := regfile.Open(path, flag|unix.O_NOFOLLOW, func(st *unix.Stat_t) error { return checkFile(path, st) })
 	if errors.Is(err, unix.ELOOP) {
 		// It became a symlink since the lstat.
 		return nil, fmt.Errorf("%s is a symlink, not a regular file", path)
 	}
-	if err != nil {
-		return nil, err
-	}
-	// The file opened, not the name looked at, is what counts.
-	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
-		f.Close()
-		return nil, &fs.PathError{Op: "fstat", Path: path, Err: err}
-	}
-	if err := checkFile(path, &st); err != nil {
-		f.Close()
-		return nil, err
-	}
-	return f, nil
+	return f, err
 }
 
 // checkFile says why the file path, as st describes it, is not one to use.
 func checkFile(path string, st *unix.Stat_t) error {
+	if err := regfile.Check(path, st, maxSize); err != nil {
+		return err
+	}
 	switch {
-	case st.Mode&unix.S_IFMT != unix.S_IFREG:
-		return fmt.Errorf("%s %s, not a regular file", path, kind(st.Mode))
 	case st.Nlink != 1:
 		return fmt.Errorf("%s has %d links; a file of ours has one", path, st.Nlink)
 	case int(st.Uid) != os.Geteuid():
 		return fmt.Errorf("%s is owned by uid %d, not by us (uid %d)", path, st.Uid, os.Geteuid())
-	case st.Size > maxSize:
-		return tooLarge(path, st.Size)
 	}
 	return nil
-}
-
-// tooLarge is the error for a file of size bytes, past maxSize.
-func tooLarge(path string, size int64) error {
-	return fmt.Errorf("%s is too large (%d bytes; at most %d)", path, size, maxSize)
-}
-
-// kind describes a file of the given st_mode: "is a FIFO".
-func kind(mode uint32) string {
-	switch mode & unix.S_IFMT {
-	case unix.S_IFREG:
-		return "is a regular file"
-	case unix.S_IFDIR:
-		return "is a directory"
-	case unix.S_IFLNK:
-		return "is a symlink"
-	case unix.S_IFIFO:
-		return "is a FIFO"
-	case unix.S_IFCHR, unix.S_IFBLK:
-		return "is a device"
-	case unix.S_IFSOCK:
-		return "is a socket"
-	}
-	return fmt.Sprintf("has file type %#o", mode&unix.S_IFMT)
 }
 
 // read returns the content of path, a file of the state dir, with the
@@ -143,14 +101,7 @@ func read(path string) ([]byte, error) {
 		return nil, err
 	}
 	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, maxSize+1))
-	if err != nil {
-		return nil, err
-	}
-	if len(data) > maxSize {
-		return nil, tooLarge(path, int64(len(data)))
-	}
-	return data, nil
+	return regfile.ReadAll(f, path, maxSize)
 }
 
 // ParseFile reads path with read and hands its content to parse. A missing
