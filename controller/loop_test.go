@@ -387,6 +387,14 @@ func TestACgroupThatLeavesLessThanTheBandStillHoldsMostOfIt(t *testing.T) {
 	}
 }
 
+// sentCPU is the duty the loop last sent the holders, read as the watcher
+// writes it.
+func sentCPU(l *Loop) float64 {
+	l.applyMu.Lock()
+	defer l.applyMu.Unlock()
+	return l.sent.CPU
+}
+
 func TestWatchReadsOnlyWhatIsHeld(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
@@ -404,9 +412,12 @@ func TestWatchReadsOnlyWhatIsHeld(t *testing.T) {
 				model := &Model{CPUs: 2, MemoryTotal: 8 * gib, DiskSize: 100 * gib, Real: steady(idle)}
 				loop := memoryLoop(model)
 				loop.planned = tc.planned
+				var mu sync.Mutex
 				var reads []collector.Parts
 				read := func(now time.Time, parts collector.Parts) (collector.Sample, error) {
+					mu.Lock()
 					reads = append(reads, parts)
+					mu.Unlock()
 					s, err := model.Read(now)
 					s.CPUSpan = 250 * time.Millisecond
 					return s, err
@@ -416,6 +427,8 @@ func TestWatchReadsOnlyWhatIsHeld(t *testing.T) {
 				time.Sleep(time.Second + time.Millisecond)
 				synctest.Wait()
 				cancel()
+				mu.Lock()
+				defer mu.Unlock()
 				want := 4
 				if tc.want == 0 {
 					want = 0
@@ -445,10 +458,10 @@ func TestABurnerThatStopsBetweenBurstsIsStoppedByTheWatcherWithoutAReadOfTheCPU(
 		}
 		loop.planned = Load{CPU: 0.3}
 		loop.control.of(collector.CPU).setpoint = 0.3
-		var cpuReads int
+		var cpuReads atomic.Int64
 		read := func(now time.Time, parts collector.Parts) (collector.Sample, error) {
 			if parts&collector.CPUPart != 0 {
-				cpuReads++
+				cpuReads.Add(1)
 			}
 			s, err := model.Read(now)
 			s.CPUSpan = 250 * time.Millisecond
@@ -459,17 +472,17 @@ func TestABurnerThatStopsBetweenBurstsIsStoppedByTheWatcherWithoutAReadOfTheCPU(
 		go loop.Watch(ctx, read, 250*time.Millisecond)
 		time.Sleep(time.Second)
 		synctest.Wait()
-		if model.load.CPU == 0 || cpuReads == 0 {
-			t.Fatalf("during the burst: duty %v after %d reads of the CPU, want the burner running and watched", model.load.CPU, cpuReads)
+		if sentCPU(loop) == 0 || cpuReads.Load() == 0 {
+			t.Fatalf("during the burst: duty %v after %d reads of the CPU, want the burner running and watched", sentCPU(loop), cpuReads.Load())
 		}
 		// Past the period's end, the burst is over.
 		time.Sleep(time.Until(now.Truncate(time.Minute).Add(time.Minute + time.Second)))
 		synctest.Wait()
-		before := cpuReads
+		before := cpuReads.Load()
 		time.Sleep(time.Second)
 		synctest.Wait()
-		if model.load.CPU != 0 || cpuReads != before {
-			t.Errorf("after the burst: duty %v, %d more reads of the CPU; want 0 and none", model.load.CPU, cpuReads-before)
+		if sentCPU(loop) != 0 || cpuReads.Load() != before {
+			t.Errorf("after the burst: duty %v, %d more reads of the CPU; want 0 and none", sentCPU(loop), cpuReads.Load()-before)
 		}
 	})
 }
@@ -527,8 +540,8 @@ func TestTheWatcherSleepsUntilATickPlansLoadOrABurstIsDue(t *testing.T) {
 		}
 		time.Sleep(time.Millisecond)
 		synctest.Wait()
-		if n := count(collector.CPUPart); n != 1 || model.load.CPU == 0 {
-			t.Fatalf("at the burst's start: %d reads of the CPU, duty %v; want 1 and the burner running", n, model.load.CPU)
+		if n := count(collector.CPUPart); n != 1 || sentCPU(loop) == 0 {
+			t.Fatalf("at the burst's start: %d reads of the CPU, duty %v; want 1 and the burner running", n, sentCPU(loop))
 		}
 		// Past it, the burner stops and the watcher sleeps again.
 		time.Sleep(time.Until(p.start(k + 2).Add(time.Second)))
@@ -536,8 +549,8 @@ func TestTheWatcherSleepsUntilATickPlansLoadOrABurstIsDue(t *testing.T) {
 		n := count(collector.AllParts)
 		time.Sleep(30 * time.Second)
 		synctest.Wait()
-		if model.load.CPU != 0 || count(collector.AllParts) != n {
-			t.Errorf("after the burst: duty %v, %d more reads; want 0 and none", model.load.CPU, count(collector.AllParts)-n)
+		if sentCPU(loop) != 0 || count(collector.AllParts) != n {
+			t.Errorf("after the burst: duty %v, %d more reads; want 0 and none", sentCPU(loop), count(collector.AllParts)-n)
 		}
 
 		// A tick that plans ballast wakes it.

@@ -25,10 +25,6 @@ const lockFile = "cro-exporter.lock"
 // it held the lock, and asked every daemon of the state dir to stop.
 const recoveredMark = "recovered"
 
-// started is about when this process started: package variables are set
-// before main runs.
-var started = time.Now()
-
 // recoveredError is returned by Open when --recover let the state dir's
 // lock go after this process started.
 type recoveredError struct {
@@ -89,8 +85,9 @@ func tryLock(f *os.File) (bool, error) {
 }
 
 // lockStateDir takes the state dir's lock and writes our pid in it, or
-// returns a *lockedError naming the pid that holds it.
-func lockStateDir(dir string) (*stateLock, error) {
+// returns a *lockedError naming the pid that holds it, or a
+// *recoveredError when --recover let it go after started (zero: never).
+func lockStateDir(dir string, started time.Time) (*stateLock, error) {
 	f, err := openLockFile(dir)
 	if err != nil {
 		return nil, err
@@ -105,7 +102,7 @@ func lockStateDir(dir string) (*stateLock, error) {
 		f.Close()
 		return nil, &lockedError{Path: f.Name(), Pid: pid}
 	}
-	if err := checkNotRecovered(f, started); err != nil {
+	if err := checkNotRecovered(f, started); !started.IsZero() && err != nil {
 		f.Close()
 		return nil, err
 	}

@@ -12,7 +12,7 @@ import (
 
 func TestLockIsExclusiveAndNamesItsOwner(t *testing.T) {
 	dir := t.TempDir()
-	l, err := lockStateDir(dir)
+	l, err := lockStateDir(dir, time.Time{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -22,7 +22,7 @@ func TestLockIsExclusiveAndNamesItsOwner(t *testing.T) {
 	}
 	// flock locks belong to open files: a second open conflicts even in the
 	// same process.
-	_, err = lockStateDir(dir)
+	_, err = lockStateDir(dir, time.Time{})
 	var locked *lockedError
 	if !errors.As(err, &locked) || locked.Pid != os.Getpid() || locked.Path != path {
 		t.Fatalf("second lock: %v, want a lockedError naming pid %d and %s", err, os.Getpid(), path)
@@ -37,7 +37,7 @@ func TestLockIsExclusiveAndNamesItsOwner(t *testing.T) {
 	if data, err := os.ReadFile(path); err != nil || len(data) != 0 {
 		t.Errorf("released lock file holds %q, %v; want it empty", data, err)
 	}
-	l2, err := lockStateDir(dir)
+	l2, err := lockStateDir(dir, time.Time{})
 	if err != nil {
 		t.Fatalf("lock after release: %v", err)
 	}
@@ -50,7 +50,7 @@ func TestLockRefusesASymlink(t *testing.T) {
 	if err := os.Symlink(target, filepath.Join(dir, lockFile)); err != nil {
 		t.Fatal(err)
 	}
-	if l, err := lockStateDir(dir); err == nil {
+	if l, err := lockStateDir(dir, time.Time{}); err == nil {
 		l.release()
 		t.Fatal("locked through a symlink")
 	}
@@ -68,7 +68,7 @@ func TestLockedErrorWithoutAPid(t *testing.T) {
 
 func TestADaemonThatStartedBeforeARecoverLetTheLockGoDoesNotStart(t *testing.T) {
 	dir := t.TempDir()
-	l, err := lockStateDir(dir)
+	l, err := lockStateDir(dir, time.Time{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,8 +79,9 @@ func TestADaemonThatStartedBeforeARecoverLetTheLockGoDoesNotStart(t *testing.T) 
 	if data, err := os.ReadFile(path); err != nil || string(data) != recoveredMark+"\n" {
 		t.Fatalf("lock file after --recover let it go: %q, %v; want %q", data, err, recoveredMark)
 	}
-	// This process started before that: as a daemon, it was starting.
-	_, err = lockStateDir(dir)
+	// A daemon that started a second before that was starting.
+	started := time.Now().Add(-time.Second)
+	_, err = lockStateDir(dir, started)
 	var recovered *recoveredError
 	if !errors.As(err, &recovered) || !strings.Contains(err.Error(), "--recover ran at") {
 		t.Fatalf("lock after a --recover that ran since the start: %v, want a recoveredError", err)
@@ -90,7 +91,7 @@ func TestADaemonThatStartedBeforeARecoverLetTheLockGoDoesNotStart(t *testing.T) 
 	if err := os.Chtimes(path, hourAgo, hourAgo); err != nil {
 		t.Fatal(err)
 	}
-	l, err = lockStateDir(dir)
+	l, err = lockStateDir(dir, started)
 	if err != nil {
 		t.Fatalf("lock after a --recover before the start: %v", err)
 	}

@@ -38,8 +38,12 @@ type Config struct {
 	Proc     string // procfs root for our own holders, "" means /proc
 	// Pids reads the pids limit of the daemon's cgroup before each holder
 	// starts (see roomFor); nil means no limit.
-	Pids   func() (cgroup.Pids, error)
-	Logger *slog.Logger
+	Pids func() (cgroup.Pids, error)
+	// Started is when the daemon started: a --recover that let the state
+	// dir's lock go since then ran while it was starting, and Open
+	// refuses (zero: Open never refuses so).
+	Started time.Time
+	Logger  *slog.Logger
 }
 
 // Desired is the load the holders should add.
@@ -323,7 +327,7 @@ func Open(cfg Config) (*Manager, error) {
 	if r.owner, err = ownerOf(r.StateDir); err != nil {
 		return nil, fmt.Errorf("state dir: %w", err)
 	}
-	lock, err := lockStateDir(r.StateDir)
+	lock, err := lockStateDir(r.StateDir, r.Started)
 	if err != nil {
 		return nil, err
 	}

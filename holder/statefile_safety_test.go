@@ -26,7 +26,7 @@ func TestLockRefusesALockFileThatIsNotOurs(t *testing.T) {
 			mustFill(t, unix.Lstat(path, &before))
 			var l *stateLock
 			var err error
-			statefiletest.Within(t, 5*time.Second, func() { l, err = lockStateDir(dir) })
+			statefiletest.Within(t, 5*time.Second, func() { l, err = lockStateDir(dir, time.Time{}) })
 			if err == nil {
 				l.release()
 			}

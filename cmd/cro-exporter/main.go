@@ -29,6 +29,10 @@ import (
 // version is set at build time: -ldflags "-X main.version=...".
 var version = "dev"
 
+// started is when the process started, near enough: package variables are
+// set before main runs.
+var started = time.Now()
+
 // Exit statuses: 2 for anything wrong in the command line, before anything
 // is started, as the GNU and LSB conventions have it.
 const (
@@ -275,6 +279,7 @@ func openHolders(cli *CLI, h *checked, logger *slog.Logger) (holding, error) {
 	}
 	cfg := holderConfig(cli, logger)
 	cfg.DiskPath = cli.DiskPath // --recover cleans up a fill dir wherever it is
+	cfg.Started = started
 	if h.cgroups != nil {
 		cfg.Pids = h.cgroups.Pids
 	}
