@@ -56,7 +56,7 @@ func (g *gathered) body(s *Snapshot, v variant) encoded {
 	if b, ok := g.bodies[v]; ok {
 		return b
 	}
-	b = s.encode(g.families, v)
+	b = encode(g.families, v)
 	g.bodies[v] = b
 	s.mu.Lock()
 	if len(s.wanted) < maxVariants && !slices.Contains(s.wanted, v) {
@@ -68,8 +68,7 @@ func (g *gathered) body(s *Snapshot, v variant) encoded {
 
 // encode writes families in v's format as promhttp does, then compresses
 // it when v asks for it.
-func (s *Snapshot) encode(families []*dto.MetricFamily, v variant) encoded {
-	s.encodings.Add(1)
+func encode(families []*dto.MetricFamily, v variant) encoded {
 	var buf bytes.Buffer
 	enc := expfmt.NewEncoder(&buf, v.format)
 	for _, mf := range families {

@@ -20,8 +20,6 @@ type Snapshot struct {
 
 	mu     sync.Mutex
 	wanted []variant // the variants clients have asked for, encoded at each Refresh
-
-	encodings atomic.Int64 // how many times a body was encoded, for tests
 }
 
 // NewSnapshot returns a Snapshot of reg that serves nothing until the first
@@ -43,7 +41,7 @@ func (s *Snapshot) Refresh() error {
 	wanted := slices.Clone(s.wanted)
 	s.mu.Unlock()
 	for _, v := range wanted {
-		g.bodies[v] = s.encode(families, v)
+		g.bodies[v] = encode(families, v)
 	}
 	s.current.Store(g)
 	return err

@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -85,6 +86,13 @@ func scrapeRegistry() *prometheus.Registry {
 }
 
 func serveOnce(h http.Handler, accept, acceptEncoding, target string) *httptest.ResponseRecorder {
+	rec := httptest.NewRecorder()
+	serveTo(h, rec, accept, acceptEncoding, target)
+	return rec
+}
+
+// serveTo serves one request with these headers, where given, to w.
+func serveTo(h http.Handler, w http.ResponseWriter, accept, acceptEncoding, target string) {
 	req := httptest.NewRequest(http.MethodGet, target, nil)
 	if accept != "" {
 		req.Header.Set("Accept", accept)
@@ -92,9 +100,7 @@ func serveOnce(h http.Handler, accept, acceptEncoding, target string) *httptest.
 	if acceptEncoding != "" {
 		req.Header.Set("Accept-Encoding", acceptEncoding)
 	}
-	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, req)
-	return rec
+	h.ServeHTTP(w, req)
 }
 
 func TestHandlerServesWhatPromhttpWouldEncode(t *testing.T) {
@@ -133,6 +139,33 @@ func TestHandlerServesWhatPromhttpWouldEncode(t *testing.T) {
 	}
 }
 
+// bodyRecorder records where the body it was written starts: a scrape
+// served from the snapshot writes the bytes encoded at the Refresh, whose
+// start is the same for every scrape, and a new encoding starts elsewhere.
+type bodyRecorder struct {
+	*httptest.ResponseRecorder
+	body *byte
+}
+
+func (w *bodyRecorder) Write(b []byte) (int, error) {
+	if w.body == nil {
+		w.body = unsafe.SliceData(b)
+	}
+	return w.ResponseRecorder.Write(b)
+}
+
+// encodedBodies are where the bodies s encoded for its last Refresh start.
+func encodedBodies(s *Snapshot) map[*byte]bool {
+	g := s.current.Load()
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	bodies := map[*byte]bool{}
+	for _, b := range g.bodies {
+		bodies[unsafe.SliceData(b.body)] = true
+	}
+	return bodies
+}
+
 func TestScrapesNeitherGatherNorEncode(t *testing.T) {
 	reg := &countingGatherer{Gatherer: scrapeRegistry()}
 	s := NewSnapshot(reg)
@@ -140,33 +173,55 @@ func TestScrapesNeitherGatherNorEncode(t *testing.T) {
 	if err := s.Refresh(); err != nil {
 		t.Fatal(err)
 	}
-	// The first scrape of each format encodes it, once.
-	for range 3 {
+	// scrape serves every request once and returns where each body
+	// started, checking that each is one the snapshot encoded.
+	scrape := func(tick int) []*byte {
+		t.Helper()
+		var served []*byte
 		for _, r := range scrapeRequests {
-			serveOnce(h, r.accept, r.acceptEncoding, "/metrics")
+			w := &bodyRecorder{ResponseRecorder: httptest.NewRecorder()}
+			serveTo(h, w, r.accept, r.acceptEncoding, "/metrics")
+			if w.Code != http.StatusOK || w.Body.Len() == 0 {
+				t.Fatalf("tick %d: status %d, %d bytes", tick, w.Code, w.Body.Len())
+			}
+			if !encodedBodies(s)[w.body] {
+				t.Fatalf("tick %d: Accept %q, Accept-Encoding %q: a body the snapshot did not encode", tick, r.accept, r.acceptEncoding)
+			}
+			served = append(served, w.body)
+		}
+		return served
+	}
+	// The first scrape of each format encodes it, once.
+	seen := map[*byte]bool{}
+	for range 3 {
+		for _, b := range scrape(-1) {
+			seen[b] = true
 		}
 	}
-	formats := s.encodings.Load()
-	if formats < 5 {
-		t.Fatalf("%d encodings for %d requests, want one per format", formats, len(scrapeRequests))
+	formats := len(encodedBodies(s))
+	if formats < 5 || len(seen) != formats {
+		t.Fatalf("%d bodies served of %d encoded for %d requests, want one per format", len(seen), formats, len(scrapeRequests))
 	}
 	// From then on each Refresh encodes them, and scrapes write bytes.
 	for tick := range 3 {
 		if err := s.Refresh(); err != nil {
 			t.Fatal(err)
 		}
-		gathers, encodings := reg.n.Load(), s.encodings.Load()
-		if encodings != formats*int64(tick+2) {
-			t.Errorf("tick %d: %d encodings in all, want %d each Refresh", tick, encodings, formats)
-		}
-		for range 100 {
-			for _, r := range scrapeRequests {
-				if rec := serveOnce(h, r.accept, r.acceptEncoding, "/metrics"); rec.Code != http.StatusOK || rec.Body.Len() == 0 {
-					t.Fatalf("status %d, %d bytes", rec.Code, rec.Body.Len())
-				}
+		gathers, bodies := reg.n.Load(), encodedBodies(s)
+		fresh := 0
+		for b := range bodies {
+			if !seen[b] {
+				fresh++
+				seen[b] = true
 			}
 		}
-		if g, e := reg.n.Load()-gathers, s.encodings.Load()-encodings; g != 0 || e != 0 {
+		if len(bodies) != formats || fresh != formats {
+			t.Errorf("tick %d: the Refresh encoded %d bodies, %d of them new, want %d each Refresh", tick, len(bodies), fresh, formats)
+		}
+		for range 100 {
+			scrape(tick)
+		}
+		if g, e := reg.n.Load()-gathers, len(encodedBodies(s))-len(bodies); g != 0 || e != 0 {
 			t.Errorf("tick %d: scrapes gathered %d times and encoded %d times, want neither", tick, g, e)
 		}
 	}
