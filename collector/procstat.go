@@ -3,12 +3,11 @@ package collector
 // The host reads of the give-way watcher, four a second, make no garbage:
 // /proc/stat and /proc/meminfo are read with raw system calls into a buffer
 // the Reader keeps, and parsed in place by the two small parsers below, one
-// per file; statfs takes a path spelled once. procfs, which these replace,
-// made 28-39 KB and 260-290 allocations a read without pressure (the "intr"
-// line of /proc/stat alone is thousands of numbers): 150 KB/s of garbage
-// that had the idle daemon collect every 6 s and kept its heap at the
-// collection goal. procstat_test.go checks the parsers against procfs on
-// every fixture tree and on this machine's /proc.
+// per file; statfs takes a path spelled once. procfs parses every line into
+// new values (the "intr" line of /proc/stat alone is thousands of numbers),
+// which at four reads a second keeps an idle daemon collecting garbage.
+// procstat_test.go checks the parsers against procfs on every fixture tree
+// and on this machine's /proc.
 
 import (
 	"bytes"
