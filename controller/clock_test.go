@@ -193,11 +193,11 @@ func TestTheLoopLogsAndCountsEachClockStepOnceAndGoesOnFromTheNewTime(t *testing
 	var failing atomic.Bool
 	var logs bytes.Buffer
 	loop, published := testLoop(t, &failing, &logs)
-	loop.Averages.SetObjective(collector.CPU, Objective{Quantile: 0.95, Window: time.Hour, Period: time.Minute})
+	loop.cfg.Averages.SetObjective(collector.CPU, Objective{Quantile: 0.95, Window: time.Hour, Period: time.Minute})
 	// The host at CPU 0.5, above its target of 0.25 all along: every
 	// minute passes for an auditor whose clock is right.
 	tick := func(wall time.Time) {
-		s, _ := loop.Read(wall)
+		s, _ := loop.cfg.Read(wall)
 		loop.stepAfter(s, 15*time.Second)
 	}
 	real := minute
@@ -271,7 +271,7 @@ func TestOnlyAStepOfTheWallClockAgainstTheMonotonicOneCounts(t *testing.T) {
 	var logs bytes.Buffer
 	loop, _ := testLoop(t, &failing, &logs)
 	for _, at := range []time.Time{now, now.Add(15 * time.Second), now.Add(30 * time.Second).Round(0)} {
-		s, _ := loop.Read(at)
+		s, _ := loop.cfg.Read(at)
 		loop.Step(s)
 	}
 	if strings.Contains(logs.String(), "stepped") {

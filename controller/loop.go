@@ -52,14 +52,9 @@ type Holders interface {
 	CPUTime() (time.Duration, error)
 }
 
-// Loop samples the host every Interval, keeps the averages, decides the
-// holder load, applies it, and publishes the state the metrics show. Watch
-// gives load back between ticks.
-//
-// Decisions are made under mu and acted on outside it: a tick that starts
-// holders, or a holder that does not answer, never keeps the watcher from
-// giving memory back.
-type Loop struct {
+// Config is what a Loop is built from: how it reads the host and reaches
+// the holders, what it aims at, and where it saves and publishes.
+type Config struct {
 	Read func(now time.Time) (collector.Sample, error)
 	// Holders applies the load; nil is a dry run: everything is decided
 	// and shown, nothing is applied.
@@ -84,6 +79,17 @@ type Loop struct {
 	Interval time.Duration
 	Publish  func(*collector.State)
 	Logger   *slog.Logger
+}
+
+// Loop samples the host every Interval, keeps the averages, decides the
+// holder load, applies it, and publishes the state the metrics show. Watch
+// gives load back between ticks.
+//
+// Decisions are made under mu and acted on outside it: a tick that starts
+// holders, or a holder that does not answer, never keeps the watcher from
+// giving memory back.
+type Loop struct {
+	cfg Config
 
 	mu sync.Mutex
 	// planned is the load the tick decided, less what Watch gave back.
@@ -122,6 +128,11 @@ type Loop struct {
 	planning chan struct{}
 }
 
+// NewLoop is a loop of cfg, with nothing decided yet.
+func NewLoop(cfg Config) *Loop {
+	return &Loop{cfg: cfg}
+}
+
 // control is what the loop remembers of one resource between ticks.
 type control struct {
 	setpoint float64
@@ -148,27 +159,27 @@ const smoothing = 5 * time.Minute
 // clock it reads: after a step of the wall clock, the tick due comes on
 // time, off the new clock's multiples, and the next is on them again.
 func (l *Loop) Run(ctx context.Context) error {
-	timer := time.NewTimer(time.Until(l.nextTick(time.Now().Add(l.Interval - time.Nanosecond))))
+	timer := time.NewTimer(time.Until(l.nextTick(time.Now().Add(l.cfg.Interval - time.Nanosecond))))
 	defer timer.Stop()
 	saved := time.Now()
 	for {
 		select {
 		case <-ctx.Done():
-			if l.StateDir == "" {
+			if l.cfg.StateDir == "" {
 				return nil
 			}
-			return l.Averages.save(l.StateDir)
+			return l.cfg.Averages.save(l.cfg.StateDir)
 		case now := <-timer.C:
 			timer.Reset(time.Until(l.nextTick(now)))
-			s, err := l.Read(now)
+			s, err := l.cfg.Read(now)
 			// A failed read skips the tick; the stale
 			// cro_last_sample_timestamp_seconds shows it.
-			l.readFault.report(l.Logger, "reading the host", err)
+			l.readFault.report(l.cfg.Logger, "reading the host", err)
 			if err != nil {
 				continue
 			}
 			l.Step(s)
-			if l.StateDir != "" && now.Sub(saved) >= saveEvery {
+			if l.cfg.StateDir != "" && now.Sub(saved) >= saveEvery {
 				l.save()
 				saved = now
 			}
@@ -178,14 +189,14 @@ func (l *Loop) Run(ctx context.Context) error {
 
 // nextTick is the first multiple of Interval on the clock after now.
 func (l *Loop) nextTick(now time.Time) time.Time {
-	return now.Truncate(l.Interval).Add(l.Interval)
+	return now.Truncate(l.cfg.Interval).Add(l.cfg.Interval)
 }
 
 // save saves the averages, counting every failure and logging a run of
 // them once.
 func (l *Loop) save() {
-	err := l.Averages.save(l.StateDir)
-	l.saveFault.report(l.Logger, "saving the averages", err)
+	err := l.cfg.Averages.save(l.cfg.StateDir)
+	l.saveFault.report(l.cfg.Logger, "saving the averages", err)
 	if err != nil {
 		l.mu.Lock()
 		l.saveFailures++
@@ -209,20 +220,20 @@ func (l *Loop) stepAfter(s collector.Sample, elapsed time.Duration) {
 	stepped := wallStep(l.sampled, s.Time, elapsed)
 	l.sampled = s.Time
 	var used HolderUsage
-	if l.Holders != nil {
+	if l.cfg.Holders != nil {
 		var err error
-		used, err = l.Holders.Usage()
-		l.measureFault.report(l.Logger, "measuring the holders", err)
+		used, err = l.cfg.Holders.Usage()
+		l.measureFault.report(l.cfg.Logger, "measuring the holders", err)
 	}
 	var limits cgroup.Limits
-	if l.Cgroup != nil {
+	if l.cfg.Cgroup != nil {
 		var err error
-		limits, err = l.Cgroup()
-		l.cgroupFault.report(l.Logger, "reading the limits of the daemon's cgroup", err)
+		limits, err = l.cfg.Cgroup()
+		l.cgroupFault.report(l.cfg.Logger, "reading the limits of the daemon's cgroup", err)
 	}
 	state := l.decide(s, used, stepped, limits)
 	l.apply(true)
-	l.Publish(state)
+	l.cfg.Publish(state)
 	l.mu.Lock()
 	planning := l.planning
 	l.mu.Unlock()
@@ -268,7 +279,7 @@ func (l *Loop) decide(s collector.Sample, used HolderUsage, stepped time.Duratio
 	// Ballast is charged to the cgroup as its resident bytes, but no more
 	// than the sizes asked of the holders: the resident pages of their
 	// binary (11 MiB each) are shared, and charged once.
-	room := cgroupRoom(limits, min(used.Memory, l.applied.Memory), used.MemoryHolders, l.Chunk, s)
+	room := cgroupRoom(limits, min(used.Memory, l.applied.Memory), used.MemoryHolders, l.cfg.Chunk, s)
 	next := l.planned
 	l.noteDisk(s.DiskErr)
 	var real byResource[float64]
@@ -282,16 +293,16 @@ func (l *Loop) decide(s collector.Sample, used HolderUsage, stepped time.Duratio
 			next.Disk = 0
 			continue
 		}
-		if err := l.Averages.update(r, s.Time, total); err != nil {
-			l.Logger.Warn("updating the average", "resource", r, "err", err)
+		if err := l.cfg.Averages.update(r, s.Time, total); err != nil {
+			l.cfg.Logger.Warn("updating the average", "resource", r, "err", err)
 		}
 		limit, by := l.limit(r, s)
 		c.setpoint = l.setpoint(r, s.Time, limit)
 		now := ratioOf(r, l.planned, s)
 		d := laws[r](inputs{
 			setpoint: c.setpoint, limit: limit, reserved: by == byReserve,
-			real: real[i], sinceBoot: s.CPUSpan > 2*l.Interval,
-			smooth: c.smooth, started: c.started, interval: l.Interval,
+			real: real[i], sinceBoot: s.CPUSpan > 2*l.cfg.Interval,
+			smooth: c.smooth, started: c.started, interval: l.cfg.Interval,
 			held: now, step: stepOf(r, s), heldOff: l.holdOff.holds(s.Time),
 		})
 		c.smooth, c.started = d.smooth, d.started
@@ -304,7 +315,7 @@ func (l *Loop) decide(s collector.Sample, used HolderUsage, stepped time.Duratio
 		if level+room[i] < reach {
 			reach, reachBy = level+room[i], byCgroup
 		}
-		l.warnUnreachable(r, c, l.Targets[r], reach, reachBy)
+		l.warnUnreachable(r, c, l.cfg.Targets[r], reach, reachBy)
 		if d.released {
 			c.releases[d.release]++
 		}
@@ -313,28 +324,28 @@ func (l *Loop) decide(s collector.Sample, used HolderUsage, stepped time.Duratio
 		}
 		if d.short {
 			// Whole chunks go, as Watch gives them back.
-			next.Memory = afterRelease(l.planned.Memory, l.Chunk, l.planned.Memory-next.Memory)
+			next.Memory = afterRelease(l.planned.Memory, l.cfg.Chunk, l.planned.Memory-next.Memory)
 		}
 		if d.holdOff {
 			l.holdOff = l.holdOff.after(s.Time)
 		}
 	}
 	if next != l.planned {
-		l.Logger.Info("holder load planned", "cpu", round(next.CPU), "memory_bytes", next.Memory, "disk_bytes", next.Disk,
+		l.cfg.Logger.Info("holder load planned", "cpu", round(next.CPU), "memory_bytes", next.Memory, "disk_bytes", next.Disk,
 			"was_cpu", round(l.planned.CPU), "was_memory_bytes", l.planned.Memory, "was_disk_bytes", l.planned.Disk)
 		l.planned = next
 	}
-	if l.Holders != nil {
-		l.growCap = Load{Memory: roundUp(used.Memory, l.Chunk) + maxStep, Disk: used.Disk + maxStep}
+	if l.cfg.Holders != nil {
+		l.growCap = Load{Memory: roundUp(used.Memory, l.cfg.Chunk) + maxStep, Disk: used.Disk + maxStep}
 	} else {
 		l.growCap = Load{Memory: math.MaxInt64, Disk: math.MaxInt64}
 	}
 	// The duty gives way to real CPU usage as it is, not as the plan
 	// follows it.
 	l.decideApplied(s.Time, *real.of(collector.CPU))
-	if l.Holders == nil {
+	if l.cfg.Holders == nil {
 		// A dry run shows what it would hold after this tick.
-		used = wouldHold(l.applied, l.Chunk)
+		used = wouldHold(l.applied, l.cfg.Chunk)
 		held = sharesOf(l.applied, s)
 	}
 	return l.state(s, used, held)
@@ -350,8 +361,8 @@ func (l *Loop) clockStepped(by time.Duration) {
 	if by < 0 {
 		direction = "back"
 	}
-	l.Logger.Warn("wall clock stepped", "by", by.Abs(), "direction", direction)
-	l.Averages.clockStepped(by)
+	l.cfg.Logger.Warn("wall clock stepped", "by", by.Abs(), "direction", direction)
+	l.cfg.Averages.clockStepped(by)
 }
 
 // state is what the exporter shows after a tick: the sample, and per
@@ -360,18 +371,18 @@ func (l *Loop) clockStepped(by time.Duration) {
 func (l *Loop) state(s collector.Sample, used HolderUsage, held byResource[float64]) *collector.State {
 	state := &collector.State{
 		Sample:        s,
-		Spec:          l.Spec.Name,
-		Ceiling:       l.Ceiling,
-		MemoryReserve: l.MemoryReserve,
-		DiskReserve:   l.DiskReserve,
-		Interval:      l.Interval,
+		Spec:          l.cfg.Spec.Name,
+		Ceiling:       l.cfg.Ceiling,
+		MemoryReserve: l.cfg.MemoryReserve,
+		DiskReserve:   l.cfg.DiskReserve,
+		Interval:      l.cfg.Interval,
 		SaveFailures:  l.saveFailures,
 		ClockSteps:    l.clockSteps,
 		DiskLosses:    l.diskLosses,
 		Resources:     make(map[collector.Resource]collector.ResourceState, len(collector.Resources)),
 	}
 	for i, r := range collector.Resources {
-		o := l.Averages.objective(r)
+		o := l.cfg.Averages.objective(r)
 		setpoint := l.control[i].setpoint
 		if r == collector.CPU && !l.burning(s.Time) {
 			setpoint = 0
@@ -379,10 +390,10 @@ func (l *Loop) state(s collector.Sample, used HolderUsage, held byResource[float
 		rs := collector.ResourceState{
 			Statistic:   o.Statistic(),
 			Window:      o.Window,
-			Audit:       l.Averages.Value(r),
-			Average:     l.Averages.Value(r),
-			History:     l.Averages.History(r),
-			Target:      l.Targets[r],
+			Audit:       l.cfg.Averages.Value(r),
+			Average:     l.cfg.Averages.Value(r),
+			History:     l.cfg.Averages.History(r),
+			Target:      l.cfg.Targets[r],
 			Setpoint:    setpoint,
 			Holders:     used.count(r),
 			HolderUsage: held[i],
@@ -392,9 +403,9 @@ func (l *Loop) state(s collector.Sample, used HolderUsage, held byResource[float
 			Shortfall:   l.control[i].shortfall,
 			Refusals:    used.refusals(r),
 		}
-		if p := l.Averages.periods[r]; p != nil {
+		if p := l.cfg.Averages.periods[r]; p != nil {
 			rs.Period = o.Period
-			rs.Audit, rs.Passing, rs.Needed = p.audit(p.number(s.Time)-1, o.Quantile, l.Targets[r])
+			rs.Audit, rs.Passing, rs.Needed = p.audit(p.number(s.Time)-1, o.Quantile, l.cfg.Targets[r])
 		}
 		state.Resources[r] = rs
 	}
@@ -432,7 +443,7 @@ func (l *Loop) Watch(ctx context.Context, read func(now time.Time, parts collect
 			if parts != 0 {
 				s, err = read(now, parts)
 				if err != nil {
-					l.Logger.Debug("watching the host", "err", err)
+					l.cfg.Logger.Debug("watching the host", "err", err)
 				}
 			}
 			if err == nil {
@@ -458,7 +469,7 @@ func (l *Loop) nextLook(now time.Time, every time.Duration) time.Time {
 		return now.Add(every)
 	}
 	// Only a burst after the current period is still to come.
-	if p := l.Averages.periods[collector.CPU]; l.planned.CPU > 0 && p.sched.decided > p.number(now) && p.sched.burns(p.sched.decided) {
+	if p := l.cfg.Averages.periods[collector.CPU]; l.planned.CPU > 0 && p.sched.decided > p.number(now) && p.sched.burns(p.sched.decided) {
 		return p.start(p.sched.decided).Add(-burstLead)
 	}
 	return time.Time{}
@@ -516,23 +527,23 @@ const releaseShows = 2 * time.Second
 // holder or a tick.
 func (l *Loop) giveWay(s collector.Sample, parts collector.Parts, w *watch, every time.Duration) {
 	var used HolderUsage
-	if l.Holders != nil && parts&collector.CPUPart != 0 {
+	if l.cfg.Holders != nil && parts&collector.CPUPart != 0 {
 		var err error
-		used.CPUTime, err = l.Holders.CPUTime()
+		used.CPUTime, err = l.cfg.Holders.CPUTime()
 		if err != nil {
-			l.Logger.Debug("measuring the holders' CPU time", "err", err)
+			l.cfg.Logger.Debug("measuring the holders' CPU time", "err", err)
 		}
 	}
 	l.mu.Lock()
 	if parts&collector.MemoryPart != 0 {
 		l.releaseMemory(s, w)
 	}
-	if avail := int64(s.DiskAvailable); parts&collector.DiskPart != 0 && s.DiskErr == nil && avail < l.DiskReserve && l.planned.Disk > 0 {
+	if avail := int64(s.DiskAvailable); parts&collector.DiskPart != 0 && s.DiskErr == nil && avail < l.cfg.DiskReserve && l.planned.Disk > 0 {
 		was := l.planned.Disk
-		l.planned.Disk = max(0, was-(l.DiskReserve-avail))
+		l.planned.Disk = max(0, was-(l.cfg.DiskReserve-avail))
 		l.control.of(collector.Disk).releases[collector.ReasonReserve]++
-		l.Logger.Info("disk fill released", "reason", "reserve", "disk_available_bytes", avail,
-			"reserve_bytes", l.DiskReserve, "disk_bytes", l.planned.Disk, "was_disk_bytes", was)
+		l.cfg.Logger.Info("disk fill released", "reason", "reserve", "disk_available_bytes", avail,
+			"reserve_bytes", l.cfg.DiskReserve, "disk_bytes", l.planned.Disk, "was_disk_bytes", was)
 	}
 	switch {
 	case parts&collector.CPUPart == 0:
@@ -561,17 +572,17 @@ func (l *Loop) releaseMemory(s collector.Sample, w *watch) {
 	if s.Time.Sub(w.releasedAt) > releaseShows {
 		unseen = 0
 	}
-	need := l.MemoryReserve - avail - unseen
+	need := l.cfg.MemoryReserve - avail - unseen
 	if need <= 0 || l.planned.Memory == 0 {
 		return
 	}
 	was := l.planned.Memory
-	l.planned.Memory = afterRelease(was, l.Chunk, need)
+	l.planned.Memory = afterRelease(was, l.cfg.Chunk, need)
 	w.released, w.releasedAt, w.availAt, w.shown = unseen+was-l.planned.Memory, s.Time, avail, 0
 	l.control.of(collector.Memory).releases[collector.ReasonPressure]++
 	l.holdOff = l.holdOff.after(s.Time)
-	l.Logger.Info("memory ballast released", "reason", "pressure", "memory_available_bytes", avail,
-		"reserve_bytes", l.MemoryReserve, "memory_bytes", l.planned.Memory, "was_memory_bytes", was,
+	l.cfg.Logger.Info("memory ballast released", "reason", "pressure", "memory_available_bytes", avail,
+		"reserve_bytes", l.cfg.MemoryReserve, "memory_bytes", l.planned.Memory, "was_memory_bytes", was,
 		"hold_off", l.holdOff.length)
 }
 
@@ -590,7 +601,7 @@ func (l *Loop) decideApplied(now time.Time, realCPU float64) {
 		Disk:   min(l.planned.Disk, l.growCap.Disk),
 	}
 	if next.CPU != l.applied.CPU && next.Memory == l.applied.Memory && next.Disk == l.applied.Disk {
-		l.Logger.Debug("cpu duty", "duty", round(next.CPU), "was", round(l.applied.CPU), "real_cpu", round(realCPU))
+		l.cfg.Logger.Debug("cpu duty", "duty", round(next.CPU), "was", round(l.applied.CPU), "real_cpu", round(realCPU))
 	}
 	l.applied = next
 }
@@ -598,7 +609,7 @@ func (l *Loop) decideApplied(now time.Time, realCPU float64) {
 // apply sends the load decided last to the holders: when it changed, or
 // always with again, so that holders lost since the last call come back.
 func (l *Loop) apply(again bool) {
-	if l.Holders == nil {
+	if l.cfg.Holders == nil {
 		return
 	}
 	l.applyMu.Lock()
@@ -610,13 +621,13 @@ func (l *Loop) apply(again bool) {
 		return
 	}
 	l.sent = next
-	l.applyFault.report(l.Logger, "applying holder load", l.Holders.Apply(next))
+	l.applyFault.report(l.cfg.Logger, "applying holder load", l.cfg.Holders.Apply(next))
 }
 
 // shares is the share of each resource the holders take, from their usage.
 // A dry run holds nothing.
 func (l *Loop) shares(used HolderUsage, s collector.Sample, clock *cpuClock) byResource[float64] {
-	if l.Holders == nil {
+	if l.cfg.Holders == nil {
 		return byResource[float64]{}
 	}
 	return sharesOf(Load{CPU: clock.share(used.CPUTime, s.Time, s.CPUs), Memory: used.Memory, Disk: used.Disk}, s)
@@ -645,12 +656,12 @@ func (b *byResource[T]) of(r collector.Resource) *T {
 // target with a lift, which CPU holders hold through bursts alone (it
 // decides the next burst here) and memory and disk holders always.
 func (l *Loop) setpoint(r collector.Resource, now time.Time, limit float64) float64 {
-	o, target := l.Averages.objective(r), l.Targets[r]
+	o, target := l.cfg.Averages.objective(r), l.cfg.Targets[r]
 	if o.Quantile == 0 {
-		return l.Averages.Setpoint(r, target, limit)
+		return l.cfg.Averages.Setpoint(r, target, limit)
 	}
 	if r == collector.CPU {
-		p := l.Averages.periods[r]
+		p := l.cfg.Averages.periods[r]
 		n := len(p.means)
 		p.sched.advance(p.number(now), func(next int64, current bool) bool {
 			return p.burstNext(next, target, atLeast(n, o.Quantile), planned(n, o.Quantile), current)
@@ -662,7 +673,7 @@ func (l *Loop) setpoint(r collector.Resource, now time.Time, limit float64) floa
 // burning tells whether the CPU holds its setpoint at now: always for the
 // mean, through bursts (from burstLead before each) for a percentile.
 func (l *Loop) burning(now time.Time) bool {
-	p := l.Averages.periods[collector.CPU]
+	p := l.cfg.Averages.periods[collector.CPU]
 	if p == nil {
 		return true
 	}
@@ -683,13 +694,13 @@ const (
 // says so. The daemon's cgroup bounds the holders' own load instead
 // (cgroupRoom, decision.within).
 func (l *Loop) limit(r collector.Resource, s collector.Sample) (float64, bound) {
-	limit, by := l.Ceiling, byCeiling
+	limit, by := l.cfg.Ceiling, byCeiling
 	reserve := 1.0
 	switch r {
 	case collector.Memory:
-		reserve = 1 - collector.Ratio(l.MemoryReserve, s.MemoryTotal)
+		reserve = 1 - collector.Ratio(l.cfg.MemoryReserve, s.MemoryTotal)
 	case collector.Disk:
-		reserve = 1 - collector.Ratio(l.DiskReserve, s.DiskUsable())
+		reserve = 1 - collector.Ratio(l.cfg.DiskReserve, s.DiskUsable())
 	}
 	if reserve < limit {
 		limit, by = reserve, byReserve
@@ -768,9 +779,9 @@ func (l *Loop) warnUnreachable(r collector.Resource, c *control, target, limit f
 	}
 	c.unreachable = unreachable
 	if unreachable {
-		l.Logger.Warn("target cannot be met", "resource", r, "target", round(target), "limit", round(limit), "short_by", round(c.shortfall), "by", by.name(r))
+		l.cfg.Logger.Warn("target cannot be met", "resource", r, "target", round(target), "limit", round(limit), "short_by", round(c.shortfall), "by", by.name(r))
 	} else {
-		l.Logger.Info("target can be met again", "resource", r, "target", round(target))
+		l.cfg.Logger.Info("target can be met again", "resource", r, "target", round(target))
 	}
 }
 
@@ -783,9 +794,9 @@ func (l *Loop) noteDisk(err error) {
 	l.diskLost = err != nil
 	if l.diskLost {
 		l.diskLosses++
-		l.Logger.Warn("disk not measured: its average waits and its fill is released until it is", "err", err)
+		l.cfg.Logger.Warn("disk not measured: its average waits and its fill is released until it is", "err", err)
 	} else {
-		l.Logger.Info("disk measured again: --disk.path is on the filesystem it was on at start")
+		l.cfg.Logger.Info("disk measured again: --disk.path is on the filesystem it was on at start")
 	}
 }
 

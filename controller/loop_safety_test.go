@@ -47,12 +47,12 @@ func TestHoldOffDoublesOnlyForReleasesSoonAfterTheLast(t *testing.T) {
 // memoryLoop is a loop over a modelled idle 8 GiB host whose memory target
 // asks for ballast, with 256 MiB chunks.
 func memoryLoop(model *Model) *Loop {
-	return &Loop{
+	return NewLoop(Config{
 		Holders: model, Averages: NewAverages(30*24*time.Hour, 30*time.Second),
 		Targets: map[collector.Resource]float64{collector.Memory: 0.40},
 		Ceiling: 0.9, MemoryReserve: gib, DiskReserve: gib, Chunk: 256 << 20, Interval: 15 * time.Second,
 		Publish: func(*collector.State) {}, Logger: slog.New(slog.DiscardHandler),
-	}
+	})
 }
 
 // ballastHeld is memoryLoop on an idle modelled 8 GiB host after its first
@@ -141,7 +141,7 @@ func TestLostHoldersAreAskedForAgainEveryTickAndRegrowAtMostAGibAStep(t *testing
 	model := &Model{CPUs: 2, MemoryTotal: 32 * gib, DiskSize: 100 * gib, Real: steady(idle)}
 	h := &lossyHolders{}
 	loop := memoryLoop(model)
-	loop.Holders, loop.Chunk = h, gib
+	loop.cfg.Holders, loop.cfg.Chunk = h, gib
 	// The plan holds 6 GiB; five chunks were killed from outside, and of
 	// the new ones, one is still filling.
 	loop.planned = Load{Memory: 6 * gib}
@@ -167,7 +167,7 @@ func TestTheWatcherGivesMemoryBackWhileTheHoldersCannotBeMeasured(t *testing.T) 
 	model := &Model{CPUs: 2, MemoryTotal: 8 * gib, DiskSize: 100 * gib, Real: steady(idle)}
 	h := &lossyHolders{held: HolderUsage{Memory: gib, MemoryHolders: 1}}
 	loop := memoryLoop(model)
-	loop.Holders, loop.Chunk = h, gib
+	loop.cfg.Holders, loop.cfg.Chunk = h, gib
 	loop.planned = Load{Memory: gib}
 	s, _ := model.Read(simStart)
 	loop.Step(s)
@@ -202,7 +202,7 @@ func TestARepeatedFailureIsLoggedWhenItStartsAndWhenItEnds(t *testing.T) {
 	model := &Model{CPUs: 2, MemoryTotal: 8 * gib, DiskSize: 100 * gib, Real: steady(idle)}
 	h := &lossyHolders{err: errors.New("fill dir holds notes.txt")}
 	loop := memoryLoop(model)
-	loop.Holders, loop.Logger = h, slog.New(slog.NewTextHandler(logs, nil))
+	loop.cfg.Holders, loop.cfg.Logger = h, slog.New(slog.NewTextHandler(logs, nil))
 	for i := range 20 {
 		s, _ := model.Read(simStart.Add(time.Duration(i) * 15 * time.Second))
 		loop.Step(s)
@@ -226,8 +226,8 @@ func TestADryRunLoopWritesNothing(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var failing atomic.Bool
 		loop, _ := testLoop(t, &failing, new(syncBuffer))
-		dir := loop.StateDir
-		loop.StateDir = ""
+		dir := loop.cfg.StateDir
+		loop.cfg.StateDir = ""
 		ctx, cancel := context.WithCancel(t.Context())
 		done := make(chan error)
 		go func() { done <- loop.Run(ctx) }()
@@ -252,7 +252,7 @@ func TestEveryFailedSaveIsCountedAndARunOfThemLoggedOnce(t *testing.T) {
 		logs := new(syncBuffer)
 		loop, published := testLoop(t, &failing, logs)
 		// A state dir that is gone: every save fails.
-		loop.StateDir = filepath.Join(loop.StateDir, "gone")
+		loop.cfg.StateDir = filepath.Join(loop.cfg.StateDir, "gone")
 		ctx, cancel := context.WithCancel(t.Context())
 		done := make(chan error)
 		go func() { done <- loop.Run(ctx) }()
@@ -293,12 +293,12 @@ func TestADiskNotMeasuredIsNeitherAveragedNorFilledAndSaidOnce(t *testing.T) {
 	model := &Model{CPUs: 2, MemoryTotal: 8 * gib, DiskSize: 100 * gib, Real: steady(idle)}
 	var log bytes.Buffer
 	var state *collector.State
-	loop := &Loop{
+	loop := NewLoop(Config{
 		Holders: model, Averages: NewAverages(30*24*time.Hour, 30*time.Second),
 		Targets: map[collector.Resource]float64{collector.Disk: 0.40},
 		Ceiling: 0.9, MemoryReserve: gib, DiskReserve: gib, Chunk: 256 << 20, Interval: 15 * time.Second,
 		Publish: func(s *collector.State) { state = s }, Logger: slog.New(slog.NewTextHandler(&log, nil)),
-	}
+	})
 	at := func(i int) time.Time { return simStart.Add(time.Duration(i) * 15 * time.Second) }
 	for i := range 4 {
 		s, _ := model.Read(at(i))
@@ -307,7 +307,7 @@ func TestADiskNotMeasuredIsNeitherAveragedNorFilledAndSaidOnce(t *testing.T) {
 	if loop.planned.Disk == 0 {
 		t.Fatal("no fill planned on an idle disk under its target")
 	}
-	average := loop.Averages.Value(collector.Disk)
+	average := loop.cfg.Averages.Value(collector.Disk)
 	for i := 4; i < 8; i++ {
 		s, _ := model.Read(at(i))
 		s.DiskSize, s.DiskUsed, s.DiskAvailable = 0, 0, 0
@@ -319,7 +319,7 @@ func TestADiskNotMeasuredIsNeitherAveragedNorFilledAndSaidOnce(t *testing.T) {
 			t.Fatalf("tick %d without the disk: fill planned %d, applied %d; want 0", i, loop.planned.Disk, loop.applied.Disk)
 		}
 	}
-	if got := loop.Averages.Value(collector.Disk); got != average {
+	if got := loop.cfg.Averages.Value(collector.Disk); got != average {
 		t.Errorf("disk average moved from %v to %v while the disk was not measured", average, got)
 	}
 	if r := state.Resources[collector.Disk].Releases; r != [len(collector.Reasons)]uint64{} {

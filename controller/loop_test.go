@@ -43,7 +43,7 @@ func (p *published) last() *collector.State {
 // 0.75, whose reads fail while failing is set, and the states it published.
 func testLoop(t *testing.T, failing *atomic.Bool, logs io.Writer) (*Loop, *published) {
 	p := new(published)
-	return &Loop{
+	return NewLoop(Config{
 		Read: func(now time.Time) (collector.Sample, error) {
 			if failing.Load() {
 				return collector.Sample{}, errors.New("reading /proc/stat: boom")
@@ -63,14 +63,14 @@ func testLoop(t *testing.T, failing *atomic.Bool, logs io.Writer) (*Loop, *publi
 			p.states = append(p.states, s)
 		},
 		Logger: slog.New(slog.NewTextHandler(logs, nil)),
-	}, p
+	}), p
 }
 
 func TestLoopPublishesEveryIntervalAndSavesEveryFiveMinutesAndAtTheEnd(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var failing atomic.Bool
 		loop, published := testLoop(t, &failing, io.Discard)
-		saved := filepath.Join(loop.StateDir, averagesFile)
+		saved := filepath.Join(loop.cfg.StateDir, averagesFile)
 		ctx, cancel := context.WithCancel(t.Context())
 		done := make(chan error)
 		go func() { done <- loop.Run(ctx) }()
@@ -96,11 +96,11 @@ func TestLoopPublishesEveryIntervalAndSavesEveryFiveMinutesAndAtTheEnd(t *testin
 			t.Fatalf("Run: %v", err)
 		}
 		restored := NewAverages(30*24*time.Hour, 30*time.Second)
-		if err := restored.Load(loop.StateDir, time.Now(), slog.New(slog.DiscardHandler)); err != nil {
+		if err := restored.Load(loop.cfg.StateDir, time.Now(), slog.New(slog.DiscardHandler)); err != nil {
 			t.Fatal(err)
 		}
 		for _, r := range collector.Resources {
-			if got, want := restored.History(r), loop.Averages.History(r); got != want || want == 0 {
+			if got, want := restored.History(r), loop.cfg.Averages.History(r); got != want || want == 0 {
 				t.Errorf("%s history after the final save: %v, want %v (> 0)", r, got, want)
 			}
 		}
@@ -112,7 +112,7 @@ func TestLoopStepPublishesUsageAveragesAndTargets(t *testing.T) {
 	loop, published := testLoop(t, &failing, io.Discard)
 	now := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
 	for i := range 3 {
-		s, _ := loop.Read(now.Add(time.Duration(i) * 15 * time.Second))
+		s, _ := loop.cfg.Read(now.Add(time.Duration(i) * 15 * time.Second))
 		loop.Step(s)
 	}
 	last := published.last()
@@ -178,10 +178,10 @@ func (b *syncBuffer) String() string {
 func TestWatchReleasesWholeChunksOnceForEachShortfall(t *testing.T) {
 	const mib = 1 << 20
 	model := &Model{CPUs: 2, MemoryTotal: 8192 * mib, DiskSize: 100 * gib, Real: steady(idle)}
-	loop := &Loop{
+	loop := NewLoop(Config{
 		Holders: model, Averages: NewAverages(30*24*time.Hour, 30*time.Second), Ceiling: 0.9,
 		MemoryReserve: 1024 * mib, Chunk: 128 * mib, Logger: slog.New(slog.DiscardHandler),
-	}
+	})
 	loop.planned = Load{Memory: 300 * mib} // chunks of 128, 128 and 44 MiB
 	var w watch
 	at := func(avail int64, after time.Duration) {
@@ -211,11 +211,11 @@ func TestWatchReleasesWholeChunksOnceForEachShortfall(t *testing.T) {
 
 func TestASinceBootCPUFigureNeitherPlansNorHoldsBackCPUHolders(t *testing.T) {
 	model := &Model{CPUs: 2, MemoryTotal: 8 * gib, DiskSize: 100 * gib, Real: steady(idle)}
-	loop := &Loop{
+	loop := NewLoop(Config{
 		Holders: model, Averages: NewAverages(30*24*time.Hour, 30*time.Second), Targets: map[collector.Resource]float64{collector.CPU: 0.25},
 		Ceiling: 0.9, MemoryReserve: gib, DiskReserve: gib, Chunk: maxStep, Interval: 15 * time.Second,
 		Publish: func(*collector.State) {}, Logger: slog.New(slog.DiscardHandler),
-	}
+	})
 	sample := func(cpu float64, span time.Duration, at time.Duration) collector.Sample {
 		return collector.Sample{Time: simStart.Add(at), CPUs: 2, CPU: cpu, CPUSpan: span,
 			MemoryTotal: 8 * gib, MemoryAvailable: 7 * gib, DiskSize: 100 * gib, DiskUsed: 10 * gib, DiskAvailable: 90 * gib}
@@ -233,13 +233,13 @@ func TestASinceBootCPUFigureNeitherPlansNorHoldsBackCPUHolders(t *testing.T) {
 func TestALimitBelowTheTargetIsWarnedOnceAndItsEndSaidOnce(t *testing.T) {
 	logs := new(syncBuffer)
 	model := &Model{CPUs: 2, MemoryTotal: 8 * gib, DiskSize: 100 * gib, Real: steady(idle)}
-	loop := &Loop{
+	loop := NewLoop(Config{
 		Holders: model, Averages: NewAverages(30*24*time.Hour, 30*time.Second),
 		Targets: map[collector.Resource]float64{collector.CPU: 0.25, collector.Memory: 0.40, collector.Disk: 0.25},
 		// Keeping 7 of 8 GiB available caps memory at 12.5%, under its 40%.
 		Ceiling: 0.9, MemoryReserve: 7 * gib, DiskReserve: gib, Chunk: maxStep, Interval: 15 * time.Second,
 		Publish: func(*collector.State) {}, Logger: slog.New(slog.NewTextHandler(logs, nil)),
-	}
+	})
 	for i := range 3 {
 		s, _ := model.Read(simStart.Add(time.Duration(i) * 15 * time.Second))
 		loop.Step(s)
@@ -247,7 +247,7 @@ func TestALimitBelowTheTargetIsWarnedOnceAndItsEndSaidOnce(t *testing.T) {
 	if n := strings.Count(logs.String(), "target cannot be met"); n != 1 || !strings.Contains(logs.String(), "resource=memory") || !strings.Contains(logs.String(), `by="the reserve"`) {
 		t.Errorf("want one warning that the reserve keeps memory's target out of reach, got %d:\n%s", n, logs)
 	}
-	loop.MemoryReserve = gib
+	loop.cfg.MemoryReserve = gib
 	s, _ := model.Read(simStart.Add(time.Minute))
 	loop.Step(s)
 	if !strings.Contains(logs.String(), "target can be met again") {
@@ -277,7 +277,7 @@ func TestDiskFillIsSizedAsDfCountsUsage(t *testing.T) {
 		t.Errorf("the fill's share %v, want 22/80", got)
 	}
 	// A reserve of 8 GiB available leaves usage at most 1 - 8/80.
-	l := &Loop{Ceiling: 0.95, DiskReserve: 8 * gib}
+	l := NewLoop(Config{Ceiling: 0.95, DiskReserve: 8 * gib})
 	if limit, by := l.limit(collector.Disk, s); math.Abs(limit-0.9) > 1e-12 || by != byReserve {
 		t.Errorf("limit %v (by %s), want 0.9 by the reserve", limit, by.name(collector.Disk))
 	}
@@ -294,9 +294,9 @@ func TestHoldersArePlannedWithinTheDaemonsCgroup(t *testing.T) {
 	logs := new(syncBuffer)
 	model := &Model{CPUs: 2, MemoryTotal: 8 * gib, DiskSize: 100 * gib, Real: steady(idle)}
 	loop := inCgroup(model, cgroup.Limits{Memory: cgroup.Memory{Limit: gib}, CPUs: 0.5}, 100<<20, logs)
-	loop.Targets = map[collector.Resource]float64{collector.CPU: 0.6, collector.Memory: 0.40, collector.Disk: 0.25}
+	loop.cfg.Targets = map[collector.Resource]float64{collector.CPU: 0.6, collector.Memory: 0.40, collector.Disk: 0.25}
 	var last *collector.State
-	loop.Publish = func(s *collector.State) { last = s }
+	loop.cfg.Publish = func(s *collector.State) { last = s }
 	for i := range 8 {
 		s, _ := model.Read(simStart.Add(time.Duration(i) * 15 * time.Second))
 		loop.Step(s)
@@ -339,7 +339,7 @@ func TestHoldersArePlannedWithinTheDaemonsCgroup(t *testing.T) {
 // until it is a margin above it.
 func TestAnUnreachableTargetIsInReachAgainOnlyAMarginAboveTheEdge(t *testing.T) {
 	logs := new(syncBuffer)
-	l := &Loop{Logger: slog.New(slog.NewTextHandler(logs, nil))}
+	l := NewLoop(Config{Logger: slog.New(slog.NewTextHandler(logs, nil))})
 	var c control
 	for _, limit := range []float64{0.40, 0.5049, 0.5051, 0.5049, 0.5099, 0.5101, 0.4} {
 		l.warnUnreachable(collector.Memory, &c, 0.5, limit, byCgroup)
@@ -358,7 +358,7 @@ func TestAnUnreachableTargetIsInReachAgainOnlyAMarginAboveTheEdge(t *testing.T) 
 // inCgroup is a loop on model inside a cgroup of limits, charged others
 // bytes besides the model's ballast and 4 MiB for each of its holders.
 func inCgroup(model *Model, limits cgroup.Limits, others int64, logs io.Writer) *Loop {
-	return &Loop{
+	return NewLoop(Config{
 		Holders: model, Averages: NewAverages(30*24*time.Hour, 30*time.Second),
 		Ceiling: 0.9, MemoryReserve: gib, DiskReserve: gib, Chunk: maxStep, Interval: 15 * time.Second,
 		Cgroup: func() (cgroup.Limits, error) {
@@ -367,7 +367,7 @@ func inCgroup(model *Model, limits cgroup.Limits, others int64, logs io.Writer) 
 			return limits, nil
 		},
 		Publish: func(*collector.State) {}, Logger: slog.New(slog.NewTextHandler(logs, nil)),
-	}
+	})
 }
 
 // TestACgroupThatLeavesLessThanTheBandStillHoldsMostOfIt: 256 MiB of a
@@ -376,7 +376,7 @@ func inCgroup(model *Model, limits cgroup.Limits, others int64, logs io.Writer) 
 func TestACgroupThatLeavesLessThanTheBandStillHoldsMostOfIt(t *testing.T) {
 	model := &Model{CPUs: 2, MemoryTotal: 24 * gib, DiskSize: 100 * gib, Real: steady(idle)}
 	loop := inCgroup(model, cgroup.Limits{Memory: cgroup.Memory{Limit: 256 << 20}}, 10<<20, io.Discard)
-	loop.Targets = map[collector.Resource]float64{collector.CPU: 0, collector.Memory: 0.40, collector.Disk: 0}
+	loop.cfg.Targets = map[collector.Resource]float64{collector.CPU: 0, collector.Memory: 0.40, collector.Disk: 0}
 	for i := range 4 {
 		s, _ := model.Read(simStart.Add(time.Duration(i) * 15 * time.Second))
 		loop.Step(s)
@@ -446,9 +446,9 @@ func TestABurnerThatStopsBetweenBurstsIsStoppedByTheWatcherWithoutAReadOfTheCPU(
 		model := &Model{CPUs: 2, MemoryTotal: 8 * gib, DiskSize: 100 * gib, Real: steady(idle)}
 		loop := memoryLoop(model)
 		o := Objective{Quantile: 0.95, Window: time.Hour, Period: time.Minute}
-		loop.Averages.SetObjective(collector.CPU, o)
+		loop.cfg.Averages.SetObjective(collector.CPU, o)
 		now := time.Now()
-		p := loop.Averages.periods[collector.CPU]
+		p := loop.cfg.Averages.periods[collector.CPU]
 		// A burst through the current period alone, as the tick before
 		// it decided.
 		k := p.number(now)
@@ -491,7 +491,7 @@ func TestTheWatcherSleepsUntilATickPlansLoadOrABurstIsDue(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		model := &Model{CPUs: 2, MemoryTotal: 8 * gib, DiskSize: 100 * gib, Real: steady(idle)}
 		loop := memoryLoop(model)
-		loop.Averages.SetObjective(collector.CPU, Objective{Quantile: 0.95, Window: time.Hour, Period: time.Minute})
+		loop.cfg.Averages.SetObjective(collector.CPU, Objective{Quantile: 0.95, Window: time.Hour, Period: time.Minute})
 		var mu sync.Mutex
 		var reads []collector.Parts
 		read := func(now time.Time, parts collector.Parts) (collector.Sample, error) {
@@ -524,7 +524,7 @@ func TestTheWatcherSleepsUntilATickPlansLoadOrABurstIsDue(t *testing.T) {
 		// A burst planned for the next minute: nothing is read before it
 		// is due, the CPU from burstLead before it.
 		now := time.Now()
-		p := loop.Averages.periods[collector.CPU]
+		p := loop.cfg.Averages.periods[collector.CPU]
 		k := p.number(now)
 		loop.mu.Lock()
 		p.sched.advance(k, func(next int64, current bool) bool { return next == k+1 })

@@ -166,7 +166,7 @@ func (sim *Simulation) Run(days int) []Day {
 			prev = loop.applied
 			if down {
 				// It stops after this tick, as on SIGTERM.
-				if err := loop.Averages.save(sim.StateDir); err != nil {
+				if err := sim.Averages.save(sim.StateDir); err != nil {
 					panic(err)
 				}
 				sim.Model.Apply(Load{})
@@ -186,7 +186,7 @@ func (sim *Simulation) Run(days int) []Day {
 
 // loop is a daemon's loop on the simulated host, from its averages.
 func (sim *Simulation) loop(publish func(*collector.State)) *Loop {
-	return &Loop{
+	return NewLoop(Config{
 		Read:          sim.Model.Read,
 		Holders:       sim.Model,
 		Averages:      sim.Averages,
@@ -199,7 +199,7 @@ func (sim *Simulation) loop(publish func(*collector.State)) *Loop {
 		Interval:      sim.Interval,
 		Logger:        slog.New(slog.DiscardHandler),
 		Publish:       publish,
-	}
+	})
 }
 
 // restart is the daemon starting again at now: its averages and audit

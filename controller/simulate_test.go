@@ -199,12 +199,12 @@ func BenchmarkSimulate30Days(b *testing.B) {
 func TestTheLoopLogsOnlyHolderChangesInSteadyState(t *testing.T) {
 	sim := simulation(gibs(7.6), steady(idle))
 	logs := new(syncBuffer)
-	loop := &Loop{
+	loop := NewLoop(Config{
 		Read: sim.Model.Read, Holders: sim.Model, Averages: sim.Averages, Spec: Classify(sim.Model.MemoryTotal),
 		Targets: sim.Targets, Ceiling: sim.Ceiling, MemoryReserve: sim.MemoryReserve, DiskReserve: sim.DiskReserve,
 		Chunk: maxStep, Interval: sim.Interval, Publish: func(*collector.State) {},
 		Logger: slog.New(slog.NewTextHandler(logs, nil)),
-	}
+	})
 	step := func(from, to time.Duration) {
 		for e := from; e < to; e += sim.Interval {
 			s, _ := sim.Model.Read(simStart.Add(e))
