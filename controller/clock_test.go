@@ -39,7 +39,6 @@ func (h *steppedHost) run(minutes int) {
 	a := NewAverages(time.Hour, 30*time.Second)
 	a.SetObjective(collector.CPU, Objective{Quantile: 0.95, Window: time.Hour, Period: time.Minute})
 	p := a.periods[collector.CPU]
-	n := len(p.means)
 	burning := false
 	var prev time.Time
 	for tick := 0; tick <= 4*minutes; tick++ {
@@ -60,9 +59,7 @@ func (h *steppedHost) run(minutes int) {
 			panic(err)
 		}
 		k := p.number(wall)
-		p.sched.advance(k, func(next int64, current bool) bool {
-			return p.burstNext(next, steppedTarget, atLeast(n, 0.95), planned(n, 0.95), current)
-		})
+		p.planBurst(wall, steppedTarget, 0.95)
 		burning = p.sched.burns(k)
 		if tick > 0 && tick%4 == 0 {
 			q, _, _ := p.audit(k-1, 0.95, steppedTarget)

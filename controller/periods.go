@@ -272,3 +272,9 @@ func (p *periods) audit(end int64, q, target float64) (quantile, passing float64
 	a = p.audited
 	return a.quantile, float64(a.passing) / float64(n), max(0, a.need-a.passing)
 }
+
+// lastAudit is audit over the window ending with the last period before
+// now's, the one an auditor sees closed at now.
+func (p *periods) lastAudit(now time.Time, q, target float64) (quantile, passing float64, needed int) {
+	return p.audit(p.number(now)-1, q, target)
+}
