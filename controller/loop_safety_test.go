@@ -17,33 +17,6 @@ import (
 	"github.com/cro-exporter/cro-exporter/collector"
 )
 
-func TestHoldOffDoublesOnlyForReleasesSoonAfterTheLast(t *testing.T) {
-	at := func(d time.Duration) time.Time { return simStart.Add(d) }
-	for _, tc := range []struct {
-		name    string
-		before  holdOff
-		release time.Duration
-		want    time.Duration
-	}{
-		{"a first release holds for five minutes", holdOff{}, 0, 5 * time.Minute},
-		{"a release during the hold-off extends it without doubling",
-			holdOff{until: at(5 * time.Minute), length: 5 * time.Minute}, 2 * time.Minute, 5 * time.Minute},
-		{"a release within an hour after it doubles it",
-			holdOff{until: at(5 * time.Minute), length: 5 * time.Minute}, 50 * time.Minute, 10 * time.Minute},
-		{"doubling stops at four hours",
-			holdOff{until: at(3 * time.Hour), length: 3 * time.Hour}, 3*time.Hour + time.Minute, 4 * time.Hour},
-		{"a release long after starts afresh",
-			holdOff{until: at(time.Hour), length: time.Hour}, 3 * time.Hour, 5 * time.Minute},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			got := tc.before.after(at(tc.release))
-			if got.length != tc.want || !got.until.Equal(at(tc.release).Add(tc.want)) {
-				t.Errorf("after a release at %v: hold-off %v until %v, want %v from the release", tc.release, got.length, got.until.Sub(simStart), tc.want)
-			}
-		})
-	}
-}
-
 // memoryLoop is a loop over a modelled idle 8 GiB host whose memory target
 // asks for ballast, with 256 MiB chunks.
 func memoryLoop(model *Model) *Loop {
@@ -160,40 +133,6 @@ func TestLostHoldersAreAskedForAgainEveryTickAndRegrowAtMostAGibAStep(t *testing
 				i, float64(got)/gib, float64(h.held.Memory)/gib, float64(limit)/gib)
 		}
 		h.held.Memory = h.last().Memory
-	}
-}
-
-func TestTheWatcherGivesMemoryBackWhileTheHoldersCannotBeMeasured(t *testing.T) {
-	model := &Model{CPUs: 2, MemoryTotal: 8 * gib, DiskSize: 100 * gib, Real: steady(idle)}
-	h := &lossyHolders{held: HolderUsage{Memory: gib, MemoryHolders: 1}}
-	loop := memoryLoop(model)
-	loop.cfg.Holders, loop.cfg.Chunk = h, gib
-	loop.planned = Load{Memory: gib}
-	s, _ := model.Read(simStart)
-	loop.Step(s)
-	before := h.last().Memory
-
-	// A tick stuck measuring the holders (a slow /proc, a stalled holder).
-	h.usage = make(chan struct{})
-	defer close(h.usage)
-	go loop.Step(s)
-	done := make(chan struct{})
-	go func() {
-		var w watch
-		loop.giveWay(collector.Sample{Time: simStart.Add(time.Second), CPUs: 2, MemoryTotal: 8 * gib,
-			MemoryAvailable: uint64(gib / 4), DiskSize: 100 * gib, DiskUsed: 10 * gib, DiskAvailable: 90 * gib}, collector.AllParts, &w, 250*time.Millisecond)
-		close(done)
-	}()
-	select {
-	case <-done:
-	case <-time.After(time.Second):
-		t.Fatal("the watcher waited for the stuck tick")
-	}
-	if got := h.last().Memory; got >= before {
-		t.Errorf("the watcher asked for %d bytes of ballast under the reserve, want less than %d", got, before)
-	}
-	if h.cpuOps.Load() == 0 {
-		t.Error("the watcher did not measure the holders' CPU time")
 	}
 }
 
