@@ -2,7 +2,6 @@ package controller
 
 import (
 	"io"
-	"log/slog"
 	"math"
 	"strings"
 	"testing"
@@ -14,18 +13,13 @@ import (
 
 func TestALimitBelowTheTargetIsWarnedOnceAndItsEndSaidOnce(t *testing.T) {
 	logs := new(syncBuffer)
-	model := &Model{CPUs: 2, MemoryTotal: 8 * gib, DiskSize: 100 * gib, Real: steady(idle)}
-	loop := NewLoop(Config{
-		Holders: model, Averages: NewAverages(30*24*time.Hour, 30*time.Second),
-		Targets: map[collector.Resource]float64{collector.CPU: 0.25, collector.Memory: 0.40, collector.Disk: 0.25},
-		// Keeping 7 of 8 GiB available caps memory at 12.5%, under its 40%.
-		Ceiling: 0.9, MemoryReserve: 7 * gib, DiskReserve: gib, Chunk: maxStep, Interval: 15 * time.Second,
-		Publish: func(*collector.State) {}, Logger: slog.New(slog.NewTextHandler(logs, nil)),
-	})
-	for i := range 3 {
-		s, _ := model.Read(simStart.Add(time.Duration(i) * 15 * time.Second))
-		loop.Step(s)
-	}
+	model := idleHost(8 * gib)
+	cfg := modelConfig(model)
+	cfg.Targets = map[collector.Resource]float64{collector.CPU: 0.25, collector.Memory: 0.40, collector.Disk: 0.25}
+	// Keeping 7 of 8 GiB available caps memory at 12.5%, under its 40%.
+	cfg.MemoryReserve, cfg.Logger = 7*gib, textLogger(logs)
+	loop := NewLoop(cfg)
+	stepTicks(loop, model, 0, 3)
 	if n := strings.Count(logs.String(), "target cannot be met"); n != 1 || !strings.Contains(logs.String(), "resource=memory") || !strings.Contains(logs.String(), `by="the reserve"`) {
 		t.Errorf("want one warning that the reserve keeps memory's target out of reach, got %d:\n%s", n, logs)
 	}
@@ -46,15 +40,12 @@ func TestALimitBelowTheTargetIsWarnedOnceAndItsEndSaidOnce(t *testing.T) {
 // the state.
 func TestHoldersArePlannedWithinTheDaemonsCgroup(t *testing.T) {
 	logs := new(syncBuffer)
-	model := &Model{CPUs: 2, MemoryTotal: 8 * gib, DiskSize: 100 * gib, Real: steady(idle)}
+	model := idleHost(8 * gib)
 	loop := inCgroup(model, cgroup.Limits{Memory: cgroup.Memory{Limit: gib}, CPUs: 0.5}, 100<<20, logs)
 	loop.cfg.Targets = map[collector.Resource]float64{collector.CPU: 0.6, collector.Memory: 0.40, collector.Disk: 0.25}
 	var last *collector.State
 	loop.cfg.Publish = func(s *collector.State) { last = s }
-	for i := range 8 {
-		s, _ := model.Read(simStart.Add(time.Duration(i) * 15 * time.Second))
-		loop.Step(s)
-	}
+	stepTicks(loop, model, 0, 8)
 	// 1 GiB less 100 MiB less a tenth of 1 GiB, less 4 MiB for the one
 	// holder of the rest.
 	room := int64(gib - 100<<20 - gib/10 - 4<<20)
@@ -93,7 +84,7 @@ func TestHoldersArePlannedWithinTheDaemonsCgroup(t *testing.T) {
 // until it is a margin above it.
 func TestAnUnreachableTargetIsInReachAgainOnlyAMarginAboveTheEdge(t *testing.T) {
 	logs := new(syncBuffer)
-	l := NewLoop(Config{Logger: slog.New(slog.NewTextHandler(logs, nil))})
+	l := NewLoop(Config{Logger: textLogger(logs)})
 	var c control
 	for _, limit := range []float64{0.40, 0.5049, 0.5051, 0.5049, 0.5099, 0.5101, 0.4} {
 		l.warnUnreachable(collector.Memory, &c, 0.5, limit, byCgroup)
@@ -112,29 +103,24 @@ func TestAnUnreachableTargetIsInReachAgainOnlyAMarginAboveTheEdge(t *testing.T) 
 // inCgroup is a loop on model inside a cgroup of limits, charged others
 // bytes besides the model's ballast and 4 MiB for each of its holders.
 func inCgroup(model *Model, limits cgroup.Limits, others int64, logs io.Writer) *Loop {
-	return NewLoop(Config{
-		Holders: model, Averages: NewAverages(30*24*time.Hour, 30*time.Second),
-		Ceiling: 0.9, MemoryReserve: gib, DiskReserve: gib, Chunk: maxStep, Interval: 15 * time.Second,
-		Cgroup: func() (cgroup.Limits, error) {
-			holders := (model.load.Memory + maxStep - 1) / maxStep
-			limits.Memory.Usage = others + model.load.Memory + holders*4<<20
-			return limits, nil
-		},
-		Publish: func(*collector.State) {}, Logger: slog.New(slog.NewTextHandler(logs, nil)),
-	})
+	cfg := modelConfig(model)
+	cfg.Cgroup = func() (cgroup.Limits, error) {
+		holders := (model.load.Memory + maxStep - 1) / maxStep
+		limits.Memory.Usage = others + model.load.Memory + holders*4<<20
+		return limits, nil
+	}
+	cfg.Logger = textLogger(logs)
+	return NewLoop(cfg)
 }
 
 // TestACgroupThatLeavesLessThanTheBandStillHoldsMostOfIt: 256 MiB of a
 // 24 GiB host is under 1%, the smallest change of holder load worth making
 // (band); what a cgroup leaves is held all the same, not nothing.
 func TestACgroupThatLeavesLessThanTheBandStillHoldsMostOfIt(t *testing.T) {
-	model := &Model{CPUs: 2, MemoryTotal: 24 * gib, DiskSize: 100 * gib, Real: steady(idle)}
+	model := idleHost(24 * gib)
 	loop := inCgroup(model, cgroup.Limits{Memory: cgroup.Memory{Limit: 256 << 20}}, 10<<20, io.Discard)
 	loop.cfg.Targets = map[collector.Resource]float64{collector.CPU: 0, collector.Memory: 0.40, collector.Disk: 0}
-	for i := range 4 {
-		s, _ := model.Read(simStart.Add(time.Duration(i) * 15 * time.Second))
-		loop.Step(s)
-	}
+	stepTicks(loop, model, 0, 4)
 	// 256 MiB less 10, less the headroom of 32, less 4 for the holder.
 	if got := model.load.Memory; got < 200<<20 || got > 210<<20 {
 		t.Errorf("ballast %d MiB; want the 210 MiB the cgroup leaves, or nearly", got>>20)

@@ -60,8 +60,20 @@ func testLoop(t *testing.T, failing *atomic.Bool, logs io.Writer) (*Loop, *publi
 			defer p.mu.Unlock()
 			p.states = append(p.states, s)
 		},
-		Logger: slog.New(slog.NewTextHandler(logs, nil)),
+		Logger: textLogger(logs),
 	}), p
+}
+
+// running runs loop until the function it returns, which returns what Run
+// did.
+func running(t *testing.T, loop *Loop) (stop func() error) {
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error)
+	go func() { done <- loop.Run(ctx) }()
+	return func() error {
+		cancel()
+		return <-done
+	}
 }
 
 func TestLoopPublishesEveryIntervalAndSavesEveryFiveMinutesAndAtTheEnd(t *testing.T) {
@@ -69,9 +81,7 @@ func TestLoopPublishesEveryIntervalAndSavesEveryFiveMinutesAndAtTheEnd(t *testin
 		var failing atomic.Bool
 		loop, published := testLoop(t, &failing, io.Discard)
 		saved := filepath.Join(loop.cfg.StateDir, averagesFile)
-		ctx, cancel := context.WithCancel(t.Context())
-		done := make(chan error)
-		go func() { done <- loop.Run(ctx) }()
+		stop := running(t, loop)
 
 		time.Sleep(5*time.Minute - time.Second)
 		synctest.Wait()
@@ -89,8 +99,7 @@ func TestLoopPublishesEveryIntervalAndSavesEveryFiveMinutesAndAtTheEnd(t *testin
 
 		time.Sleep(time.Minute)
 		synctest.Wait()
-		cancel()
-		if err := <-done; err != nil {
+		if err := stop(); err != nil {
 			t.Fatalf("Run: %v", err)
 		}
 		restored := NewAverages(30*24*time.Hour, 30*time.Second)
@@ -132,9 +141,7 @@ func TestLoopSkipsTicksWhoseReadFailsAndSaysSo(t *testing.T) {
 		failing.Store(true)
 		logs := new(syncBuffer)
 		loop, published := testLoop(t, &failing, logs)
-		ctx, cancel := context.WithCancel(t.Context())
-		done := make(chan error)
-		go func() { done <- loop.Run(ctx) }()
+		stop := running(t, loop)
 
 		time.Sleep(time.Minute)
 		synctest.Wait()
@@ -150,8 +157,7 @@ func TestLoopSkipsTicksWhoseReadFailsAndSaysSo(t *testing.T) {
 		if published.len() != 1 {
 			t.Errorf("%d states published after the host came back, want 1", published.len())
 		}
-		cancel()
-		<-done
+		stop()
 	})
 }
 
@@ -174,12 +180,10 @@ func (b *syncBuffer) String() string {
 }
 
 func TestASinceBootCPUFigureNeitherPlansNorHoldsBackCPUHolders(t *testing.T) {
-	model := &Model{CPUs: 2, MemoryTotal: 8 * gib, DiskSize: 100 * gib, Real: steady(idle)}
-	loop := NewLoop(Config{
-		Holders: model, Averages: NewAverages(30*24*time.Hour, 30*time.Second), Targets: map[collector.Resource]float64{collector.CPU: 0.25},
-		Ceiling: 0.9, MemoryReserve: gib, DiskReserve: gib, Chunk: maxStep, Interval: 15 * time.Second,
-		Publish: func(*collector.State) {}, Logger: slog.New(slog.DiscardHandler),
-	})
+	model := idleHost(8 * gib)
+	cfg := modelConfig(model)
+	cfg.Targets = map[collector.Resource]float64{collector.CPU: 0.25}
+	loop := NewLoop(cfg)
 	sample := func(cpu float64, span time.Duration, at time.Duration) collector.Sample {
 		return collector.Sample{Time: simStart.Add(at), CPUs: 2, CPU: cpu, CPUSpan: span,
 			MemoryTotal: 8 * gib, MemoryAvailable: 7 * gib, DiskSize: 100 * gib, DiskUsed: 10 * gib, DiskAvailable: 90 * gib}
@@ -193,3 +197,35 @@ func TestASinceBootCPUFigureNeitherPlansNorHoldsBackCPUHolders(t *testing.T) {
 		t.Errorf("after the first real interval CPU is planned at %v, want %v", loop.planned.CPU, want)
 	}
 }
+
+// idleHost is a modelled idle host of two CPUs, memTotal bytes of memory
+// and a 100 GiB disk.
+func idleHost(memTotal uint64) *Model {
+	return &Model{CPUs: 2, MemoryTotal: memTotal, DiskSize: 100 * gib, Real: steady(idle)}
+}
+
+// modelConfig is a loop's configuration with model's holders: fresh
+// 30-day averages, the ceiling at 0.9, reserves of 1 GiB, chunks of
+// maxStep, a tick every 15 s, and no targets; states and logs go nowhere.
+func modelConfig(model *Model) Config {
+	return Config{
+		Holders: model, Averages: NewAverages(30*24*time.Hour, 30*time.Second),
+		Ceiling: 0.9, MemoryReserve: gib, DiskReserve: gib, Chunk: maxStep, Interval: 15 * time.Second,
+		Publish: func(*collector.State) {}, Logger: slog.New(slog.DiscardHandler),
+	}
+}
+
+// tickAt is the time of tick i of a loop that ticks every 15 s from
+// simStart.
+func tickAt(i int) time.Time { return simStart.Add(time.Duration(i) * 15 * time.Second) }
+
+// stepTicks steps loop through ticks from to to-1 of model (tickAt).
+func stepTicks(loop *Loop, model *Model, from, to int) {
+	for i := from; i < to; i++ {
+		s, _ := model.Read(tickAt(i))
+		loop.Step(s)
+	}
+}
+
+// textLogger logs as text to w.
+func textLogger(w io.Writer) *slog.Logger { return slog.New(slog.NewTextHandler(w, nil)) }

@@ -1,11 +1,8 @@
 package controller
 
 import (
-	"context"
-	"log/slog"
 	"slices"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -15,17 +12,13 @@ import (
 
 func TestWatchReleasesWholeChunksOnceForEachShortfall(t *testing.T) {
 	const mib = 1 << 20
-	model := &Model{CPUs: 2, MemoryTotal: 8192 * mib, DiskSize: 100 * gib, Real: steady(idle)}
-	loop := NewLoop(Config{
-		Holders: model, Averages: NewAverages(30*24*time.Hour, 30*time.Second), Ceiling: 0.9,
-		MemoryReserve: 1024 * mib, Chunk: 128 * mib, Logger: slog.New(slog.DiscardHandler),
-	})
+	model := idleHost(8 * gib)
+	cfg := modelConfig(model) // a reserve of 1024 MiB
+	cfg.Chunk = 128 * mib
+	loop := NewLoop(cfg)
 	loop.planned = Load{Memory: 300 * mib} // chunks of 128, 128 and 44 MiB
 	var w watch
-	at := func(avail int64, after time.Duration) {
-		loop.giveWay(collector.Sample{Time: simStart.Add(after), CPUs: 2, MemoryTotal: 8192 * mib,
-			MemoryAvailable: uint64(avail), DiskSize: 100 * gib, DiskUsed: 50 * gib, DiskAvailable: 50 * gib}, collector.AllParts, &w, 250*time.Millisecond)
-	}
+	at := func(avail int64, after time.Duration) { lookAt(loop, &w, after, avail) }
 	at(1024*mib-60*mib, 0) // 60 MiB short: the 44 MiB chunk and one full one go
 	if got := loop.planned.Memory; got != 128*mib {
 		t.Fatalf("after a 60 MiB shortfall ballast is %d MiB, want 128", got/mib)
@@ -45,6 +38,56 @@ func TestWatchReleasesWholeChunksOnceForEachShortfall(t *testing.T) {
 	if model.load.Memory != 0 {
 		t.Errorf("the holders still hold %d MiB", model.load.Memory/mib)
 	}
+}
+
+// lookAt is one look of loop's watcher, which remembers w, at an idle host
+// of 8 GiB (idleHost) at after since simStart, with avail bytes of
+// MemAvailable.
+func lookAt(loop *Loop, w *watch, after time.Duration, avail int64) {
+	loop.giveWay(collector.Sample{Time: simStart.Add(after), CPUs: 2, MemoryTotal: 8 * gib,
+		MemoryAvailable: uint64(avail), DiskSize: 100 * gib, DiskUsed: 10 * gib, DiskAvailable: 90 * gib}, collector.AllParts, w, 250*time.Millisecond)
+}
+
+// watchReads reads a model for the watcher, each CPU figure over a
+// quarter second, and records the parts of every read.
+type watchReads struct {
+	model *Model
+	mu    sync.Mutex
+	parts []collector.Parts
+}
+
+// watched starts loop's watcher on model, a look every quarter second
+// until the test ends, and returns its reads.
+func watched(t *testing.T, loop *Loop, model *Model) *watchReads {
+	r := &watchReads{model: model}
+	go loop.Watch(t.Context(), r.read, 250*time.Millisecond)
+	return r
+}
+
+func (r *watchReads) read(now time.Time, parts collector.Parts) (collector.Sample, error) {
+	r.mu.Lock()
+	r.parts = append(r.parts, parts)
+	r.mu.Unlock()
+	s, err := r.model.Read(now)
+	s.CPUSpan = 250 * time.Millisecond
+	return s, err
+}
+
+// all is the parts of every read so far.
+func (r *watchReads) all() []collector.Parts {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.parts)
+}
+
+// count is how many reads so far read part.
+func (r *watchReads) count(part collector.Parts) (n int) {
+	for _, p := range r.all() {
+		if p&part != 0 {
+			n++
+		}
+	}
+	return n
 }
 
 // sentCPU is the duty the loop last sent the holders, read as the watcher
@@ -69,31 +112,17 @@ func TestWatchReadsOnlyWhatIsHeld(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				model := &Model{CPUs: 2, MemoryTotal: 8 * gib, DiskSize: 100 * gib, Real: steady(idle)}
+				model := idleHost(8 * gib)
 				loop := memoryLoop(model)
 				loop.planned = tc.planned
-				var mu sync.Mutex
-				var reads []collector.Parts
-				read := func(now time.Time, parts collector.Parts) (collector.Sample, error) {
-					mu.Lock()
-					reads = append(reads, parts)
-					mu.Unlock()
-					s, err := model.Read(now)
-					s.CPUSpan = 250 * time.Millisecond
-					return s, err
-				}
-				ctx, cancel := context.WithCancel(t.Context())
-				go loop.Watch(ctx, read, 250*time.Millisecond)
+				watcher := watched(t, loop, model)
 				time.Sleep(time.Second + time.Millisecond)
 				synctest.Wait()
-				cancel()
-				mu.Lock()
-				defer mu.Unlock()
 				want := 4
 				if tc.want == 0 {
 					want = 0
 				}
-				if len(reads) != want || slices.ContainsFunc(reads, func(p collector.Parts) bool { return p != tc.want }) {
+				if reads := watcher.all(); len(reads) != want || slices.ContainsFunc(reads, func(p collector.Parts) bool { return p != tc.want }) {
 					t.Errorf("reads in a second: %v, want %d of %v", reads, want, tc.want)
 				}
 			})
@@ -103,7 +132,7 @@ func TestWatchReadsOnlyWhatIsHeld(t *testing.T) {
 
 func TestABurnerThatStopsBetweenBurstsIsStoppedByTheWatcherWithoutAReadOfTheCPU(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		model := &Model{CPUs: 2, MemoryTotal: 8 * gib, DiskSize: 100 * gib, Real: steady(idle)}
+		model := idleHost(8 * gib)
 		loop := memoryLoop(model)
 		o := Objective{Quantile: 0.95, Window: time.Hour, Period: time.Minute}
 		loop.cfg.Averages.SetObjective(collector.CPU, o)
@@ -118,63 +147,30 @@ func TestABurnerThatStopsBetweenBurstsIsStoppedByTheWatcherWithoutAReadOfTheCPU(
 		}
 		loop.planned = Load{CPU: 0.3}
 		loop.control.of(collector.CPU).setpoint = 0.3
-		var cpuReads atomic.Int64
-		read := func(now time.Time, parts collector.Parts) (collector.Sample, error) {
-			if parts&collector.CPUPart != 0 {
-				cpuReads.Add(1)
-			}
-			s, err := model.Read(now)
-			s.CPUSpan = 250 * time.Millisecond
-			return s, err
-		}
-		ctx, cancel := context.WithCancel(t.Context())
-		defer cancel()
-		go loop.Watch(ctx, read, 250*time.Millisecond)
+		watcher := watched(t, loop, model)
 		time.Sleep(time.Second)
 		synctest.Wait()
-		if sentCPU(loop) == 0 || cpuReads.Load() == 0 {
-			t.Fatalf("during the burst: duty %v after %d reads of the CPU, want the burner running and watched", sentCPU(loop), cpuReads.Load())
+		if sentCPU(loop) == 0 || watcher.count(collector.CPUPart) == 0 {
+			t.Fatalf("during the burst: duty %v after %d reads of the CPU, want the burner running and watched", sentCPU(loop), watcher.count(collector.CPUPart))
 		}
 		// Past the period's end, the burst is over.
 		time.Sleep(time.Until(now.Truncate(time.Minute).Add(time.Minute + time.Second)))
 		synctest.Wait()
-		before := cpuReads.Load()
+		before := watcher.count(collector.CPUPart)
 		time.Sleep(time.Second)
 		synctest.Wait()
-		if sentCPU(loop) != 0 || cpuReads.Load() != before {
-			t.Errorf("after the burst: duty %v, %d more reads of the CPU; want 0 and none", sentCPU(loop), cpuReads.Load()-before)
+		if sentCPU(loop) != 0 || watcher.count(collector.CPUPart) != before {
+			t.Errorf("after the burst: duty %v, %d more reads of the CPU; want 0 and none", sentCPU(loop), watcher.count(collector.CPUPart)-before)
 		}
 	})
 }
 
 func TestTheWatcherSleepsUntilATickPlansLoadOrABurstIsDue(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		model := &Model{CPUs: 2, MemoryTotal: 8 * gib, DiskSize: 100 * gib, Real: steady(idle)}
+		model := idleHost(8 * gib)
 		loop := memoryLoop(model)
 		loop.cfg.Averages.SetObjective(collector.CPU, Objective{Quantile: 0.95, Window: time.Hour, Period: time.Minute})
-		var mu sync.Mutex
-		var reads []collector.Parts
-		read := func(now time.Time, parts collector.Parts) (collector.Sample, error) {
-			mu.Lock()
-			reads = append(reads, parts)
-			mu.Unlock()
-			s, err := model.Read(now)
-			s.CPUSpan = 250 * time.Millisecond
-			return s, err
-		}
-		count := func(part collector.Parts) (n int) {
-			mu.Lock()
-			defer mu.Unlock()
-			for _, p := range reads {
-				if p&part != 0 {
-					n++
-				}
-			}
-			return n
-		}
-		ctx, cancel := context.WithCancel(t.Context())
-		defer cancel()
-		go loop.Watch(ctx, read, 250*time.Millisecond)
+		count := watched(t, loop, model).count
 		time.Sleep(10 * time.Second)
 		synctest.Wait()
 		if n := count(collector.AllParts); n != 0 {
@@ -231,7 +227,7 @@ func TestTheWatcherSleepsUntilATickPlansLoadOrABurstIsDue(t *testing.T) {
 }
 
 func TestTheWatcherGivesMemoryBackWhileTheHoldersCannotBeMeasured(t *testing.T) {
-	model := &Model{CPUs: 2, MemoryTotal: 8 * gib, DiskSize: 100 * gib, Real: steady(idle)}
+	model := idleHost(8 * gib)
 	h := &lossyHolders{held: HolderUsage{Memory: gib, MemoryHolders: 1}}
 	loop := memoryLoop(model)
 	loop.cfg.Holders, loop.cfg.Chunk = h, gib
@@ -247,8 +243,7 @@ func TestTheWatcherGivesMemoryBackWhileTheHoldersCannotBeMeasured(t *testing.T) 
 	done := make(chan struct{})
 	go func() {
 		var w watch
-		loop.giveWay(collector.Sample{Time: simStart.Add(time.Second), CPUs: 2, MemoryTotal: 8 * gib,
-			MemoryAvailable: uint64(gib / 4), DiskSize: 100 * gib, DiskUsed: 10 * gib, DiskAvailable: 90 * gib}, collector.AllParts, &w, 250*time.Millisecond)
+		lookAt(loop, &w, time.Second, gib/4)
 		close(done)
 	}()
 	select {
