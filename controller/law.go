@@ -16,8 +16,8 @@ const (
 	// average moves slowly, so planning for the next tick alone would turn
 	// a tiny error in it into a swing between zero and the ceiling; over 12
 	// hours the gain is about 30, and a host far behind still runs at the
-	// ceiling until it is close (it reaches target within 5% of the time
-	// the ceiling alone needs). A young average moves fast, so the plan
+	// ceiling until it is close, so it reaches target nearly as soon as
+	// the ceiling alone would. A young average moves fast, so the plan
 	// looks no further ahead than the history it holds, and no less than
 	// minHorizon: a fresh install is on target within minutes.
 	horizon    = 12 * time.Hour

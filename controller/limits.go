@@ -52,7 +52,8 @@ func (b bound) name(r collector.Resource) string {
 // the memory limit (at least memoryHeadroom) to the daemon and to what the
 // cgroup's other processes may add, and the burner a tenth of the quota to
 // the daemon's own CPU. Each memory holder is charged holderOverhead
-// besides its ballast: its Go runtime and page tables, measured at 3 MiB.
+// besides its ballast: its Go runtime and page tables, with a margin, so
+// that ballast sized to the limit is not OOM-killed for them.
 const (
 	memoryHeadroom int64 = 32 << 20
 	holderOverhead int64 = 4 << 20

@@ -207,7 +207,8 @@ func (p *periods) quantile(end int64, q float64) float64 {
 }
 
 // kth is the k-th smallest of values (k from 1), in two counting passes,
-// one per byte: for the window of a week of minutes, a fortieth of a sort.
+// one per byte: linear in the window, where a sort is not, for a window of
+// up to a week of minutes audited again each time a period closes.
 func kth(values []uint16, k int) uint16 {
 	var high [256]int
 	for _, v := range values {
