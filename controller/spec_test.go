@@ -65,16 +65,39 @@ func TestClassifyOneByteAcrossEachBoundary(t *testing.T) {
 	}
 }
 
+// targetsCase is a call of Targets and what it returns.
+type targetsCase struct {
+	name      string
+	spec      Spec
+	overrides map[collector.Resource]float64
+	ceiling   float64
+	want      map[collector.Resource]float64
+	wantErr   string
+}
+
+// checkTargets calls Targets for each case.
+func checkTargets(t *testing.T, cases []targetsCase) {
+	t.Helper()
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := Targets(tc.spec, tc.overrides, tc.ceiling)
+			var gotErr string
+			if err != nil {
+				gotErr = err.Error()
+			}
+			if diff := cmp.Diff(tc.wantErr, gotErr); diff != "" {
+				t.Errorf("error (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("targets (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
 func TestTargets(t *testing.T) {
 	medium := Classify(gibs(11.7))
-	for _, tc := range []struct {
-		name      string
-		spec      Spec
-		overrides map[collector.Resource]float64
-		ceiling   float64
-		want      map[collector.Resource]float64
-		wantErr   string
-	}{
+	checkTargets(t, []targetsCase{
 		{
 			name:    "every resource takes the spec's target",
 			spec:    medium,
@@ -102,6 +125,12 @@ func TestTargets(t *testing.T) {
 			ceiling:   0.3,
 			want:      map[collector.Resource]float64{collector.CPU: 0.3, collector.Memory: 0.3, collector.Disk: 0.1},
 		},
+	})
+}
+
+func TestTargetsRejectsOverridesAndCeilingsOutOfBounds(t *testing.T) {
+	medium := Classify(gibs(11.7))
+	checkTargets(t, []targetsCase{
 		{
 			name:      "an override above the ceiling is an error naming both",
 			spec:      medium,
@@ -157,19 +186,5 @@ func TestTargets(t *testing.T) {
 			ceiling:   0.9,
 			wantErr:   "--target.gpu: unknown resource",
 		},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			got, err := Targets(tc.spec, tc.overrides, tc.ceiling)
-			var gotErr string
-			if err != nil {
-				gotErr = err.Error()
-			}
-			if diff := cmp.Diff(tc.wantErr, gotErr); diff != "" {
-				t.Errorf("error (-want +got):\n%s", diff)
-			}
-			if diff := cmp.Diff(tc.want, got); diff != "" {
-				t.Errorf("targets (-want +got):\n%s", diff)
-			}
-		})
-	}
+	})
 }
