@@ -8,6 +8,32 @@ import "time"
 // moment. It costs a second a burst: 1.7% more for minutes.
 const burstLead = time.Second
 
+// planBurst decides, once in each period, whether the CPU burns through
+// the period after now's, for target as the q-quantile of the periods'
+// means (burstNext).
+func (p *periods) planBurst(now time.Time, target, q float64) {
+	n := len(p.means)
+	need, plan := atLeast(n, q), planned(n, q)
+	p.sched.advance(p.number(now), func(next int64, current bool) bool {
+		return p.burstNext(next, target, need, plan, current)
+	})
+}
+
+// burning tells whether the CPU holds its lift at now: through a burst,
+// from burstLead before it.
+func (p *periods) burning(now time.Time) bool {
+	return p.sched.burns(p.number(now)) || p.sched.burns(p.number(now.Add(burstLead)))
+}
+
+// nextBurst is when the burst decided after now's period starts, burstLead
+// before that period; zero when none is.
+func (p *periods) nextBurst(now time.Time) time.Time {
+	if d := p.sched.decided; d > p.number(now) && p.sched.burns(d) {
+		return p.start(d).Add(-burstLead)
+	}
+	return time.Time{}
+}
+
 // burstNext tells whether the CPU burns through period next, for a
 // q-quantile objective of the periods' means: the periods of the window
 // ending at next must hold need at or above target, and those of every later
@@ -69,30 +95,4 @@ func (s *schedule) advance(k int64, decide func(next int64, current bool) bool) 
 // burns tells whether period k is a burst.
 func (s schedule) burns(k int64) bool {
 	return k == s.decided-1 && s.bursts[0] || k == s.decided && s.bursts[1]
-}
-
-// planBurst decides, once in each period, whether the CPU burns through
-// the period after now's, for target as the q-quantile of the periods'
-// means (burstNext).
-func (p *periods) planBurst(now time.Time, target, q float64) {
-	n := len(p.means)
-	need, plan := atLeast(n, q), planned(n, q)
-	p.sched.advance(p.number(now), func(next int64, current bool) bool {
-		return p.burstNext(next, target, need, plan, current)
-	})
-}
-
-// burning tells whether the CPU holds its lift at now: through a burst,
-// from burstLead before it.
-func (p *periods) burning(now time.Time) bool {
-	return p.sched.burns(p.number(now)) || p.sched.burns(p.number(now.Add(burstLead)))
-}
-
-// nextBurst is when the burst decided after now's period starts, burstLead
-// before that period; zero when none is.
-func (p *periods) nextBurst(now time.Time) time.Time {
-	if d := p.sched.decided; d > p.number(now) && p.sched.burns(d) {
-		return p.start(d).Add(-burstLead)
-	}
-	return time.Time{}
 }

@@ -43,7 +43,7 @@ type Config struct {
 	Logger   *slog.Logger
 }
 
-// Loop samples the host every Interval, keeps the averages, decides the
+// Loop samples the host every Config.Interval, keeps the averages, decides the
 // holder load, applies it, and publishes the state the metrics show. Watch
 // gives load back between ticks.
 //
@@ -51,6 +51,7 @@ type Config struct {
 // holders, or a holder that does not answer, never keeps the watcher from
 // giving memory back.
 type Loop struct {
+	// cfg is what the loop was built from; it only reads it.
 	cfg Config
 
 	mu sync.Mutex
