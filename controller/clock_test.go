@@ -39,7 +39,6 @@ func (h *steppedHost) run(minutes int) {
 	a := NewAverages(time.Hour, 30*time.Second)
 	a.SetObjective(collector.CPU, Objective{Quantile: 0.95, Window: time.Hour, Period: time.Minute})
 	p := a.periods[collector.CPU]
-	n := len(p.means)
 	burning := false
 	var prev time.Time
 	for tick := 0; tick <= 4*minutes; tick++ {
@@ -60,9 +59,7 @@ func (h *steppedHost) run(minutes int) {
 			panic(err)
 		}
 		k := p.number(wall)
-		p.sched.advance(k, func(next int64, current bool) bool {
-			return p.burstNext(next, steppedTarget, atLeast(n, 0.95), planned(n, 0.95), current)
-		})
+		p.planBurst(wall, steppedTarget, 0.95)
 		burning = p.sched.burns(k)
 		if tick > 0 && tick%4 == 0 {
 			q, _, _ := p.audit(k-1, 0.95, steppedTarget)
@@ -193,11 +190,11 @@ func TestTheLoopLogsAndCountsEachClockStepOnceAndGoesOnFromTheNewTime(t *testing
 	var failing atomic.Bool
 	var logs bytes.Buffer
 	loop, published := testLoop(t, &failing, &logs)
-	loop.Averages.SetObjective(collector.CPU, Objective{Quantile: 0.95, Window: time.Hour, Period: time.Minute})
+	loop.cfg.Averages.SetObjective(collector.CPU, Objective{Quantile: 0.95, Window: time.Hour, Period: time.Minute})
 	// The host at CPU 0.5, above its target of 0.25 all along: every
 	// minute passes for an auditor whose clock is right.
 	tick := func(wall time.Time) {
-		s, _ := loop.Read(wall)
+		s, _ := loop.cfg.Read(wall)
 		loop.stepAfter(s, 15*time.Second)
 	}
 	real := minute
@@ -271,7 +268,7 @@ func TestOnlyAStepOfTheWallClockAgainstTheMonotonicOneCounts(t *testing.T) {
 	var logs bytes.Buffer
 	loop, _ := testLoop(t, &failing, &logs)
 	for _, at := range []time.Time{now, now.Add(15 * time.Second), now.Add(30 * time.Second).Round(0)} {
-		s, _ := loop.Read(at)
+		s, _ := loop.cfg.Read(at)
 		loop.Step(s)
 	}
 	if strings.Contains(logs.String(), "stepped") {

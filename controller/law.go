@@ -16,8 +16,8 @@ const (
 	// average moves slowly, so planning for the next tick alone would turn
 	// a tiny error in it into a swing between zero and the ceiling; over 12
 	// hours the gain is about 30, and a host far behind still runs at the
-	// ceiling until it is close (it reaches target within 5% of the time
-	// the ceiling alone needs). A young average moves fast, so the plan
+	// ceiling until it is close, so it reaches target nearly as soon as
+	// the ceiling alone would. A young average moves fast, so the plan
 	// looks no further ahead than the history it holds, and no less than
 	// minHorizon: a fresh install is on target within minutes.
 	horizon    = 12 * time.Hour
@@ -190,6 +190,24 @@ func followed(in inputs, level float64, current bool) decision {
 	return d
 }
 
+// smoothing is the time constant of the real usage holders follow.
+const smoothing = 5 * time.Minute
+
+// smooth folds real usage into its few-minute average; the first sample
+// starts it.
+func smooth(prev, real float64, first bool, interval time.Duration) float64 {
+	return smoothOver(prev, real, first, interval, smoothing)
+}
+
+// smoothOver is one step of an exponential average with time constant tau,
+// for a sample that stands for interval.
+func smoothOver(prev, x float64, first bool, interval, tau time.Duration) float64 {
+	if first {
+		return x
+	}
+	return prev + (x-prev)*(1-math.Exp(-interval.Seconds()/tau.Seconds()))
+}
+
 // planned is d with the holder load that fills the gap real usage leaves
 // under the setpoint, once smoothed real usage has a value, and the reason
 // when that load gives back early.
@@ -285,72 +303,3 @@ func (h holdOff) left(now time.Time) time.Duration { return max(0, h.until.Sub(n
 // within about a point, and real usage moves under it; two points keep a
 // period's mean at or above the target.
 const lift = 0.02
-
-// burstLead is how long before its period a burst starts: the watcher reads
-// four times a second, and the burner is a new process that must start and
-// settle into its duty cycles, so the lift is there from the period's first
-// moment. It costs a second a burst: 1.7% more for minutes.
-const burstLead = time.Second
-
-// burstNext tells whether the CPU burns through period next, for a
-// q-quantile objective of the periods' means: the periods of the window
-// ending at next must hold need at or above target, and those of every later
-// window plan, counting the bursts that could still come, one every n/plan
-// periods from next+1 on. A burst comes only when one of these would fall
-// short without it: as late as even spacing allows, so bursts spread over
-// the window. A period that real work carried above target spares one, and
-// is taken to come again when it leaves the window, as a daily or weekly
-// workload's does; should it not, the window ending at next still never
-// holds fewer than need. current tells that the period in progress, next-1,
-// is a burst.
-func (p *periods) burstNext(next int64, target float64, need, plan int, current bool) bool {
-	n := int64(len(p.means))
-	gap := max(1, n/int64(plan))
-	thr := threshold(target)
-	// The periods next-n+1 .. next-1: those of the window ending at next
-	// that are known, the oldest first; the h-th of them leaves the window
-	// ending at next+h.
-	known := p.window(next - 1)[1:]
-	if current {
-		known[len(known)-1] = thr
-	}
-	count := 0
-	for _, m := range known {
-		if m >= thr {
-			count++
-		}
-	}
-	if count < need {
-		return true
-	}
-	for h, m := range known {
-		if k := next - n + 1 + int64(h); m >= thr && (p.burst(k) || k == next-1) {
-			count--
-		}
-		if spaced := int((int64(h) + gap) / gap); count+spaced < plan {
-			return true
-		}
-	}
-	return false
-}
-
-// schedule is the CPU's bursts for a percentile objective: whether it burns
-// through period decided-1 (the one in progress) and decided.
-type schedule struct {
-	decided int64
-	bursts  [2]bool
-}
-
-// advance decides the period after k, once, when a tick is in k.
-func (s *schedule) advance(k int64, decide func(next int64, current bool) bool) {
-	if k+1 == s.decided {
-		return
-	}
-	current := s.burns(k)
-	s.decided, s.bursts = k+1, [2]bool{current, decide(k+1, current)}
-}
-
-// burns tells whether period k is a burst.
-func (s schedule) burns(k int64) bool {
-	return k == s.decided-1 && s.bursts[0] || k == s.decided && s.bursts[1]
-}

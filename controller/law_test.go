@@ -153,3 +153,30 @@ func TestWithinTheCgroupsRoom(t *testing.T) {
 		}
 	}
 }
+
+func TestHoldOffDoublesOnlyForReleasesSoonAfterTheLast(t *testing.T) {
+	at := func(d time.Duration) time.Time { return simStart.Add(d) }
+	for _, tc := range []struct {
+		name    string
+		before  holdOff
+		release time.Duration
+		want    time.Duration
+	}{
+		{"a first release holds for five minutes", holdOff{}, 0, 5 * time.Minute},
+		{"a release during the hold-off extends it without doubling",
+			holdOff{until: at(5 * time.Minute), length: 5 * time.Minute}, 2 * time.Minute, 5 * time.Minute},
+		{"a release within an hour after it doubles it",
+			holdOff{until: at(5 * time.Minute), length: 5 * time.Minute}, 50 * time.Minute, 10 * time.Minute},
+		{"doubling stops at four hours",
+			holdOff{until: at(3 * time.Hour), length: 3 * time.Hour}, 3*time.Hour + time.Minute, 4 * time.Hour},
+		{"a release long after starts afresh",
+			holdOff{until: at(time.Hour), length: time.Hour}, 3 * time.Hour, 5 * time.Minute},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := tc.before.after(at(tc.release))
+			if got.length != tc.want || !got.until.Equal(at(tc.release).Add(tc.want)) {
+				t.Errorf("after a release at %v: hold-off %v until %v, want %v from the release", tc.release, got.length, got.until.Sub(simStart), tc.want)
+			}
+		})
+	}
+}

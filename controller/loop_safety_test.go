@@ -2,9 +2,7 @@ package controller
 
 import (
 	"bytes"
-	"context"
 	"errors"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -17,42 +15,12 @@ import (
 	"github.com/cro-exporter/cro-exporter/collector"
 )
 
-func TestHoldOffDoublesOnlyForReleasesSoonAfterTheLast(t *testing.T) {
-	at := func(d time.Duration) time.Time { return simStart.Add(d) }
-	for _, tc := range []struct {
-		name    string
-		before  holdOff
-		release time.Duration
-		want    time.Duration
-	}{
-		{"a first release holds for five minutes", holdOff{}, 0, 5 * time.Minute},
-		{"a release during the hold-off extends it without doubling",
-			holdOff{until: at(5 * time.Minute), length: 5 * time.Minute}, 2 * time.Minute, 5 * time.Minute},
-		{"a release within an hour after it doubles it",
-			holdOff{until: at(5 * time.Minute), length: 5 * time.Minute}, 50 * time.Minute, 10 * time.Minute},
-		{"doubling stops at four hours",
-			holdOff{until: at(3 * time.Hour), length: 3 * time.Hour}, 3*time.Hour + time.Minute, 4 * time.Hour},
-		{"a release long after starts afresh",
-			holdOff{until: at(time.Hour), length: time.Hour}, 3 * time.Hour, 5 * time.Minute},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			got := tc.before.after(at(tc.release))
-			if got.length != tc.want || !got.until.Equal(at(tc.release).Add(tc.want)) {
-				t.Errorf("after a release at %v: hold-off %v until %v, want %v from the release", tc.release, got.length, got.until.Sub(simStart), tc.want)
-			}
-		})
-	}
-}
-
 // memoryLoop is a loop over a modelled idle 8 GiB host whose memory target
 // asks for ballast, with 256 MiB chunks.
 func memoryLoop(model *Model) *Loop {
-	return &Loop{
-		Holders: model, Averages: NewAverages(30*24*time.Hour, 30*time.Second),
-		Targets: map[collector.Resource]float64{collector.Memory: 0.40},
-		Ceiling: 0.9, MemoryReserve: gib, DiskReserve: gib, Chunk: 256 << 20, Interval: 15 * time.Second,
-		Publish: func(*collector.State) {}, Logger: slog.New(slog.DiscardHandler),
-	}
+	cfg := modelConfig(model)
+	cfg.Targets, cfg.Chunk = map[collector.Resource]float64{collector.Memory: 0.40}, 256<<20
+	return NewLoop(cfg)
 }
 
 // ballastHeld is memoryLoop on an idle modelled 8 GiB host after its first
@@ -60,15 +28,13 @@ func memoryLoop(model *Model) *Loop {
 // the start.
 func ballastHeld(t *testing.T) (*Model, *Loop, func(at time.Duration)) {
 	t.Helper()
-	model := &Model{CPUs: 2, MemoryTotal: 8 * gib, DiskSize: 100 * gib, Real: steady(idle)}
+	model := idleHost(8 * gib)
 	loop := memoryLoop(model)
 	tick := func(at time.Duration) {
 		s, _ := model.Read(simStart.Add(at))
 		loop.Step(s)
 	}
-	for i := range 4 {
-		tick(time.Duration(i) * 15 * time.Second)
-	}
+	stepTicks(loop, model, 0, 4)
 	if loop.planned.Memory == 0 {
 		t.Fatal("no ballast planned on an idle host under its memory target")
 	}
@@ -80,8 +46,7 @@ func TestAfterAPressureReleaseMemoryStaysDownForTheHoldOff(t *testing.T) {
 	grown := loop.planned.Memory
 	// Real work takes memory: MemAvailable under the reserve for a moment.
 	var w watch
-	loop.giveWay(collector.Sample{Time: simStart.Add(61 * time.Second), CPUs: 2, MemoryTotal: 8 * gib,
-		MemoryAvailable: uint64(gib / 2), DiskSize: 100 * gib, DiskUsed: 10 * gib, DiskAvailable: 90 * gib}, collector.AllParts, &w, 250*time.Millisecond)
+	lookAt(loop, &w, 61*time.Second, gib/2)
 	released := loop.planned.Memory
 	if released >= grown {
 		t.Fatalf("no ballast released: %d, was %d", released, grown)
@@ -138,10 +103,10 @@ func (h *lossyHolders) last() Load {
 }
 
 func TestLostHoldersAreAskedForAgainEveryTickAndRegrowAtMostAGibAStep(t *testing.T) {
-	model := &Model{CPUs: 2, MemoryTotal: 32 * gib, DiskSize: 100 * gib, Real: steady(idle)}
+	model := idleHost(32 * gib)
 	h := &lossyHolders{}
 	loop := memoryLoop(model)
-	loop.Holders, loop.Chunk = h, gib
+	loop.cfg.Holders, loop.cfg.Chunk = h, gib
 	// The plan holds 6 GiB; five chunks were killed from outside, and of
 	// the new ones, one is still filling.
 	loop.planned = Load{Memory: 6 * gib}
@@ -149,7 +114,7 @@ func TestLostHoldersAreAskedForAgainEveryTickAndRegrowAtMostAGibAStep(t *testing
 	h.held = HolderUsage{Memory: gib + gib/2, MemoryHolders: 2}
 	for i := range 4 {
 		before := len(h.asked)
-		s, _ := model.Read(simStart.Add(time.Duration(i) * 15 * time.Second))
+		s, _ := model.Read(tickAt(i))
 		loop.Step(s)
 		if len(h.asked) != before+1 {
 			t.Fatalf("tick %d did not ask the holders again", i)
@@ -163,48 +128,14 @@ func TestLostHoldersAreAskedForAgainEveryTickAndRegrowAtMostAGibAStep(t *testing
 	}
 }
 
-func TestTheWatcherGivesMemoryBackWhileTheHoldersCannotBeMeasured(t *testing.T) {
-	model := &Model{CPUs: 2, MemoryTotal: 8 * gib, DiskSize: 100 * gib, Real: steady(idle)}
-	h := &lossyHolders{held: HolderUsage{Memory: gib, MemoryHolders: 1}}
-	loop := memoryLoop(model)
-	loop.Holders, loop.Chunk = h, gib
-	loop.planned = Load{Memory: gib}
-	s, _ := model.Read(simStart)
-	loop.Step(s)
-	before := h.last().Memory
-
-	// A tick stuck measuring the holders (a slow /proc, a stalled holder).
-	h.usage = make(chan struct{})
-	defer close(h.usage)
-	go loop.Step(s)
-	done := make(chan struct{})
-	go func() {
-		var w watch
-		loop.giveWay(collector.Sample{Time: simStart.Add(time.Second), CPUs: 2, MemoryTotal: 8 * gib,
-			MemoryAvailable: uint64(gib / 4), DiskSize: 100 * gib, DiskUsed: 10 * gib, DiskAvailable: 90 * gib}, collector.AllParts, &w, 250*time.Millisecond)
-		close(done)
-	}()
-	select {
-	case <-done:
-	case <-time.After(time.Second):
-		t.Fatal("the watcher waited for the stuck tick")
-	}
-	if got := h.last().Memory; got >= before {
-		t.Errorf("the watcher asked for %d bytes of ballast under the reserve, want less than %d", got, before)
-	}
-	if h.cpuOps.Load() == 0 {
-		t.Error("the watcher did not measure the holders' CPU time")
-	}
-}
-
 func TestARepeatedFailureIsLoggedWhenItStartsAndWhenItEnds(t *testing.T) {
 	logs := new(syncBuffer)
-	model := &Model{CPUs: 2, MemoryTotal: 8 * gib, DiskSize: 100 * gib, Real: steady(idle)}
+	model := idleHost(8 * gib)
 	h := &lossyHolders{err: errors.New("fill dir holds notes.txt")}
 	loop := memoryLoop(model)
-	loop.Holders, loop.Logger = h, slog.New(slog.NewTextHandler(logs, nil))
+	loop.cfg.Holders, loop.cfg.Logger = h, textLogger(logs)
 	for i := range 20 {
-		s, _ := model.Read(simStart.Add(time.Duration(i) * 15 * time.Second))
+		s, _ := model.Read(tickAt(i))
 		loop.Step(s)
 		var w watch
 		loop.giveWay(s, collector.AllParts, &w, 250*time.Millisecond)
@@ -226,15 +157,12 @@ func TestADryRunLoopWritesNothing(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var failing atomic.Bool
 		loop, _ := testLoop(t, &failing, new(syncBuffer))
-		dir := loop.StateDir
-		loop.StateDir = ""
-		ctx, cancel := context.WithCancel(t.Context())
-		done := make(chan error)
-		go func() { done <- loop.Run(ctx) }()
+		dir := loop.cfg.StateDir
+		loop.cfg.StateDir = ""
+		stop := running(t, loop)
 		time.Sleep(11 * time.Minute)
 		synctest.Wait()
-		cancel()
-		if err := <-done; err != nil {
+		if err := stop(); err != nil {
 			t.Fatal(err)
 		}
 		if entries, _ := os.ReadDir(dir); len(entries) != 0 {
@@ -252,14 +180,11 @@ func TestEveryFailedSaveIsCountedAndARunOfThemLoggedOnce(t *testing.T) {
 		logs := new(syncBuffer)
 		loop, published := testLoop(t, &failing, logs)
 		// A state dir that is gone: every save fails.
-		loop.StateDir = filepath.Join(loop.StateDir, "gone")
-		ctx, cancel := context.WithCancel(t.Context())
-		done := make(chan error)
-		go func() { done <- loop.Run(ctx) }()
+		loop.cfg.StateDir = filepath.Join(loop.cfg.StateDir, "gone")
+		stop := running(t, loop)
 		time.Sleep(16 * time.Minute)
 		synctest.Wait()
-		cancel()
-		<-done
+		stop()
 		if got := published.last().SaveFailures; got != 3 {
 			t.Errorf("cro_state_save_failures_total shows %d after saves at 5, 10 and 15 minutes failed, want each counted", got)
 		}
@@ -290,26 +215,20 @@ func TestATickThatSeesMemoryShortFirstHoldsOffToo(t *testing.T) {
 // watcher count no reserve release, and is said once when it starts and
 // once when it ends; the fill is planned again once it is back.
 func TestADiskNotMeasuredIsNeitherAveragedNorFilledAndSaidOnce(t *testing.T) {
-	model := &Model{CPUs: 2, MemoryTotal: 8 * gib, DiskSize: 100 * gib, Real: steady(idle)}
+	model := idleHost(8 * gib)
 	var log bytes.Buffer
 	var state *collector.State
-	loop := &Loop{
-		Holders: model, Averages: NewAverages(30*24*time.Hour, 30*time.Second),
-		Targets: map[collector.Resource]float64{collector.Disk: 0.40},
-		Ceiling: 0.9, MemoryReserve: gib, DiskReserve: gib, Chunk: 256 << 20, Interval: 15 * time.Second,
-		Publish: func(s *collector.State) { state = s }, Logger: slog.New(slog.NewTextHandler(&log, nil)),
-	}
-	at := func(i int) time.Time { return simStart.Add(time.Duration(i) * 15 * time.Second) }
-	for i := range 4 {
-		s, _ := model.Read(at(i))
-		loop.Step(s)
-	}
+	cfg := modelConfig(model)
+	cfg.Targets, cfg.Chunk = map[collector.Resource]float64{collector.Disk: 0.40}, 256<<20
+	cfg.Publish, cfg.Logger = func(s *collector.State) { state = s }, textLogger(&log)
+	loop := NewLoop(cfg)
+	stepTicks(loop, model, 0, 4)
 	if loop.planned.Disk == 0 {
 		t.Fatal("no fill planned on an idle disk under its target")
 	}
-	average := loop.Averages.Value(collector.Disk)
+	average := loop.cfg.Averages.Value(collector.Disk)
 	for i := 4; i < 8; i++ {
-		s, _ := model.Read(at(i))
+		s, _ := model.Read(tickAt(i))
 		s.DiskSize, s.DiskUsed, s.DiskAvailable = 0, 0, 0
 		s.DiskErr = errors.New("statfs /srv: on device 0:7, no longer on the filesystem it was on at start (device 0:52)")
 		loop.Step(s)
@@ -319,7 +238,7 @@ func TestADiskNotMeasuredIsNeitherAveragedNorFilledAndSaidOnce(t *testing.T) {
 			t.Fatalf("tick %d without the disk: fill planned %d, applied %d; want 0", i, loop.planned.Disk, loop.applied.Disk)
 		}
 	}
-	if got := loop.Averages.Value(collector.Disk); got != average {
+	if got := loop.cfg.Averages.Value(collector.Disk); got != average {
 		t.Errorf("disk average moved from %v to %v while the disk was not measured", average, got)
 	}
 	if r := state.Resources[collector.Disk].Releases; r != [len(collector.Reasons)]uint64{} {
@@ -328,10 +247,7 @@ func TestADiskNotMeasuredIsNeitherAveragedNorFilledAndSaidOnce(t *testing.T) {
 	if state.DiskLosses != 1 {
 		t.Errorf("DiskLosses = %d, want 1", state.DiskLosses)
 	}
-	for i := 8; i < 12; i++ {
-		s, _ := model.Read(at(i))
-		loop.Step(s)
-	}
+	stepTicks(loop, model, 8, 12)
 	if loop.planned.Disk == 0 {
 		t.Error("no fill planned once the disk is back")
 	}

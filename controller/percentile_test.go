@@ -45,7 +45,7 @@ func TestP95OfAnIdleHostMeetsItsTargetFromTheFirstDayAtATenthOfTheCost(t *testin
 	longSimulation(t)
 	sim := oracle(steady(idle))
 	days := sim.Run(30)
-	audited := auditedAtDayEnds(sim.PeriodMeans(collector.CPU), 30, 7*24*60)
+	audited := auditedAtDayEnds(sim.audit.means(collector.CPU), 30, 7*24*60)
 	var burnt, constant float64
 	for d, day := range days {
 		burnt += day.HolderCPUHours
@@ -84,7 +84,7 @@ func holderCost(days []Day) (burnt, constant float64) {
 // auditor's way from the simulated host's minutes, is under target.
 func checkAudited(t *testing.T, sim *Simulation, days int, target float64) {
 	t.Helper()
-	for d, p95 := range auditedAtDayEnds(sim.PeriodMeans(collector.CPU), days, 7*24*60) {
+	for d, p95 := range auditedAtDayEnds(sim.audit.means(collector.CPU), days, 7*24*60) {
 		if p95 < target {
 			t.Errorf("day %d: CPU p95 %.4f, under its target %.2f", d+1, p95, target)
 		}
@@ -142,7 +142,7 @@ func TestP95LosesNoPassingPeriodToARestartOrAnOutage(t *testing.T) {
 			return
 		}
 		checked++
-		means := sim.PeriodMeans(collector.CPU)
+		means := sim.audit.means(collector.CPU)
 		auditor := 0
 		for _, m := range means[max(0, len(means)-n):] {
 			if m >= 0.20 {

@@ -207,7 +207,8 @@ func (p *periods) quantile(end int64, q float64) float64 {
 }
 
 // kth is the k-th smallest of values (k from 1), in two counting passes,
-// one per byte: for the window of a week of minutes, a fortieth of a sort.
+// one per byte: linear in the window, where a sort is not, for a window of
+// up to a week of minutes audited again each time a period closes.
 func kth(values []uint16, k int) uint16 {
 	var high [256]int
 	for _, v := range values {
@@ -271,4 +272,10 @@ func (p *periods) audit(end int64, q, target float64) (quantile, passing float64
 	}
 	a = p.audited
 	return a.quantile, float64(a.passing) / float64(n), max(0, a.need-a.passing)
+}
+
+// lastAudit is audit over the window ending with the last period before
+// now's, the one an auditor sees closed at now.
+func (p *periods) lastAudit(now time.Time, q, target float64) (quantile, passing float64, needed int) {
+	return p.audit(p.number(now)-1, q, target)
 }

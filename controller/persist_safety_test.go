@@ -167,7 +167,7 @@ func TestReadRestoresTheAveragesAndChangesNothing(t *testing.T) {
 	must(t, os.WriteFile(path, valid, 0o600))
 	var log bytes.Buffer
 	a := NewAverages(window, maxSpan)
-	a.Read(dir, slog.New(slog.NewTextHandler(&log, nil)))
+	a.Read(dir, textLogger(&log))
 	if diff := cmp.Diff(saved, a, allowAverages); diff != "" {
 		t.Errorf("read averages (-saved +read):\n%s", diff)
 	}
@@ -176,7 +176,7 @@ func TestReadRestoresTheAveragesAndChangesNothing(t *testing.T) {
 	}
 
 	missing := filepath.Join(t.TempDir(), "missing")
-	a.Read(missing, slog.New(slog.NewTextHandler(&log, nil)))
+	a.Read(missing, textLogger(&log))
 	if diff := cmp.Diff(saved, a, allowAverages); diff != "" {
 		t.Errorf("a missing file changed the averages (-before +after):\n%s", diff)
 	}

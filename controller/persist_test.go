@@ -92,7 +92,7 @@ func TestSaveAndLoadHalfwayThroughATraceChangesNothing(t *testing.T) {
 func TestLoadOfNoFileIsAFreshStartWithoutWarning(t *testing.T) {
 	var log bytes.Buffer
 	a := NewAverages(window, maxSpan)
-	if err := a.Load(t.TempDir(), loadedAt, slog.New(slog.NewTextHandler(&log, nil))); err != nil {
+	if err := a.Load(t.TempDir(), loadedAt, textLogger(&log)); err != nil {
 		t.Fatal(err)
 	}
 	if diff := cmp.Diff(NewAverages(window, maxSpan), a, allowAverages); diff != "" {
@@ -192,7 +192,7 @@ func TestLoadOfAnUnreadableFileMovesItAside(t *testing.T) {
 		t.Fatal(err)
 	}
 	var log bytes.Buffer
-	if err := NewAverages(window, maxSpan).Load(dir, loadedAt, slog.New(slog.NewTextHandler(&log, nil))); err != nil {
+	if err := NewAverages(window, maxSpan).Load(dir, loadedAt, textLogger(&log)); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(log.String(), "is a directory") {

@@ -84,8 +84,6 @@ type Day struct {
 	Holder [len(collector.Resources)]float64
 	// Changes counts the holder load changes the controller made that day.
 	Changes [len(collector.Resources)]int
-	// Met tells the average was at or above its target at some tick.
-	Met [len(collector.Resources)]bool
 	// HolderCPUHours is the CPU time the holders burnt that day, in hours;
 	// ConstantCPUHours what holding CPU usage constantly at its target
 	// would have burnt.
@@ -131,7 +129,6 @@ func (sim *Simulation) Run(days int) []Day {
 			day.Average[i] = s.Resources[r].Average
 			day.Target[i] = s.Resources[r].Target
 			day.Holder[i] += s.Resources[r].HolderUsage
-			day.Met[i] = day.Met[i] || s.Resources[r].Average >= s.Resources[r].Target
 		}
 		if sim.Tick != nil {
 			sim.Tick(s)
@@ -166,7 +163,7 @@ func (sim *Simulation) Run(days int) []Day {
 			prev = loop.applied
 			if down {
 				// It stops after this tick, as on SIGTERM.
-				if err := loop.Averages.save(sim.StateDir); err != nil {
+				if err := sim.Averages.save(sim.StateDir); err != nil {
 					panic(err)
 				}
 				sim.Model.Apply(Load{})
@@ -186,7 +183,7 @@ func (sim *Simulation) Run(days int) []Day {
 
 // loop is a daemon's loop on the simulated host, from its averages.
 func (sim *Simulation) loop(publish func(*collector.State)) *Loop {
-	return &Loop{
+	return NewLoop(Config{
 		Read:          sim.Model.Read,
 		Holders:       sim.Model,
 		Averages:      sim.Averages,
@@ -199,7 +196,7 @@ func (sim *Simulation) loop(publish func(*collector.State)) *Loop {
 		Interval:      sim.Interval,
 		Logger:        slog.New(slog.DiscardHandler),
 		Publish:       publish,
-	}
+	})
 }
 
 // restart is the daemon starting again at now: its averages and audit
@@ -223,13 +220,6 @@ func (sim *Simulation) down(elapsed time.Duration) bool {
 		}
 	}
 	return false
-}
-
-// PeriodMeans are the means of total usage of r in each audit period since
-// the start, as the host had them, for the auditor's own sums; complete
-// periods only.
-func (sim *Simulation) PeriodMeans(r collector.Resource) []float64 {
-	return sim.audit.means(r)
 }
 
 // auditor sums what the simulated host did into audit periods as an

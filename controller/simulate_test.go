@@ -1,7 +1,6 @@
 package controller
 
 import (
-	"log/slog"
 	"math"
 	"math/rand/v2"
 	"strings"
@@ -16,7 +15,8 @@ var simStart = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 // simulation of a host with memTotal bytes of MemTotal, a 100 GiB disk, two
 // CPUs and the given real usage, with default targets, ceiling and reserves.
 func simulation(memTotal uint64, real func(time.Duration) [3]float64) *Simulation {
-	m := &Model{CPUs: 2, MemoryTotal: memTotal, DiskSize: 100 * gib, Real: real}
+	m := idleHost(memTotal)
+	m.Real = real
 	targets, err := Targets(Classify(memTotal), nil, 0.9)
 	if err != nil {
 		panic(err)
@@ -199,12 +199,8 @@ func BenchmarkSimulate30Days(b *testing.B) {
 func TestTheLoopLogsOnlyHolderChangesInSteadyState(t *testing.T) {
 	sim := simulation(gibs(7.6), steady(idle))
 	logs := new(syncBuffer)
-	loop := &Loop{
-		Read: sim.Model.Read, Holders: sim.Model, Averages: sim.Averages, Spec: Classify(sim.Model.MemoryTotal),
-		Targets: sim.Targets, Ceiling: sim.Ceiling, MemoryReserve: sim.MemoryReserve, DiskReserve: sim.DiskReserve,
-		Chunk: maxStep, Interval: sim.Interval, Publish: func(*collector.State) {},
-		Logger: slog.New(slog.NewTextHandler(logs, nil)),
-	}
+	loop := sim.loop(func(*collector.State) {})
+	loop.cfg.Logger = textLogger(logs)
 	step := func(from, to time.Duration) {
 		for e := from; e < to; e += sim.Interval {
 			s, _ := sim.Model.Read(simStart.Add(e))

@@ -14,9 +14,6 @@ import (
 type Spec struct {
 	// Name is small, medium or large.
 	Name string
-	// Nominal is the memory size, in bytes, the host was sold with as far as
-	// MemTotal tells: MemTotal itself, or the boundary just above it.
-	Nominal uint64
 	// Target is the default target ratio of every resource.
 	Target float64
 }
@@ -33,23 +30,29 @@ const (
 // /proc/meminfo): small up to 8 GiB nominal, large from 16 GiB, and medium in
 // between with a target linear on the nominal size.
 func Classify(memTotal uint64) Spec {
-	// The kernel and firmware keep some memory for themselves, so MemTotal
-	// is a little under what the host was sold with: an 8 GB VM shows
-	// 7.6-7.8 GiB. Within 10% under a boundary counts as the boundary.
-	nominal := memTotal
+	size := nominal(memTotal)
+	switch {
+	case size <= smallMax:
+		return Spec{Name: "small", Target: smallTarget}
+	case size >= largeMin:
+		return Spec{Name: "large", Target: largeTarget}
+	}
+	f := float64(size-smallMax) / float64(largeMin-smallMax)
+	return Spec{Name: "medium", Target: smallTarget + f*(largeTarget-smallTarget)}
+}
+
+// nominal is the memory size the host was sold with as far as memTotal
+// tells: memTotal itself, or the boundary just above it. The kernel and
+// firmware keep some memory for themselves, so MemTotal is a little under
+// what the host was sold with: within 10% under a boundary counts as the
+// boundary.
+func nominal(memTotal uint64) uint64 {
 	for _, boundary := range []uint64{smallMax, largeMin} {
 		if memTotal < boundary && memTotal >= boundary-boundary/10 {
-			nominal = boundary
+			return boundary
 		}
 	}
-	switch {
-	case nominal <= smallMax:
-		return Spec{Name: "small", Nominal: nominal, Target: smallTarget}
-	case nominal >= largeMin:
-		return Spec{Name: "large", Nominal: nominal, Target: largeTarget}
-	}
-	f := float64(nominal-smallMax) / float64(largeMin-smallMax)
-	return Spec{Name: "medium", Nominal: nominal, Target: smallTarget + f*(largeTarget-smallTarget)}
+	return memTotal
 }
 
 // Targets returns the target ratio of every resource: the spec's default,

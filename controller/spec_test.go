@@ -21,22 +21,26 @@ func TestClassify(t *testing.T) {
 		name     string
 		memTotal float64 // GiB
 		want     Spec
+		nominal  uint64 // the memory the host was sold with, as MemTotal tells
 	}{
-		{"a 2 GB host is small", 1.9, Spec{"small", gibs(1.9), 0.25}},
-		{"an 8 GB cloud host showing 7.6 GiB is small", 7.6, Spec{"small", 8 * gib, 0.25}},
-		{"a host showing 7.25 GiB, within 10% of 8, counts as 8", 7.25, Spec{"small", 8 * gib, 0.25}},
-		{"an 8 GiB host is small", 8.0, Spec{"small", 8 * gib, 0.25}},
-		{"a 12 GB host showing 11.7 GiB is medium at 31.9%", 11.7, Spec{"medium", gibs(11.7), 0.25 + 3.7/8*0.15}},
-		{"a host just under 90% of 16 GiB is medium near 37%", 14.39, Spec{"medium", gibs(14.39), 0.25 + 6.39/8*0.15}},
-		{"a host showing 14.5 GiB, within 10% of 16, counts as 16", 14.5, Spec{"large", 16 * gib, 0.40}},
-		{"a 16 GB cloud host showing 15.4 GiB is large", 15.4, Spec{"large", 16 * gib, 0.40}},
-		{"a 24 GB host showing 23.4 GiB is large", 23.4, Spec{"large", gibs(23.4), 0.40}},
-		{"no memory at all is small", 0, Spec{"small", 0, 0.25}},
+		{"a 2 GB host is small", 1.9, Spec{"small", 0.25}, gibs(1.9)},
+		{"an 8 GB cloud host showing 7.6 GiB is small", 7.6, Spec{"small", 0.25}, 8 * gib},
+		{"a host showing 7.25 GiB, within 10% of 8, counts as 8", 7.25, Spec{"small", 0.25}, 8 * gib},
+		{"an 8 GiB host is small", 8.0, Spec{"small", 0.25}, 8 * gib},
+		{"a 12 GB host showing 11.7 GiB is medium at 31.9%", 11.7, Spec{"medium", 0.25 + 3.7/8*0.15}, gibs(11.7)},
+		{"a host just under 90% of 16 GiB is medium near 37%", 14.39, Spec{"medium", 0.25 + 6.39/8*0.15}, gibs(14.39)},
+		{"a host showing 14.5 GiB, within 10% of 16, counts as 16", 14.5, Spec{"large", 0.40}, 16 * gib},
+		{"a 16 GB cloud host showing 15.4 GiB is large", 15.4, Spec{"large", 0.40}, 16 * gib},
+		{"a 24 GB host showing 23.4 GiB is large", 23.4, Spec{"large", 0.40}, gibs(23.4)},
+		{"no memory at all is small", 0, Spec{"small", 0.25}, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got := Classify(gibs(tc.memTotal))
 			if diff := cmp.Diff(tc.want, got, cmpopts.EquateApprox(0, 1e-6)); diff != "" {
 				t.Errorf("Classify(%v GiB) (-want +got):\n%s", tc.memTotal, diff)
+			}
+			if got := nominal(gibs(tc.memTotal)); got != tc.nominal {
+				t.Errorf("nominal(%v GiB) = %v GiB, want %v", tc.memTotal, float64(got)/gib, float64(tc.nominal)/gib)
 			}
 		})
 	}
@@ -61,16 +65,39 @@ func TestClassifyOneByteAcrossEachBoundary(t *testing.T) {
 	}
 }
 
+// targetsCase is a call of Targets and what it returns.
+type targetsCase struct {
+	name      string
+	spec      Spec
+	overrides map[collector.Resource]float64
+	ceiling   float64
+	want      map[collector.Resource]float64
+	wantErr   string
+}
+
+// checkTargets calls Targets for each case.
+func checkTargets(t *testing.T, cases []targetsCase) {
+	t.Helper()
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := Targets(tc.spec, tc.overrides, tc.ceiling)
+			var gotErr string
+			if err != nil {
+				gotErr = err.Error()
+			}
+			if diff := cmp.Diff(tc.wantErr, gotErr); diff != "" {
+				t.Errorf("error (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("targets (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
 func TestTargets(t *testing.T) {
 	medium := Classify(gibs(11.7))
-	for _, tc := range []struct {
-		name      string
-		spec      Spec
-		overrides map[collector.Resource]float64
-		ceiling   float64
-		want      map[collector.Resource]float64
-		wantErr   string
-	}{
+	checkTargets(t, []targetsCase{
 		{
 			name:    "every resource takes the spec's target",
 			spec:    medium,
@@ -98,6 +125,12 @@ func TestTargets(t *testing.T) {
 			ceiling:   0.3,
 			want:      map[collector.Resource]float64{collector.CPU: 0.3, collector.Memory: 0.3, collector.Disk: 0.1},
 		},
+	})
+}
+
+func TestTargetsRejectsOverridesAndCeilingsOutOfBounds(t *testing.T) {
+	medium := Classify(gibs(11.7))
+	checkTargets(t, []targetsCase{
 		{
 			name:      "an override above the ceiling is an error naming both",
 			spec:      medium,
@@ -153,19 +186,5 @@ func TestTargets(t *testing.T) {
 			ceiling:   0.9,
 			wantErr:   "--target.gpu: unknown resource",
 		},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			got, err := Targets(tc.spec, tc.overrides, tc.ceiling)
-			var gotErr string
-			if err != nil {
-				gotErr = err.Error()
-			}
-			if diff := cmp.Diff(tc.wantErr, gotErr); diff != "" {
-				t.Errorf("error (-want +got):\n%s", diff)
-			}
-			if diff := cmp.Diff(tc.want, got); diff != "" {
-				t.Errorf("targets (-want +got):\n%s", diff)
-			}
-		})
-	}
+	})
 }

@@ -310,7 +310,7 @@ func newLoop(cli *CLI, h *checked, held holding, refused prometheus.Collector, l
 		refused,
 	)
 	snapshot := collector.NewSnapshot(reg)
-	loop := &controller.Loop{
+	cfg := controller.Config{
 		Read:          h.reader.Read,
 		Holders:       held.holders,
 		Averages:      held.averages,
@@ -331,9 +331,9 @@ func newLoop(cli *CLI, h *checked, held holding, refused prometheus.Collector, l
 		Logger: logger,
 	}
 	if h.cgroups != nil {
-		loop.Cgroup = h.cgroups.Read
+		cfg.Cgroup = h.cgroups.Read
 	}
-	return loop, snapshot
+	return controller.NewLoop(cfg), snapshot
 }
 
 // runUntilDone serves the snapshot on listeners, has the loop watch the

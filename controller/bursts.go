@@ -1,0 +1,98 @@
+package controller
+
+import "time"
+
+// burstLead is how long before its period a burst starts: the watcher reads
+// four times a second, and the burner is a new process that must start and
+// settle into its duty cycles, so the lift is there from the period's first
+// moment. It costs a second a burst: 1.7% more for minutes.
+const burstLead = time.Second
+
+// planBurst decides, once in each period, whether the CPU burns through
+// the period after now's, for target as the q-quantile of the periods'
+// means (burstNext).
+func (p *periods) planBurst(now time.Time, target, q float64) {
+	n := len(p.means)
+	need, plan := atLeast(n, q), planned(n, q)
+	p.sched.advance(p.number(now), func(next int64, current bool) bool {
+		return p.burstNext(next, target, need, plan, current)
+	})
+}
+
+// burning tells whether the CPU holds its lift at now: through a burst,
+// from burstLead before it.
+func (p *periods) burning(now time.Time) bool {
+	return p.sched.burns(p.number(now)) || p.sched.burns(p.number(now.Add(burstLead)))
+}
+
+// nextBurst is when the burst decided after now's period starts, burstLead
+// before that period; zero when none is.
+func (p *periods) nextBurst(now time.Time) time.Time {
+	if d := p.sched.decided; d > p.number(now) && p.sched.burns(d) {
+		return p.start(d).Add(-burstLead)
+	}
+	return time.Time{}
+}
+
+// burstNext tells whether the CPU burns through period next, for a
+// q-quantile objective of the periods' means: the periods of the window
+// ending at next must hold need at or above target, and those of every later
+// window plan, counting the bursts that could still come, one every n/plan
+// periods from next+1 on. A burst comes only when one of these would fall
+// short without it: as late as even spacing allows, so bursts spread over
+// the window. A period that real work carried above target spares one, and
+// is taken to come again when it leaves the window, as a daily or weekly
+// workload's does; should it not, the window ending at next still never
+// holds fewer than need. current tells that the period in progress, next-1,
+// is a burst.
+func (p *periods) burstNext(next int64, target float64, need, plan int, current bool) bool {
+	n := int64(len(p.means))
+	gap := max(1, n/int64(plan))
+	thr := threshold(target)
+	// The periods next-n+1 .. next-1: those of the window ending at next
+	// that are known, the oldest first; the h-th of them leaves the window
+	// ending at next+h.
+	known := p.window(next - 1)[1:]
+	if current {
+		known[len(known)-1] = thr
+	}
+	count := 0
+	for _, m := range known {
+		if m >= thr {
+			count++
+		}
+	}
+	if count < need {
+		return true
+	}
+	for h, m := range known {
+		if k := next - n + 1 + int64(h); m >= thr && (p.burst(k) || k == next-1) {
+			count--
+		}
+		if spaced := int((int64(h) + gap) / gap); count+spaced < plan {
+			return true
+		}
+	}
+	return false
+}
+
+// schedule is the CPU's bursts for a percentile objective: whether it burns
+// through period decided-1 (the one in progress) and decided.
+type schedule struct {
+	decided int64
+	bursts  [2]bool
+}
+
+// advance decides the period after k, once, when a tick is in k.
+func (s *schedule) advance(k int64, decide func(next int64, current bool) bool) {
+	if k+1 == s.decided {
+		return
+	}
+	current := s.burns(k)
+	s.decided, s.bursts = k+1, [2]bool{current, decide(k+1, current)}
+}
+
+// burns tells whether period k is a burst.
+func (s schedule) burns(k int64) bool {
+	return k == s.decided-1 && s.bursts[0] || k == s.decided && s.bursts[1]
+}

@@ -1,0 +1,156 @@
+package controller
+
+import (
+	"slices"
+	"time"
+
+	"github.com/cro-exporter/cro-exporter/collector"
+)
+
+// maxStep is the most memory or disk holders grow in one tick: one memory
+// chunk or fill file at most, so a misjudged step costs little.
+const maxStep int64 = 1 << 30
+
+// Load is holder load: CPU as a share of the whole machine, memory and disk
+// in bytes.
+type Load struct {
+	CPU          float64
+	Memory, Disk int64
+}
+
+// HolderUsage is what the holders take now, measured. CPUTime counts the CPU
+// holders' time since the manager started, so every reader takes its own
+// difference.
+type HolderUsage struct {
+	CPUTime       time.Duration
+	Memory, Disk  int64
+	CPUHolders    int
+	MemoryHolders int
+	DiskFiles     int
+	// The failures of each resource's holders since the start: ended by
+	// themselves, failed to start, fill or answer.
+	CPUFailures, MemoryFailures, DiskFailures uint64
+	// The starts refused because the cgroup's pids limit left too little
+	// room.
+	CPURefusals, MemoryRefusals uint64
+}
+
+// holderFigures is what the holders of one resource show: how many there
+// are, their failures and refused starts, and the bytes they hold.
+type holderFigures struct {
+	count                     int
+	failures, refusals, bytes uint64
+}
+
+// figuresOf is the figures of r's holders in u.
+func figuresOf(u HolderUsage, r collector.Resource) holderFigures {
+	switch r {
+	case collector.CPU:
+		return holderFigures{count: u.CPUHolders, failures: u.CPUFailures, refusals: u.CPURefusals}
+	case collector.Memory:
+		return holderFigures{count: u.MemoryHolders, failures: u.MemoryFailures, refusals: u.MemoryRefusals, bytes: uint64(u.Memory)}
+	}
+	return holderFigures{count: u.DiskFiles, failures: u.DiskFailures, bytes: uint64(u.Disk)}
+}
+
+// Holders is the holder manager as the loop sees it. Apply must not wait
+// for a holder's cooperation: the give-way watcher calls it too.
+type Holders interface {
+	Apply(Load) error
+	Usage() (HolderUsage, error)
+	// CPUTime is HolderUsage.CPUTime alone, cheap enough for the watcher.
+	CPUTime() (time.Duration, error)
+}
+
+// byResource is one T for each resource, in the order of
+// collector.Resources.
+type byResource[T any] [len(collector.Resources)]T
+
+// of is r's T.
+func (b *byResource[T]) of(r collector.Resource) *T {
+	return &b[slices.Index(collector.Resources[:], r)]
+}
+
+// shares is the share of each resource the holders take, from their usage.
+// A dry run holds nothing.
+func (l *Loop) shares(used HolderUsage, s collector.Sample, clock *cpuClock) byResource[float64] {
+	if l.cfg.Holders == nil {
+		return byResource[float64]{}
+	}
+	return sharesOf(Load{CPU: clock.share(used.CPUTime, s.Time, s.CPUs), Memory: used.Memory, Disk: used.Disk}, s)
+}
+
+// sharesOf is load's share of each resource on the sampled host.
+func sharesOf(load Load, s collector.Sample) byResource[float64] {
+	var shares byResource[float64]
+	for i, r := range collector.Resources {
+		shares[i] = ratioOf(r, load, s)
+	}
+	return shares
+}
+
+// ratioOf is load's share of r on the sampled host.
+func ratioOf(r collector.Resource, load Load, s collector.Sample) float64 {
+	switch r {
+	case collector.CPU:
+		return load.CPU
+	case collector.Memory:
+		return collector.Ratio(load.Memory, s.MemoryTotal)
+	}
+	return collector.Ratio(load.Disk, s.DiskUsable())
+}
+
+// withRatio is load with r's share set to x.
+func withRatio(load Load, r collector.Resource, x float64, s collector.Sample) Load {
+	switch r {
+	case collector.CPU:
+		load.CPU = x
+	case collector.Memory:
+		load.Memory = int64(x * float64(s.MemoryTotal))
+	case collector.Disk:
+		load.Disk = int64(x * float64(s.DiskUsable()))
+	}
+	return load
+}
+
+// stepOf is the most r's holders may grow in one tick, as a share.
+func stepOf(r collector.Resource, s collector.Sample) float64 {
+	switch r {
+	case collector.Memory:
+		return collector.Ratio(maxStep, s.MemoryTotal)
+	case collector.Disk:
+		return collector.Ratio(maxStep, s.DiskUsable())
+	}
+	return 1
+}
+
+// roundUp is n rounded up to whole units.
+func roundUp(n, unit int64) int64 { return (n + unit - 1) / unit * unit }
+
+// wouldHold is what a dry run shows as held: the load it would apply, in
+// the holders it would take (memory in chunks, disk in 1 GiB files).
+func wouldHold(l Load, chunk int64) HolderUsage {
+	pieces := func(b, size int64) int { return int((b + size - 1) / size) }
+	u := HolderUsage{Memory: l.Memory, Disk: l.Disk, MemoryHolders: pieces(l.Memory, chunk), DiskFiles: pieces(l.Disk, maxStep)}
+	if l.CPU > 0 {
+		u.CPUHolders = 1
+	}
+	return u
+}
+
+// cpuClock turns the holders' cumulative CPU time into a share of the
+// machine since the previous reading.
+type cpuClock struct {
+	time time.Duration
+	at   time.Time
+}
+
+func (c *cpuClock) share(cpuTime time.Duration, now time.Time, cpus int) float64 {
+	prev := *c
+	*c = cpuClock{cpuTime, now}
+	elapsed := now.Sub(prev.at)
+	if prev.at.IsZero() || elapsed <= 0 || cpuTime < prev.time || cpus == 0 {
+		return 0
+	}
+	return min(1, (cpuTime-prev.time).Seconds()/(elapsed.Seconds()*float64(cpus)))
+}
