@@ -701,7 +701,7 @@ func TestFillRefusesWhatIsNotAFillFile(t *testing.T) {
 				mustFill(t, os.Link(outside, filepath.Join(f.Dir(), "fill-000001")))
 			},
 			op:        func(f *fill) error { return f.Resize(5 * mib) },
-			wantErr:   `holds "fill-000001", which is not a fill file of ours (it has more than one link)`,
+			wantErr:   `holds "fill-000001", which is not a fill file of ours (it has 2 links, not one)`,
 			wantSizes: map[string]int64{"fill-000001": 3 * mib}, // the link, untouched
 		},
 		{
