@@ -13,12 +13,10 @@ import (
 
 // Config is what a Manager, and Recover, work with.
 type Config struct {
-	Binary   string // executable started as holders; "" means /proc/self/exe
 	StateDir string // registry and lock
 	FillDir  string // disk fill files; "" means no disk fill
 	DiskPath string // the fill dir must be on this one's filesystem; "" means unchecked
 	Chunk    int64  // largest memory holder, <= MaxChunk; 0 means MaxChunk
-	Proc     string // procfs root for our own holders, "" means /proc
 	// Pids reads the pids limit of the daemon's cgroup before each holder
 	// starts (see roomFor); nil means no limit.
 	Pids func() (cgroup.Pids, error)
@@ -27,12 +25,18 @@ type Config struct {
 	// refuses (zero: Open never refuses so).
 	Started time.Time
 	Logger  *slog.Logger
+
+	// binary is the executable started as holders, "" (always, outside
+	// this package's tests) meaning /proc/self/exe: the tests start the
+	// binary they build, or a fake holder that misbehaves.
+	binary string
 }
 
 // resolved is a Config with its defaults filled in.
 type resolved struct {
 	Config
 	argv0 string // the holders' argv[0]
+	proc  string // the procfs root our holders are looked up in
 	owner string // StateDir, absolute with symlinks resolved: ownerEnv's value
 }
 
@@ -43,9 +47,7 @@ func resolve(cfg Config) (resolved, error) {
 	if r.Logger == nil {
 		r.Logger = slog.New(slog.DiscardHandler)
 	}
-	if r.Proc == "" {
-		r.Proc = "/proc"
-	}
+	r.proc = "/proc"
 	if r.StateDir == "" {
 		return r, errors.New("holder config: no state dir")
 	}
@@ -55,24 +57,24 @@ func resolve(cfg Config) (resolved, error) {
 	case r.Chunk < int64(os.Getpagesize()) || r.Chunk > MaxChunk:
 		return r, fmt.Errorf("memory chunk %d: not between a page (%d) and %d bytes", r.Chunk, os.Getpagesize(), int64(MaxChunk))
 	}
-	if r.Binary == "" {
+	if r.binary == "" {
 		// Started through /proc/self/exe, the binary we run even when an
 		// upgrade has replaced its file; argv[0] names it so that --recover
 		// and a later run know the holders as cro-exporter's.
-		r.Binary = "/proc/self/exe"
+		r.binary = "/proc/self/exe"
 		r.argv0 = "cro-exporter"
 		if exe, err := os.Executable(); err == nil && isCroExporter(exe) {
 			r.argv0 = exe
 		}
 	} else {
-		abs, err := filepath.Abs(r.Binary)
+		abs, err := filepath.Abs(r.binary)
 		if err != nil {
-			return r, fmt.Errorf("holder binary %s: %w", r.Binary, err)
+			return r, fmt.Errorf("holder binary %s: %w", r.binary, err)
 		}
 		if !isCroExporter(abs) {
-			return r, fmt.Errorf("holder binary %s: its name must end in cro-exporter, which is how holders are recognized", r.Binary)
+			return r, fmt.Errorf("holder binary %s: its name must end in cro-exporter, which is how holders are recognized", r.binary)
 		}
-		r.Binary, r.argv0 = abs, abs
+		r.binary, r.argv0 = abs, abs
 	}
 	return r, nil
 }

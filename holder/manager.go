@@ -95,7 +95,7 @@ func Open(cfg Config) (*Manager, error) {
 	m := &Manager{
 		cfg:    r.Config,
 		logger: r.Logger,
-		launch: &launcher{binary: r.Binary, argv0: r.argv0, owner: r.owner, proc: r.Proc, logger: r.Logger, now: time.Now},
+		launch: &launcher{binary: r.binary, argv0: r.argv0, owner: r.owner, proc: r.proc, logger: r.Logger, now: time.Now},
 		lock:   lock,
 		restarts: map[Kind]*restarts{
 			kindMemory: {kind: kindMemory},

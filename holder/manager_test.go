@@ -20,7 +20,7 @@ import (
 // dirs and 32 MiB chunks.
 func testConfig(t *testing.T) Config {
 	return Config{
-		Binary:   testBinary,
+		binary:   testBinary,
 		StateDir: t.TempDir(),
 		FillDir:  filepath.Join(t.TempDir(), "fill"),
 		Chunk:    32 * mib,
@@ -250,7 +250,7 @@ func waitFilled(t *testing.T, m *Manager) {
 }
 
 // fakeHolder writes a shell script named like the binary, for holders that
-// misbehave: Config.Binary may name it.
+// misbehave: Config.binary may name it.
 func fakeHolder(t *testing.T, body string) string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "cro-exporter")
@@ -262,7 +262,7 @@ func fakeHolder(t *testing.T, body string) string {
 
 func TestApplyNeverWaitsForBallastToFill(t *testing.T) {
 	cfg := testConfig(t)
-	cfg.Binary = fakeHolder(t, "exec sleep 600") // fills for ever
+	cfg.binary = fakeHolder(t, "exec sleep 600") // fills for ever
 	m := openTest(t, cfg)
 
 	if err := m.Apply(Desired{Memory: 16 * mib}); err != nil {
@@ -304,7 +304,7 @@ func TestApplyNeverWaitsForBallastToFill(t *testing.T) {
 
 func TestAHolderThatFailsToFillIsDropped(t *testing.T) {
 	cfg := testConfig(t)
-	cfg.Binary = fakeHolder(t, "echo 'cannot map' >&2; exit 1")
+	cfg.binary = fakeHolder(t, "echo 'cannot map' >&2; exit 1")
 	m := openTest(t, cfg)
 
 	if err := m.Apply(Desired{Memory: 16 * mib}); err != nil {
@@ -452,7 +452,7 @@ func TestOpenRejectsABadConfig(t *testing.T) {
 		{"a chunk above 1 GiB", func(c *Config) { c.Chunk = MaxChunk + 1 }},
 		{"a negative chunk", func(c *Config) { c.Chunk = -1 }},
 		{"no state dir", func(c *Config) { c.StateDir = "" }},
-		{"a binary not named cro-exporter", func(c *Config) { c.Binary = "/bin/sleep" }},
+		{"a binary not named cro-exporter", func(c *Config) { c.binary = "/bin/sleep" }},
 		{"a state dir under a file", func(c *Config) {
 			f := filepath.Join(t.TempDir(), "file")
 			os.WriteFile(f, nil, 0o600)

@@ -91,7 +91,6 @@ type holderProcess struct {
 	Duty      float64 // cpu: the duty last asked for
 	Pid       int
 	StartTime uint64    // field 22 of /proc/<pid>/stat
-	Resident  int64     // memory: as its ready line said; set before ready is closed
 	started   time.Time // by clock
 
 	clock func() time.Time
@@ -130,9 +129,6 @@ func holderArgs(kind Kind, size int64, duty float64) []string {
 	}
 	return []string{"holder", "memory", "--size=" + strconv.FormatInt(size, 10)}
 }
-
-// formatDuty writes a duty as a plain decimal, never with an exponent.
-func formatDuty(d float64) string { return strconv.FormatFloat(d, 'f', -1, 64) }
 
 // start starts a holder process without waiting for it to be ready. The
 // process is reaped, and its stdout read, by goroutines of its own whatever
@@ -221,9 +217,9 @@ func (p *holderProcess) heard(line string) error {
 	case !ready && word == "ready":
 		var err error
 		if p.Kind == kindMemory {
-			p.Resident, err = strconv.ParseInt(rest, 10, 64)
+			_, err = strconv.ParseInt(rest, 10, 64) // its resident bytes
 		} else {
-			_, err = strconv.ParseFloat(rest, 64)
+			_, err = parseDuty(rest)
 		}
 		if err != nil {
 			return fmt.Errorf("%s holder (pid %d): ready line %q: %w", p.Kind, p.Pid, abbreviate(line), err)
@@ -234,7 +230,7 @@ func (p *holderProcess) heard(line string) error {
 		close(p.ready)
 		return nil
 	case ready && p.Kind == kindCPU && word == "duty":
-		if _, err := strconv.ParseFloat(rest, 64); err != nil {
+		if _, err := parseDuty(rest); err != nil {
 			return fmt.Errorf("cpu holder (pid %d): answer %q: %w", p.Pid, abbreviate(line), err)
 		}
 		p.mu.Lock()
@@ -272,7 +268,7 @@ func (p *holderProcess) isReady() bool {
 // most writeTimeout. The line is counted as asked before it is written: a
 // holder may answer before the write returns.
 func (p *holderProcess) setDuty(duty float64) error {
-	line := "duty " + formatDuty(duty)
+	line := dutyLine(duty)
 	p.mu.Lock()
 	p.unanswered = append(p.unanswered, p.clock())
 	p.mu.Unlock()
