@@ -86,14 +86,22 @@ func (f *fill) checkLost() (lost error, removed fillUsage, err error) {
 	if err != nil {
 		return lost, fillUsage{}, fmt.Errorf("releasing the fill: %w", err)
 	}
+	removed, err = f.removeFiles(d, found)
+	return lost, removed, err
+}
+
+// removeFiles removes the fill files found in d, from the highest number
+// down, and returns how many it removed and the bytes they held, valid
+// even with an error.
+func (f *fill) removeFiles(d *os.File, found []fillFile) (removed fillUsage, err error) {
 	for i := len(found) - 1; i >= 0; i-- {
 		if err := f.unlink(d, found[i].name); err != nil {
-			return lost, removed, err
+			return removed, err
 		}
 		removed.files++
 		removed.bytes += found[i].alloc
 	}
-	return lost, removed, nil
+	return removed, nil
 }
 
 // setSeen records what Usage found last.
@@ -224,9 +232,9 @@ func (f *fill) Usage() (files int, bytes int64, err error) {
 }
 
 // Remove removes every fill file of ours, then the marker and the dir (when
-// its parent lets us), and releases the dir's lock; a later Resize makes the dir again. It returns
-// how many files it removed and the bytes (allocated blocks) they held, which
-// are valid even with an error. It never removes anything else: when the dir
+// its parent lets us), and releases the dir's lock; a later Resize makes the
+// dir again. It returns how many files it removed and the bytes (allocated
+// blocks) they held, which are valid even with an error. It never removes anything else: when the dir
 // holds anything but fill files of ours and the marker, those and the dir
 // are left in place, and the error names what is there.
 func (f *fill) Remove() (files int, bytes int64, err error) {
@@ -245,12 +253,10 @@ func (f *fill) Remove() (files int, bytes int64, err error) {
 	if err != nil {
 		return 0, 0, fmt.Errorf("removing fill: %w", err)
 	}
-	for i := len(found) - 1; i >= 0; i-- {
-		if err := f.unlink(d, found[i].name); err != nil {
-			return files, bytes, err
-		}
-		files++
-		bytes += found[i].alloc
+	removed, err := f.removeFiles(d, found)
+	files, bytes = removed.files, removed.bytes
+	if err != nil {
+		return files, bytes, err
 	}
 	if len(foreign) > 0 {
 		return files, bytes, foreignError(f.dir, foreign, "left it and the dir in place")

@@ -293,10 +293,7 @@ func TestMemoryHoldersCPUTimeCountsInUsage(t *testing.T) {
 	skipShort(t, "runs real holder processes")
 	cfg := testConfig(t)
 	m := openTest(t, cfg)
-	if err := m.Apply(Desired{Memory: 256 * mib}); err != nil {
-		t.Fatal(err)
-	}
-	waitFilled(t, m)
+	applyFilled(t, m, Desired{Memory: 256 * mib})
 	memory, _ := holdersNow(m)
 	var spent time.Duration
 	for _, p := range memory {

@@ -152,10 +152,7 @@ func TestApplyHoldsMemoryInChunksAndUsageMeasuresIt(t *testing.T) {
 	cfg := testConfig(t)
 	m := openTest(t, cfg)
 
-	if err := m.Apply(Desired{Memory: 80 * mib}); err != nil {
-		t.Fatal(err)
-	}
-	waitFilled(t, m)
+	applyFilled(t, m, Desired{Memory: 80 * mib})
 	first := checkRegistryMatches(t, m)
 	if diff := cmp.Diff([]int64{32 * mib, 32 * mib, 16 * mib}, memorySizes(first)); diff != "" {
 		t.Errorf("chunks for 80 MiB (-want +got):\n%s", diff)
@@ -184,10 +181,7 @@ func TestApplyHoldsMemoryInChunksAndUsageMeasuresIt(t *testing.T) {
 	}
 
 	// Shrink: the oldest full chunk stays, the rest is replaced by 8 MiB.
-	if err := m.Apply(Desired{Memory: 40 * mib}); err != nil {
-		t.Fatal(err)
-	}
-	waitFilled(t, m)
+	applyFilled(t, m, Desired{Memory: 40 * mib})
 	second := checkRegistryMatches(t, m)
 	if diff := cmp.Diff([]int64{32 * mib, 8 * mib}, memorySizes(second)); diff != "" {
 		t.Errorf("chunks for 40 MiB (-want +got):\n%s", diff)
@@ -230,6 +224,15 @@ func TestApplyHoldsMemoryInChunksAndUsageMeasuresIt(t *testing.T) {
 	if u.CPUTime = 0; err != nil || u != (Usage{}) {
 		t.Errorf("Usage after zero = %+v, %v; want nothing held and no failure", u, err)
 	}
+}
+
+// applyFilled applies d and waits until its memory holders are filled.
+func applyFilled(t *testing.T, m *Manager, d Desired) {
+	t.Helper()
+	if err := m.Apply(d); err != nil {
+		t.Fatal(err)
+	}
+	waitFilled(t, m)
 }
 
 // waitFilled waits until every memory holder of m has said it is ready.
@@ -527,10 +530,7 @@ func TestAHolderThatDiesIsDroppedAndReplaced(t *testing.T) {
 	skipShort(t, "runs real holder processes")
 	cfg := testConfig(t)
 	m := openTest(t, cfg)
-	if err := m.Apply(Desired{Memory: 48 * mib}); err != nil {
-		t.Fatal(err)
-	}
-	waitFilled(t, m)
+	applyFilled(t, m, Desired{Memory: 48 * mib})
 	before := checkRegistryMatches(t, m)
 	// As the OOM killer would.
 	if err := syscall.Kill(before[1].Pid, syscall.SIGKILL); err != nil {
