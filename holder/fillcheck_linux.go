@@ -10,8 +10,9 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/cro-exporter/cro-exporter/internal/statefile"
 	"golang.org/x/sys/unix"
+
+	"github.com/cro-exporter/cro-exporter/internal/statefile"
 )
 
 // fillMarker is the marker file cro-exporter writes (mode 0600) into a fill

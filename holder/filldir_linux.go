@@ -8,8 +8,9 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/cro-exporter/cro-exporter/internal/statefile"
 	"golang.org/x/sys/unix"
+
+	"github.com/cro-exporter/cro-exporter/internal/statefile"
 )
 
 // fillDir is the fill's directory and what makes it ours: it is adopted

@@ -6,8 +6,9 @@ import (
 	"io/fs"
 	"path/filepath"
 
-	"github.com/cro-exporter/cro-exporter/internal/linux"
 	"golang.org/x/sys/unix"
+
+	"github.com/cro-exporter/cro-exporter/internal/linux"
 )
 
 // errGone matches the error of a fill whose filesystem is no longer the one

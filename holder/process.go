@@ -254,14 +254,7 @@ func (p *holderProcess) breakTalk(err error) {
 }
 
 // isReady tells whether the holder has said it is ready.
-func (p *holderProcess) isReady() bool {
-	select {
-	case <-p.ready:
-		return true
-	default:
-		return false
-	}
-}
+func (p *holderProcess) isReady() bool { return isClosed(p.ready) }
 
 // setDuty writes a CPU holder its new duty without waiting for the answer,
 // which failure then expects within replyTimeout. The write itself waits at
@@ -315,14 +308,7 @@ func (p *holderProcess) failure(now time.Time) error {
 }
 
 // hasExited tells whether the holder has ended and been reaped.
-func (p *holderProcess) hasExited() bool {
-	select {
-	case <-p.exited:
-		return true
-	default:
-		return false
-	}
-}
+func (p *holderProcess) hasExited() bool { return isClosed(p.exited) }
 
 // closeStdin closes the holder's stdin, which ends it.
 func (p *holderProcess) closeStdin() { p.closeOnce.Do(func() { p.stdin.Close() }) }
@@ -385,4 +371,14 @@ func waitReaped(ps []*holderProcess, timeout time.Duration) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// isClosed tells, without waiting, whether ch is closed.
+func isClosed(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
 }
