@@ -12,6 +12,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/cro-exporter/cro-exporter/internal/regfile"
 	"github.com/cro-exporter/cro-exporter/internal/statefile"
 )
 
@@ -103,15 +104,13 @@ func CheckFillDir(fillDir, diskPath, stateDir string) error {
 	return nil
 }
 
-// fileKind describes a file that is not a directory: "is a symlink".
+// fileKind describes a file that is not a directory, as statefile.CheckDir
+// does: "is a symlink", "is not a directory (it is a FIFO)".
 func fileKind(mode uint32) string {
-	switch mode & unix.S_IFMT {
-	case unix.S_IFLNK:
+	if mode&unix.S_IFMT == unix.S_IFLNK {
 		return "is a symlink"
-	case unix.S_IFREG:
-		return "is not a directory (a regular file)"
 	}
-	return "is not a directory"
+	return "is not a directory (it " + regfile.Kind(mode) + ")"
 }
 
 // checkFillDirOwner checks that the existing fill dir d is ours: owned by
