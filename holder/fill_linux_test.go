@@ -15,54 +15,59 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// fillResizeCase is one case of TestFillResize.
+type fillResizeCase struct {
+	name      string
+	totals    []int64
+	wantSizes map[string]int64
+}
+
+// fillResizeCases are the cases of TestFillResize.
+var fillResizeCases = []fillResizeCase{
+	{
+		name:      "grows from nothing to 5 MiB in three files",
+		totals:    []int64{5 * fillMiB},
+		wantSizes: map[string]int64{"fill-000001": 2 * fillMiB, "fill-000002": 2 * fillMiB, "fill-000003": fillMiB},
+	},
+	{
+		name:      "fills a whole number of files without an empty one after them",
+		totals:    []int64{4 * fillMiB},
+		wantSizes: map[string]int64{"fill-000001": 2 * fillMiB, "fill-000002": 2 * fillMiB},
+	},
+	{
+		name:      "shrinks by removing the highest files and truncating the last one kept",
+		totals:    []int64{5 * fillMiB, 3 * fillMiB},
+		wantSizes: map[string]int64{"fill-000001": 2 * fillMiB, "fill-000002": fillMiB},
+	},
+	{
+		name:      "shrinks inside the first file",
+		totals:    []int64{5 * fillMiB, fillMiB / 2},
+		wantSizes: map[string]int64{"fill-000001": fillMiB / 2},
+	},
+	{
+		name:      "grows again by extending the partial file before adding files",
+		totals:    []int64{5 * fillMiB, 3 * fillMiB, 7 * fillMiB},
+		wantSizes: map[string]int64{"fill-000001": 2 * fillMiB, "fill-000002": 2 * fillMiB, "fill-000003": 2 * fillMiB, "fill-000004": fillMiB},
+	},
+	{
+		name:      "keeps an unchanged total as it is",
+		totals:    []int64{3 * fillMiB, 3 * fillMiB},
+		wantSizes: map[string]int64{"fill-000001": 2 * fillMiB, "fill-000002": fillMiB},
+	},
+	{
+		name:      "shrinks to zero by removing every file",
+		totals:    []int64{5 * fillMiB, 0},
+		wantSizes: map[string]int64{},
+	},
+	{
+		name:      "holds a total that is not a whole number of blocks",
+		totals:    []int64{fillMiB + 100},
+		wantSizes: map[string]int64{"fill-000001": fillMiB + 100},
+	},
+}
+
 func TestFillResize(t *testing.T) {
-	const mib = fillMiB
-	for _, tc := range []struct {
-		name      string
-		totals    []int64
-		wantSizes map[string]int64
-	}{
-		{
-			name:      "grows from nothing to 5 MiB in three files",
-			totals:    []int64{5 * mib},
-			wantSizes: map[string]int64{"fill-000001": 2 * mib, "fill-000002": 2 * mib, "fill-000003": mib},
-		},
-		{
-			name:      "fills a whole number of files without an empty one after them",
-			totals:    []int64{4 * mib},
-			wantSizes: map[string]int64{"fill-000001": 2 * mib, "fill-000002": 2 * mib},
-		},
-		{
-			name:      "shrinks by removing the highest files and truncating the last one kept",
-			totals:    []int64{5 * mib, 3 * mib},
-			wantSizes: map[string]int64{"fill-000001": 2 * mib, "fill-000002": mib},
-		},
-		{
-			name:      "shrinks inside the first file",
-			totals:    []int64{5 * mib, mib / 2},
-			wantSizes: map[string]int64{"fill-000001": mib / 2},
-		},
-		{
-			name:      "grows again by extending the partial file before adding files",
-			totals:    []int64{5 * mib, 3 * mib, 7 * mib},
-			wantSizes: map[string]int64{"fill-000001": 2 * mib, "fill-000002": 2 * mib, "fill-000003": 2 * mib, "fill-000004": mib},
-		},
-		{
-			name:      "keeps an unchanged total as it is",
-			totals:    []int64{3 * mib, 3 * mib},
-			wantSizes: map[string]int64{"fill-000001": 2 * mib, "fill-000002": mib},
-		},
-		{
-			name:      "shrinks to zero by removing every file",
-			totals:    []int64{5 * mib, 0},
-			wantSizes: map[string]int64{},
-		},
-		{
-			name:      "holds a total that is not a whole number of blocks",
-			totals:    []int64{mib + 100},
-			wantSizes: map[string]int64{"fill-000001": mib + 100},
-		},
-	} {
+	for _, tc := range fillResizeCases {
 		for _, fsys := range fillFilesystems {
 			t.Run(fsys.name+"/"+tc.name, func(t *testing.T) {
 				dir := filepath.Join(fsys.parent(t), "fill")
@@ -279,61 +284,67 @@ func TestFillOutOfSpace(t *testing.T) {
 	}
 }
 
+// fillRemoveCase is one case of TestFillRemove.
+type fillRemoveCase struct {
+	name      string
+	setup     func(t *testing.T, f *fill)
+	wantFiles int
+	wantBytes int64
+	wantErr   string
+	wantDir   bool     // the dir is still there
+	wantLeft  []string // names left in the dir
+}
+
+// fillRemoveCases are the cases of TestFillRemove.
+var fillRemoveCases = []fillRemoveCase{
+	{
+		name:      "removes every fill file and the dir they leave empty",
+		setup:     func(t *testing.T, f *fill) { mustFill(t, f.Resize(5*fillMiB)) },
+		wantFiles: 3, wantBytes: 5 * fillMiB,
+	},
+	{
+		name: "keeps the dir, its marker and the foreign files in it, and says so",
+		setup: func(t *testing.T, f *fill) {
+			mustFill(t, f.Resize(5*fillMiB))
+			writeTestFile(t, filepath.Join(f.Dir(), "fill-000004.tmp"), fillMiB, false)
+		},
+		wantFiles: 3, wantBytes: 5 * fillMiB,
+		wantErr: `holds "fill-000004.tmp", which is not a fill file of ours; left it and the dir in place`,
+		wantDir: true, wantLeft: []string{fillMarker, "fill-000004.tmp"},
+	},
+	{
+		name: "counts a sparse fill file as freeing nothing",
+		setup: func(t *testing.T, f *fill) {
+			writeTestFile(t, filepath.Join(f.Dir(), "fill-000001"), 1<<30, true)
+		},
+		wantFiles: 1,
+	},
+	{
+		name: "finds nothing the second time",
+		setup: func(t *testing.T, f *fill) {
+			mustFill(t, f.Resize(5*fillMiB))
+			if _, _, err := f.Remove(); err != nil {
+				t.Fatal(err)
+			}
+		},
+	},
+	{
+		name: "leaves a fill name that is a symlink, says so, and removes the rest",
+		setup: func(t *testing.T, f *fill) {
+			mustFill(t, f.Resize(3*fillMiB))
+			outside := filepath.Join(filepath.Dir(f.Dir()), "outside")
+			writeTestFile(t, outside, fillMiB, false)
+			mustFill(t, os.Symlink(outside, filepath.Join(f.Dir(), "fill-000009")))
+		},
+		wantFiles: 2, wantBytes: 3 * fillMiB,
+		wantErr: `holds "fill-000009", which is not a fill file of ours (it is a symlink)`,
+		wantDir: true, wantLeft: []string{fillMarker, "fill-000009"},
+	},
+}
+
 func TestFillRemove(t *testing.T) {
 	const mib = fillMiB
-	for _, tc := range []struct {
-		name      string
-		setup     func(t *testing.T, f *fill)
-		wantFiles int
-		wantBytes int64
-		wantErr   string
-		wantDir   bool     // the dir is still there
-		wantLeft  []string // names left in the dir
-	}{
-		{
-			name:      "removes every fill file and the dir they leave empty",
-			setup:     func(t *testing.T, f *fill) { mustFill(t, f.Resize(5*mib)) },
-			wantFiles: 3, wantBytes: 5 * mib,
-		},
-		{
-			name: "keeps the dir, its marker and the foreign files in it, and says so",
-			setup: func(t *testing.T, f *fill) {
-				mustFill(t, f.Resize(5*mib))
-				writeTestFile(t, filepath.Join(f.Dir(), "fill-000004.tmp"), mib, false)
-			},
-			wantFiles: 3, wantBytes: 5 * mib,
-			wantErr: `holds "fill-000004.tmp", which is not a fill file of ours; left it and the dir in place`,
-			wantDir: true, wantLeft: []string{fillMarker, "fill-000004.tmp"},
-		},
-		{
-			name: "counts a sparse fill file as freeing nothing",
-			setup: func(t *testing.T, f *fill) {
-				writeTestFile(t, filepath.Join(f.Dir(), "fill-000001"), 1<<30, true)
-			},
-			wantFiles: 1,
-		},
-		{
-			name: "finds nothing the second time",
-			setup: func(t *testing.T, f *fill) {
-				mustFill(t, f.Resize(5*mib))
-				if _, _, err := f.Remove(); err != nil {
-					t.Fatal(err)
-				}
-			},
-		},
-		{
-			name: "leaves a fill name that is a symlink, says so, and removes the rest",
-			setup: func(t *testing.T, f *fill) {
-				mustFill(t, f.Resize(3*mib))
-				outside := filepath.Join(filepath.Dir(f.Dir()), "outside")
-				writeTestFile(t, outside, mib, false)
-				mustFill(t, os.Symlink(outside, filepath.Join(f.Dir(), "fill-000009")))
-			},
-			wantFiles: 2, wantBytes: 3 * mib,
-			wantErr: `holds "fill-000009", which is not a fill file of ours (it is a symlink)`,
-			wantDir: true, wantLeft: []string{fillMarker, "fill-000009"},
-		},
-	} {
+	for _, tc := range fillRemoveCases {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := filepath.Join(t.TempDir(), "fill")
 			f := openTestFill(t, dir)

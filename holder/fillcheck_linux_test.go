@@ -69,104 +69,113 @@ func TestFillLeavesForeignFilesAlone(t *testing.T) {
 	}
 }
 
+// symlinkOutside is a setup that puts a symlink to the file outside at
+// name in the fill dir, in place of what is there.
+func symlinkOutside(name string) func(t *testing.T, f *fill, outside string) {
+	return func(t *testing.T, f *fill, outside string) {
+		path := filepath.Join(f.Dir(), name)
+		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			t.Fatal(err)
+		}
+		mustFill(t, os.Symlink(outside, path))
+	}
+}
+
+// notAFillFileCase is one case of TestFillRefusesWhatIsNotAFillFile.
+type notAFillFileCase struct {
+	name      string
+	start     int64 // total before setup
+	setup     func(t *testing.T, f *fill, outside string)
+	op        func(f *fill) error
+	wantErr   string
+	wantSizes map[string]int64 // regular fill files afterwards
+}
+
+// notAFillFileCases are the cases of TestFillRefusesWhatIsNotAFillFile.
+var notAFillFileCases = []notAFillFileCase{
+	{
+		name:      "refuses to grow through a fill name that is a symlink to a file outside",
+		setup:     symlinkOutside("fill-000001"),
+		op:        func(f *fill) error { return f.Resize(3 * fillMiB) },
+		wantErr:   `holds "fill-000001", which is not a fill file of ours (it is a symlink)`,
+		wantSizes: map[string]int64{},
+	},
+	{
+		name:      "refuses to grow through a fill file replaced by a symlink",
+		start:     3 * fillMiB,
+		setup:     symlinkOutside("fill-000002"),
+		op:        func(f *fill) error { return f.Resize(5 * fillMiB) },
+		wantErr:   `holds "fill-000002", which is not a fill file of ours (it is a symlink)`,
+		wantSizes: map[string]int64{"fill-000001": 2 * fillMiB},
+	},
+	{
+		name:      "shrinks its own files, never through a fill file replaced by a symlink",
+		start:     5 * fillMiB,
+		setup:     symlinkOutside("fill-000002"),
+		op:        func(f *fill) error { return f.Resize(fillMiB) },
+		wantErr:   `holds "fill-000002", which is not a fill file of ours (it is a symlink)`,
+		wantSizes: map[string]int64{"fill-000001": fillMiB},
+	},
+	{
+		name:  "counts its own files, not a fill file replaced by a symlink",
+		start: 3 * fillMiB,
+		setup: symlinkOutside("fill-000002"),
+		op: func(f *fill) error {
+			files, n, err := f.Usage()
+			if err == nil && (files != 1 || roundFill(n) != 2*fillMiB) {
+				err = fmt.Errorf("counted %d files, %d bytes", files, n)
+			}
+			return err
+		},
+		wantSizes: map[string]int64{"fill-000001": 2 * fillMiB},
+	},
+	{
+		name: "refuses to grow through a fill name that is a hard link to a file outside",
+		setup: func(t *testing.T, f *fill, outside string) {
+			mustFill(t, os.Link(outside, filepath.Join(f.Dir(), "fill-000001")))
+		},
+		op:        func(f *fill) error { return f.Resize(5 * fillMiB) },
+		wantErr:   `holds "fill-000001", which is not a fill file of ours (it has 2 links, not one)`,
+		wantSizes: map[string]int64{"fill-000001": 3 * fillMiB}, // the link, untouched
+	},
+	{
+		name: "refuses a fill name that is a directory",
+		setup: func(t *testing.T, f *fill, outside string) {
+			mustFill(t, os.Mkdir(filepath.Join(f.Dir(), "fill-000001"), 0o700))
+		},
+		op:        func(f *fill) error { return f.Resize(fillMiB) },
+		wantErr:   `holds "fill-000001", which is not a fill file of ours (it is not a regular file)`,
+		wantSizes: map[string]int64{},
+	},
+	{
+		name: "refuses a fill name that is a FIFO without blocking on it",
+		setup: func(t *testing.T, f *fill, outside string) {
+			mustFill(t, unix.Mkfifo(filepath.Join(f.Dir(), "fill-000001"), 0o600))
+		},
+		op:        func(f *fill) error { return f.Resize(fillMiB) },
+		wantErr:   `holds "fill-000001", which is not a fill file of ours (it is not a regular file)`,
+		wantSizes: map[string]int64{},
+	},
+	{
+		name:  "refuses a fill dir swapped for a symlink after it was opened",
+		start: fillMiB,
+		setup: func(t *testing.T, f *fill, outside string) {
+			moved := filepath.Join(filepath.Dir(f.Dir()), "moved")
+			mustFill(t, os.Rename(f.Dir(), moved))
+			mustFill(t, os.Symlink(moved, f.Dir()))
+		},
+		op:        func(f *fill) error { return f.Resize(3 * fillMiB) },
+		wantErr:   "is a symlink",
+		wantSizes: map[string]int64{"fill-000001": fillMiB},
+	},
+}
+
 func TestFillRefusesWhatIsNotAFillFile(t *testing.T) {
 	const mib = fillMiB
 	// Every case has a precious file outside the fill dir, and must leave
 	// it as it was.
 	precious := bytes.Repeat([]byte("precious"), 3*mib/8)
-	symlinkOutside := func(name string) func(t *testing.T, f *fill, outside string) {
-		return func(t *testing.T, f *fill, outside string) {
-			path := filepath.Join(f.Dir(), name)
-			if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
-				t.Fatal(err)
-			}
-			mustFill(t, os.Symlink(outside, path))
-		}
-	}
-	for _, tc := range []struct {
-		name      string
-		start     int64 // total before setup
-		setup     func(t *testing.T, f *fill, outside string)
-		op        func(f *fill) error
-		wantErr   string
-		wantSizes map[string]int64 // regular fill files afterwards
-	}{
-		{
-			name:      "refuses to grow through a fill name that is a symlink to a file outside",
-			setup:     symlinkOutside("fill-000001"),
-			op:        func(f *fill) error { return f.Resize(3 * mib) },
-			wantErr:   `holds "fill-000001", which is not a fill file of ours (it is a symlink)`,
-			wantSizes: map[string]int64{},
-		},
-		{
-			name:      "refuses to grow through a fill file replaced by a symlink",
-			start:     3 * mib,
-			setup:     symlinkOutside("fill-000002"),
-			op:        func(f *fill) error { return f.Resize(5 * mib) },
-			wantErr:   `holds "fill-000002", which is not a fill file of ours (it is a symlink)`,
-			wantSizes: map[string]int64{"fill-000001": 2 * mib},
-		},
-		{
-			name:      "shrinks its own files, never through a fill file replaced by a symlink",
-			start:     5 * mib,
-			setup:     symlinkOutside("fill-000002"),
-			op:        func(f *fill) error { return f.Resize(mib) },
-			wantErr:   `holds "fill-000002", which is not a fill file of ours (it is a symlink)`,
-			wantSizes: map[string]int64{"fill-000001": mib},
-		},
-		{
-			name:  "counts its own files, not a fill file replaced by a symlink",
-			start: 3 * mib,
-			setup: symlinkOutside("fill-000002"),
-			op: func(f *fill) error {
-				files, n, err := f.Usage()
-				if err == nil && (files != 1 || roundFill(n) != 2*mib) {
-					err = fmt.Errorf("counted %d files, %d bytes", files, n)
-				}
-				return err
-			},
-			wantSizes: map[string]int64{"fill-000001": 2 * mib},
-		},
-		{
-			name: "refuses to grow through a fill name that is a hard link to a file outside",
-			setup: func(t *testing.T, f *fill, outside string) {
-				mustFill(t, os.Link(outside, filepath.Join(f.Dir(), "fill-000001")))
-			},
-			op:        func(f *fill) error { return f.Resize(5 * mib) },
-			wantErr:   `holds "fill-000001", which is not a fill file of ours (it has 2 links, not one)`,
-			wantSizes: map[string]int64{"fill-000001": 3 * mib}, // the link, untouched
-		},
-		{
-			name: "refuses a fill name that is a directory",
-			setup: func(t *testing.T, f *fill, outside string) {
-				mustFill(t, os.Mkdir(filepath.Join(f.Dir(), "fill-000001"), 0o700))
-			},
-			op:        func(f *fill) error { return f.Resize(mib) },
-			wantErr:   `holds "fill-000001", which is not a fill file of ours (it is not a regular file)`,
-			wantSizes: map[string]int64{},
-		},
-		{
-			name: "refuses a fill name that is a FIFO without blocking on it",
-			setup: func(t *testing.T, f *fill, outside string) {
-				mustFill(t, unix.Mkfifo(filepath.Join(f.Dir(), "fill-000001"), 0o600))
-			},
-			op:        func(f *fill) error { return f.Resize(mib) },
-			wantErr:   `holds "fill-000001", which is not a fill file of ours (it is not a regular file)`,
-			wantSizes: map[string]int64{},
-		},
-		{
-			name:  "refuses a fill dir swapped for a symlink after it was opened",
-			start: mib,
-			setup: func(t *testing.T, f *fill, outside string) {
-				moved := filepath.Join(filepath.Dir(f.Dir()), "moved")
-				mustFill(t, os.Rename(f.Dir(), moved))
-				mustFill(t, os.Symlink(moved, f.Dir()))
-			},
-			op:        func(f *fill) error { return f.Resize(3 * mib) },
-			wantErr:   "is a symlink",
-			wantSizes: map[string]int64{"fill-000001": mib},
-		},
-	} {
+	for _, tc := range notAFillFileCases {
 		t.Run(tc.name, func(t *testing.T) {
 			parent := t.TempDir()
 			outside := filepath.Join(parent, "outside")
