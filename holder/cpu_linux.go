@@ -51,7 +51,7 @@ func RunCPU(duty float64, in io.Reader, out io.Writer) error {
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
-	if _, err := fmt.Fprintf(out, "ready %s\n", dutyString(duty)); err != nil {
+	if _, err := fmt.Fprintln(out, readyLine(duty)); err != nil {
 		return fmt.Errorf("writing the ready line: %w", err)
 	}
 	return readCommands(in, func(line string) (bool, error) {
@@ -60,7 +60,7 @@ func RunCPU(duty float64, in io.Reader, out io.Writer) error {
 			return cmd.stop, err
 		}
 		ctl.update(cmd.duty, false)
-		if _, err := fmt.Fprintf(out, "duty %s\n", dutyString(cmd.duty)); err != nil {
+		if _, err := fmt.Fprintln(out, dutyLine(cmd.duty)); err != nil {
 			return false, fmt.Errorf("answering %q: %w", line, err)
 		}
 		return false, nil

@@ -4,10 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"sync"
-
-	"golang.org/x/sys/unix"
 )
 
 // maxFillFile is the largest fill file.
@@ -31,16 +28,8 @@ const (
 // they hold the disk share the controller asks for. Its methods are safe
 // for concurrent use.
 type fill struct {
-	dir string
-	// diskPath is a path on the filesystem the fill must be on, "" when
-	// that is not checked.
-	diskPath string
-	// dev is the device of diskPath's filesystem when the fill was made:
-	// the only one it is ever on, for the daemon's whole life.
-	dev uint64
-	// owner is the state dir of the cro-exporter whose fill this is,
-	// absolute with symlinks resolved: the content of the dir's marker.
-	owner string
+	// fillDir is the directory, held while the fill owns it; mu guards it.
+	fillDir
 	// maxFile is the largest fill file: maxFillFile, smaller in tests.
 	maxFile int64
 	// fallocate allocates [off, off+length) of fd with fallocate(2) mode 0;
@@ -48,10 +37,6 @@ type fill struct {
 	fallocate func(fd int, off, length int64) error
 
 	mu sync.Mutex
-	// held is the fill dir, open and flock(2)ed, while this fill owns it;
-	// nil before it is made and after Remove or Close.
-	held   *os.File
-	heldSt unix.Stat_t
 
 	// seen is what Usage found last: it answers with it while a resize,
 	// which may take seconds, holds mu.

@@ -76,7 +76,7 @@ func TestAFillDirCroExporterDidNotMakeIsNeverAdopted(t *testing.T) {
 		{name: "a 1777 dir with our marker and another user's fill-000001", mode: 0o1777, fileUID: strangerUID, marker: true, wantErr: "has mode 1777, not 0700"},
 		{name: "a 0700 dir of ours without a marker", mode: 0o700, fileUID: strangerUID, wantErr: "has no .cro-exporter marker"},
 		{name: "a 0700 dir with our marker and another user's fill-000001", mode: 0o700, fileUID: strangerUID, marker: true,
-			wantErr: `holds "fill-000001", which is not a fill file of ours (it is owned by another user)`},
+			wantErr: `holds "fill-000001", which is not a fill file of ours (it is owned by uid 54321, not by us (uid 0))`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := testConfig(t)

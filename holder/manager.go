@@ -4,16 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
 	"os"
-	"path/filepath"
-	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/cro-exporter/cro-exporter/internal/cgroup"
 )
 
 // Kind is the kind of a holder process.
@@ -28,120 +23,10 @@ const (
 // errClosed is returned by the methods of a Manager after Close.
 var errClosed = errors.New("holder manager is closed")
 
-// Config is what a Manager, and Recover, work with.
-type Config struct {
-	Binary   string // executable started as holders; "" means /proc/self/exe
-	StateDir string // registry and lock
-	FillDir  string // disk fill files; "" means no disk fill
-	DiskPath string // the fill dir must be on this one's filesystem; "" means unchecked
-	Chunk    int64  // largest memory holder, <= MaxChunk; 0 means MaxChunk
-	Proc     string // procfs root for our own holders, "" means /proc
-	// Pids reads the pids limit of the daemon's cgroup before each holder
-	// starts (see roomFor); nil means no limit.
-	Pids func() (cgroup.Pids, error)
-	// Started is when the daemon started: a --recover that let the state
-	// dir's lock go since then ran while it was starting, and Open
-	// refuses (zero: Open never refuses so).
-	Started time.Time
-	Logger  *slog.Logger
-}
-
-// Desired is the load the holders should add.
-type Desired struct {
-	CPU          float64 // share of the whole machine, 0..1
-	Memory, Disk int64   // bytes
-}
-
-// Usage is what the holders add right now, measured: the holders' CPU time
-// from /proc/<pid>/stat (their rusage once ended), the memory holders'
-// VmRSS from /proc/<pid>/status, the fill files' allocated blocks.
-type Usage struct {
-	// CPUTime is the CPU time of every holder process since Open, memory
-	// holders (filling their ballast) and ended holders included: a
-	// counter, so that every reader takes its own difference.
-	CPUTime       time.Duration
-	Memory, Disk  int64 // bytes
-	CPUHolders    int
-	MemoryHolders int
-	DiskFiles     int
-	// The failures of each resource's holders since Open, counters:
-	// holders that ended by themselves, failed to start, were not ready or
-	// did not answer in time; for disk, resizes of the fill that failed.
-	CPUFailures, MemoryFailures, DiskFailures uint64
-	// The starts of each kind refused since Open because the cgroup's
-	// pids limit left too little room, counters.
-	CPURefusals, MemoryRefusals uint64
-}
-
-// Restarts of a kind whose holders keep failing back off: the first
-// failure is replaced at once, then starts are restartBackoff apart, twice
-// that after each further failure, up to restartBackoffMax, until one of
-// the kind's holders has run stableAfter.
-const (
-	restartBackoff    = 15 * time.Second
-	restartBackoffMax = 10 * time.Minute
-	stableAfter       = 10 * time.Minute
-)
-
 // diskRecheck is how often Apply resizes the fill to an unchanged total,
 // which brings back fill removed from outside; a new total is resized at
 // once.
 const diskRecheck = 5 * time.Second
-
-// restarts is how the holders of one kind have fared since Open.
-type restarts struct {
-	kind     Kind
-	failures uint64
-	// streak counts the failures in a row, each of a holder that ran less
-	// than stableAfter.
-	streak    int
-	lastStart time.Time
-	// backingOff is set once the back-off has been logged.
-	backingOff bool
-	// refusals counts the starts refused for want of pids; refusing is
-	// set from the first until a start is allowed again.
-	refusals uint64
-	refusing bool
-}
-
-// wait is the least time from one start of the kind to the next.
-func (r *restarts) wait() time.Duration {
-	if r.streak < 2 {
-		return 0
-	}
-	return min(restartBackoff<<min(r.streak-2, 16), restartBackoffMax)
-}
-
-// mayStart tells whether a holder of the kind may start at now.
-func (r *restarts) mayStart(now time.Time) bool {
-	return !now.Before(r.lastStart.Add(r.wait()))
-}
-
-// A holder is a Go process and each of its threads takes one of the
-// cgroup's pids: a memory holder runs 6, a CPU burner 10 or 11 on 2 CPUs
-// (one locked thread per CPU, the rest the Go runtime's), measured. The
-// daemon's own Go runtime makes a thread whenever a goroutine blocks in a
-// system call and dies ("fatal error: newosproc") when the cgroup refuses
-// one, so daemonThreads more are always left to it.
-const (
-	memoryHolderThreads = 8
-	cpuHolderThreads    = 10 // plus one per CPU
-	daemonThreads       = 8
-)
-
-// holderThreads is the most threads a holder of kind runs on cpus CPUs.
-func holderThreads(kind Kind, cpus int) int64 {
-	if kind == kindCPU {
-		return int64(cpuHolderThreads + cpus)
-	}
-	return memoryHolderThreads
-}
-
-// roomFor tells whether a holder of kind may start with free pids left in
-// the cgroup: its threads and the daemon's headroom must fit.
-func roomFor(kind Kind, cpus int, free int64) bool {
-	return free >= holderThreads(kind, cpus)+daemonThreads
-}
 
 // Manager starts, resizes and stops the holders of one host, keeps their
 // registry, and holds the state dir's lock from Open to Close. Its methods
@@ -184,130 +69,6 @@ type Manager struct {
 	diskFailures atomic.Uint64
 }
 
-// latest runs do in a goroutine of its own, one run at a time, always on
-// the latest value asked for: the callers never wait for it, and values
-// asked for during a slow run (a fill growing, a registry write waiting for
-// the disk) make one run after it.
-type latest[T any] struct {
-	do   func(T) error
-	wake chan struct{} // holds a token while a value is queued
-	quit chan struct{}
-	done chan struct{}
-
-	mu      sync.Mutex
-	value   T
-	queued  bool
-	running bool
-	lastErr error // of the latest run finished
-}
-
-// runLatest starts the goroutine that runs do.
-func runLatest[T any](do func(T) error) *latest[T] {
-	w := &latest[T]{do: do, wake: make(chan struct{}, 1), quit: make(chan struct{}), done: make(chan struct{})}
-	go w.loop()
-	return w
-}
-
-func (w *latest[T]) loop() {
-	defer close(w.done)
-	for {
-		select {
-		case <-w.quit:
-			return
-		case <-w.wake:
-		}
-		select {
-		case <-w.quit:
-			return
-		default:
-		}
-		w.mu.Lock()
-		v := w.value
-		w.queued, w.running = false, true
-		w.mu.Unlock()
-		err := w.do(v)
-		w.mu.Lock()
-		w.running, w.lastErr = false, err
-		w.mu.Unlock()
-	}
-}
-
-// ask queues v for the next run, replacing any value queued before, and
-// returns the error of the latest run finished.
-func (w *latest[T]) ask(v T) error {
-	w.mu.Lock()
-	w.value, w.queued = v, true
-	err := w.lastErr
-	w.mu.Unlock()
-	select {
-	case w.wake <- struct{}{}:
-	default:
-	}
-	return err
-}
-
-// err is the error of the latest run finished.
-func (w *latest[T]) err() error {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.lastErr
-}
-
-// stop ends the goroutine after the run in progress, if any, and drops
-// what is queued.
-func (w *latest[T]) stop() {
-	close(w.quit)
-	<-w.done
-}
-
-// resolved is a Config with its defaults filled in.
-type resolved struct {
-	Config
-	argv0 string // the holders' argv[0]
-	owner string // StateDir, absolute with symlinks resolved: ownerEnv's value
-}
-
-// resolve checks cfg and fills in its defaults: Open and Recover both
-// work with what it returns.
-func resolve(cfg Config) (resolved, error) {
-	r := resolved{Config: cfg}
-	if r.Logger == nil {
-		r.Logger = slog.New(slog.DiscardHandler)
-	}
-	if r.Proc == "" {
-		r.Proc = "/proc"
-	}
-	if r.StateDir == "" {
-		return r, errors.New("holder config: no state dir")
-	}
-	switch {
-	case r.Chunk == 0:
-		r.Chunk = MaxChunk
-	case r.Chunk < int64(os.Getpagesize()) || r.Chunk > MaxChunk:
-		return r, fmt.Errorf("memory chunk %d: not between a page (%d) and %d bytes", r.Chunk, os.Getpagesize(), int64(MaxChunk))
-	}
-	if r.Binary == "" {
-		// Started through /proc/self/exe, the binary we run even when an
-		// upgrade has replaced its file; argv[0] names it so that --recover
-		// and a later run know the holders as cro-exporter's.
-		r.Binary = "/proc/self/exe"
-		r.argv0 = "cro-exporter"
-		if exe, err := os.Executable(); err == nil && isCroExporter(exe) {
-			r.argv0 = exe
-		}
-	} else {
-		abs, err := filepath.Abs(r.Binary)
-		if err != nil {
-			return r, fmt.Errorf("holder binary %s: %w", r.Binary, err)
-		}
-		if !isCroExporter(abs) {
-			return r, fmt.Errorf("holder binary %s: its name must end in cro-exporter, which is how holders are recognized", r.Binary)
-		}
-		r.Binary, r.argv0 = abs, abs
-	}
-	return r, nil
-}
-
 // Open takes the state dir's lock (making the dir 0700 when missing), cleans
 // up what an earlier run left and adopts its fill files. The earlier run's
 // holder processes cannot be adopted (their stdin pipes are gone, so they
@@ -334,7 +95,7 @@ func Open(cfg Config) (*Manager, error) {
 	m := &Manager{
 		cfg:    r.Config,
 		logger: r.Logger,
-		launch: &launcher{binary: r.Binary, argv0: r.argv0, owner: r.owner, proc: r.Proc, logger: r.Logger, now: time.Now},
+		launch: &launcher{binary: r.binary, argv0: r.argv0, owner: r.owner, proc: r.proc, logger: r.Logger, now: time.Now},
 		lock:   lock,
 		restarts: map[Kind]*restarts{
 			kindMemory: {kind: kindMemory},
@@ -373,31 +134,6 @@ func Open(cfg Config) (*Manager, error) {
 		m.disk = runLatest(m.resizeFill)
 	}
 	return m, nil
-}
-
-// ownerOf is dir made absolute with its symlinks resolved, so that two
-// spellings of one state dir mark holders alike.
-func ownerOf(dir string) (string, error) {
-	abs, err := filepath.Abs(dir)
-	if err != nil {
-		return "", err
-	}
-	return filepath.EvalSymlinks(abs)
-}
-
-// check rejects a Desired that is not a load.
-func (d Desired) check() error {
-	var errs []error
-	if math.IsNaN(d.CPU) || d.CPU < 0 || d.CPU > 1 {
-		errs = append(errs, fmt.Errorf("desired CPU %v: not a share between 0 and 1", d.CPU))
-	}
-	if d.Memory < 0 {
-		errs = append(errs, fmt.Errorf("desired memory %d: negative", d.Memory))
-	}
-	if d.Disk < 0 {
-		errs = append(errs, fmt.Errorf("desired disk %d: negative", d.Disk))
-	}
-	return errors.Join(errs...)
 }
 
 // Apply starts, changes and stops holders until they add d: memory in
@@ -458,44 +194,6 @@ func (m *Manager) Apply(d Desired) error {
 	}
 	errs = append(errs, m.registry.err())
 	return errors.Join(errs...)
-}
-
-// memoryChunks splits total into full chunks and a remainder, largest first.
-func memoryChunks(total, chunk int64) []int64 {
-	var sizes []int64
-	for ; total >= chunk; total -= chunk {
-		sizes = append(sizes, chunk)
-	}
-	if total > 0 {
-		sizes = append(sizes, total)
-	}
-	return sizes
-}
-
-// reconcileChunks matches the sizes of the running holders (in start order)
-// to the sizes wanted: it returns the indexes of the holders to stop and the
-// sizes to start. Each size wanted keeps the oldest unmatched holder of that
-// size. The indexes to stop are highest first.
-func reconcileChunks(have, want []int64) (stop []int, start []int64) {
-	kept := make([]bool, len(have))
-	for _, size := range want {
-		found := false
-		for i, h := range have {
-			if !kept[i] && h == size {
-				kept[i], found = true, true
-				break
-			}
-		}
-		if !found {
-			start = append(start, size)
-		}
-	}
-	for i := len(have) - 1; i >= 0; i-- {
-		if !kept[i] {
-			stop = append(stop, i)
-		}
-	}
-	return stop, start
 }
 
 // applyMemory brings the memory holders to the sizes wanted: it kills the
@@ -572,36 +270,6 @@ func (m *Manager) start(kind Kind, size int64, duty float64, now time.Time) (*ho
 	return p, nil
 }
 
-// pidsAllow tells whether the cgroup's pids limit leaves room for a holder
-// of r's kind, counting and logging a refusal. A limit that cannot be read
-// is no reason to refuse: the loop, which reads the same files every tick,
-// reports that once.
-func (m *Manager) pidsAllow(r *restarts) bool {
-	if m.cfg.Pids == nil {
-		return true
-	}
-	pids, err := m.cfg.Pids()
-	if err != nil {
-		m.logger.Debug("reading the cgroup's pids limit", "err", err)
-		return true
-	}
-	need := holderThreads(r.kind, runtime.NumCPU())
-	if roomFor(r.kind, runtime.NumCPU(), pids.Free()) {
-		if r.refusing {
-			r.refusing = false
-			m.logger.Info(fmt.Sprintf("%s holders start again: the cgroup's pids limit leaves room", r.kind), "pids_max", pids.Max, "pids_current", pids.Current)
-		}
-		return true
-	}
-	r.refusals++
-	if !r.refusing {
-		r.refusing = true
-		m.logger.Warn(fmt.Sprintf("not starting %s holders: the cgroup's pids limit leaves %d pids, and a holder needs %d plus %d for the daemon's own threads",
-			r.kind, pids.Free(), need, daemonThreads), "pids_max", pids.Max, "pids_current", pids.Current)
-	}
-	return false
-}
-
 // resizeFill resizes the fill to total bytes and counts a failure.
 func (m *Manager) resizeFill(total int64) error {
 	err := m.fill.Resize(total)
@@ -641,37 +309,6 @@ func (m *Manager) dropFailed(p *holderProcess, now time.Time) bool {
 	p.kill()
 	m.failed(p.Kind, now.Sub(p.started), err, true)
 	return true
-}
-
-// failed counts a failure of a holder of kind that ran for ran, and logs
-// it when log is set (the caller reports it otherwise). Once failures come
-// in a row, the kind backs off, which is logged once instead.
-func (m *Manager) failed(kind Kind, ran time.Duration, err error, log bool) {
-	r := m.restarts[kind]
-	r.failures++
-	if ran >= stableAfter {
-		m.wellAgain(r)
-	}
-	r.streak++
-	switch {
-	case r.backingOff:
-		m.logger.Debug("Holder failed again", "kind", kind, "err", err)
-	case r.streak >= 2:
-		r.backingOff = true
-		m.logger.Warn(fmt.Sprintf("%s holder keeps ending by itself; restarting it at most every %s, then ever less often, up to every %s",
-			kind, r.wait(), restartBackoffMax), "err", err)
-	case log:
-		m.logger.Warn("Holder failed; the next apply replaces it", "kind", kind, "err", err)
-	}
-}
-
-// wellAgain ends a kind's streak of failures: its next failure is replaced
-// at once again.
-func (m *Manager) wellAgain(r *restarts) {
-	if r.backingOff {
-		m.logger.Info(fmt.Sprintf("%s holder has run %s; restarting it at once again should it end", r.kind, stableAfter))
-	}
-	r.streak, r.backingOff = 0, false
 }
 
 // noteRegistry hands the registry writer the holders running now, when

@@ -16,7 +16,7 @@ import (
 // parentSpec is a holder parent for cfg holding a little of everything.
 func parentSpec(cfg Config) testParentSpec {
 	return testParentSpec{
-		Binary: cfg.Binary, StateDir: cfg.StateDir, FillDir: cfg.FillDir, Chunk: cfg.Chunk,
+		Binary: cfg.binary, StateDir: cfg.StateDir, FillDir: cfg.FillDir, Chunk: cfg.Chunk,
 		Desired: Desired{CPU: 0.02, Memory: 40 * mib, Disk: 2 * mib},
 		OnTerm:  "close",
 	}

@@ -204,7 +204,7 @@ func TestACPUHolderThatDoesNotAnswerIsKilledAtTheNextUsage(t *testing.T) {
 func TestACPUHolderWhosePipeIsFullIsReplacedByTheSameApply(t *testing.T) {
 	cfg := testConfig(t)
 	// Ready, and then it never reads its stdin again.
-	cfg.Binary = fakeHolder(t, "echo ready 0.01; exec sleep 600")
+	cfg.binary = fakeHolder(t, "echo ready 0.01; exec sleep 600")
 	m, _, _ := openWithClock(t, cfg)
 	if err := m.Apply(Desired{CPU: 0.01}); err != nil {
 		t.Fatal(err)
@@ -293,10 +293,7 @@ func TestMemoryHoldersCPUTimeCountsInUsage(t *testing.T) {
 	skipShort(t, "runs real holder processes")
 	cfg := testConfig(t)
 	m := openTest(t, cfg)
-	if err := m.Apply(Desired{Memory: 256 * mib}); err != nil {
-		t.Fatal(err)
-	}
-	waitFilled(t, m)
+	applyFilled(t, m, Desired{Memory: 256 * mib})
 	memory, _ := holdersNow(m)
 	var spent time.Duration
 	for _, p := range memory {

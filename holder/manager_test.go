@@ -20,7 +20,7 @@ import (
 // dirs and 32 MiB chunks.
 func testConfig(t *testing.T) Config {
 	return Config{
-		Binary:   testBinary,
+		binary:   testBinary,
 		StateDir: t.TempDir(),
 		FillDir:  filepath.Join(t.TempDir(), "fill"),
 		Chunk:    32 * mib,
@@ -152,10 +152,7 @@ func TestApplyHoldsMemoryInChunksAndUsageMeasuresIt(t *testing.T) {
 	cfg := testConfig(t)
 	m := openTest(t, cfg)
 
-	if err := m.Apply(Desired{Memory: 80 * mib}); err != nil {
-		t.Fatal(err)
-	}
-	waitFilled(t, m)
+	applyFilled(t, m, Desired{Memory: 80 * mib})
 	first := checkRegistryMatches(t, m)
 	if diff := cmp.Diff([]int64{32 * mib, 32 * mib, 16 * mib}, memorySizes(first)); diff != "" {
 		t.Errorf("chunks for 80 MiB (-want +got):\n%s", diff)
@@ -184,10 +181,7 @@ func TestApplyHoldsMemoryInChunksAndUsageMeasuresIt(t *testing.T) {
 	}
 
 	// Shrink: the oldest full chunk stays, the rest is replaced by 8 MiB.
-	if err := m.Apply(Desired{Memory: 40 * mib}); err != nil {
-		t.Fatal(err)
-	}
-	waitFilled(t, m)
+	applyFilled(t, m, Desired{Memory: 40 * mib})
 	second := checkRegistryMatches(t, m)
 	if diff := cmp.Diff([]int64{32 * mib, 8 * mib}, memorySizes(second)); diff != "" {
 		t.Errorf("chunks for 40 MiB (-want +got):\n%s", diff)
@@ -232,6 +226,15 @@ func TestApplyHoldsMemoryInChunksAndUsageMeasuresIt(t *testing.T) {
 	}
 }
 
+// applyFilled applies d and waits until its memory holders are filled.
+func applyFilled(t *testing.T, m *Manager, d Desired) {
+	t.Helper()
+	if err := m.Apply(d); err != nil {
+		t.Fatal(err)
+	}
+	waitFilled(t, m)
+}
+
 // waitFilled waits until every memory holder of m has said it is ready.
 func waitFilled(t *testing.T, m *Manager) {
 	t.Helper()
@@ -250,7 +253,7 @@ func waitFilled(t *testing.T, m *Manager) {
 }
 
 // fakeHolder writes a shell script named like the binary, for holders that
-// misbehave: Config.Binary may name it.
+// misbehave: Config.binary may name it.
 func fakeHolder(t *testing.T, body string) string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "cro-exporter")
@@ -262,7 +265,7 @@ func fakeHolder(t *testing.T, body string) string {
 
 func TestApplyNeverWaitsForBallastToFill(t *testing.T) {
 	cfg := testConfig(t)
-	cfg.Binary = fakeHolder(t, "exec sleep 600") // fills for ever
+	cfg.binary = fakeHolder(t, "exec sleep 600") // fills for ever
 	m := openTest(t, cfg)
 
 	if err := m.Apply(Desired{Memory: 16 * mib}); err != nil {
@@ -304,7 +307,7 @@ func TestApplyNeverWaitsForBallastToFill(t *testing.T) {
 
 func TestAHolderThatFailsToFillIsDropped(t *testing.T) {
 	cfg := testConfig(t)
-	cfg.Binary = fakeHolder(t, "echo 'cannot map' >&2; exit 1")
+	cfg.binary = fakeHolder(t, "echo 'cannot map' >&2; exit 1")
 	m := openTest(t, cfg)
 
 	if err := m.Apply(Desired{Memory: 16 * mib}); err != nil {
@@ -452,7 +455,7 @@ func TestOpenRejectsABadConfig(t *testing.T) {
 		{"a chunk above 1 GiB", func(c *Config) { c.Chunk = MaxChunk + 1 }},
 		{"a negative chunk", func(c *Config) { c.Chunk = -1 }},
 		{"no state dir", func(c *Config) { c.StateDir = "" }},
-		{"a binary not named cro-exporter", func(c *Config) { c.Binary = "/bin/sleep" }},
+		{"a binary not named cro-exporter", func(c *Config) { c.binary = "/bin/sleep" }},
 		{"a state dir under a file", func(c *Config) {
 			f := filepath.Join(t.TempDir(), "file")
 			os.WriteFile(f, nil, 0o600)
@@ -527,10 +530,7 @@ func TestAHolderThatDiesIsDroppedAndReplaced(t *testing.T) {
 	skipShort(t, "runs real holder processes")
 	cfg := testConfig(t)
 	m := openTest(t, cfg)
-	if err := m.Apply(Desired{Memory: 48 * mib}); err != nil {
-		t.Fatal(err)
-	}
-	waitFilled(t, m)
+	applyFilled(t, m, Desired{Memory: 48 * mib})
 	before := checkRegistryMatches(t, m)
 	// As the OOM killer would.
 	if err := syscall.Kill(before[1].Pid, syscall.SIGKILL); err != nil {

@@ -142,13 +142,24 @@ func TestMemoryHolderHoldsItsSizeResident(t *testing.T) {
 	}
 }
 
-func TestMemoryHolderEndsWhenStdinCloses(t *testing.T) {
+func TestEveryHolderEndsWhenStdinCloses(t *testing.T) {
 	t.Parallel()
-	h := startLiveHolder(t, "holder", "memory", "--size=64MiB")
-	h.line(t, 30*time.Second)
-	h.stdin.Close()
-	if code := h.wait(t, time.Second); code != 0 {
-		t.Errorf("exit status after stdin closed is %d, want 0; stderr: %s", code, h.stderr.String())
+	for _, tc := range []struct {
+		kind, arg string
+		ready     time.Duration // how long its ready line may take
+	}{
+		{"memory", "--size=64MiB", 30 * time.Second},
+		{"cpu", "--duty=0.05", 10 * time.Second},
+	} {
+		t.Run(tc.kind, func(t *testing.T) {
+			t.Parallel()
+			h := startLiveHolder(t, "holder", tc.kind, tc.arg)
+			h.line(t, tc.ready)
+			h.stdin.Close()
+			if code := h.wait(t, time.Second); code != 0 {
+				t.Errorf("exit status after stdin closed is %d, want 0; stderr: %s", code, h.stderr.String())
+			}
+		})
 	}
 }
 

@@ -15,8 +15,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/cro-exporter/cro-exporter/internal/linux"
 )
 
@@ -93,7 +91,6 @@ type holderProcess struct {
 	Duty      float64 // cpu: the duty last asked for
 	Pid       int
 	StartTime uint64    // field 22 of /proc/<pid>/stat
-	Resident  int64     // memory: as its ready line said; set before ready is closed
 	started   time.Time // by clock
 
 	clock func() time.Time
@@ -132,9 +129,6 @@ func holderArgs(kind Kind, size int64, duty float64) []string {
 	}
 	return []string{"holder", "memory", "--size=" + strconv.FormatInt(size, 10)}
 }
-
-// formatDuty writes a duty as a plain decimal, never with an exponent.
-func formatDuty(d float64) string { return strconv.FormatFloat(d, 'f', -1, 64) }
 
 // start starts a holder process without waiting for it to be ready. The
 // process is reaped, and its stdout read, by goroutines of its own whatever
@@ -223,9 +217,9 @@ func (p *holderProcess) heard(line string) error {
 	case !ready && word == "ready":
 		var err error
 		if p.Kind == kindMemory {
-			p.Resident, err = strconv.ParseInt(rest, 10, 64)
+			_, err = strconv.ParseInt(rest, 10, 64) // its resident bytes
 		} else {
-			_, err = strconv.ParseFloat(rest, 64)
+			_, err = parseDuty(rest)
 		}
 		if err != nil {
 			return fmt.Errorf("%s holder (pid %d): ready line %q: %w", p.Kind, p.Pid, abbreviate(line), err)
@@ -236,7 +230,7 @@ func (p *holderProcess) heard(line string) error {
 		close(p.ready)
 		return nil
 	case ready && p.Kind == kindCPU && word == "duty":
-		if _, err := strconv.ParseFloat(rest, 64); err != nil {
+		if _, err := parseDuty(rest); err != nil {
 			return fmt.Errorf("cpu holder (pid %d): answer %q: %w", p.Pid, abbreviate(line), err)
 		}
 		p.mu.Lock()
@@ -260,21 +254,14 @@ func (p *holderProcess) breakTalk(err error) {
 }
 
 // isReady tells whether the holder has said it is ready.
-func (p *holderProcess) isReady() bool {
-	select {
-	case <-p.ready:
-		return true
-	default:
-		return false
-	}
-}
+func (p *holderProcess) isReady() bool { return isClosed(p.ready) }
 
 // setDuty writes a CPU holder its new duty without waiting for the answer,
 // which failure then expects within replyTimeout. The write itself waits at
 // most writeTimeout. The line is counted as asked before it is written: a
 // holder may answer before the write returns.
 func (p *holderProcess) setDuty(duty float64) error {
-	line := "duty " + formatDuty(duty)
+	line := dutyLine(duty)
 	p.mu.Lock()
 	p.unanswered = append(p.unanswered, p.clock())
 	p.mu.Unlock()
@@ -321,14 +308,7 @@ func (p *holderProcess) failure(now time.Time) error {
 }
 
 // hasExited tells whether the holder has ended and been reaped.
-func (p *holderProcess) hasExited() bool {
-	select {
-	case <-p.exited:
-		return true
-	default:
-		return false
-	}
-}
+func (p *holderProcess) hasExited() bool { return isClosed(p.exited) }
 
 // closeStdin closes the holder's stdin, which ends it.
 func (p *holderProcess) closeStdin() { p.closeOnce.Do(func() { p.stdin.Close() }) }
@@ -393,112 +373,12 @@ func waitReaped(ps []*holderProcess, timeout time.Duration) error {
 	return errors.Join(errs...)
 }
 
-// stderrTail logs a holder's stderr line by line and keeps its end for
-// error messages.
-type stderrTail struct {
-	logger *slog.Logger
-	kind   Kind
-	mu     sync.Mutex
-	pid    int
-	line   []byte // the unfinished line
-	tail   []byte // the end of what was written
-}
-
-const stderrTailSize = 1024
-
-func (t *stderrTail) setPid(pid int) {
-	t.mu.Lock()
-	t.pid = pid
-	t.mu.Unlock()
-}
-
-// Write logs every complete line of b as a warning.
-func (t *stderrTail) Write(b []byte) (int, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.tail = append(t.tail, b...)
-	if len(t.tail) > stderrTailSize {
-		t.tail = t.tail[len(t.tail)-stderrTailSize:]
+// isClosed tells, without waiting, whether ch is closed.
+func isClosed(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
 	}
-	t.line = append(t.line, b...)
-	for {
-		i := strings.IndexByte(string(t.line), '\n')
-		if i < 0 {
-			break
-		}
-		t.logger.Warn("Holder said on stderr", "kind", t.kind, "pid", t.pid, "line", string(t.line[:i]))
-		t.line = t.line[i+1:]
-	}
-	if len(t.line) > stderrTailSize {
-		t.line = t.line[len(t.line)-stderrTailSize:]
-	}
-	return len(b), nil
-}
-
-// suffix is ": stderr: <tail>" for an error message, or "" when the holder
-// wrote nothing on stderr.
-func (t *stderrTail) suffix() string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	s := strings.TrimSpace(string(t.tail))
-	if s == "" {
-		return ""
-	}
-	return "; stderr: " + s
-}
-
-// errNotOurs marks a process that is not the one we look for, such as a
-// pid reused by another process. It is left alone.
-var errNotOurs = errors.New("not ours")
-
-// notOursError says why a process is not ours; it is errNotOurs.
-type notOursError struct{ msg string }
-
-func (e *notOursError) Error() string        { return e.msg }
-func (e *notOursError) Is(target error) bool { return target == errNotOurs }
-
-// notOurs is an errNotOurs with its reason.
-func notOurs(format string, args ...any) error {
-	return &notOursError{msg: fmt.Sprintf(format, args...)}
-}
-
-// openForeign opens pid and checks, after the process handle is open, that
-// it is the process check accepts. The check sees its stat and command
-// line; a process gone, ended, or refused by check is errNoProcess or
-// check's error and is never signalled. Once the handle is open, a pid
-// reused by another process does not matter: the handle names the process
-// that was checked.
-func openForeign(proc string, pid int, check func(procStat, []string) error) (*foreignProcess, error) {
-	f, err := openPidfd(pid)
-	if err != nil {
-		return nil, err
-	}
-	st, err := readProcStat(proc, pid)
-	var argv []string
-	if err == nil {
-		if st.exited() {
-			err = fmt.Errorf("pid %d: %w", pid, errNoProcess)
-		} else {
-			argv, err = readCmdline(proc, pid)
-		}
-	}
-	if err == nil {
-		err = check(st, argv)
-	}
-	if err != nil {
-		f.close()
-		return nil, err
-	}
-	return f, nil
-}
-
-// kill kills the process and waits up to timeout for it to end.
-func (f *foreignProcess) kill(timeout time.Duration) error {
-	if err := f.signal(unix.SIGKILL); err != nil {
-		return err
-	}
-	if !f.wait(timeout) {
-		return fmt.Errorf("pid %d still runs %s after SIGKILL", f.pid, timeout)
-	}
-	return nil
 }

@@ -123,7 +123,7 @@ func runTestParent(spec string) int {
 	} else {
 		signal.Notify(term, syscall.SIGTERM)
 	}
-	m, err := Open(Config{Binary: s.Binary, StateDir: s.StateDir, FillDir: s.FillDir, Chunk: s.Chunk,
+	m, err := Open(Config{binary: s.Binary, StateDir: s.StateDir, FillDir: s.FillDir, Chunk: s.Chunk,
 		Logger: slog.New(slog.NewTextHandler(os.Stderr, nil))})
 	if err != nil {
 		fmt.Printf("error %v\n", err)
@@ -359,8 +359,8 @@ func TestHolderProcessStartsReadyAndIsKilled(t *testing.T) {
 	l := testLauncher(t, t.TempDir())
 	p := startTest(t, l, kindMemory, 4*mib, 0)
 	awaitReady(t, p)
-	if p.Resident < 4*mib {
-		t.Errorf("ready with %d bytes resident, want at least %d", p.Resident, 4*mib)
+	if rss, err := readRSS("/proc", p.Pid); err != nil || rss < 4*mib {
+		t.Errorf("ready with %d bytes resident (%v), want at least %d", rss, err, 4*mib)
 	}
 	argv, err := readCmdline("/proc", p.Pid)
 	if err != nil || holderKindOf(argv) != kindMemory || argv[3] != "--size=4194304" {

@@ -115,7 +115,7 @@ func daemonStateOf(r resolved) daemonState {
 		return err
 	})
 	for _, e := range entries {
-		if isRunningEntry(r.Proc, e) {
+		if isRunningEntry(r.proc, e) {
 			s.holders = append(s.holders, e)
 		}
 	}
@@ -141,7 +141,7 @@ func isRunningEntry(proc string, e holderEntry) bool {
 // none is left.
 func (rep *Report) creditDaemon(r resolved, before daemonState) {
 	for _, e := range before.holders {
-		if slices.ContainsFunc(rep.Holders, func(h StoppedHolder) bool { return h.Pid == e.Pid }) || isRunningEntry(r.Proc, e) {
+		if slices.ContainsFunc(rep.Holders, func(h StoppedHolder) bool { return h.Pid == e.Pid }) || isRunningEntry(r.proc, e) {
 			continue
 		}
 		rep.Holders = append(rep.Holders, StoppedHolder{Pid: e.Pid, Kind: e.Kind})
@@ -213,8 +213,8 @@ func (rep *Report) stopDaemon(r resolved) *stateLock {
 		f.Close()
 		return nil
 	}
-	daemon, err := openForeign(r.Proc, pid, func(st procStat, argv []string) error {
-		if isDaemon(r.Proc, pid, argv) {
+	daemon, err := openForeign(r.proc, pid, func(st procStat, argv []string) error {
+		if isDaemon(r.proc, pid, argv) {
 			return nil
 		}
 		return notOurs("pid %d (%s) is not a cro-exporter", pid, st.Comm)

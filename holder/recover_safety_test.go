@@ -128,14 +128,10 @@ func TestRecoverLeavesAFillDirWithoutAMarkerAlone(t *testing.T) {
 // and claims nothing; neither takes the other for the daemon.
 func TestTwoConcurrentRecoversClaimEachThingOnce(t *testing.T) {
 	skipShort(t, "runs real holder processes")
-	defer func(d time.Duration) { daemonTermTimeout = d }(daemonTermTimeout)
 	// A daemon that ignores SIGTERM keeps the first run busy long enough
 	// for the second to start meanwhile.
-	daemonTermTimeout = 500 * time.Millisecond
 	cfg := testConfig(t)
-	spec := parentSpec(cfg)
-	spec.OnTerm = "ignore"
-	p := startParent(t, daemonName(t), spec)
+	p := startDeafDaemon(t, cfg)
 	fillBefore := len(fillNames(t, cfg.FillDir))
 
 	var reps [2]Report

@@ -116,14 +116,23 @@ func TestRecoverStopsTheDaemonItsHoldersAndFillAndKeepsTheAverages(t *testing.T)
 	}
 }
 
-func TestRecoverKillsADaemonThatIgnoresSIGTERM(t *testing.T) {
-	skipShort(t, "runs real holder processes")
-	defer func(d time.Duration) { daemonTermTimeout = d }(daemonTermTimeout)
+// startDeafDaemon starts a holder parent for cfg named as a daemon that
+// ignores SIGTERM, which --recover then kills after daemonTermTimeout, cut
+// to half a second until the test ends.
+func startDeafDaemon(t *testing.T, cfg Config) *testParent {
+	t.Helper()
+	saved := daemonTermTimeout
+	t.Cleanup(func() { daemonTermTimeout = saved })
 	daemonTermTimeout = 500 * time.Millisecond
-	cfg := testConfig(t)
 	spec := parentSpec(cfg)
 	spec.OnTerm = "ignore"
-	p := startParent(t, daemonName(t), spec)
+	return startParent(t, daemonName(t), spec)
+}
+
+func TestRecoverKillsADaemonThatIgnoresSIGTERM(t *testing.T) {
+	skipShort(t, "runs real holder processes")
+	cfg := testConfig(t)
+	p := startDeafDaemon(t, cfg)
 	rep, err := Recover(cfg)
 	if err != nil {
 		t.Fatal(err)

@@ -75,25 +75,37 @@ func TestReadStopsAtMaxSizeWhateverTheSizeSays(t *testing.T) {
 	}
 }
 
-func TestWriteNeverWritesThroughAHardLinkedTemporary(t *testing.T) {
-	// Root may link a file of its own even with fs.protected_hardlinks=1.
-	dir := t.TempDir()
-	outside := filepath.Join(t.TempDir(), "outside")
-	must(t, os.WriteFile(outside, []byte("keep"), 0o600))
-	path := filepath.Join(dir, "state.json")
-	must(t, os.Link(outside, path+".tmp"))
-	if err := Write(path, []byte("new")); err != nil {
-		t.Fatal(err)
-	}
-	if got, _ := os.ReadFile(outside); string(got) != "keep" {
-		t.Errorf("the file outside became %q", got)
-	}
-	if got, _ := os.ReadFile(path); string(got) != "new" {
-		t.Errorf("the state file holds %q", got)
-	}
-	var st unix.Stat_t
-	if err := unix.Stat(outside, &st); err != nil || st.Nlink != 1 {
-		t.Errorf("the file outside has %d links (%v), want 1", st.Nlink, err)
+// A temporary file left where Write puts its own, planted to lead the
+// write elsewhere, is never written through.
+func TestWriteNeverWritesThroughAPlantedTemporary(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		plant func(oldname, newname string) error
+	}{
+		{"a symlink", os.Symlink},
+		// Root may link a file of its own even with fs.protected_hardlinks=1.
+		{"a hard link", os.Link},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			outside := filepath.Join(t.TempDir(), "outside")
+			must(t, os.WriteFile(outside, []byte("keep"), 0o600))
+			path := filepath.Join(dir, "state.json")
+			must(t, tc.plant(outside, path+".tmp"))
+			if err := Write(path, []byte("new")); err != nil {
+				t.Fatal(err)
+			}
+			if got, _ := os.ReadFile(outside); string(got) != "keep" {
+				t.Errorf("the file outside became %q", got)
+			}
+			if got, _ := os.ReadFile(path); string(got) != "new" {
+				t.Errorf("the state file holds %q", got)
+			}
+			var st unix.Stat_t
+			if err := unix.Stat(outside, &st); err != nil || st.Nlink != 1 {
+				t.Errorf("the file outside has %d links (%v), want 1", st.Nlink, err)
+			}
+		})
 	}
 }
 

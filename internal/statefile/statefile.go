@@ -41,8 +41,8 @@ const maxQuote = 100
 const maxErrorText = 2 * maxQuote
 
 // CheckDir checks that dir, as it is (a symlink is not followed), is a
-// directory owned by our effective uid that no group or other user can
-// use: only then is what it holds ours. It never changes the dir; the error
+// directory of ours (DirProblem): owned by our effective uid, mode 0700,
+// which no group or other user can use: only then is what it holds ours. It never changes the dir; the error
 // names what is wrong and how to fix it.
 func CheckDir(dir string) error {
 	var st unix.Stat_t
@@ -54,9 +54,9 @@ func CheckDir(dir string) error {
 		return fmt.Errorf("%s is a symlink; cro-exporter needs a real directory (give it the directory the link points to)", dir)
 	case st.Mode&unix.S_IFMT != unix.S_IFDIR:
 		return fmt.Errorf("%s is not a directory (it %s)", dir, regfile.Kind(st.Mode))
-	case int(st.Uid) != os.Geteuid():
+	case !ownedByUs(&st):
 		return fmt.Errorf("%s is owned by uid %d, not by us (uid %d); cro-exporter needs a directory of its own", dir, st.Uid, os.Geteuid())
-	case st.Mode&0o077 != 0:
+	case DirProblem(&st) != "":
 		return fmt.Errorf("%s has mode %04o; cro-exporter needs 0700 (chmod 700 %s)", dir, st.Mode&0o7777, dir)
 	}
 	return nil
@@ -83,11 +83,8 @@ func checkFile(path string, st *unix.Stat_t) error {
 	if err := regfile.Check(path, st, maxSize); err != nil {
 		return err
 	}
-	switch {
-	case st.Nlink != 1:
-		return fmt.Errorf("%s has %d links; a file of ours has one", path, st.Nlink)
-	case int(st.Uid) != os.Geteuid():
-		return fmt.Errorf("%s is owned by uid %d, not by us (uid %d)", path, st.Uid, os.Geteuid())
+	if problem := FileProblem(st); problem != "" {
+		return fmt.Errorf("%s %s", path, problem)
 	}
 	return nil
 }
@@ -184,42 +181,28 @@ func cut(s string, n int) string {
 // to another file) is unlinked, never written through, and the new one is
 // created exclusively.
 func Write(path string, data []byte) error {
-	tmp := path + ".tmp"
-	if err := unix.Unlink(tmp); err != nil && !errors.Is(err, unix.ENOENT) {
-		return &fs.PathError{Op: "unlink", Path: tmp, Err: err}
-	}
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	dirPath, name := filepath.Split(path)
+	dirPath = filepath.Clean(dirPath)
+	dir, err := os.Open(dirPath)
 	if err != nil {
 		return err
 	}
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
+	defer dir.Close()
+	tmp := name + ".tmp"
+	if err := unix.Unlinkat(int(dir.Fd()), tmp, 0); err != nil && !errors.Is(err, unix.ENOENT) {
+		return &fs.PathError{Op: "unlink", Path: path + ".tmp", Err: err}
 	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
+	if err := createSynced(dir, dirPath, tmp, data); err != nil {
 		return err
 	}
-	return syncDir(filepath.Dir(path))
-}
-
-// syncDir makes the entries of dir, such as a rename into it, durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
+	if err := unix.Renameat(int(dir.Fd()), tmp, int(dir.Fd()), name); err != nil {
+		unix.Unlinkat(int(dir.Fd()), tmp, 0)
+		return &os.LinkError{Op: "rename", Old: path + ".tmp", New: path, Err: err}
 	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
+	if err := dir.Sync(); err != nil {
+		return &fs.PathError{Op: "fsync", Path: dirPath, Err: err}
 	}
-	return err
+	return nil
 }
 
 // moveAside renames path to path.corrupt-<unix time of now>, with a suffix

@@ -27,23 +27,6 @@ func TestWriteReplacesTheFileAndLeavesNoTemporary(t *testing.T) {
 	}
 }
 
-func TestWriteNeverFollowsASymlinkedTemporary(t *testing.T) {
-	dir := t.TempDir()
-	outside := filepath.Join(t.TempDir(), "outside")
-	os.WriteFile(outside, []byte("keep"), 0o600)
-	path := filepath.Join(dir, "state.json")
-	os.Symlink(outside, path+".tmp")
-	if err := Write(path, []byte("new")); err != nil {
-		t.Fatal(err)
-	}
-	if got, _ := os.ReadFile(outside); string(got) != "keep" {
-		t.Errorf("the symlink's target became %q", got)
-	}
-	if got, _ := os.ReadFile(path); string(got) != "new" {
-		t.Errorf("the state file holds %q", got)
-	}
-}
-
 func TestMoveAsideKeepsEveryEarlierCorruptFile(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "state.json")
