@@ -402,34 +402,6 @@ func (m managed) Usage() (controller.HolderUsage, error) {
 	return controller.HolderUsage(u), err
 }
 
-// errIncomplete is --recover's failure: its report names what is left.
-var errIncomplete = errors.New("recovery incomplete: see the report")
-
-// recoverHost is --recover: it stops the daemon and every holder, removes
-// every fill file, keeps the averages, and reports, with the host's usage
-// after.
-func recoverHost(cli *CLI, w io.Writer, logger *slog.Logger) error {
-	// Whatever is in a state dir that is not ours cannot tell what is ours.
-	if err := controller.CheckStateDir(cli.StateDir, false); err != nil {
-		return usageError{fmt.Errorf("--state.dir=%s: %w", cli.StateDir, err)}
-	}
-	rep, err := holder.Recover(holderConfig(cli, logger))
-	if err != nil {
-		return err
-	}
-	rep.WriteTo(w)
-	if reader, err := newReader(cli); err == nil {
-		if s, err := reader.Read(time.Now()); err == nil {
-			fmt.Fprintf(w, "Host usage now: CPU %s (since boot), memory %s, disk %s.\n",
-				pct(s.Usage(collector.CPU)), pct(s.Usage(collector.Memory)), pct(s.Usage(collector.Disk)))
-		}
-	}
-	if rep.Failed() {
-		return errIncomplete
-	}
-	return nil
-}
-
 // buildInfo is cro_build_info: the version, the VCS revision Go stamped into
 // the binary, and the Go version.
 func buildInfo() prometheus.Collector {
