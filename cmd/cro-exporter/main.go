@@ -19,6 +19,8 @@ import (
 	"github.com/alecthomas/kong"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	versioncollector "github.com/prometheus/client_golang/prometheus/collectors/version"
+	commonversion "github.com/prometheus/common/version"
 
 	"github.com/cro-exporter/cro-exporter/collector"
 	"github.com/cro-exporter/cro-exporter/controller"
@@ -402,22 +404,13 @@ func (m managed) Usage() (controller.HolderUsage, error) {
 	return controller.HolderUsage(u), err
 }
 
-// buildInfo is cro_build_info: the version, the VCS revision Go stamped into
-// the binary, and the Go version.
+// buildInfo is cro_build_info: client_golang's version collector, as
+// node_exporter exports it, labeled by our version (which -X main.version
+// sets), the VCS revision Go stamped into the binary, the branch (which
+// make build sets with -X on prometheus/common/version.Branch), the Go
+// version, the platform and the build tags. The collector reads the
+// version from prometheus/common/version, so ours is set there first.
 func buildInfo() prometheus.Collector {
-	revision := "unknown"
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		for _, s := range bi.Settings {
-			if s.Key == "vcs.revision" {
-				revision = s.Value
-			}
-		}
-	}
-	g := prometheus.NewGauge(prometheus.GaugeOpts{
-		Name:        "cro_build_info",
-		Help:        "A metric with a constant '1' value labeled by the version, revision and Go version cro-exporter was built from.",
-		ConstLabels: prometheus.Labels{"version": version, "revision": revision, "goversion": runtime.Version()},
-	})
-	g.Set(1)
-	return g
+	commonversion.Version = version
+	return versioncollector.NewCollector("cro")
 }

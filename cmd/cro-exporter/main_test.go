@@ -186,7 +186,7 @@ func golden(body string) string {
 		}
 		if m := volatile.FindString(line); m != "" {
 			line = m + "<volatile>\n"
-			line = regexp.MustCompile(`revision="[^"]*"|version="[^"]*"|goversion="[^"]*"`).ReplaceAllStringFunc(line, func(l string) string {
+			line = regexp.MustCompile(`(revision|version|goversion|branch|goos|goarch|tags)="[^"]*"`).ReplaceAllStringFunc(line, func(l string) string {
 				return l[:strings.Index(l, "=")] + `="<volatile>"`
 			})
 		}
