@@ -125,10 +125,10 @@ func daemon(ctx context.Context, cli *CLI, logger *slog.Logger) (err error) {
 	signal.Ignore(syscall.SIGPIPE)
 	// The give-way watcher reads /proc four times a second, so the heap
 	// grows to the collector's 4 MiB floor (at GOGC 100) however little
-	// is live. Half of it, 2 MiB, is ample for what stays live: idle RSS
-	// 30 s after start went from 18.3 to 16.5-16.9 MiB (cro-bench), for
-	// collections about twice as often, each about 1 ms of CPU (gctrace).
-	// GOGC, when set, still wins.
+	// is live. Half of it, 2 MiB, is ample for what stays live, and the
+	// idle RSS (cro-bench idle measures it) is what the host pays for
+	// the daemon all day; the price, collections about twice as often,
+	// is a millisecond of CPU or so each. GOGC, when set, still wins.
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(50)
 	}
