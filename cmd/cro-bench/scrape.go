@@ -31,17 +31,11 @@ func benchScrape(binary string) error {
 		return err
 	}
 	defer os.RemoveAll(state)
-	port, err := freePort()
+	node, nodeURL, err := startNodeExporter()
 	if err != nil {
 		return err
 	}
-	node := exec.Command("prometheus-node-exporter", "--web.listen-address=127.0.0.1:"+port,
-		"--collector.disable-defaults", "--collector.cpu", "--collector.meminfo", "--collector.filesystem")
-	if err := node.Start(); err != nil {
-		return fmt.Errorf("starting node_exporter (apt-get install prometheus-node-exporter): %w", err)
-	}
 	defer stop(node)
-	nodeURL := "http://127.0.0.1:" + port + "/metrics"
 	// A dry run, at the default interval: the scrape and the tick cost the
 	// same, and this machine holds nothing.
 	c, err := startCro(binary, state, "--dry-run")
@@ -110,12 +104,32 @@ const (
 	prometheusAcceptEncoding = "gzip"
 )
 
-// scrapes GETs url n times, one after the other on one keep-alive
-// connection, with Prometheus' headers, and reads each (compressed) body
-// to the end.
-func scrapes(url string, n int) error {
-	client := &http.Client{Transport: &http.Transport{DisableCompression: true, MaxIdleConnsPerHost: 1}}
-	defer client.CloseIdleConnections()
+// startNodeExporter starts node_exporter with the collectors that read
+// what cro-exporter reads (cpu, meminfo and filesystem) on a free loopback
+// port, and returns it with its metrics URL.
+func startNodeExporter() (*exec.Cmd, string, error) {
+	port, err := freePort()
+	if err != nil {
+		return nil, "", err
+	}
+	node := exec.Command("prometheus-node-exporter", "--web.listen-address=127.0.0.1:"+port,
+		"--collector.disable-defaults", "--collector.cpu", "--collector.meminfo", "--collector.filesystem")
+	if err := node.Start(); err != nil {
+		return nil, "", fmt.Errorf("starting node_exporter (apt-get install prometheus-node-exporter): %w", err)
+	}
+	return node, "http://127.0.0.1:" + port + "/metrics", nil
+}
+
+// scraper scrapes as Prometheus does: on one keep-alive connection, with
+// Prometheus' headers, reading each (compressed) body to the end.
+type scraper struct{ client *http.Client }
+
+func newScraper() scraper {
+	return scraper{&http.Client{Transport: &http.Transport{DisableCompression: true, MaxIdleConnsPerHost: 1}}}
+}
+
+// scrape GETs url once and checks that it is served, compressed.
+func (s scraper) scrape(url string) error {
 	req, err := http.NewRequest(http.MethodGet, url, nil)
 	if err != nil {
 		return err
@@ -123,18 +137,31 @@ func scrapes(url string, n int) error {
 	req.Header.Set("Accept", prometheusAccept)
 	req.Header.Set("Accept-Encoding", prometheusAcceptEncoding)
 	req.Header.Set("X-Prometheus-Scrape-Timeout-Seconds", "10")
+	resp, err := s.client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if _, err := io.Copy(io.Discard, resp.Body); err != nil {
+		return err
+	}
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Encoding") != "gzip" {
+		return fmt.Errorf("%s, Content-Encoding %q, want 200 and gzip", resp.Status, resp.Header.Get("Content-Encoding"))
+	}
+	return nil
+}
+
+// close closes the scraper's connection.
+func (s scraper) close() { s.client.CloseIdleConnections() }
+
+// scrapes GETs url n times, one after the other on one keep-alive
+// connection, as Prometheus does.
+func scrapes(url string, n int) error {
+	s := newScraper()
+	defer s.close()
 	for i := range n {
-		resp, err := client.Do(req)
-		if err != nil {
+		if err := s.scrape(url); err != nil {
 			return fmt.Errorf("scrape %d of %s: %w", i+1, url, err)
-		}
-		_, err = io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		if err != nil {
-			return fmt.Errorf("scrape %d of %s: %w", i+1, url, err)
-		}
-		if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Encoding") != "gzip" {
-			return fmt.Errorf("scrape %d of %s: %s, Content-Encoding %q, want 200 and gzip", i+1, url, resp.Status, resp.Header.Get("Content-Encoding"))
 		}
 	}
 	return nil
