@@ -112,9 +112,10 @@ func TestBadInputExitsWithOneLineBeforeListening(t *testing.T) {
 				args = append(args, "--ceiling=40%")
 			}
 			// A start that is not refused is killed, not waited for.
+			bin := binaryPath(t) // built before the clock starts
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
-			cmd := exec.CommandContext(ctx, binary, args...)
+			cmd := exec.CommandContext(ctx, bin, args...)
 			// Targets of 0, unless a case sets one: a start that wrongly
 			// goes on holds nothing on this machine. A case's NAME=
 			// unsets NAME.
@@ -159,9 +160,9 @@ const maxRefusedRSS = 32 << 20
 // MiB under -race), so only the difference says what the child read.
 func grownRSS(t *testing.T, cmd *exec.Cmd) int64 {
 	t.Helper()
-	version := exec.Command(binary, "--version")
+	version := exec.Command(binaryPath(t), "--version")
 	if err := version.Run(); err != nil {
-		t.Fatalf("%s --version: %v", binary, err)
+		t.Fatalf("%s --version: %v", binaryPath(t), err)
 	}
 	return maxRSS(cmd) - maxRSS(version)
 }
@@ -222,7 +223,7 @@ func badFiles(t *testing.T) refusedFiles {
 }
 
 func TestHelpListsEveryFlagWithItsEnvironmentVariable(t *testing.T) {
-	out, err := exec.Command(binary, "--help").CombinedOutput()
+	out, err := exec.Command(binaryPath(t), "--help").CombinedOutput()
 	if err != nil {
 		t.Fatalf("--help: %v\n%s", err, out)
 	}
@@ -382,7 +383,7 @@ func TestWebConfigFileRequiresBasicAuth(t *testing.T) {
 }
 
 func TestSimulateSaysWhenAHostPassesAndAtWhatCost(t *testing.T) {
-	out, err := exec.Command(binary, "simulate", "--days=3").CombinedOutput()
+	out, err := exec.Command(binaryPath(t), "simulate", "--days=3").CombinedOutput()
 	if err != nil {
 		t.Fatalf("simulate: %v\n%s", err, out)
 	}
@@ -392,7 +393,7 @@ func TestSimulateSaysWhenAHostPassesAndAtWhatCost(t *testing.T) {
 		}
 	}
 	// A host already above its targets needs no holders.
-	out, err = exec.Command(binary, "simulate", "--days=2", "--spec=large", "--load=cpu=0.5,memory=0.5,disk=0.5", "--format=csv").CombinedOutput()
+	out, err = exec.Command(binaryPath(t), "simulate", "--days=2", "--spec=large", "--load=cpu=0.5,memory=0.5,disk=0.5", "--format=csv").CombinedOutput()
 	if err != nil {
 		t.Fatalf("simulate --format=csv: %v\n%s", err, out)
 	}
@@ -413,7 +414,7 @@ func TestSimulateSaysWhenAHostPassesAndAtWhatCost(t *testing.T) {
 
 func TestSimulateAPercentileAtAFractionOfAConstantHold(t *testing.T) {
 	// A sample a minute, one per audit period: a quarter of the ticks.
-	out, err := exec.Command(binary, "simulate", "--days=2", "--preset=oracle-always-free", "--interval=1m").CombinedOutput()
+	out, err := exec.Command(binaryPath(t), "simulate", "--days=2", "--preset=oracle-always-free", "--interval=1m").CombinedOutput()
 	if err != nil {
 		t.Fatalf("simulate: %v\n%s", err, out)
 	}
@@ -423,7 +424,7 @@ func TestSimulateAPercentileAtAFractionOfAConstantHold(t *testing.T) {
 			t.Errorf("simulate output lacks %q:\n%s", want, out)
 		}
 	}
-	out, err = exec.Command(binary, "simulate", "--days=3", "--preset=oracle-always-free", "--interval=1m", "--format=csv").CombinedOutput()
+	out, err = exec.Command(binaryPath(t), "simulate", "--days=3", "--preset=oracle-always-free", "--interval=1m", "--format=csv").CombinedOutput()
 	if err != nil {
 		t.Fatalf("simulate --format=csv: %v\n%s", err, out)
 	}
@@ -458,7 +459,7 @@ func TestSimulateFollowsATraceAndNamesItsBadLines(t *testing.T) {
 	good := filepath.Join(dir, "good.csv")
 	// Busy for the first day, idle after.
 	os.WriteFile(good, []byte("seconds,cpu,memory,disk\n0,0.6,0.6,0.6\n86400,0.01,0.1,0.1\n"), 0o600)
-	out, err := exec.Command(binary, "simulate", "--days=2", "--trace="+good, "--format=csv").CombinedOutput()
+	out, err := exec.Command(binaryPath(t), "simulate", "--days=2", "--trace="+good, "--format=csv").CombinedOutput()
 	if err != nil {
 		t.Fatalf("simulate --trace: %v\n%s", err, out)
 	}
@@ -467,7 +468,7 @@ func TestSimulateFollowsATraceAndNamesItsBadLines(t *testing.T) {
 	}
 	bad := filepath.Join(dir, "bad.csv")
 	os.WriteFile(bad, []byte("0,0.1,0.1,0.1\n60,0.1,1.5,0.1\n"), 0o600)
-	cmd := exec.Command(binary, "simulate", "--trace="+bad)
+	cmd := exec.Command(binaryPath(t), "simulate", "--trace="+bad)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	err = cmd.Run()
@@ -488,9 +489,10 @@ func TestSimulateRefusesATraceThatIsNotARegularFile(t *testing.T) {
 		{fifo, "is a FIFO, not a regular file"},
 		{"/dev/zero", "is a device, not a regular file"},
 	} {
+		bin := binaryPath(t) // built before the clock starts
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		cmd := exec.CommandContext(ctx, binary, "simulate", "--trace="+tc.path)
+		cmd := exec.CommandContext(ctx, bin, "simulate", "--trace="+tc.path)
 		var stderr bytes.Buffer
 		cmd.Stderr = &stderr
 		err := cmd.Run()

@@ -86,6 +86,7 @@ type host struct {
 func newHost(t *testing.T) *host {
 	t.Helper()
 	skipShort(t, "runs the live daemon and its holders on a tmpfs it mounts, as root")
+	binaryPath(t) // built before any of the test's clocks start
 	h := &host{t: t, disk: smallDisk(t), state: privateDir(t)}
 	owner, err := filepath.EvalSymlinks(h.state)
 	if err != nil {
@@ -126,7 +127,7 @@ func (h *host) startIn(dirs []string, extra ...string) *exporter {
 // stderr goes to the buffer returned, and ctx's end kills it.
 func (h *host) spawn(ctx context.Context, extra ...string) (*exec.Cmd, *bytes.Buffer) {
 	h.t.Helper()
-	cmd := exec.CommandContext(ctx, binary, h.args(extra...)...)
+	cmd := exec.CommandContext(ctx, binaryPath(h.t), h.args(extra...)...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	stderr := new(bytes.Buffer)
 	cmd.Stderr = stderr
@@ -574,7 +575,7 @@ func TestASecondDaemonRefusesNamingTheFirstsPid(t *testing.T) {
 	first := h.start(targets...)
 	firstPid := first.cmd.Process.Pid
 
-	second := exec.Command(binary, append([]string{"--web.listen-address=127.0.0.1:0", "--log.format=json"}, h.args(targets...)...)...)
+	second := exec.Command(binaryPath(t), append([]string{"--web.listen-address=127.0.0.1:0", "--log.format=json"}, h.args(targets...)...)...)
 	var stderr bytes.Buffer
 	second.Stderr = &stderr
 	started := time.Now()
@@ -616,7 +617,7 @@ func TestASecondDaemonRefusesNamingTheFirstsPid(t *testing.T) {
 // stderr after it.
 func recoverHostCmd(t *testing.T, state, disk string) (string, error) {
 	t.Helper()
-	cmd := exec.Command(binary, "--recover", "--state.dir="+state, "--disk.path="+disk)
+	cmd := exec.Command(binaryPath(t), "--recover", "--state.dir="+state, "--disk.path="+disk)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {

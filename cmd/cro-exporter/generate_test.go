@@ -29,7 +29,7 @@ func newTestParser(t *testing.T, cli *CLI) *kong.Kong {
 // test's environment.
 func generated(t *testing.T, what string, env ...string) string {
 	t.Helper()
-	cmd := exec.Command(binary, "generate", what)
+	cmd := exec.Command(binaryPath(t), "generate", what)
 	cmd.Env = append(os.Environ(), env...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
