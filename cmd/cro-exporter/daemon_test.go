@@ -138,6 +138,20 @@ func (h *host) spawn(ctx context.Context, extra ...string) (*exec.Cmd, *bytes.Bu
 	return cmd, stderr
 }
 
+// track has h count cmd, a daemon started, among its own and kill it when
+// the test ends; the channel returned gets what its Wait returns, which a
+// test that takes it puts back for the cleanup.
+func (h *host) track(cmd *exec.Cmd) chan error {
+	h.daemons = append(h.daemons, cmd.Process.Pid)
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	h.t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-exited
+	})
+	return exited
+}
+
 func (h *host) fillDir() string { return filepath.Join(h.disk, ".cro-fill") }
 
 // holders lists the live holder processes of h: children of its daemons,
@@ -327,14 +341,20 @@ func rss(pid int) int64 {
 	return 0
 }
 
-// meminfo is MemTotal and MemAvailable, in bytes.
-func meminfo(t *testing.T) (total, avail int64) {
+// hostProc is this machine's /proc.
+func hostProc(t *testing.T) procfs.FS {
 	t.Helper()
 	fs, err := procfs.NewDefaultFS()
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := fs.Meminfo()
+	return fs
+}
+
+// meminfo is MemTotal and MemAvailable, in bytes.
+func meminfo(t *testing.T) (total, avail int64) {
+	t.Helper()
+	m, err := hostProc(t).Meminfo()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -361,11 +381,7 @@ func memoryTarget(t *testing.T, ballast int64) string {
 // as the collector counts them.
 func cpuTimes(t *testing.T) (busy, total float64) {
 	t.Helper()
-	fs, err := procfs.NewDefaultFS()
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := fs.Stat()
+	st, err := hostProc(t).Stat()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -611,13 +627,7 @@ func TestASecondDaemonRefusesNamingTheFirstsPid(t *testing.T) {
 	if err := second.Start(); err != nil {
 		t.Fatal(err)
 	}
-	h.daemons = append(h.daemons, second.Process.Pid)
-	exited := make(chan error, 1)
-	go func() { exited <- second.Wait() }()
-	t.Cleanup(func() {
-		second.Process.Kill()
-		<-exited
-	})
+	exited := h.track(second)
 	var err error
 	select {
 	case err = <-exited:

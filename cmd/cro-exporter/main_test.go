@@ -146,7 +146,8 @@ func startWrapped(t *testing.T, wrapper []string, args ...string) *exporter {
 	return e
 }
 
-// logBuffer is the daemon's log, written as it runs and read by the test.
+// logBuffer is a process's output (the daemon's log, Prometheus'), written
+// as it runs and read by the test.
 type logBuffer struct {
 	mu  sync.Mutex
 	buf bytes.Buffer

@@ -173,7 +173,7 @@ func startNodeExporter(t *testing.T) string {
 	addr := "127.0.0.1:" + freePort(t)
 	cmd := exec.Command(bin, "--web.listen-address="+addr, "--collector.disable-defaults", "--collector.cpu")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	log := new(lockedBuffer)
+	log := new(logBuffer)
 	cmd.Stdout, cmd.Stderr = log, log
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

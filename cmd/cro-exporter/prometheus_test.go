@@ -15,7 +15,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -281,28 +280,10 @@ func TestSubstituteReplacesEveryVariable(t *testing.T) {
 	}
 }
 
-// lockedBuffer collects a process's output while tests read it.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // promServer is a running Prometheus.
 type promServer struct {
 	url    string
-	log    *lockedBuffer
+	log    *logBuffer
 	exited chan struct{}
 	client *http.Client
 }
@@ -348,7 +329,7 @@ scrape_configs:
 	}
 	p := &promServer{
 		url:    "http://127.0.0.1:" + freePort(t),
-		log:    new(lockedBuffer),
+		log:    new(logBuffer),
 		exited: make(chan struct{}),
 		client: &http.Client{Timeout: 5 * time.Second},
 	}
@@ -385,27 +366,22 @@ scrape_configs:
 	return p
 }
 
-// await polls cond every 200 ms until it holds, Prometheus exits, or
-// timeout passes; the last two fail the test with cond's last word and
-// Prometheus' log.
+// await waits as waitFor does until cond holds, failing the test with
+// Prometheus' log when timeout passes or as soon as Prometheus exits.
 func (p *promServer) await(t *testing.T, timeout time.Duration, what string, cond func() (bool, string)) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
+	waitFor(t, timeout, what, func() (bool, string) {
 		ok, last := cond()
 		if ok {
-			return
+			return true, last
 		}
 		select {
 		case <-p.exited:
 			t.Fatalf("Prometheus exited while waiting for %s (%s):\n%s", what, last, p.log)
 		default:
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no %s within %s (%s); Prometheus' log:\n%s", what, timeout, last, p.log)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+		return false, fmt.Sprintf("%s; Prometheus' log:\n%s", last, p.log)
+	})
 }
 
 // api GETs an /api/v1 endpoint and decodes its data, failing on anything

@@ -508,13 +508,7 @@ func TestABrokenLogPipeNeverEndsTheDaemon(t *testing.T) {
 		t.Fatal(err)
 	}
 	w.Close() // the daemon's copy is the only writer
-	h.daemons = append(h.daemons, cmd.Process.Pid)
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		<-exited
-	})
+	exited := h.track(cmd)
 	// The log is read while the daemon fills the disk; then, as in
 	// `2>&1 | head`, its reader goes.
 	go io.Copy(io.Discard, r)
