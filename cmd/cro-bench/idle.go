@@ -25,17 +25,12 @@ const (
 // nothing (every target 0), beside node_exporter's (cpu, meminfo and
 // filesystem collectors) over the same minute, both scraped alike.
 func benchIdle(binary string) error {
-	state, err := os.MkdirTemp("", "cro-bench")
+	b, err := startBeside()
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(state)
-	node, nodeURL, err := startNodeExporter()
-	if err != nil {
-		return err
-	}
-	defer stop(node)
-	c, err := startCro(binary, filepath.Join(state, "state"), "--disk.path="+state,
+	defer b.close()
+	c, err := startCro(binary, filepath.Join(b.dir, "state"), "--disk.path="+b.dir,
 		"--target.cpu=0", "--target.memory=0", "--target.disk=0")
 	if err != nil {
 		return err
@@ -43,10 +38,10 @@ func benchIdle(binary string) error {
 	defer stop(c.cmd)
 	time.Sleep(idleSettle)
 
-	urls := []string{c.url, nodeURL}
+	urls := []string{c.url, b.nodeURL}
 	scraper := newScraper()
 	defer scraper.close()
-	pids := []int{c.cmd.Process.Pid, node.Process.Pid}
+	pids := []int{c.cmd.Process.Pid, b.node.Process.Pid}
 	var before, after [2]time.Duration
 	for i, pid := range pids {
 		if before[i], err = cpuTime(pid); err != nil {

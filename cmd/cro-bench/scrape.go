@@ -26,19 +26,14 @@ import (
 // scrapes sent as Prometheus sends them, then keep-alive scrape latency
 // with wrk.
 func benchScrape(binary string) error {
-	state, err := os.MkdirTemp("", "cro-bench")
+	b, err := startBeside()
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(state)
-	node, nodeURL, err := startNodeExporter()
-	if err != nil {
-		return err
-	}
-	defer stop(node)
+	defer b.close()
 	// A dry run, at the default interval: the scrape and the tick cost the
 	// same, and this machine holds nothing.
-	c, err := startCro(binary, state, "--dry-run")
+	c, err := startCro(binary, b.dir, "--dry-run")
 	if err != nil {
 		return err
 	}
@@ -50,20 +45,20 @@ func benchScrape(binary string) error {
 	// Idle: past the ticks at 0 and 15 s, and the give-way watcher's 120
 	// reads, before any scrape.
 	time.Sleep(time.Until(started.Add(idleAfter)))
-	croIdle, nodeIdle := memoryOf(c.cmd.Process.Pid), memoryOf(node.Process.Pid)
+	croIdle, nodeIdle := memoryOf(c.cmd.Process.Pid), memoryOf(b.node.Process.Pid)
 
 	// The same scrapes of each, at once, each on its own keep-alive
 	// connection.
 	var wg sync.WaitGroup
 	errs := make([]error, 2)
-	for i, url := range []string{c.url, nodeURL} {
+	for i, url := range []string{c.url, b.nodeURL} {
 		wg.Go(func() { errs[i] = scrapes(url, memoryScrapes) })
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
-	croAfter, nodeAfter := memoryOf(c.cmd.Process.Pid), memoryOf(node.Process.Pid)
+	croAfter, nodeAfter := memoryOf(c.cmd.Process.Pid), memoryOf(b.node.Process.Pid)
 	fmt.Printf("memory, idle %v after start: cro-exporter RSS %v; node_exporter %v (goal: cro-exporter <= node_exporter + 1 MiB: %s)\n",
 		idleAfter, croIdle, nodeIdle, met(croIdle.rss <= nodeIdle.rss+1))
 	fmt.Printf("memory, after %d scrapes (keep-alive, gzip, Prometheus' Accept): cro-exporter RSS %v; node_exporter %v (goal: cro-exporter <= node_exporter: %s)\n",
@@ -75,7 +70,7 @@ func benchScrape(binary string) error {
 		for _, t := range []struct {
 			url      string
 			p50, p99 *[]float64
-		}{{c.url, &croP50, &croP99}, {nodeURL, &nodeP50, &nodeP99}} {
+		}{{c.url, &croP50, &croP99}, {b.nodeURL, &nodeP50, &nodeP99}} {
 			p50, p99, err := wrk(t.url)
 			if err != nil {
 				return err
@@ -104,20 +99,39 @@ const (
 	prometheusAcceptEncoding = "gzip"
 )
 
-// startNodeExporter starts node_exporter with the collectors that read
-// what cro-exporter reads (cpu, meminfo and filesystem) on a free loopback
-// port, and returns it with its metrics URL.
-func startNodeExporter() (*exec.Cmd, string, error) {
+// beside is what the benches that set cro-exporter beside node_exporter
+// start from: a temporary dir, and node_exporter running with the
+// collectors that read what cro-exporter reads (cpu, meminfo and
+// filesystem) on a free loopback port.
+type beside struct {
+	dir     string
+	node    *exec.Cmd
+	nodeURL string // node_exporter's metrics
+}
+
+// startBeside makes the dir and starts node_exporter.
+func startBeside() (*beside, error) {
 	port, err := freePort()
 	if err != nil {
-		return nil, "", err
+		return nil, err
+	}
+	dir, err := os.MkdirTemp("", "cro-bench")
+	if err != nil {
+		return nil, err
 	}
 	node := exec.Command("prometheus-node-exporter", "--web.listen-address=127.0.0.1:"+port,
 		"--collector.disable-defaults", "--collector.cpu", "--collector.meminfo", "--collector.filesystem")
 	if err := node.Start(); err != nil {
-		return nil, "", fmt.Errorf("starting node_exporter (apt-get install prometheus-node-exporter): %w", err)
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("starting node_exporter (apt-get install prometheus-node-exporter): %w", err)
 	}
-	return node, "http://127.0.0.1:" + port + "/metrics", nil
+	return &beside{dir: dir, node: node, nodeURL: "http://127.0.0.1:" + port + "/metrics"}, nil
+}
+
+// close stops node_exporter and removes the dir.
+func (b *beside) close() {
+	stop(b.node)
+	os.RemoveAll(b.dir)
 }
 
 // scraper scrapes as Prometheus does: on one keep-alive connection, with
