@@ -98,11 +98,7 @@ func measureP95(pid, ncpu int) (p95Measured, error) {
 	var m p95Measured
 	first := time.Now().Truncate(p95Period).Add(p95Period)
 	time.Sleep(time.Until(first))
-	m0, err := readCPUStat()
-	if err != nil {
-		return m, err
-	}
-	own0, err := processCPU(pid)
+	m0, own0, err := cpuNow(pid)
 	if err != nil {
 		return m, err
 	}
@@ -114,11 +110,7 @@ func measureP95(pid, ncpu int) (p95Measured, error) {
 		m.periods = append(m.periods, (cur-prev)/(p95Period.Seconds()*float64(ncpu)))
 		prev = cur
 	}
-	m1, err := readCPUStat()
-	if err != nil {
-		return m, err
-	}
-	own1, err := processCPU(pid)
+	m1, own1, err := cpuNow(pid)
 	if err != nil {
 		return m, err
 	}
