@@ -23,27 +23,25 @@ import (
 	"github.com/cro-exporter/cro-exporter/controller"
 )
 
+// badInput is a command line, and an environment variable (NAME= unsets
+// it), that the daemon refuses at start: each of want must appear in the
+// one line it writes.
+type badInput struct {
+	name string
+	args []string
+	env  string
+	want []string
+}
+
 func TestBadInputExitsWithOneLineBeforeListening(t *testing.T) {
-	regular := filepath.Join(t.TempDir(), "file")
-	if err := os.WriteFile(regular, nil, 0o600); err != nil {
-		t.Fatal(err)
+	for _, tc := range append(badFlags(), badPaths(t)...) {
+		t.Run(tc.name, tc.refused)
 	}
-	badWebConfig := filepath.Join(t.TempDir(), "web.yml")
-	if err := os.WriteFile(badWebConfig, []byte("tls_server_config:\n  cert_file: /nonexistent.crt\n  key_file: /nonexistent.key\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	good := filepath.Join(fixtures, "small-8g")
-	files := badFiles(t)
-	// A fill dir on another filesystem than the disk path's temp dir; a
-	// start that wrongly went on would leave it behind, empty.
-	otherFS := fmt.Sprintf("/dev/shm/cro-exporter-test-fill-%d", os.Getpid())
-	t.Cleanup(func() { os.Remove(otherFS) })
-	for _, tc := range []struct {
-		name string
-		args []string
-		env  string
-		want []string // each must appear in the one line
-	}{
+}
+
+// badFlags are flag values the daemon refuses whatever the host.
+func badFlags() []badInput {
+	return []badInput{
 		{"an unknown flag", []string{"--no.such-flag"}, "", []string{"--no.such-flag"}},
 		{"a negative window", []string{"--window=-1d"}, "", []string{"--window", "-1d", "positive duration"}},
 		{"a zero interval", []string{"--interval=0"}, "", []string{"--interval", `"0"`, "positive duration"}},
@@ -71,6 +69,37 @@ func TestBadInputExitsWithOneLineBeforeListening(t *testing.T) {
 		{"a target above the ceiling from the environment", nil, "CRO_TARGET_DISK=0.5", []string{"--target.disk=0.50", "--ceiling=0.40"}},
 		{"a bad ratio from the environment", nil, "CRO_CEILING=2", []string{"ceiling", `"2"`}},
 		{"an unknown log level", []string{"--log.level=loud"}, "", []string{"--log.level", "loud"}},
+		{"an empty telemetry path", []string{"--web.telemetry-path="}, "", []string{"--web.telemetry-path", "start with /"}},
+		{"a telemetry path without its leading slash", []string{"--web.telemetry-path=metrics"}, "", []string{"--web.telemetry-path", `"metrics"`, "start with /"}},
+		{"an empty listen address", []string{"--web.listen-address="}, "", []string{"--web.listen-address", "empty"}},
+		{"an empty listen address among others", []string{"--web.listen-address=,"}, "", []string{"--web.listen-address", "empty"}},
+		{"a memory chunk of one byte", []string{"--holder.memory-chunk=1"}, "", []string{"--holder.memory-chunk=1B", "between 64MiB and 1GiB"}},
+		{"a memory chunk under 64MiB", []string{"--holder.memory-chunk=4MiB"}, "", []string{"--holder.memory-chunk=4MiB", "between 64MiB and 1GiB"}},
+		{"a memory reserve of more than all the memory", []string{"--memory.reserve=9TiB"}, "", []string{"--memory.reserve=9TiB", "MemTotal"}},
+		{"a memory reserve of all the memory", []string{"--memory.reserve=7966412KiB"}, "", []string{"--memory.reserve", "MemTotal"}},
+		{"a disk reserve of the whole filesystem", []string{"--disk.reserve=1000TiB"}, "", []string{"--disk.reserve=1000TiB", "size of the filesystem"}},
+		// The version flag takes no environment variable: the bad ceiling
+		// is found, rather than the version printed with exit 0.
+		{"CRO_VERSION in the environment", []string{"--ceiling=0"}, "CRO_VERSION=1", []string{"--ceiling", "above 0"}},
+	}
+}
+
+// badPaths are paths the daemon refuses, and the files they name.
+func badPaths(t *testing.T) []badInput {
+	regular := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(regular, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	badWebConfig := filepath.Join(t.TempDir(), "web.yml")
+	if err := os.WriteFile(badWebConfig, []byte("tls_server_config:\n  cert_file: /nonexistent.crt\n  key_file: /nonexistent.key\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	files := badFiles(t)
+	// A fill dir on another filesystem than the disk path's temp dir; a
+	// start that wrongly went on would leave it behind, empty.
+	otherFS := fmt.Sprintf("/dev/shm/cro-exporter-test-fill-%d", os.Getpid())
+	t.Cleanup(func() { os.Remove(otherFS) })
+	return []badInput{
 		{"a procfs without MemAvailable", []string{"--path.procfs=" + filepath.Join(fixtures, "broken-no-memavailable")}, "", []string{"--path.procfs", "meminfo", "MemAvailable"}},
 		{"a procfs without stat", []string{"--path.procfs=" + filepath.Join(fixtures, "broken-no-stat")}, "", []string{"--path.procfs", "stat"}},
 		{"a procfs that does not exist", []string{"--path.procfs=/nonexistent"}, "", []string{"--path.procfs", "/nonexistent"}},
@@ -88,64 +117,55 @@ func TestBadInputExitsWithOneLineBeforeListening(t *testing.T) {
 		{"a procfs whose meminfo is /dev/zero", []string{"--path.procfs=" + files.procMeminfoZero}, "", []string{"--path.procfs", "meminfo is a device, not a regular file"}},
 		{"a procfs whose pressure file is a FIFO", []string{"--path.procfs=" + files.procPressureFIFO}, "", []string{"--path.procfs", "pressure/cpu is a FIFO, not a regular file"}},
 		{"a procfs whose stat is 100 MB", []string{"--path.procfs=" + files.procStatLarge}, "", []string{"--path.procfs", "stat is larger than 16777216 bytes"}},
-		{"an empty telemetry path", []string{"--web.telemetry-path="}, "", []string{"--web.telemetry-path", "start with /"}},
-		{"a telemetry path without its leading slash", []string{"--web.telemetry-path=metrics"}, "", []string{"--web.telemetry-path", `"metrics"`, "start with /"}},
-		{"an empty listen address", []string{"--web.listen-address="}, "", []string{"--web.listen-address", "empty"}},
-		{"an empty listen address among others", []string{"--web.listen-address=,"}, "", []string{"--web.listen-address", "empty"}},
-		{"a memory chunk of one byte", []string{"--holder.memory-chunk=1"}, "", []string{"--holder.memory-chunk=1B", "between 64MiB and 1GiB"}},
-		{"a memory chunk under 64MiB", []string{"--holder.memory-chunk=4MiB"}, "", []string{"--holder.memory-chunk=4MiB", "between 64MiB and 1GiB"}},
-		{"a memory reserve of more than all the memory", []string{"--memory.reserve=9TiB"}, "", []string{"--memory.reserve=9TiB", "MemTotal"}},
-		{"a memory reserve of all the memory", []string{"--memory.reserve=7966412KiB"}, "", []string{"--memory.reserve", "MemTotal"}},
-		{"a disk reserve of the whole filesystem", []string{"--disk.reserve=1000TiB"}, "", []string{"--disk.reserve=1000TiB", "size of the filesystem"}},
 		{"a fill dir on another filesystem than the disk path", []string{"--disk.fill-dir=" + otherFS}, "", []string{"--disk.fill-dir=" + otherFS}},
-		// The version flag takes no environment variable: the bad ceiling
-		// is found, rather than the version printed with exit 0.
-		{"CRO_VERSION in the environment", []string{"--ceiling=0"}, "CRO_VERSION=1", []string{"--ceiling", "above 0"}},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			args := []string{"--path.procfs=" + good, "--disk.path=" + t.TempDir(), "--state.dir=" + privateDir(t)}
-			if !slices.ContainsFunc(tc.args, func(a string) bool { return strings.HasPrefix(a, "--web.listen-address") }) {
-				args = append(args, "--web.listen-address=127.0.0.1:0")
-			}
-			args = append(args, tc.args...)
-			if tc.env == "CRO_TARGET_DISK=0.5" {
-				args = append(args, "--ceiling=40%")
-			}
-			// A start that is not refused is killed, not waited for.
-			bin := binaryPath(t) // built before the clock starts
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			cmd := exec.CommandContext(ctx, bin, args...)
-			// Targets of 0, unless a case sets one: a start that wrongly
-			// goes on holds nothing on this machine. A case's NAME=
-			// unsets NAME.
-			cmd.Env = append(os.Environ(), "CRO_TARGET_CPU=0", "CRO_TARGET_MEMORY=0", "CRO_TARGET_DISK=0", tc.env)
-			if name, value, _ := strings.Cut(tc.env, "="); name != "" && value == "" {
-				cmd.Env = slices.DeleteFunc(cmd.Env, func(kv string) bool { return strings.HasPrefix(kv, name+"=") })
-			}
-			var stdout, stderr bytes.Buffer
-			cmd.Stdout, cmd.Stderr = &stdout, &stderr
-			err := cmd.Run()
-			var exit *exec.ExitError
-			if !errors.As(err, &exit) || exit.ExitCode() != exitUsage {
-				t.Fatalf("exit: %v, want status %d; stdout:\n%s\nstderr:\n%s", err, exitUsage, &stdout, &stderr)
-			}
-			if rss := grownRSS(t, cmd); rss > maxRefusedRSS {
-				t.Errorf("peak RSS %d MiB above --version's, want at most %d MiB: nothing read may grow with the file", rss>>20, maxRefusedRSS>>20)
-			}
-			if stdout.Len() > 0 {
-				t.Errorf("stdout: %q, want nothing", &stdout)
-			}
-			lines := strings.Split(strings.TrimSpace(stderr.String()), "\n")
-			if len(lines) != 1 {
-				t.Fatalf("stderr has %d lines, want one:\n%s", len(lines), &stderr)
-			}
-			for _, w := range tc.want {
-				if !strings.Contains(lines[0], w) {
-					t.Errorf("stderr %q lacks %q", lines[0], w)
-				}
-			}
-		})
+	}
+}
+
+// refused runs the daemon with tc's flags and environment, on a fixture
+// host, and checks that it exits with a usage error and the one line tc
+// wants, writing nothing to stdout and growing little.
+func (tc badInput) refused(t *testing.T) {
+	args := []string{"--path.procfs=" + filepath.Join(fixtures, "small-8g"), "--disk.path=" + t.TempDir(), "--state.dir=" + privateDir(t)}
+	if !slices.ContainsFunc(tc.args, func(a string) bool { return strings.HasPrefix(a, "--web.listen-address") }) {
+		args = append(args, "--web.listen-address=127.0.0.1:0")
+	}
+	args = append(args, tc.args...)
+	if tc.env == "CRO_TARGET_DISK=0.5" {
+		args = append(args, "--ceiling=40%")
+	}
+	// A start that is not refused is killed, not waited for.
+	bin := binaryPath(t) // built before the clock starts
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, args...)
+	// Targets of 0, unless a case sets one: a start that wrongly
+	// goes on holds nothing on this machine. A case's NAME=
+	// unsets NAME.
+	cmd.Env = append(os.Environ(), "CRO_TARGET_CPU=0", "CRO_TARGET_MEMORY=0", "CRO_TARGET_DISK=0", tc.env)
+	if name, value, _ := strings.Cut(tc.env, "="); name != "" && value == "" {
+		cmd.Env = slices.DeleteFunc(cmd.Env, func(kv string) bool { return strings.HasPrefix(kv, name+"=") })
+	}
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != exitUsage {
+		t.Fatalf("exit: %v, want status %d; stdout:\n%s\nstderr:\n%s", err, exitUsage, &stdout, &stderr)
+	}
+	if rss := grownRSS(t, cmd); rss > maxRefusedRSS {
+		t.Errorf("peak RSS %d MiB above --version's, want at most %d MiB: nothing read may grow with the file", rss>>20, maxRefusedRSS>>20)
+	}
+	if stdout.Len() > 0 {
+		t.Errorf("stdout: %q, want nothing", &stdout)
+	}
+	lines := strings.Split(strings.TrimSpace(stderr.String()), "\n")
+	if len(lines) != 1 {
+		t.Fatalf("stderr has %d lines, want one:\n%s", len(lines), &stderr)
+	}
+	for _, w := range tc.want {
+		if !strings.Contains(lines[0], w) {
+			t.Errorf("stderr %q lacks %q", lines[0], w)
+		}
 	}
 }
 
