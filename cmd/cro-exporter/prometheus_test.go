@@ -155,6 +155,43 @@ func TestDashboardFollowsStyle(t *testing.T) {
 		t.Error(`want "editable": false`)
 	}
 
+	checkVariables(t, d)
+
+	panels := d.panels()
+	if len(panels) == 0 {
+		t.Fatal("no panels")
+	}
+	ids, titles := map[int]bool{}, map[string]bool{}
+	for _, p := range panels {
+		name := fmt.Sprintf("panel %d %q", p.ID, p.Title)
+		if ids[p.ID] || titles[p.Title] {
+			t.Errorf("%s: id or title used twice", name)
+		}
+		ids[p.ID], titles[p.Title] = true, true
+		if p.Type == "row" {
+			continue
+		}
+		checkPanel(t, name, p)
+	}
+	for i, a := range panels {
+		for _, b := range panels[i+1:] {
+			ga, gb := a.GridPos, b.GridPos
+			if ga.X < gb.X+gb.W && gb.X < ga.X+ga.W && ga.Y < gb.Y+gb.H && gb.Y < ga.Y+ga.H {
+				t.Errorf("panels %q and %q overlap", a.Title, b.Title)
+			}
+		}
+	}
+	for title := range mayBeEmpty {
+		if !titles[title] {
+			t.Errorf("mayBeEmpty names %q, which is no panel of the dashboard", title)
+		}
+	}
+}
+
+// checkVariables checks the dashboard's variables: a datasource, and job
+// and instance queries on it, instance following job, both multi-valued.
+func checkVariables(t *testing.T, d *dashboard) {
+	t.Helper()
 	if v := d.variable("datasource"); v == nil || v.Type != "datasource" || v.query() != "prometheus" {
 		t.Errorf("want a datasource variable of type datasource for prometheus, got %+v", v)
 	}
@@ -174,59 +211,37 @@ func TestDashboardFollowsStyle(t *testing.T) {
 	if q := d.variable("instance"); q != nil && !strings.Contains(q.query(), `job=~"$job"`) {
 		t.Errorf("instance variable %q does not follow $job", q.query())
 	}
+}
 
-	panels := d.panels()
-	if len(panels) == 0 {
-		t.Fatal("no panels")
+// checkPanel checks a panel that is not a row: described, with a unit, on
+// the datasource variable, within the grid, and every query selecting cro_
+// metrics of $job and $instance.
+func checkPanel(t *testing.T, name string, p dashPanel) {
+	t.Helper()
+	if p.Title == "" || p.Description == "" || p.FieldConfig.Defaults.Unit == "" {
+		t.Errorf("%s: want a title, a description and fieldConfig.defaults.unit", name)
 	}
-	ids, titles := map[int]bool{}, map[string]bool{}
-	for _, p := range panels {
-		name := fmt.Sprintf("panel %d %q", p.ID, p.Title)
-		if ids[p.ID] || titles[p.Title] {
-			t.Errorf("%s: id or title used twice", name)
-		}
-		ids[p.ID], titles[p.Title] = true, true
-		if p.Type == "row" {
-			continue
-		}
-		if p.Title == "" || p.Description == "" || p.FieldConfig.Defaults.Unit == "" {
-			t.Errorf("%s: want a title, a description and fieldConfig.defaults.unit", name)
-		}
-		if p.Datasource == nil || p.Datasource.UID != "${datasource}" {
-			t.Errorf("%s: datasource %+v, want uid ${datasource}", name, p.Datasource)
-		}
-		if p.GridPos.W <= 0 || p.GridPos.H <= 0 || p.GridPos.X+p.GridPos.W > 24 {
-			t.Errorf("%s: gridPos %+v outside the 24-column grid", name, p.GridPos)
-		}
-		if len(p.Targets) == 0 {
-			t.Errorf("%s: no query", name)
-		}
-		for _, q := range p.Targets {
-			if q.Datasource != nil && q.Datasource.UID != "${datasource}" {
-				t.Errorf("%s, query %s: datasource %+v, want uid ${datasource}", name, q.RefID, q.Datasource)
-			}
-			found := selectors.FindAllStringSubmatch(q.Expr, -1)
-			if len(found) == 0 {
-				t.Errorf("%s, query %s: %q selects no cro_ metric", name, q.RefID, q.Expr)
-			}
-			for _, s := range found {
-				if !strings.Contains(s[2], `job=~"$job"`) || !strings.Contains(s[2], `instance=~"$instance"`) {
-					t.Errorf("%s, query %s: selector %s lacks job=~\"$job\" and instance=~\"$instance\"", name, q.RefID, s[0])
-				}
-			}
-		}
+	if p.Datasource == nil || p.Datasource.UID != "${datasource}" {
+		t.Errorf("%s: datasource %+v, want uid ${datasource}", name, p.Datasource)
 	}
-	for i, a := range panels {
-		for _, b := range panels[i+1:] {
-			ga, gb := a.GridPos, b.GridPos
-			if ga.X < gb.X+gb.W && gb.X < ga.X+ga.W && ga.Y < gb.Y+gb.H && gb.Y < ga.Y+ga.H {
-				t.Errorf("panels %q and %q overlap", a.Title, b.Title)
-			}
-		}
+	if p.GridPos.W <= 0 || p.GridPos.H <= 0 || p.GridPos.X+p.GridPos.W > 24 {
+		t.Errorf("%s: gridPos %+v outside the 24-column grid", name, p.GridPos)
 	}
-	for title := range mayBeEmpty {
-		if !titles[title] {
-			t.Errorf("mayBeEmpty names %q, which is no panel of the dashboard", title)
+	if len(p.Targets) == 0 {
+		t.Errorf("%s: no query", name)
+	}
+	for _, q := range p.Targets {
+		if q.Datasource != nil && q.Datasource.UID != "${datasource}" {
+			t.Errorf("%s, query %s: datasource %+v, want uid ${datasource}", name, q.RefID, q.Datasource)
+		}
+		found := selectors.FindAllStringSubmatch(q.Expr, -1)
+		if len(found) == 0 {
+			t.Errorf("%s, query %s: %q selects no cro_ metric", name, q.RefID, q.Expr)
+		}
+		for _, s := range found {
+			if !strings.Contains(s[2], `job=~"$job"`) || !strings.Contains(s[2], `instance=~"$instance"`) {
+				t.Errorf("%s, query %s: selector %s lacks job=~\"$job\" and instance=~\"$instance\"", name, q.RefID, s[0])
+			}
 		}
 	}
 }
