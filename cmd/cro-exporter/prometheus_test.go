@@ -492,60 +492,10 @@ func TestPrometheusScrapesAndEvaluatesEverything(t *testing.T) {
 	instance := strings.TrimPrefix(e.url, "http://")
 	p := startPrometheus(t, instance)
 
-	p.await(t, 20*time.Second, "3 successful scrapes of cro-exporter", func() (bool, string) {
-		var data struct {
-			Result []struct {
-				Value [2]any `json:"value"`
-			} `json:"result"`
-		}
-		err := p.api("query", url.Values{"query": {`sum_over_time(up{job="` + promJob + `"}[1m])`}}, &data)
-		if err != nil || len(data.Result) == 0 {
-			return false, fmt.Sprint("no scrape yet ", err)
-		}
-		n, _ := strconv.ParseFloat(fmt.Sprint(data.Result[0].Value[1]), 64)
-		return n >= 3, fmt.Sprintf("%v successful scrapes", n)
-	})
-
-	var rules promRules
-	p.await(t, 10*time.Second, "one evaluation of every rule", func() (bool, string) {
-		if err := p.api("rules", nil, &rules); err != nil {
-			return false, err.Error()
-		}
-		for _, g := range rules.Groups {
-			for _, r := range g.Rules {
-				if r.LastEvaluation.IsZero() || r.Health == "unknown" {
-					return false, g.Name + "/" + r.Name + " not evaluated yet"
-				}
-			}
-		}
-		return len(rules.Groups) > 0, "no rule group loaded"
-	})
-
+	p.awaitScrapes(t, 3)
+	rules := p.awaitRules(t)
 	t.Run("every rule of the file is loaded, healthy, and its expression valid", func(t *testing.T) {
-		var loaded []string
-		for _, g := range rules.Groups {
-			for _, r := range g.Rules {
-				name := g.Name + "/" + r.Name
-				loaded = append(loaded, name)
-				if r.Health != "ok" {
-					t.Errorf("%s: health %q: %s", name, r.Health, r.LastError)
-				}
-				n, err := p.query(r.Query)
-				switch {
-				case err != nil:
-					t.Errorf("%s: %s: %v", name, r.Query, err)
-				case r.Type == "recording" && n == 0:
-					// The dashboard plots every recording rule.
-					t.Errorf("%s: %s: no data on a healthy host", name, r.Query)
-				}
-			}
-		}
-		slices.Sort(loaded) // the API orders groups by name
-		want := rulesInFile(t)
-		slices.Sort(want)
-		if !slices.Equal(loaded, want) {
-			t.Errorf("Prometheus loaded rules %q, the file has %q", loaded, want)
-		}
+		p.checkRules(t, rules)
 	})
 
 	d := readDashboard(t)
@@ -595,5 +545,75 @@ func TestPrometheusScrapesAndEvaluatesEverything(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// awaitScrapes waits for n successful scrapes of cro-exporter in the last
+// minute.
+func (p *promServer) awaitScrapes(t *testing.T, n int) {
+	t.Helper()
+	p.await(t, 20*time.Second, fmt.Sprintf("%d successful scrapes of cro-exporter", n), func() (bool, string) {
+		var data struct {
+			Result []struct {
+				Value [2]any `json:"value"`
+			} `json:"result"`
+		}
+		err := p.api("query", url.Values{"query": {`sum_over_time(up{job="` + promJob + `"}[1m])`}}, &data)
+		if err != nil || len(data.Result) == 0 {
+			return false, fmt.Sprint("no scrape yet ", err)
+		}
+		got, _ := strconv.ParseFloat(fmt.Sprint(data.Result[0].Value[1]), 64)
+		return got >= float64(n), fmt.Sprintf("%v successful scrapes", got)
+	})
+}
+
+// awaitRules waits until every rule has been evaluated once, and returns
+// them.
+func (p *promServer) awaitRules(t *testing.T) promRules {
+	t.Helper()
+	var rules promRules
+	p.await(t, 10*time.Second, "one evaluation of every rule", func() (bool, string) {
+		if err := p.api("rules", nil, &rules); err != nil {
+			return false, err.Error()
+		}
+		for _, g := range rules.Groups {
+			for _, r := range g.Rules {
+				if r.LastEvaluation.IsZero() || r.Health == "unknown" {
+					return false, g.Name + "/" + r.Name + " not evaluated yet"
+				}
+			}
+		}
+		return len(rules.Groups) > 0, "no rule group loaded"
+	})
+	return rules
+}
+
+// checkRules checks that Prometheus loaded every rule of the file, each
+// healthy and its expression valid, and that every recording rule has data.
+func (p *promServer) checkRules(t *testing.T, rules promRules) {
+	t.Helper()
+	var loaded []string
+	for _, g := range rules.Groups {
+		for _, r := range g.Rules {
+			name := g.Name + "/" + r.Name
+			loaded = append(loaded, name)
+			if r.Health != "ok" {
+				t.Errorf("%s: health %q: %s", name, r.Health, r.LastError)
+			}
+			n, err := p.query(r.Query)
+			switch {
+			case err != nil:
+				t.Errorf("%s: %s: %v", name, r.Query, err)
+			case r.Type == "recording" && n == 0:
+				// The dashboard plots every recording rule.
+				t.Errorf("%s: %s: no data on a healthy host", name, r.Query)
+			}
+		}
+	}
+	slices.Sort(loaded) // the API orders groups by name
+	want := rulesInFile(t)
+	slices.Sort(want)
+	if !slices.Equal(loaded, want) {
+		t.Errorf("Prometheus loaded rules %q, the file has %q", loaded, want)
 	}
 }
