@@ -87,14 +87,19 @@ func newHost(t *testing.T) *host {
 	t.Helper()
 	skipShort(t, "runs the live daemon and its holders on a tmpfs it mounts, as root")
 	binaryPath(t) // built before any of the test's clocks start
-	h := &host{t: t, disk: smallDisk(t), state: privateDir(t)}
+	return hostOn(t, smallDisk(t))
+}
+
+// hostOn is a host whose disk path is disk, with a fresh state dir. Its
+// holders are killed at the test's end, after its daemons are and before
+// what was set up earlier (the tmpfs of disk) is undone.
+func hostOn(t *testing.T, disk string) *host {
+	h := &host{t: t, disk: disk, state: privateDir(t)}
 	owner, err := filepath.EvalSymlinks(h.state)
 	if err != nil {
 		t.Fatal(err)
 	}
 	h.owner = owner
-	// Registered after the tmpfs and before the daemons: it runs after
-	// the daemons are killed and before the tmpfs is unmounted.
 	t.Cleanup(h.killHolders)
 	return h
 }
