@@ -3,7 +3,10 @@
 GO      ?= go
 BIN     := bin/cro-exporter
 VERSION := $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-LDFLAGS := -X main.version=$(VERSION)
+BRANCH  := $(shell git rev-parse --abbrev-ref HEAD 2>/dev/null)
+# cro_build_info's version comes from main.version, its branch label from
+# prometheus/common/version, which client_golang's version collector reads.
+LDFLAGS := -X main.version=$(VERSION) -X github.com/prometheus/common/version.Branch=$(BRANCH)
 # make run keeps its state in the work tree, so it needs no root.
 RUN_ARGS ?= --state.dir=$(CURDIR)/.state
 # staticcheck, pinned; go run fetches it through the module proxy and

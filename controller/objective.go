@@ -1,8 +1,8 @@
 package controller
 
 import (
-	"math"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -28,10 +28,29 @@ const MaxPeriods = 1 << 16
 
 // Statistic names the objective as flags and metrics do: "mean", "p95",
 // "p99.9".
-func (o Objective) Statistic() string {
-	if o.Quantile == 0 {
+func (o Objective) Statistic() string { return Statistic(o.Quantile) }
+
+// Statistic names a quantile as flags and metrics write it: "mean" for 0,
+// else "p" and the percentile, "p95" for 0.95. The percentile's digits are
+// those of the shortest decimal that reads back as quantile, so that
+// p99.99999 is never shown rounded to p100, nor p0.00001 to p0, and what
+// is shown, given as a flag, is the same objective.
+func Statistic(quantile float64) string {
+	if quantile == 0 {
 		return "mean"
 	}
-	// Rounding hides float noise such as 94.99999999999999.
-	return "p" + strconv.FormatFloat(math.Round(o.Quantile*1e6)/1e4, 'f', -1, 64)
+	// Shifting the decimal point of the shortest form by two places is
+	// exact, where quantile*100 would add float noise (0.979*100 is
+	// 97.89999999999999).
+	s := strconv.FormatFloat(quantile, 'f', -1, 64)
+	whole, frac, _ := strings.Cut(s, ".")
+	frac += strings.Repeat("0", max(0, 2-len(frac)))
+	whole = strings.TrimLeft(whole+frac[:2], "0")
+	if whole == "" {
+		whole = "0"
+	}
+	if frac = frac[2:]; frac != "" {
+		return "p" + whole + "." + frac
+	}
+	return "p" + whole
 }

@@ -68,11 +68,7 @@ func benchCPUAccuracy(binary string, ncpu int) error {
 	defer h.stop()
 	time.Sleep(cpuSettle)
 
-	first, err := readCPUStat()
-	if err != nil {
-		return err
-	}
-	own0, err := processCPU(h.cmd.Process.Pid)
+	first, own0, err := cpuNow(h.cmd.Process.Pid)
 	if err != nil {
 		return err
 	}
@@ -120,20 +116,12 @@ func benchCPUContended(h *cpuHolder, ncpu int, otherSession bool) error {
 	}
 	defer stopAll(loops)
 	time.Sleep(2 * time.Second)
-	m0, err := readCPUStat()
-	if err != nil {
-		return err
-	}
-	b0, err := processCPU(h.cmd.Process.Pid)
+	m0, b0, err := cpuNow(h.cmd.Process.Pid)
 	if err != nil {
 		return err
 	}
 	time.Sleep(cpuContended)
-	b1, err := processCPU(h.cmd.Process.Pid)
-	if err != nil {
-		return err
-	}
-	m1, err := readCPUStat()
+	m1, b1, err := cpuNow(h.cmd.Process.Pid)
 	if err != nil {
 		return err
 	}
@@ -271,6 +259,16 @@ func machineBusyOver(d time.Duration) (float64, error) {
 	time.Sleep(d)
 	b, err := readCPUStat()
 	return b.busySince(a), err
+}
+
+// cpuNow reads the machine's CPU counters and process pid's CPU time, in
+// seconds, one after the other.
+func cpuNow(pid int) (machine cpuStat, process float64, err error) {
+	if machine, err = readCPUStat(); err != nil {
+		return machine, 0, err
+	}
+	process, err = processCPU(pid)
+	return machine, process, err
 }
 
 // processCPU is a process's user plus system time, in seconds, from

@@ -3,10 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -28,22 +25,12 @@ const (
 // nothing (every target 0), beside node_exporter's (cpu, meminfo and
 // filesystem collectors) over the same minute, both scraped alike.
 func benchIdle(binary string) error {
-	state, err := os.MkdirTemp("", "cro-bench")
+	b, err := startBeside()
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(state)
-	port, err := freePort()
-	if err != nil {
-		return err
-	}
-	node := exec.Command("prometheus-node-exporter", "--web.listen-address=127.0.0.1:"+port,
-		"--collector.disable-defaults", "--collector.cpu", "--collector.meminfo", "--collector.filesystem")
-	if err := node.Start(); err != nil {
-		return fmt.Errorf("starting node_exporter (apt-get install prometheus-node-exporter): %w", err)
-	}
-	defer stop(node)
-	c, err := startCro(binary, filepath.Join(state, "state"), "--disk.path="+state,
+	defer b.close()
+	c, err := startCro(binary, filepath.Join(b.dir, "state"), "--disk.path="+b.dir,
 		"--target.cpu=0", "--target.memory=0", "--target.disk=0")
 	if err != nil {
 		return err
@@ -51,8 +38,10 @@ func benchIdle(binary string) error {
 	defer stop(c.cmd)
 	time.Sleep(idleSettle)
 
-	urls := []string{c.url, "http://127.0.0.1:" + port + "/metrics"}
-	pids := []int{c.cmd.Process.Pid, node.Process.Pid}
+	urls := []string{c.url, b.nodeURL}
+	scraper := newScraper()
+	defer scraper.close()
+	pids := []int{c.cmd.Process.Pid, b.node.Process.Pid}
 	var before, after [2]time.Duration
 	for i, pid := range pids {
 		if before[i], err = cpuTime(pid); err != nil {
@@ -63,8 +52,8 @@ func benchIdle(binary string) error {
 	for at := time.Duration(0); at < idleFor; at += idleScrape {
 		time.Sleep(time.Until(start.Add(at)))
 		for _, url := range urls {
-			if err := scrapeOnce(url); err != nil {
-				return err
+			if err := scraper.scrape(url); err != nil {
+				return fmt.Errorf("scrape of %s: %w", url, err)
 			}
 		}
 	}
@@ -79,22 +68,6 @@ func benchIdle(binary string) error {
 	fmt.Printf("idle cost, nothing held, each scraped every %v for %v: cro-exporter %.1f ms of CPU (%.3f%% of one CPU);"+
 		" node_exporter cpu+meminfo+filesystem %.1f ms (%.3f%%) (goal: cro-exporter <= node_exporter + %.2f%% of one CPU: %s)\n",
 		idleScrape, idleFor, cro*1e3, 100*cro/took, nodeCPU*1e3, 100*nodeCPU/took, 100*idleGoal, met(cro <= nodeCPU+idleGoal*took))
-	return nil
-}
-
-// scrapeOnce GETs url and reads the body to the end.
-func scrapeOnce(url string) error {
-	resp, err := http.Get(url)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if _, err := io.Copy(io.Discard, resp.Body); err != nil {
-		return err
-	}
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("GET %s: %s", url, resp.Status)
-	}
 	return nil
 }
 

@@ -66,32 +66,7 @@ func benchP95(binary string) error {
 	defer terminate(c.cmd)
 	pid := c.cmd.Process.Pid
 
-	// The run: p95Run whole periods from the next boundary, the holders'
-	// CPU read at each.
-	first := time.Now().Truncate(p95Period).Add(p95Period)
-	time.Sleep(time.Until(first))
-	m0, err := readCPUStat()
-	if err != nil {
-		return err
-	}
-	own0, err := processCPU(pid)
-	if err != nil {
-		return err
-	}
-	prev := holdersBurnt(pid)
-	start := prev
-	var periods []float64
-	for i := 1; i <= p95Run; i++ {
-		time.Sleep(time.Until(first.Add(time.Duration(i) * p95Period)))
-		cur := holdersBurnt(pid)
-		periods = append(periods, (cur-prev)/(p95Period.Seconds()*float64(ncpu)))
-		prev = cur
-	}
-	m1, err := readCPUStat()
-	if err != nil {
-		return err
-	}
-	own1, err := processCPU(pid)
+	run, err := measureP95(pid, ncpu)
 	if err != nil {
 		return err
 	}
@@ -100,20 +75,58 @@ func benchP95(binary string) error {
 	if err != nil {
 		return err
 	}
-
 	// Other work comes and goes on a shared machine: the quieter baseline
 	// is the idle one.
-	idleBefore := idle
-	idle = min(idleBefore, idleAfter)
-	seconds := (p95Run * p95Period).Seconds()
-	burnt := prev - start
-	if idle >= p95Target-0.05 {
-		return fmt.Errorf("p95 burst cost: the idle machine was busy (%.4f before the run, %.4f after): no constant hold to compare with; rerun on a quiet machine", idleBefore, idleAfter)
+	if min(idle, idleAfter) >= p95Target-0.05 {
+		return fmt.Errorf("p95 burst cost: the idle machine was busy (%.4f before the run, %.4f after): no constant hold to compare with; rerun on a quiet machine", idle, idleAfter)
 	}
+	run.report(ncpu, idle, idleAfter)
+	return nil
+}
+
+// p95Measured is what the run of benchP95 measured.
+type p95Measured struct {
+	periods []float64 // the holders' share of the machine in each period
+	burnt   float64   // the holders' CPU-seconds over the run
+	busy    float64   // the machine's busy share over the run
+	own     float64   // the daemon's own CPU-seconds over the run
+}
+
+// measureP95 runs p95Run whole periods from the next boundary, reading the
+// CPU of the holders of the daemon pid at each.
+func measureP95(pid, ncpu int) (p95Measured, error) {
+	var m p95Measured
+	first := time.Now().Truncate(p95Period).Add(p95Period)
+	time.Sleep(time.Until(first))
+	m0, own0, err := cpuNow(pid)
+	if err != nil {
+		return m, err
+	}
+	prev := holdersBurnt(pid)
+	start := prev
+	for i := 1; i <= p95Run; i++ {
+		time.Sleep(time.Until(first.Add(time.Duration(i) * p95Period)))
+		cur := holdersBurnt(pid)
+		m.periods = append(m.periods, (cur-prev)/(p95Period.Seconds()*float64(ncpu)))
+		prev = cur
+	}
+	m1, own1, err := cpuNow(pid)
+	if err != nil {
+		return m, err
+	}
+	m.burnt, m.busy, m.own = prev-start, m1.busySince(m0), own1-own0
+	return m, nil
+}
+
+// report prints the run beside a constant hold at the target, with the
+// idle machine's busy share before and after it.
+func (m p95Measured) report(ncpu int, idleBefore, idleAfter float64) {
+	idle := min(idleBefore, idleAfter)
+	seconds := (p95Run * p95Period).Seconds()
 	constant := (p95Target - idle) * float64(ncpu) * seconds
-	added := (m1.busySince(m0) - idle) * float64(ncpu) * seconds
+	added := (m.busy - idle) * float64(ncpu) * seconds
 	bursts := 0
-	for _, s := range periods {
+	for _, s := range m.periods {
 		if s > p95Target/2 {
 			bursts++
 		}
@@ -124,16 +137,15 @@ func benchP95(binary string) error {
 	gap := n / p95Planned
 	expected := 1 / float64(gap) * (p95Target + p95Lift - idle) / (p95Target - idle) * (p95Period + p95Lead).Seconds() / p95Period.Seconds()
 	fmt.Printf("p95 burst cost: CPU p95 of %s periods over %s at %.2f on %d CPUs, idle %.4f: over %d periods (%.0f s) the holders burnt %.2f CPU-s in %d burst(s), a constant hold at the target %.2f CPU-s: ratio %.3f (a steady state, one burst every %d periods, %d of the window's %d planned: %.3f; the goal for 7 days of minutes: <= 0.10)\n",
-		p95Period, p95Window, p95Target, ncpu, idle, p95Run, seconds, burnt, bursts, constant, burnt/constant, gap, p95Planned, n, expected)
-	others := added - burnt - (own1 - own0)
+		p95Period, p95Window, p95Target, ncpu, idle, p95Run, seconds, m.burnt, bursts, constant, m.burnt/constant, gap, p95Planned, n, expected)
+	others := added - m.burnt - m.own
 	quiet := "a quiet run"
 	if others/(float64(ncpu)*seconds) > 0.01 || abs(idleBefore-idleAfter) > 0.01 {
 		quiet = "a NOISY run: other work moves the baseline, and carries periods above the target, which spares bursts; rerun on a quiet machine"
 	}
 	fmt.Printf("p95 burst cost: holders' share per period %s; the machine's busy CPU over the run minus the idle baseline: %.2f CPU-s, the daemon itself %.2f, others %+.2f (%s); idle baseline %.4f before, %.4f after\n",
-		formatRatios(periods), added, own1-own0, others, quiet, idleBefore, idleAfter)
+		formatRatios(m.periods), added, m.own, others, quiet, idleBefore, idleAfter)
 	fmt.Printf("p95 burst cost: a short window needs proportionally more bursts than a week of minutes (20 min of 15 s periods: 7 of 80 planned, about 9%%; 7 days of minutes: 556 of 10080, 5.5%%), so this ratio is an upper bound for real windows\n")
-	return nil
 }
 
 // holdersBurnt is the CPU time, in seconds, that the holders of the daemon

@@ -26,25 +26,14 @@ import (
 // scrapes sent as Prometheus sends them, then keep-alive scrape latency
 // with wrk.
 func benchScrape(binary string) error {
-	state, err := os.MkdirTemp("", "cro-bench")
+	b, err := startBeside()
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(state)
-	port, err := freePort()
-	if err != nil {
-		return err
-	}
-	node := exec.Command("prometheus-node-exporter", "--web.listen-address=127.0.0.1:"+port,
-		"--collector.disable-defaults", "--collector.cpu", "--collector.meminfo", "--collector.filesystem")
-	if err := node.Start(); err != nil {
-		return fmt.Errorf("starting node_exporter (apt-get install prometheus-node-exporter): %w", err)
-	}
-	defer stop(node)
-	nodeURL := "http://127.0.0.1:" + port + "/metrics"
+	defer b.close()
 	// A dry run, at the default interval: the scrape and the tick cost the
 	// same, and this machine holds nothing.
-	c, err := startCro(binary, state, "--dry-run")
+	c, err := startCro(binary, b.dir, "--dry-run")
 	if err != nil {
 		return err
 	}
@@ -56,20 +45,20 @@ func benchScrape(binary string) error {
 	// Idle: past the ticks at 0 and 15 s, and the give-way watcher's 120
 	// reads, before any scrape.
 	time.Sleep(time.Until(started.Add(idleAfter)))
-	croIdle, nodeIdle := memoryOf(c.cmd.Process.Pid), memoryOf(node.Process.Pid)
+	croIdle, nodeIdle := memoryOf(c.cmd.Process.Pid), memoryOf(b.node.Process.Pid)
 
 	// The same scrapes of each, at once, each on its own keep-alive
 	// connection.
 	var wg sync.WaitGroup
 	errs := make([]error, 2)
-	for i, url := range []string{c.url, nodeURL} {
+	for i, url := range []string{c.url, b.nodeURL} {
 		wg.Go(func() { errs[i] = scrapes(url, memoryScrapes) })
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
-	croAfter, nodeAfter := memoryOf(c.cmd.Process.Pid), memoryOf(node.Process.Pid)
+	croAfter, nodeAfter := memoryOf(c.cmd.Process.Pid), memoryOf(b.node.Process.Pid)
 	fmt.Printf("memory, idle %v after start: cro-exporter RSS %v; node_exporter %v (goal: cro-exporter <= node_exporter + 1 MiB: %s)\n",
 		idleAfter, croIdle, nodeIdle, met(croIdle.rss <= nodeIdle.rss+1))
 	fmt.Printf("memory, after %d scrapes (keep-alive, gzip, Prometheus' Accept): cro-exporter RSS %v; node_exporter %v (goal: cro-exporter <= node_exporter: %s)\n",
@@ -81,7 +70,7 @@ func benchScrape(binary string) error {
 		for _, t := range []struct {
 			url      string
 			p50, p99 *[]float64
-		}{{c.url, &croP50, &croP99}, {nodeURL, &nodeP50, &nodeP99}} {
+		}{{c.url, &croP50, &croP99}, {b.nodeURL, &nodeP50, &nodeP99}} {
 			p50, p99, err := wrk(t.url)
 			if err != nil {
 				return err
@@ -110,12 +99,51 @@ const (
 	prometheusAcceptEncoding = "gzip"
 )
 
-// scrapes GETs url n times, one after the other on one keep-alive
-// connection, with Prometheus' headers, and reads each (compressed) body
-// to the end.
-func scrapes(url string, n int) error {
-	client := &http.Client{Transport: &http.Transport{DisableCompression: true, MaxIdleConnsPerHost: 1}}
-	defer client.CloseIdleConnections()
+// beside is what the benches that set cro-exporter beside node_exporter
+// start from: a temporary dir, and node_exporter running with the
+// collectors that read what cro-exporter reads (cpu, meminfo and
+// filesystem) on a free loopback port.
+type beside struct {
+	dir     string
+	node    *exec.Cmd
+	nodeURL string // node_exporter's metrics
+}
+
+// startBeside makes the dir and starts node_exporter.
+func startBeside() (*beside, error) {
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	dir, err := os.MkdirTemp("", "cro-bench")
+	if err != nil {
+		return nil, err
+	}
+	node := exec.Command("prometheus-node-exporter", "--web.listen-address=127.0.0.1:"+port,
+		"--collector.disable-defaults", "--collector.cpu", "--collector.meminfo", "--collector.filesystem")
+	if err := node.Start(); err != nil {
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("starting node_exporter (apt-get install prometheus-node-exporter): %w", err)
+	}
+	return &beside{dir: dir, node: node, nodeURL: "http://127.0.0.1:" + port + "/metrics"}, nil
+}
+
+// close stops node_exporter and removes the dir.
+func (b *beside) close() {
+	stop(b.node)
+	os.RemoveAll(b.dir)
+}
+
+// scraper scrapes as Prometheus does: on one keep-alive connection, with
+// Prometheus' headers, reading each (compressed) body to the end.
+type scraper struct{ client *http.Client }
+
+func newScraper() scraper {
+	return scraper{&http.Client{Transport: &http.Transport{DisableCompression: true, MaxIdleConnsPerHost: 1}}}
+}
+
+// scrape GETs url once and checks that it is served, compressed.
+func (s scraper) scrape(url string) error {
 	req, err := http.NewRequest(http.MethodGet, url, nil)
 	if err != nil {
 		return err
@@ -123,18 +151,31 @@ func scrapes(url string, n int) error {
 	req.Header.Set("Accept", prometheusAccept)
 	req.Header.Set("Accept-Encoding", prometheusAcceptEncoding)
 	req.Header.Set("X-Prometheus-Scrape-Timeout-Seconds", "10")
+	resp, err := s.client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if _, err := io.Copy(io.Discard, resp.Body); err != nil {
+		return err
+	}
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Encoding") != "gzip" {
+		return fmt.Errorf("%s, Content-Encoding %q, want 200 and gzip", resp.Status, resp.Header.Get("Content-Encoding"))
+	}
+	return nil
+}
+
+// close closes the scraper's connection.
+func (s scraper) close() { s.client.CloseIdleConnections() }
+
+// scrapes GETs url n times, one after the other on one keep-alive
+// connection, as Prometheus does.
+func scrapes(url string, n int) error {
+	s := newScraper()
+	defer s.close()
 	for i := range n {
-		resp, err := client.Do(req)
-		if err != nil {
+		if err := s.scrape(url); err != nil {
 			return fmt.Errorf("scrape %d of %s: %w", i+1, url, err)
-		}
-		_, err = io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		if err != nil {
-			return fmt.Errorf("scrape %d of %s: %w", i+1, url, err)
-		}
-		if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Encoding") != "gzip" {
-			return fmt.Errorf("scrape %d of %s: %s, Content-Encoding %q, want 200 and gzip", i+1, url, resp.Status, resp.Header.Get("Content-Encoding"))
 		}
 	}
 	return nil

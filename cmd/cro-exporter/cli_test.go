@@ -23,27 +23,25 @@ import (
 	"github.com/cro-exporter/cro-exporter/controller"
 )
 
+// badInput is a command line, and an environment variable (NAME= unsets
+// it), that the daemon refuses at start: each of want must appear in the
+// one line it writes.
+type badInput struct {
+	name string
+	args []string
+	env  string
+	want []string
+}
+
 func TestBadInputExitsWithOneLineBeforeListening(t *testing.T) {
-	regular := filepath.Join(t.TempDir(), "file")
-	if err := os.WriteFile(regular, nil, 0o600); err != nil {
-		t.Fatal(err)
+	for _, tc := range append(badFlags(), badPaths(t)...) {
+		t.Run(tc.name, tc.refused)
 	}
-	badWebConfig := filepath.Join(t.TempDir(), "web.yml")
-	if err := os.WriteFile(badWebConfig, []byte("tls_server_config:\n  cert_file: /nonexistent.crt\n  key_file: /nonexistent.key\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	good := filepath.Join(fixtures, "small-8g")
-	files := badFiles(t)
-	// A fill dir on another filesystem than the disk path's temp dir; a
-	// start that wrongly went on would leave it behind, empty.
-	otherFS := fmt.Sprintf("/dev/shm/cro-exporter-test-fill-%d", os.Getpid())
-	t.Cleanup(func() { os.Remove(otherFS) })
-	for _, tc := range []struct {
-		name string
-		args []string
-		env  string
-		want []string // each must appear in the one line
-	}{
+}
+
+// badFlags are flag values the daemon refuses whatever the host.
+func badFlags() []badInput {
+	return []badInput{
 		{"an unknown flag", []string{"--no.such-flag"}, "", []string{"--no.such-flag"}},
 		{"a negative window", []string{"--window=-1d"}, "", []string{"--window", "-1d", "positive duration"}},
 		{"a zero interval", []string{"--interval=0"}, "", []string{"--interval", `"0"`, "positive duration"}},
@@ -71,6 +69,37 @@ func TestBadInputExitsWithOneLineBeforeListening(t *testing.T) {
 		{"a target above the ceiling from the environment", nil, "CRO_TARGET_DISK=0.5", []string{"--target.disk=0.50", "--ceiling=0.40"}},
 		{"a bad ratio from the environment", nil, "CRO_CEILING=2", []string{"ceiling", `"2"`}},
 		{"an unknown log level", []string{"--log.level=loud"}, "", []string{"--log.level", "loud"}},
+		{"an empty telemetry path", []string{"--web.telemetry-path="}, "", []string{"--web.telemetry-path", "start with /"}},
+		{"a telemetry path without its leading slash", []string{"--web.telemetry-path=metrics"}, "", []string{"--web.telemetry-path", `"metrics"`, "start with /"}},
+		{"an empty listen address", []string{"--web.listen-address="}, "", []string{"--web.listen-address", "empty"}},
+		{"an empty listen address among others", []string{"--web.listen-address=,"}, "", []string{"--web.listen-address", "empty"}},
+		{"a memory chunk of one byte", []string{"--holder.memory-chunk=1"}, "", []string{"--holder.memory-chunk=1B", "between 64MiB and 1GiB"}},
+		{"a memory chunk under 64MiB", []string{"--holder.memory-chunk=4MiB"}, "", []string{"--holder.memory-chunk=4MiB", "between 64MiB and 1GiB"}},
+		{"a memory reserve of more than all the memory", []string{"--memory.reserve=9TiB"}, "", []string{"--memory.reserve=9TiB", "MemTotal"}},
+		{"a memory reserve of all the memory", []string{"--memory.reserve=7966412KiB"}, "", []string{"--memory.reserve", "MemTotal"}},
+		{"a disk reserve of the whole filesystem", []string{"--disk.reserve=1000TiB"}, "", []string{"--disk.reserve=1000TiB", "size of the filesystem"}},
+		// The version flag takes no environment variable: the bad ceiling
+		// is found, rather than the version printed with exit 0.
+		{"CRO_VERSION in the environment", []string{"--ceiling=0"}, "CRO_VERSION=1", []string{"--ceiling", "above 0"}},
+	}
+}
+
+// badPaths are paths the daemon refuses, and the files they name.
+func badPaths(t *testing.T) []badInput {
+	regular := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(regular, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	badWebConfig := filepath.Join(t.TempDir(), "web.yml")
+	if err := os.WriteFile(badWebConfig, []byte("tls_server_config:\n  cert_file: /nonexistent.crt\n  key_file: /nonexistent.key\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	files := badFiles(t)
+	// A fill dir on another filesystem than the disk path's temp dir; a
+	// start that wrongly went on would leave it behind, empty.
+	otherFS := fmt.Sprintf("/dev/shm/cro-exporter-test-fill-%d", os.Getpid())
+	t.Cleanup(func() { os.Remove(otherFS) })
+	return []badInput{
 		{"a procfs without MemAvailable", []string{"--path.procfs=" + filepath.Join(fixtures, "broken-no-memavailable")}, "", []string{"--path.procfs", "meminfo", "MemAvailable"}},
 		{"a procfs without stat", []string{"--path.procfs=" + filepath.Join(fixtures, "broken-no-stat")}, "", []string{"--path.procfs", "stat"}},
 		{"a procfs that does not exist", []string{"--path.procfs=/nonexistent"}, "", []string{"--path.procfs", "/nonexistent"}},
@@ -88,63 +117,55 @@ func TestBadInputExitsWithOneLineBeforeListening(t *testing.T) {
 		{"a procfs whose meminfo is /dev/zero", []string{"--path.procfs=" + files.procMeminfoZero}, "", []string{"--path.procfs", "meminfo is a device, not a regular file"}},
 		{"a procfs whose pressure file is a FIFO", []string{"--path.procfs=" + files.procPressureFIFO}, "", []string{"--path.procfs", "pressure/cpu is a FIFO, not a regular file"}},
 		{"a procfs whose stat is 100 MB", []string{"--path.procfs=" + files.procStatLarge}, "", []string{"--path.procfs", "stat is larger than 16777216 bytes"}},
-		{"an empty telemetry path", []string{"--web.telemetry-path="}, "", []string{"--web.telemetry-path", "start with /"}},
-		{"a telemetry path without its leading slash", []string{"--web.telemetry-path=metrics"}, "", []string{"--web.telemetry-path", `"metrics"`, "start with /"}},
-		{"an empty listen address", []string{"--web.listen-address="}, "", []string{"--web.listen-address", "empty"}},
-		{"an empty listen address among others", []string{"--web.listen-address=,"}, "", []string{"--web.listen-address", "empty"}},
-		{"a memory chunk of one byte", []string{"--holder.memory-chunk=1"}, "", []string{"--holder.memory-chunk=1B", "between 64MiB and 1GiB"}},
-		{"a memory chunk under 64MiB", []string{"--holder.memory-chunk=4MiB"}, "", []string{"--holder.memory-chunk=4MiB", "between 64MiB and 1GiB"}},
-		{"a memory reserve of more than all the memory", []string{"--memory.reserve=9TiB"}, "", []string{"--memory.reserve=9TiB", "MemTotal"}},
-		{"a memory reserve of all the memory", []string{"--memory.reserve=7966412KiB"}, "", []string{"--memory.reserve", "MemTotal"}},
-		{"a disk reserve of the whole filesystem", []string{"--disk.reserve=1000TiB"}, "", []string{"--disk.reserve=1000TiB", "size of the filesystem"}},
 		{"a fill dir on another filesystem than the disk path", []string{"--disk.fill-dir=" + otherFS}, "", []string{"--disk.fill-dir=" + otherFS}},
-		// The version flag takes no environment variable: the bad ceiling
-		// is found, rather than the version printed with exit 0.
-		{"CRO_VERSION in the environment", []string{"--ceiling=0"}, "CRO_VERSION=1", []string{"--ceiling", "above 0"}},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			args := []string{"--path.procfs=" + good, "--disk.path=" + t.TempDir(), "--state.dir=" + privateDir(t)}
-			if !slices.ContainsFunc(tc.args, func(a string) bool { return strings.HasPrefix(a, "--web.listen-address") }) {
-				args = append(args, "--web.listen-address=127.0.0.1:0")
-			}
-			args = append(args, tc.args...)
-			if tc.env == "CRO_TARGET_DISK=0.5" {
-				args = append(args, "--ceiling=40%")
-			}
-			// A start that is not refused is killed, not waited for.
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			cmd := exec.CommandContext(ctx, binary, args...)
-			// Targets of 0, unless a case sets one: a start that wrongly
-			// goes on holds nothing on this machine. A case's NAME=
-			// unsets NAME.
-			cmd.Env = append(os.Environ(), "CRO_TARGET_CPU=0", "CRO_TARGET_MEMORY=0", "CRO_TARGET_DISK=0", tc.env)
-			if name, value, _ := strings.Cut(tc.env, "="); name != "" && value == "" {
-				cmd.Env = slices.DeleteFunc(cmd.Env, func(kv string) bool { return strings.HasPrefix(kv, name+"=") })
-			}
-			var stdout, stderr bytes.Buffer
-			cmd.Stdout, cmd.Stderr = &stdout, &stderr
-			err := cmd.Run()
-			var exit *exec.ExitError
-			if !errors.As(err, &exit) || exit.ExitCode() != exitUsage {
-				t.Fatalf("exit: %v, want status %d; stdout:\n%s\nstderr:\n%s", err, exitUsage, &stdout, &stderr)
-			}
-			if rss := grownRSS(t, cmd); rss > maxRefusedRSS {
-				t.Errorf("peak RSS %d MiB above --version's, want at most %d MiB: nothing read may grow with the file", rss>>20, maxRefusedRSS>>20)
-			}
-			if stdout.Len() > 0 {
-				t.Errorf("stdout: %q, want nothing", &stdout)
-			}
-			lines := strings.Split(strings.TrimSpace(stderr.String()), "\n")
-			if len(lines) != 1 {
-				t.Fatalf("stderr has %d lines, want one:\n%s", len(lines), &stderr)
-			}
-			for _, w := range tc.want {
-				if !strings.Contains(lines[0], w) {
-					t.Errorf("stderr %q lacks %q", lines[0], w)
-				}
-			}
-		})
+	}
+}
+
+// refused runs the daemon with tc's flags and environment, on a fixture
+// host, and checks that it exits with a usage error and the one line tc
+// wants, writing nothing to stdout and growing little.
+func (tc badInput) refused(t *testing.T) {
+	args := []string{"--path.procfs=" + filepath.Join(fixtures, "small-8g"), "--disk.path=" + t.TempDir(), "--state.dir=" + privateDir(t)}
+	if !slices.ContainsFunc(tc.args, func(a string) bool { return strings.HasPrefix(a, "--web.listen-address") }) {
+		args = append(args, "--web.listen-address=127.0.0.1:0")
+	}
+	args = append(args, tc.args...)
+	if tc.env == "CRO_TARGET_DISK=0.5" {
+		args = append(args, "--ceiling=40%")
+	}
+	// A start that is not refused is killed, not waited for.
+	bin := binaryPath(t) // built before the clock starts
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, args...)
+	// Targets of 0, unless a case sets one: a start that wrongly
+	// goes on holds nothing on this machine. A case's NAME=
+	// unsets NAME.
+	cmd.Env = append(os.Environ(), "CRO_TARGET_CPU=0", "CRO_TARGET_MEMORY=0", "CRO_TARGET_DISK=0", tc.env)
+	if name, value, _ := strings.Cut(tc.env, "="); name != "" && value == "" {
+		cmd.Env = slices.DeleteFunc(cmd.Env, func(kv string) bool { return strings.HasPrefix(kv, name+"=") })
+	}
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != exitUsage {
+		t.Fatalf("exit: %v, want status %d; stdout:\n%s\nstderr:\n%s", err, exitUsage, &stdout, &stderr)
+	}
+	if rss := grownRSS(t, cmd); rss > maxRefusedRSS {
+		t.Errorf("peak RSS %d MiB above --version's, want at most %d MiB: nothing read may grow with the file", rss>>20, maxRefusedRSS>>20)
+	}
+	if stdout.Len() > 0 {
+		t.Errorf("stdout: %q, want nothing", &stdout)
+	}
+	lines := strings.Split(strings.TrimSpace(stderr.String()), "\n")
+	if len(lines) != 1 {
+		t.Fatalf("stderr has %d lines, want one:\n%s", len(lines), &stderr)
+	}
+	for _, w := range tc.want {
+		if !strings.Contains(lines[0], w) {
+			t.Errorf("stderr %q lacks %q", lines[0], w)
+		}
 	}
 }
 
@@ -159,9 +180,9 @@ const maxRefusedRSS = 32 << 20
 // MiB under -race), so only the difference says what the child read.
 func grownRSS(t *testing.T, cmd *exec.Cmd) int64 {
 	t.Helper()
-	version := exec.Command(binary, "--version")
+	version := exec.Command(binaryPath(t), "--version")
 	if err := version.Run(); err != nil {
-		t.Fatalf("%s --version: %v", binary, err)
+		t.Fatalf("%s --version: %v", binaryPath(t), err)
 	}
 	return maxRSS(cmd) - maxRSS(version)
 }
@@ -222,7 +243,7 @@ func badFiles(t *testing.T) refusedFiles {
 }
 
 func TestHelpListsEveryFlagWithItsEnvironmentVariable(t *testing.T) {
-	out, err := exec.Command(binary, "--help").CombinedOutput()
+	out, err := exec.Command(binaryPath(t), "--help").CombinedOutput()
 	if err != nil {
 		t.Fatalf("--help: %v\n%s", err, out)
 	}
@@ -382,7 +403,7 @@ func TestWebConfigFileRequiresBasicAuth(t *testing.T) {
 }
 
 func TestSimulateSaysWhenAHostPassesAndAtWhatCost(t *testing.T) {
-	out, err := exec.Command(binary, "simulate", "--days=3").CombinedOutput()
+	out, err := exec.Command(binaryPath(t), "simulate", "--days=3").CombinedOutput()
 	if err != nil {
 		t.Fatalf("simulate: %v\n%s", err, out)
 	}
@@ -392,7 +413,7 @@ func TestSimulateSaysWhenAHostPassesAndAtWhatCost(t *testing.T) {
 		}
 	}
 	// A host already above its targets needs no holders.
-	out, err = exec.Command(binary, "simulate", "--days=2", "--spec=large", "--load=cpu=0.5,memory=0.5,disk=0.5", "--format=csv").CombinedOutput()
+	out, err = exec.Command(binaryPath(t), "simulate", "--days=2", "--spec=large", "--load=cpu=0.5,memory=0.5,disk=0.5", "--format=csv").CombinedOutput()
 	if err != nil {
 		t.Fatalf("simulate --format=csv: %v\n%s", err, out)
 	}
@@ -413,7 +434,7 @@ func TestSimulateSaysWhenAHostPassesAndAtWhatCost(t *testing.T) {
 
 func TestSimulateAPercentileAtAFractionOfAConstantHold(t *testing.T) {
 	// A sample a minute, one per audit period: a quarter of the ticks.
-	out, err := exec.Command(binary, "simulate", "--days=2", "--preset=oracle-always-free", "--interval=1m").CombinedOutput()
+	out, err := exec.Command(binaryPath(t), "simulate", "--days=2", "--preset=oracle-always-free", "--interval=1m").CombinedOutput()
 	if err != nil {
 		t.Fatalf("simulate: %v\n%s", err, out)
 	}
@@ -423,7 +444,7 @@ func TestSimulateAPercentileAtAFractionOfAConstantHold(t *testing.T) {
 			t.Errorf("simulate output lacks %q:\n%s", want, out)
 		}
 	}
-	out, err = exec.Command(binary, "simulate", "--days=3", "--preset=oracle-always-free", "--interval=1m", "--format=csv").CombinedOutput()
+	out, err = exec.Command(binaryPath(t), "simulate", "--days=3", "--preset=oracle-always-free", "--interval=1m", "--format=csv").CombinedOutput()
 	if err != nil {
 		t.Fatalf("simulate --format=csv: %v\n%s", err, out)
 	}
@@ -458,7 +479,7 @@ func TestSimulateFollowsATraceAndNamesItsBadLines(t *testing.T) {
 	good := filepath.Join(dir, "good.csv")
 	// Busy for the first day, idle after.
 	os.WriteFile(good, []byte("seconds,cpu,memory,disk\n0,0.6,0.6,0.6\n86400,0.01,0.1,0.1\n"), 0o600)
-	out, err := exec.Command(binary, "simulate", "--days=2", "--trace="+good, "--format=csv").CombinedOutput()
+	out, err := exec.Command(binaryPath(t), "simulate", "--days=2", "--trace="+good, "--format=csv").CombinedOutput()
 	if err != nil {
 		t.Fatalf("simulate --trace: %v\n%s", err, out)
 	}
@@ -467,7 +488,7 @@ func TestSimulateFollowsATraceAndNamesItsBadLines(t *testing.T) {
 	}
 	bad := filepath.Join(dir, "bad.csv")
 	os.WriteFile(bad, []byte("0,0.1,0.1,0.1\n60,0.1,1.5,0.1\n"), 0o600)
-	cmd := exec.Command(binary, "simulate", "--trace="+bad)
+	cmd := exec.Command(binaryPath(t), "simulate", "--trace="+bad)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	err = cmd.Run()
@@ -488,9 +509,10 @@ func TestSimulateRefusesATraceThatIsNotARegularFile(t *testing.T) {
 		{fifo, "is a FIFO, not a regular file"},
 		{"/dev/zero", "is a device, not a regular file"},
 	} {
+		bin := binaryPath(t) // built before the clock starts
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		cmd := exec.CommandContext(ctx, binary, "simulate", "--trace="+tc.path)
+		cmd := exec.CommandContext(ctx, bin, "simulate", "--trace="+tc.path)
 		var stderr bytes.Buffer
 		cmd.Stderr = &stderr
 		err := cmd.Run()

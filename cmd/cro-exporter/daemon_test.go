@@ -7,14 +7,13 @@ package main
 //     root), never on the machine's disk;
 //   - memory targets are computed from /proc/meminfo so that the ballast is
 //     a few hundred MiB, in 128 MiB chunks;
-//   - the CPU target is a few points above what the host uses, or 0 when
-//     the host is busy;
+//   - the CPU target is a few points above what the host uses, waiting a
+//     while for room for it, or 0 when the host stays busy;
 //   - every test kills, even when it fails, the daemon, then every holder
 //     process that is the daemon's child or is marked with the test's state
 //     dir (CRO_HOLDER_OWNER), then unmounts the tmpfs.
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -86,14 +85,20 @@ type host struct {
 func newHost(t *testing.T) *host {
 	t.Helper()
 	skipShort(t, "runs the live daemon and its holders on a tmpfs it mounts, as root")
-	h := &host{t: t, disk: smallDisk(t), state: privateDir(t)}
+	binaryPath(t) // built before any of the test's clocks start
+	return hostOn(t, smallDisk(t))
+}
+
+// hostOn is a host whose disk path is disk, with a fresh state dir. Its
+// holders are killed at the test's end, after its daemons are and before
+// what was set up earlier (the tmpfs of disk) is undone.
+func hostOn(t *testing.T, disk string) *host {
+	h := &host{t: t, disk: disk, state: privateDir(t)}
 	owner, err := filepath.EvalSymlinks(h.state)
 	if err != nil {
 		t.Fatal(err)
 	}
 	h.owner = owner
-	// Registered after the tmpfs and before the daemons: it runs after
-	// the daemons are killed and before the tmpfs is unmounted.
 	t.Cleanup(h.killHolders)
 	return h
 }
@@ -126,7 +131,7 @@ func (h *host) startIn(dirs []string, extra ...string) *exporter {
 // stderr goes to the buffer returned, and ctx's end kills it.
 func (h *host) spawn(ctx context.Context, extra ...string) (*exec.Cmd, *bytes.Buffer) {
 	h.t.Helper()
-	cmd := exec.CommandContext(ctx, binary, h.args(extra...)...)
+	cmd := exec.CommandContext(ctx, binaryPath(h.t), h.args(extra...)...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	stderr := new(bytes.Buffer)
 	cmd.Stderr = stderr
@@ -135,6 +140,20 @@ func (h *host) spawn(ctx context.Context, extra ...string) (*exec.Cmd, *bytes.Bu
 	}
 	h.daemons = append(h.daemons, cmd.Process.Pid)
 	return cmd, stderr
+}
+
+// track has h count cmd, a daemon started, among its own and kill it when
+// the test ends; the channel returned gets what its Wait returns, which a
+// test that takes it puts back for the cleanup.
+func (h *host) track(cmd *exec.Cmd) chan error {
+	h.daemons = append(h.daemons, cmd.Process.Pid)
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	h.t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-exited
+	})
+	return exited
 }
 
 func (h *host) fillDir() string { return filepath.Join(h.disk, ".cro-fill") }
@@ -326,14 +345,20 @@ func rss(pid int) int64 {
 	return 0
 }
 
-// meminfo is MemTotal and MemAvailable, in bytes.
-func meminfo(t *testing.T) (total, avail int64) {
+// hostProc is this machine's /proc.
+func hostProc(t *testing.T) procfs.FS {
 	t.Helper()
 	fs, err := procfs.NewDefaultFS()
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := fs.Meminfo()
+	return fs
+}
+
+// meminfo is MemTotal and MemAvailable, in bytes.
+func meminfo(t *testing.T) (total, avail int64) {
+	t.Helper()
+	m, err := hostProc(t).Meminfo()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -360,11 +385,7 @@ func memoryTarget(t *testing.T, ballast int64) string {
 // as the collector counts them.
 func cpuTimes(t *testing.T) (busy, total float64) {
 	t.Helper()
-	fs, err := procfs.NewDefaultFS()
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := fs.Stat()
+	st, err := hostProc(t).Stat()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -375,26 +396,55 @@ func cpuTimes(t *testing.T) (busy, total float64) {
 
 // cpuTarget is a --target.cpu a few points above the host's CPU usage, so
 // that the burner runs at a small duty, or 0 when the host is too busy for
-// a burner to run at all (other engineers' work on this shared machine).
+// a burner to run at all (other engineers' work on this shared machine, a
+// loaded CI runner): a test that cannot do without the burner fails on 0.
 //
 // The daemon plans the burner's duty from real CPU usage averaged over
 // minutes, which starts at the since-boot fraction of its first sample, and
 // gives way at once while real CPU is at or above the setpoint. A target of
 // since-boot + 0.06 thus caps the duty near 0.065, and the burner runs while
-// the host is under that target.
+// the host is under that target: cpuTarget waits for a moment when it is.
 func cpuTarget(t *testing.T) float64 {
 	t.Helper()
-	b0, t0 := cpuTimes(t)
-	time.Sleep(500 * time.Millisecond)
-	b1, t1 := cpuTimes(t)
-	sinceBoot, now := b0/t0, (b1-b0)/max(1, t1-t0)
+	b, total := cpuTimes(t)
+	sinceBoot := b / total
 	target := math.Round((sinceBoot+0.06)*1e4) / 1e4
-	if target > 0.85 || now > target-0.02 {
-		t.Logf("the host's CPU is busy (%.2f now, %.2f since boot): CPU target 0, no burner in this run", now, sinceBoot)
+	if target > 0.85 {
+		t.Logf("the host's CPU has been busy since boot (%.2f): CPU target 0, no burner in this run", sinceBoot)
+		return 0
+	}
+	now, ok := quietCPU(t, target-0.02)
+	if !ok {
+		t.Logf("the host's CPU stayed busy (%.2f now, %.2f since boot) for %s: CPU target 0, no burner in this run", now, sinceBoot, quietWait)
 		return 0
 	}
 	t.Logf("CPU %.3f now, %.3f since boot: CPU target %.4f", now, sinceBoot, target)
 	return target
+}
+
+// quietWait is how long quietCPU waits for the host's CPU to quieten.
+const quietWait = 30 * time.Second
+
+// quietCPU is the host's busy share of its CPUs over half a second, waiting
+// up to quietWait for a moment when it is at most limit, so that a test
+// that wants a CPU burner is not done out of one by a passing load; ok
+// tells whether that moment came.
+func quietCPU(t *testing.T, limit float64) (now float64, ok bool) {
+	t.Helper()
+	deadline := time.Now().Add(quietWait)
+	for {
+		b0, t0 := cpuTimes(t)
+		time.Sleep(500 * time.Millisecond)
+		b1, t1 := cpuTimes(t)
+		if now = (b1 - b0) / max(1, t1-t0); now <= limit {
+			return now, true
+		}
+		if time.Now().After(deadline) {
+			return now, false
+		}
+		t.Logf("the host's CPU is busy (%.2f, above %.2f): waiting for room for a burner", now, limit)
+		time.Sleep(time.Second)
+	}
 }
 
 func ratioFlag(r float64) string { return strconv.FormatFloat(r, 'f', 4, 64) }
@@ -574,20 +624,14 @@ func TestASecondDaemonRefusesNamingTheFirstsPid(t *testing.T) {
 	first := h.start(targets...)
 	firstPid := first.cmd.Process.Pid
 
-	second := exec.Command(binary, append([]string{"--web.listen-address=127.0.0.1:0", "--log.format=json"}, h.args(targets...)...)...)
+	second := exec.Command(binaryPath(t), append([]string{"--web.listen-address=127.0.0.1:0", "--log.format=json"}, h.args(targets...)...)...)
 	var stderr bytes.Buffer
 	second.Stderr = &stderr
 	started := time.Now()
 	if err := second.Start(); err != nil {
 		t.Fatal(err)
 	}
-	h.daemons = append(h.daemons, second.Process.Pid)
-	exited := make(chan error, 1)
-	go func() { exited <- second.Wait() }()
-	t.Cleanup(func() {
-		second.Process.Kill()
-		<-exited
-	})
+	exited := h.track(second)
 	var err error
 	select {
 	case err = <-exited:
@@ -616,7 +660,7 @@ func TestASecondDaemonRefusesNamingTheFirstsPid(t *testing.T) {
 // stderr after it.
 func recoverHostCmd(t *testing.T, state, disk string) (string, error) {
 	t.Helper()
-	cmd := exec.Command(binary, "--recover", "--state.dir="+state, "--disk.path="+disk)
+	cmd := exec.Command(binaryPath(t), "--recover", "--state.dir="+state, "--disk.path="+disk)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
@@ -713,80 +757,6 @@ func TestRecover(t *testing.T) {
 	}
 }
 
-// allocatorEnv makes TestHelperAllocator the memory-allocating helper
-// process of TestMemoryBallastGivesWayWithinASecond.
-const allocatorEnv = "CRO_TEST_ALLOCATOR"
-
-// Allocation steps of the helper: 100 MiB every 2 s, up to 500 MiB.
-const (
-	allocStep  = 100 * mib
-	allocSteps = 5
-	allocEvery = 2 * time.Second
-	allocFirst = 300 * time.Millisecond // after "go"
-)
-
-// TestHelperAllocator is not a test: run by TestMemoryBallastGivesWay..., it
-// says "alloc ready", waits for "go RESERVE" on stdin, then allocates
-// allocStep of anonymous memory every allocEvery, writing every page, and
-// prints after each step "alloc step N START END AVAIL UNDER": Unix
-// nanoseconds, MemAvailable in bytes right after, and when it first saw
-// MemAvailable under RESERVE bytes during the step or right after it (0:
-// never; it looks every 4 MiB). Then it says "alloc done" and holds the
-// memory until its stdin closes.
-func TestHelperAllocator(t *testing.T) {
-	if os.Getenv(allocatorEnv) != "1" {
-		t.Skip("the helper process of TestMemoryBallastGivesWayWithinASecond; it runs only when that test starts it")
-	}
-	in := bufio.NewScanner(os.Stdin)
-	fmt.Println("alloc ready")
-	var reserve int64
-	if !in.Scan() {
-		t.Fatal("stdin closed before \"go\"")
-	}
-	if _, err := fmt.Sscanf(in.Text(), "go %d", &reserve); err != nil {
-		t.Fatalf("stdin: %q: want \"go RESERVE\"", in.Text())
-	}
-	begin := time.Now()
-	page := os.Getpagesize()
-	for i := 1; i <= allocSteps; i++ {
-		time.Sleep(time.Until(begin.Add(allocFirst + time.Duration(i-1)*allocEvery)))
-		start := time.Now()
-		m, err := unix.Mmap(-1, 0, allocStep, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer unix.Munmap(m)
-		var under int64
-		look := func() int64 {
-			_, avail := meminfo(t)
-			if avail < reserve && under == 0 {
-				under = time.Now().UnixNano()
-			}
-			return avail
-		}
-		for off := 0; off < len(m); off += page {
-			m[off] = 1
-			if off%(4*mib) == 0 {
-				look()
-			}
-		}
-		end := time.Now()
-		avail := look()
-		fmt.Printf("alloc step %d %d %d %d %d\n", i, start.UnixNano(), end.UnixNano(), avail, under)
-	}
-	fmt.Println("alloc done")
-	for in.Scan() {
-	}
-}
-
-// allocStepDone is one step of the helper.
-type allocStepDone struct {
-	n          int
-	start, end time.Time
-	avail      int64     // MemAvailable right after
-	under      time.Time // when the helper first saw MemAvailable under the reserve; zero: never
-}
-
 // logLine is a line of the daemon's JSON log.
 type logLine struct {
 	Time            time.Time `json:"time"`
@@ -817,250 +787,6 @@ func settledMemAvailable(t *testing.T) (total, avail int64) {
 			return total, avail
 		}
 		time.Sleep(100 * time.Millisecond)
-	}
-}
-
-func TestMemoryBallastGivesWayWithinASecond(t *testing.T) {
-	h := newHost(t)
-
-	// The helper first: its start (TestMain builds the binary again) must
-	// not move MemAvailable while the test measures it.
-	helper := exec.Command(os.Args[0], "-test.run=^TestHelperAllocator$")
-	helper.Env = append(os.Environ(), allocatorEnv+"=1")
-	var helperStderr bytes.Buffer
-	helper.Stderr = &helperStderr
-	toHelper, err := helper.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	fromHelper, err := helper.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := helper.Start(); err != nil {
-		t.Fatal(err)
-	}
-	lines := make(chan string, 64)
-	var helperErr error
-	helperDone := make(chan struct{})
-	go func() {
-		sc := bufio.NewScanner(fromHelper)
-		for sc.Scan() {
-			if strings.HasPrefix(sc.Text(), "alloc ") {
-				lines <- sc.Text()
-			}
-		}
-		close(lines)
-		helperErr = helper.Wait()
-		close(helperDone)
-	}()
-	t.Cleanup(func() {
-		helper.Process.Kill()
-		<-helperDone
-	})
-	next := func(timeout time.Duration) string {
-		t.Helper()
-		select {
-		case l, ok := <-lines:
-			if !ok {
-				<-helperDone
-				t.Fatalf("the helper ended (%v):\n%s", helperErr, &helperStderr)
-			}
-			return l
-		case <-time.After(timeout):
-			t.Fatalf("no word from the helper within %s", timeout)
-		}
-		return ""
-	}
-	if l := next(60 * time.Second); l != "alloc ready" {
-		t.Fatalf("helper said %q, want \"alloc ready\"", l)
-	}
-
-	// Margins. The reserve is set 550 MiB under MemAvailable now. The
-	// ballast (~400 MiB, ~450 MiB resident with its processes' runtimes)
-	// fits under that. Each step then lowers MemAvailable by ~100 MiB, but
-	// on this kernel the first ~100-250 MiB allocated after a quiet spell
-	// hardly lower it (they take free pages its counters did not count yet;
-	// frees show up late the same way), so after the ballast and the first
-	// step MemAvailable stands ~100-200 MiB above the reserve, not ~0: the
-	// second, third or fourth step goes under, and one or two steps are
-	// spare. (With the 650 MiB first planned, the crossing came only at the
-	// fourth or fifth step with some tens of MiB to spare.) Other
-	// engineers' work moves MemAvailable too: if it takes memory, the
-	// ballast gives way earlier, and that is fine (a release outside the
-	// steps is not counted against one, and a step that goes under with no
-	// ballast left needs no release); if it frees 200 MiB or more
-	// meanwhile, no step may reach the reserve, and the test says so.
-	//
-	// MemAvailable read right after the helper's start (TestMain's go
-	// build) or an earlier test's holders still climbs for a second or
-	// two: wait until it is steady before setting the reserve.
-	total, avail0 := settledMemAvailable(t)
-	reserve := avail0 - 550*mib
-	target := memoryTarget(t, 400*mib)
-	// A tick also shrinks ballast that is over the reserve, logged as
-	// "holder load planned" and counted with reason reserve: at a 1 s
-	// interval it would race the watcher (which reads every 250 ms) for
-	// about one step in eight. A 10 s interval leaves the ~9 s of steps
-	// between the start and the first tick to the watcher alone, which is
-	// what this test is about, and the first tick then publishes its
-	// counters.
-	e := h.start("--interval=10s", "--target.cpu=0", "--target.disk=0", "--target.memory="+target,
-		fmt.Sprintf("--memory.reserve=%d", reserve))
-	started := time.Now()
-	// The daemon does not wait for its ballast to fill: wait until every
-	// chunk is resident.
-	var ballast int64
-	waitFor(t, 15*time.Second, "the ballast resident", func() (bool, string) {
-		ballast = 0
-		filled := true
-		for _, p := range h.holders() {
-			if p.kind() == "memory" {
-				size, _ := strconv.ParseInt(strings.TrimPrefix(p.argv[len(p.argv)-1], "--size="), 10, 64)
-				resident := rss(p.pid)
-				ballast += resident
-				filled = filled && resident >= size
-			}
-		}
-		return filled && ballast >= 256*mib, fmt.Sprintf("the daemon holds %d MiB of ballast, want about 400, every chunk resident (MemAvailable moved a lot during its start?)\n%v", ballast/mib, h.holders())
-	})
-	t.Logf("MemTotal %d MiB, MemAvailable %d MiB before the daemon, reserve %d MiB, ballast %d MiB resident",
-		total/mib, avail0/mib, reserve/mib, ballast/mib)
-
-	if _, err := fmt.Fprintf(toHelper, "go %d\n", reserve); err != nil {
-		t.Fatal(err)
-	}
-	var steps []allocStepDone
-	for len(steps) < allocSteps {
-		l := next(allocFirst + allocEvery + 10*time.Second)
-		var s allocStepDone
-		var start, end, under int64
-		if _, err := fmt.Sscanf(l, "alloc step %d %d %d %d %d", &s.n, &start, &end, &s.avail, &under); err != nil {
-			t.Fatalf("helper said %q: %v", l, err)
-		}
-		s.start, s.end = time.Unix(0, start), time.Unix(0, end)
-		if under != 0 {
-			s.under = time.Unix(0, under)
-		}
-		steps = append(steps, s)
-	}
-	if l := next(5 * time.Second); l != "alloc done" {
-		t.Fatalf("helper said %q, want \"alloc done\"", l)
-	}
-
-	// The first tick publishes what the watcher did.
-	var body string
-	waitFor(t, 15*time.Second, "a tick after the steps", func() (bool, string) {
-		body = e.metrics(t)
-		ts := value(body, "cro_last_sample_timestamp_seconds")
-		return ts > float64(started.UnixNano())/1e9, fmt.Sprintf("cro_last_sample_timestamp_seconds %v", ts)
-	})
-	tick := time.Unix(0, int64(value(body, "cro_last_sample_timestamp_seconds")*1e9))
-	if last := steps[len(steps)-1].end; tick.Before(last.Add(time.Second)) {
-		t.Logf("note: the first tick (%v) fell within 1 s of the last step's end (%v)", tick, last)
-	}
-	if n := value(body, `cro_holder_releases_total{reason="pressure",resource="memory"}`); !(n >= 1) {
-		t.Errorf(`cro_holder_releases_total{resource="memory",reason="pressure"} = %v, want 1 or more`, n)
-	} else {
-		t.Logf(`cro_holder_releases_total{resource="memory",reason="pressure"} %v at the first tick`, n)
-	}
-	if after := value(body, `cro_holder_bytes{resource="memory"}`); !(after < float64(ballast)) {
-		t.Errorf(`cro_holder_bytes{resource="memory"} = %v, want less than the %d bytes held before the helper`, after, ballast)
-	} else {
-		t.Logf("ballast %d MiB before the helper, %.0f MiB at the first tick", ballast/mib, after/mib)
-	}
-
-	// The helper is never OOM-killed: it exits 0 once its stdin closes.
-	toHelper.Close()
-	select {
-	case <-helperDone:
-		if helperErr != nil {
-			t.Errorf("the helper: %v (OOM-killed?)\n%s", helperErr, &helperStderr)
-		}
-	case <-time.After(10 * time.Second):
-		t.Errorf("the helper still runs 10 s after its stdin closed")
-	}
-
-	// The log, once the daemon has exited (its buffer is then ours).
-	if _, err := signalAndWait(t, e, syscall.SIGTERM, 5*time.Second); err != nil {
-		t.Errorf("exit after SIGTERM: %v", err)
-	}
-	var plans, releases []logLine // plans: every change of planned ballast
-	for l := range strings.Lines(e.stderr.String()) {
-		var line logLine
-		if json.Unmarshal([]byte(l), &line) != nil {
-			continue
-		}
-		switch {
-		case line.Msg == "memory ballast released" && line.Reason == "pressure":
-			releases = append(releases, line)
-			plans = append(plans, line)
-		case line.Msg == "holder load planned":
-			plans = append(plans, line)
-		}
-	}
-	planned := func(at time.Time) int64 { // the ballast planned at a moment
-		var b int64
-		for _, p := range plans {
-			if !p.Time.After(at) {
-				b = p.Memory
-			}
-		}
-		return b
-	}
-	var latencies []time.Duration
-	tied := map[time.Time]bool{}
-	for _, s := range steps {
-		// The watcher releases only when it sees MemAvailable under the
-		// reserve: a release from the step's start to a second after the
-		// step went under it (or ended) is this step's.
-		from, until := s.end, s.end
-		if !s.under.IsZero() {
-			from = s.under
-			if from.After(until) {
-				until = from
-			}
-		}
-		var rel *logLine
-		for i, r := range releases {
-			if !r.Time.Before(s.start) && !r.Time.After(until.Add(time.Second)) {
-				rel = &releases[i]
-				tied[r.Time] = true
-				break
-			}
-		}
-		step := fmt.Sprintf("step %d (%d MiB in all)", s.n, s.n*allocStep/mib)
-		switch {
-		case rel != nil:
-			latency := max(0, rel.Time.Sub(from))
-			latencies = append(latencies, latency)
-			t.Logf("%s: MemAvailable under the reserve %d MiB %v into the step, %d MiB after it; ballast released %v later: %d -> %d MiB",
-				step, reserve/mib, from.Sub(s.start).Round(time.Millisecond), s.avail/mib, latency.Round(time.Millisecond), rel.WasMemory/mib, rel.Memory/mib)
-		case s.avail >= reserve && s.under.IsZero():
-			t.Logf("%s: MemAvailable %d MiB, over the reserve", step, s.avail/mib)
-		case s.avail >= reserve:
-			t.Logf("%s: MemAvailable dipped under the reserve for a moment, %d MiB after the step; nothing to release", step, s.avail/mib)
-		case planned(s.start) == 0:
-			t.Logf("%s: MemAvailable %d MiB, under the reserve, with no ballast left to give", step, s.avail/mib)
-		default:
-			t.Errorf("%s (under the reserve at %v): MemAvailable %d MiB under the reserve %d MiB, and no \"memory ballast released\" within 1 s (ballast planned %d MiB; first tick %v)",
-				step, from.Format(time.StampMilli), s.avail/mib, reserve/mib, planned(s.start)/mib, tick.Format(time.StampMilli))
-		}
-	}
-	for _, r := range releases {
-		if !tied[r.Time] {
-			t.Logf("a further release, outside the steps' windows, at %v: MemAvailable %d MiB, ballast %d -> %d MiB",
-				r.Time.Format(time.StampMilli), r.MemoryAvailable/mib, r.WasMemory/mib, r.Memory/mib)
-		}
-	}
-	t.Logf("give-way latencies: %v", latencies)
-	if t.Failed() || os.Getenv("CRO_TEST_DUMP_LOG") != "" {
-		t.Logf("the daemon's log:\n%s", e.stderr)
-	}
-	if len(latencies) == 0 && !t.Failed() {
-		_, avail := meminfo(t)
-		t.Errorf("no step brought MemAvailable under the reserve while ballast was held (MemAvailable now %d MiB, %d MiB when the reserve was set): other work on the host moved it too much",
-			avail/mib, avail0/mib)
 	}
 }
 

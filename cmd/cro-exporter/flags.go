@@ -3,17 +3,14 @@ package main
 import (
 	"errors"
 	"fmt"
-	"maps"
-	"math"
+	"os"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/alecthomas/kong"
-	"github.com/prometheus/common/model"
 
 	"github.com/cro-exporter/cro-exporter/collector"
 	"github.com/cro-exporter/cro-exporter/controller"
@@ -89,7 +86,7 @@ func (c *CLI) Validate() error {
 		return errors.New("--ceiling must be above 0")
 	}
 	for _, r := range collector.Resources {
-		t, ok := presets[c.Preset].targets[r]
+		t, ok := controller.Presets[c.Preset].Targets[r]
 		if ok && c.targetFlags()[r] == nil && t > float64(c.Ceiling) {
 			return fmt.Errorf("--preset=%s sets a %s target of %s, above --ceiling=%s: lower --target.%[2]s or raise the ceiling", c.Preset, r, Ratio(t), c.Ceiling)
 		}
@@ -149,53 +146,18 @@ func (c *CLI) reserves(s collector.Sample) (memory, disk int64) {
 // for resources without one; resources with neither take their spec's
 // default.
 func (c *CLI) targets() map[collector.Resource]float64 {
-	targets := maps.Clone(presets[c.Preset].targets)
-	if targets == nil {
-		targets = map[collector.Resource]float64{}
-	}
+	given := map[collector.Resource]float64{}
 	for r, t := range c.targetFlags() {
 		if t != nil {
-			targets[r] = float64(*t)
+			given[r] = float64(*t)
 		}
 	}
-	return targets
+	return controller.Presets[c.Preset].WithTargets(given)
 }
 
 // targetFlags are the --target.* flags, nil where not given.
 func (c *CLI) targetFlags() map[collector.Resource]*Ratio {
 	return map[collector.Resource]*Ratio{collector.CPU: c.TargetCPU, collector.Memory: c.TargetMemory, collector.Disk: c.TargetDisk}
-}
-
-// preset is a known auditor's rule: the defaults it gives. A zero field,
-// or a resource it does not name, leaves the built-in default.
-type preset struct {
-	objectives map[collector.Resource]Statistic
-	window     time.Duration
-	period     time.Duration
-	targets    map[collector.Resource]float64
-}
-
-// The built-in defaults: the mean over 30 days at the spec's targets.
-const (
-	defaultWindow = 30 * 24 * time.Hour
-	defaultPeriod = time.Minute
-)
-
-// presets are the rules --preset names; the README gives their sources.
-var presets = map[string]preset{
-	// The mean of every resource over 30 days at the spec's targets.
-	"default": {},
-	// Oracle Cloud reclaims an Always Free instance that is idle for 7
-	// days: CPU under 20% at the 95th percentile, and on A1 shapes memory
-	// as well. Oracle names no period: the 1-minute means of its
-	// Monitoring service are assumed, and the same p95 for memory. It
-	// does not audit disk.
-	"oracle-always-free": {
-		objectives: map[collector.Resource]Statistic{collector.CPU: 0.95, collector.Memory: 0.95},
-		window:     7 * 24 * time.Hour,
-		period:     time.Minute,
-		targets:    map[collector.Resource]float64{collector.CPU: 0.20, collector.Memory: 0.20, collector.Disk: 0},
-	},
 }
 
 // objectives resolves the objective of every resource: a flag given wins,
@@ -235,7 +197,7 @@ func (c *CLI) objective(r collector.Resource) (Statistic, string) {
 	if given != nil {
 		return *given, fmt.Sprintf("--objective.%s=%s", r, *given)
 	}
-	s := presets[c.Preset].objectives[r]
+	s := Statistic(controller.Presets[c.Preset].Quantiles[r])
 	return s, fmt.Sprintf("--objective.%s=%s (of --preset=%s)", r, s, c.Preset)
 }
 
@@ -245,12 +207,12 @@ func (c *CLI) window(r collector.Resource) (time.Duration, string) {
 	if given != nil {
 		return c.resolve("--window."+string(r), given, 0, 0)
 	}
-	return c.resolve("--window", c.Window, presets[c.Preset].window, defaultWindow)
+	return c.resolve("--window", c.Window, controller.Presets[c.Preset].Window, controller.DefaultWindow)
 }
 
 // period is the audit period, and the flag it comes from.
 func (c *CLI) period() (time.Duration, string) {
-	return c.resolve("--audit.period", c.AuditPeriod, presets[c.Preset].period, defaultPeriod)
+	return c.resolve("--audit.period", c.AuditPeriod, controller.Presets[c.Preset].Period, controller.DefaultPeriod)
 }
 
 // resolve is a duration flag's value, and how messages name it: the value
@@ -301,7 +263,7 @@ func describe(o controller.Objective) string {
 	if o.Quantile == 0 {
 		return "mean over " + Duration(o.Window).String()
 	}
-	return fmt.Sprintf("%s of %s over %s", Statistic(o.Quantile), Duration(o.Period), Duration(o.Window))
+	return fmt.Sprintf("%s of %s over %s", o.Statistic(), Duration(o.Period), Duration(o.Window))
 }
 
 // HolderCmd is the hidden holder subcommands: stable, so that tests and
@@ -315,144 +277,41 @@ type HolderCmd struct {
 	} `cmd:"" name:"cpu" help:"Burn a share of the machine under SCHED_IDLE; stdin sets it with \"duty R\"."`
 }
 
-// Ratio is a fraction 0..1, written as 0.4 or 40%.
-type Ratio float64
+// GenerateCmd is the hidden `generate` command: what the packages install
+// beside the binary, made from the CLI's kong model, so that a flag added
+// to CLI is in every one of them without anyone writing it down. Each is
+// written to stdout.
+type GenerateCmd struct {
+	Man      generator `cmd:"" help:"The man page cro-exporter(1), in roff."`
+	Bash     generator `cmd:"" help:"The bash completion."`
+	Zsh      generator `cmd:"" help:"The zsh completion."`
+	Fish     generator `cmd:"" help:"The fish completion."`
+	Defaults generator `cmd:"" help:"The packages' /etc/default/cro-exporter: every flag as its environment variable, commented out with its default."`
+}
 
-// UnmarshalText parses a ratio.
-func (r *Ratio) UnmarshalText(text []byte) error {
-	s := string(text)
-	num, percent := strings.CutSuffix(s, "%")
-	v, err := strconv.ParseFloat(num, 64)
-	if percent {
-		v /= 100
+// generator is one of generate's subcommands. It runs as a kong hook, as
+// --help and --version do: before the environment is read or the flags are
+// validated, so that no CRO_ variable of the shell that builds a package
+// can change or refuse what is generated; it writes to kong's stdout and
+// exits through kong.
+type generator struct{}
+
+// BeforeReset writes what the command at path names.
+func (generator) BeforeReset(app *kong.Kong, path *kong.Path) error {
+	if err := generate(app.Stdout, app.Model, path.Command.Name, version, sourceDate()); err != nil {
+		return err
 	}
-	if err != nil || math.IsNaN(v) || v < 0 || v > 1 {
-		return fmt.Errorf("%q is not a ratio between 0 and 1 (0.4 or 40%%)", s)
-	}
-	*r = Ratio(v)
+	app.Exit(0)
 	return nil
 }
 
-// String formats the ratio as a percentage, as it was most likely written.
-func (r Ratio) String() string {
-	// Rounding hides float noise such as 7.000000000000001%.
-	return strconv.FormatFloat(math.Round(float64(r)*1e8)/1e6, 'f', -1, 64) + "%"
-}
-
-// Statistic is what an auditor computes of a resource's usage: the mean
-// (0), or a percentile of audit period means, kept as its quantile (0.95
-// for p95). It is written mean, p95 or p99.9.
-type Statistic float64
-
-// percentile is the form of a percentile: digits, with decimals or not.
-var percentile = regexp.MustCompile(`^p([0-9]{1,2})(?:\.([0-9]{1,9}))?$`)
-
-// UnmarshalText parses a statistic.
-func (s *Statistic) UnmarshalText(text []byte) error {
-	if string(text) == "mean" {
-		*s = 0
-		return nil
+// sourceDate is the man page's date: SOURCE_DATE_EPOCH when set (the
+// reproducible-builds convention; the Makefile sets it to the commit's
+// time), otherwise none.
+func sourceDate() time.Time {
+	s, err := strconv.ParseInt(os.Getenv("SOURCE_DATE_EPOCH"), 10, 64)
+	if err != nil {
+		return time.Time{}
 	}
-	m := percentile.FindSubmatch(text)
-	if m == nil {
-		return fmt.Errorf("%q is not mean or a percentile pNN with 0 < NN < 100, such as p95 or p99.9", text)
-	}
-	// The digits as a whole number over a power of ten, both exact, so
-	// that the quotient is the float nearest the decimal: p99.9 is 999/1000,
-	// exactly the 0.999 a Go literal makes, where 99.9/100 is
-	// 0.9990000000000001.
-	n, _ := strconv.ParseUint(string(m[1])+string(m[2]), 10, 64)
-	if n == 0 {
-		return fmt.Errorf("%q is not a percentile pNN with 0 < NN < 100, such as p95 or p99.9", text)
-	}
-	*s = Statistic(float64(n) / math.Pow10(len(m[2])+2))
-	return nil
-}
-
-// Quantile is the percentile as a fraction (0.95 for p95), 0 for the mean.
-func (s Statistic) Quantile() float64 { return float64(s) }
-
-// String formats the statistic as it is written: mean, p95, p99.9.
-func (s Statistic) String() string {
-	if s == 0 {
-		return "mean"
-	}
-	// Rounding hides float noise: 0.979*100 is 97.89999999999999.
-	return "p" + strconv.FormatFloat(math.Round(float64(s)*100*1e9)/1e9, 'f', -1, 64)
-}
-
-// Duration is a positive duration in Prometheus' forms: 15s, 1h30m, 30d.
-type Duration model.Duration
-
-// UnmarshalText parses a duration.
-func (d *Duration) UnmarshalText(text []byte) error {
-	v, err := model.ParseDuration(string(text))
-	if err != nil || v <= 0 {
-		return fmt.Errorf("%q is not a positive duration such as 15s, 5m or 30d", text)
-	}
-	*d = Duration(v)
-	return nil
-}
-
-// D is the duration as a time.Duration.
-func (d Duration) D() time.Duration { return time.Duration(d) }
-
-// String formats the duration in Prometheus' form, in days at most, as
-// windows are given: 7d rather than 1w, 30d rather than 4w2d.
-func (d Duration) String() string {
-	var b strings.Builder
-	rest := time.Duration(d)
-	for _, u := range []struct {
-		name string
-		d    time.Duration
-	}{{"d", 24 * time.Hour}, {"h", time.Hour}, {"m", time.Minute}, {"s", time.Second}, {"ms", time.Millisecond}} {
-		if n := rest / u.d; n > 0 {
-			fmt.Fprintf(&b, "%d%s", n, u.name)
-			rest -= n * u.d
-		}
-	}
-	if b.Len() == 0 {
-		return "0s"
-	}
-	return b.String()
-}
-
-// Size is a number of bytes, written as 1073741824, 512MiB or 1GiB; KB, MB,
-// GB and TB mean the same binary units as KiB, MiB, GiB and TiB.
-type Size int64
-
-var sizeUnits = map[string]float64{
-	"": 1, "B": 1,
-	"KiB": 1 << 10, "KB": 1 << 10,
-	"MiB": 1 << 20, "MB": 1 << 20,
-	"GiB": 1 << 30, "GB": 1 << 30,
-	"TiB": 1 << 40, "TB": 1 << 40,
-}
-
-// UnmarshalText parses a size.
-func (s *Size) UnmarshalText(text []byte) error {
-	str := string(text)
-	num := strings.TrimRight(str, "KMGTiB")
-	unit, known := sizeUnits[str[len(num):]]
-	v, err := strconv.ParseFloat(num, 64)
-	if !known || err != nil || math.IsNaN(v) || v < 0 || v*unit > math.MaxInt64 {
-		return fmt.Errorf("%q is not a size such as 512MiB or 1GiB", str)
-	}
-	*s = Size(math.Round(v * unit))
-	return nil
-}
-
-// String formats the size in the largest binary unit it fills, with two
-// decimals where it is not whole in it.
-func (s Size) String() string {
-	for _, u := range []string{"TiB", "GiB", "MiB", "KiB"} {
-		n := int64(sizeUnits[u])
-		switch {
-		case s != 0 && int64(s)%n == 0:
-			return strconv.FormatInt(int64(s)/n, 10) + u
-		case int64(s) >= n:
-			return strconv.FormatFloat(float64(s)/float64(n), 'f', 2, 64) + u
-		}
-	}
-	return strconv.FormatInt(int64(s), 10) + "B"
+	return time.Unix(s, 0).UTC()
 }

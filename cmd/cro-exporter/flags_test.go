@@ -1,7 +1,6 @@
 package main
 
 import (
-	"fmt"
 	"os"
 	"strconv"
 	"strings"
@@ -14,85 +13,6 @@ import (
 	"github.com/cro-exporter/cro-exporter/collector"
 	"github.com/cro-exporter/cro-exporter/controller"
 )
-
-func TestRatioSizeAndDurationParse(t *testing.T) {
-	for _, tc := range []struct {
-		in   string
-		into interface{ UnmarshalText([]byte) error }
-		want any // a value, or "error"
-	}{
-		{"0.4", new(Ratio), Ratio(0.4)},
-		{"40%", new(Ratio), Ratio(0.4)},
-		{"0", new(Ratio), Ratio(0)},
-		{"100%", new(Ratio), Ratio(1)},
-		{"150%", new(Ratio), "error"},
-		{"-0.1", new(Ratio), "error"},
-		{"NaN", new(Ratio), "error"},
-		{"", new(Ratio), "error"},
-		{"512MiB", new(Size), Size(512 << 20)},
-		{"512MB", new(Size), Size(512 << 20)},
-		{"1GiB", new(Size), Size(1 << 30)},
-		{"1.5GB", new(Size), Size(3 << 29)},
-		{"4096", new(Size), Size(4096)},
-		{"-1GiB", new(Size), "error"},
-		{"1 GiB", new(Size), "error"},
-		{"1Gi", new(Size), "error"},
-		{"lots", new(Size), "error"},
-		{"15s", new(Duration), Duration(15 * time.Second)},
-		{"30d", new(Duration), Duration(30 * 24 * time.Hour)},
-		{"1h30m", new(Duration), Duration(90 * time.Minute)},
-		{"0", new(Duration), "error"},
-		{"-1d", new(Duration), "error"},
-		{"15", new(Duration), "error"},
-	} {
-		err := tc.into.UnmarshalText([]byte(tc.in))
-		if tc.want == "error" {
-			if err == nil || !strings.Contains(err.Error(), tc.in) {
-				t.Errorf("%T %q: error %v, want one quoting the input", tc.into, tc.in, err)
-			}
-			continue
-		}
-		if err != nil {
-			t.Errorf("%T %q: %v", tc.into, tc.in, err)
-			continue
-		}
-		var got any
-		switch v := tc.into.(type) {
-		case *Ratio:
-			got = *v
-		case *Size:
-			got = *v
-		case *Duration:
-			got = *v
-		}
-		if got != tc.want {
-			t.Errorf("%T %q = %v, want %v", tc.into, tc.in, got, tc.want)
-		}
-	}
-}
-
-func TestDurationStringReadsAsWindowsAreGiven(t *testing.T) {
-	for in, want := range map[time.Duration]string{
-		30 * 24 * time.Hour: "30d", 7 * 24 * time.Hour: "7d", 25 * time.Hour: "1d1h", 90 * time.Minute: "1h30m",
-		15 * time.Second: "15s", 1500 * time.Millisecond: "1s500ms", 0: "0s",
-	} {
-		if got := Duration(in).String(); got != want {
-			t.Errorf("Duration(%v) = %q, want %q", in, got, want)
-		}
-		var back Duration
-		if err := back.UnmarshalText([]byte(want)); in > 0 && (err != nil || back.D() != in) {
-			t.Errorf("%q parses as %v, %v; want %v", want, back.D(), err, in)
-		}
-	}
-}
-
-func TestSizeStringReadsLikeItsInput(t *testing.T) {
-	for in, want := range map[Size]string{1 << 30: "1GiB", 512 << 20: "512MiB", 3 << 29: "1.50GiB", 8160437862: "7.60GiB", 100: "100B"} {
-		if got := in.String(); got != want {
-			t.Errorf("Size(%d) = %q, want %q", int64(in), got, want)
-		}
-	}
-}
 
 func TestUsageNamesEachResourceAndKeepsTheOthersIdle(t *testing.T) {
 	var u Usage
@@ -133,25 +53,6 @@ func TestParseTrace(t *testing.T) {
 	} {
 		if _, err := parseTrace(strings.NewReader(tc.in)); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: error %v, want one naming %q", name, err, tc.want)
-		}
-	}
-}
-
-func TestStatisticParse(t *testing.T) {
-	for in, want := range map[string]Statistic{"mean": 0, "p95": 0.95, "p50": 0.5, "p99.9": 0.999, "p99": 0.99, "p0.5": 0.005, "p55": 0.55, "p97.9": 0.979, "p99.99": 0.9999} {
-		var s Statistic
-		if err := s.UnmarshalText([]byte(in)); err != nil {
-			t.Errorf("%q: %v", in, err)
-			continue
-		}
-		if s.Quantile() != float64(want) || s.String() != in {
-			t.Errorf("%q = %v (%s), want %v", in, s.Quantile(), s, float64(want))
-		}
-	}
-	for _, bad := range []string{"p0", "p0.0", "p100", "p101", "p100.0", "pfoo", "95", "P95", "p-5", "p95%", "p", "", "p1e1", "p.5", "p95.", "p 95", "pInf", "median"} {
-		var s Statistic
-		if err := s.UnmarshalText([]byte(bad)); err == nil || !strings.Contains(err.Error(), fmt.Sprintf("%q", bad)) {
-			t.Errorf("%q: error %v, want one quoting the input", bad, err)
 		}
 	}
 }

@@ -19,6 +19,8 @@ import (
 	"github.com/alecthomas/kong"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	versioncollector "github.com/prometheus/client_golang/prometheus/collectors/version"
+	commonversion "github.com/prometheus/common/version"
 
 	"github.com/cro-exporter/cro-exporter/collector"
 	"github.com/cro-exporter/cro-exporter/controller"
@@ -123,10 +125,10 @@ func daemon(ctx context.Context, cli *CLI, logger *slog.Logger) (err error) {
 	signal.Ignore(syscall.SIGPIPE)
 	// The give-way watcher reads /proc four times a second, so the heap
 	// grows to the collector's 4 MiB floor (at GOGC 100) however little
-	// is live. Half of it, 2 MiB, is ample for what stays live: idle RSS
-	// 30 s after start went from 18.3 to 16.5-16.9 MiB (cro-bench), for
-	// collections about twice as often, each about 1 ms of CPU (gctrace).
-	// GOGC, when set, still wins.
+	// is live. Half of it, 2 MiB, is ample for what stays live, and the
+	// idle RSS (cro-bench idle measures it) is what the host pays for
+	// the daemon all day; the price, collections about twice as often,
+	// is a millisecond of CPU or so each. GOGC, when set, still wins.
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(50)
 	}
@@ -402,50 +404,13 @@ func (m managed) Usage() (controller.HolderUsage, error) {
 	return controller.HolderUsage(u), err
 }
 
-// errIncomplete is --recover's failure: its report names what is left.
-var errIncomplete = errors.New("recovery incomplete: see the report")
-
-// recoverHost is --recover: it stops the daemon and every holder, removes
-// every fill file, keeps the averages, and reports, with the host's usage
-// after.
-func recoverHost(cli *CLI, w io.Writer, logger *slog.Logger) error {
-	// Whatever is in a state dir that is not ours cannot tell what is ours.
-	if err := controller.CheckStateDir(cli.StateDir, false); err != nil {
-		return usageError{fmt.Errorf("--state.dir=%s: %w", cli.StateDir, err)}
-	}
-	rep, err := holder.Recover(holderConfig(cli, logger))
-	if err != nil {
-		return err
-	}
-	rep.WriteTo(w)
-	if reader, err := newReader(cli); err == nil {
-		if s, err := reader.Read(time.Now()); err == nil {
-			fmt.Fprintf(w, "Host usage now: CPU %s (since boot), memory %s, disk %s.\n",
-				pct(s.Usage(collector.CPU)), pct(s.Usage(collector.Memory)), pct(s.Usage(collector.Disk)))
-		}
-	}
-	if rep.Failed() {
-		return errIncomplete
-	}
-	return nil
-}
-
-// buildInfo is cro_build_info: the version, the VCS revision Go stamped into
-// the binary, and the Go version.
+// buildInfo is cro_build_info: client_golang's version collector, as
+// node_exporter exports it, labeled by our version (which -X main.version
+// sets), the VCS revision Go stamped into the binary, the branch (which
+// make build sets with -X on prometheus/common/version.Branch), the Go
+// version, the platform and the build tags. The collector reads the
+// version from prometheus/common/version, so ours is set there first.
 func buildInfo() prometheus.Collector {
-	revision := "unknown"
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		for _, s := range bi.Settings {
-			if s.Key == "vcs.revision" {
-				revision = s.Value
-			}
-		}
-	}
-	g := prometheus.NewGauge(prometheus.GaugeOpts{
-		Name:        "cro_build_info",
-		Help:        "A metric with a constant '1' value labeled by the version, revision and Go version cro-exporter was built from.",
-		ConstLabels: prometheus.Labels{"version": version, "revision": revision, "goversion": runtime.Version()},
-	})
-	g.Set(1)
-	return g
+	commonversion.Version = version
+	return versioncollector.NewCollector("cro")
 }

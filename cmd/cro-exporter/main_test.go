@@ -24,26 +24,42 @@ import (
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
 
-// binary is the real cro-exporter, built once for every test here.
-var binary string
-
 func TestMain(m *testing.M) {
 	flag.Parse()
-	dir, err := os.MkdirTemp("", "cro-exporter-test")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	binary = filepath.Join(dir, "cro-exporter")
-	build := exec.Command("go", "build", "-o", binary, ".")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "building cro-exporter:", err)
-		os.Exit(1)
-	}
 	code := m.Run()
-	os.RemoveAll(dir)
+	if built.dir != "" {
+		os.RemoveAll(built.dir)
+	}
 	os.Exit(code)
+}
+
+// built is the cro-exporter binary the tests run, built once, by the first
+// test that needs it: a -short run of tests that need none builds nothing.
+var built struct {
+	once      sync.Once
+	dir, path string
+	err       error
+}
+
+// binaryPath is the cro-exporter binary, built from this package the
+// first time a test asks for it; a build that fails fails every test that
+// asks.
+func binaryPath(t testing.TB) string {
+	t.Helper()
+	built.once.Do(func() {
+		if built.dir, built.err = os.MkdirTemp("", "cro-exporter-test"); built.err != nil {
+			return
+		}
+		built.path = filepath.Join(built.dir, "cro-exporter")
+		out, err := exec.Command("go", "build", "-o", built.path, ".").CombinedOutput()
+		if err != nil {
+			built.err = fmt.Errorf("%w\n%s", err, out)
+		}
+	})
+	if built.err != nil {
+		t.Fatalf("building cro-exporter: %v", built.err)
+	}
+	return built.path
 }
 
 // skipShort skips the test under go test -short, saying why: it runs the
@@ -89,7 +105,7 @@ func startWrapped(t *testing.T, wrapper []string, args ...string) *exporter {
 		"--web.listen-address=127.0.0.1:0", "--log.format=json",
 		"--state.dir=" + privateDir(t), "--disk.path=" + t.TempDir(),
 	}, args...)
-	argv := append(append(slices.Clone(wrapper), binary), args...)
+	argv := append(append(slices.Clone(wrapper), binaryPath(t)), args...)
 	cmd := exec.Command(argv[0], argv[1:]...)
 	// Should the test binary die (a -timeout), the daemon dies with it, and
 	// its holders with the daemon.
@@ -130,7 +146,8 @@ func startWrapped(t *testing.T, wrapper []string, args ...string) *exporter {
 	return e
 }
 
-// logBuffer is the daemon's log, written as it runs and read by the test.
+// logBuffer is a process's output (the daemon's log, Prometheus'), written
+// as it runs and read by the test.
 type logBuffer struct {
 	mu  sync.Mutex
 	buf bytes.Buffer
@@ -186,7 +203,7 @@ func golden(body string) string {
 		}
 		if m := volatile.FindString(line); m != "" {
 			line = m + "<volatile>\n"
-			line = regexp.MustCompile(`revision="[^"]*"|version="[^"]*"|goversion="[^"]*"`).ReplaceAllStringFunc(line, func(l string) string {
+			line = regexp.MustCompile(`(revision|version|goversion|branch|goos|goarch|tags)="[^"]*"`).ReplaceAllStringFunc(line, func(l string) string {
 				return l[:strings.Index(l, "=")] + `="<volatile>"`
 			})
 		}

@@ -11,7 +11,6 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -47,13 +46,7 @@ func TestAPercentileIsHeldByBurstsAsTheAuditorComputesIt(t *testing.T) {
 	skipShort(t, "runs the live daemon, node_exporter and a real Prometheus for about 2 minutes")
 	// A host without the tmpfs of newHost: the disk target is 0, so
 	// nothing is filled, and the test needs no root.
-	h := &host{t: t, state: privateDir(t), disk: t.TempDir()}
-	owner, err := filepath.EvalSymlinks(h.state)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h.owner = owner
-	t.Cleanup(h.killHolders) // after the daemon is killed
+	h := hostOn(t, t.TempDir())
 
 	node := startNodeExporter(t)
 	addr := "127.0.0.1:" + freePort(t)
@@ -86,8 +79,6 @@ func TestAPercentileIsHeldByBurstsAsTheAuditorComputesIt(t *testing.T) {
 	// of e2ePeriods periods, so that it holds e2ePeriods steps whether
 	// its start is inclusive or not.
 	span := fmt.Sprintf("[%ds:%ds]", int((e2ePeriods*e2ePeriod).Seconds())-1, int(e2ePeriod.Seconds()))
-	raw := fmt.Sprintf("[%ds]", int((e2ePeriods * e2ePeriod).Seconds()))
-	perSecond := fmt.Sprintf("[%ds:1s]", int((e2ePeriods*e2ePeriod).Seconds())-1)
 	at := end.Unix()
 	machine := p.series(t, at, "("+e2eBusy+")"+span)
 	holders := p.series(t, at, fmt.Sprintf(`avg_over_time(cro_holder_usage_ratio{resource="cpu"}[%ds])`, int(e2ePeriod.Seconds()))+span)
@@ -95,9 +86,32 @@ func TestAPercentileIsHeldByBurstsAsTheAuditorComputesIt(t *testing.T) {
 		t.Fatalf("the machine's busy share over the run: %d series, want 1 of %d periods: %+v", len(machine), e2ePeriods, machine)
 	}
 	busy := machine[0].floats(t)
+	table := periodTable(machine[0], holders, busy)
+	t.Logf("the run's periods:\n%s", table)
+
+	checkAuditorsP95(t, p, at, span, busy, table)
+	checkBurstCost(t, p, at, span, table)
+
+	// The daemon agrees with the auditor.
+	body := e.metrics(t)
+	for series, ok := range map[string]func(float64) bool{
+		`cro_objective_info{resource="cpu",statistic="p95"}`: func(v float64) bool { return v == 1 },
+		`cro_audit_ratio{resource="cpu"}`:                    func(v float64) bool { return v >= e2eTarget },
+		`cro_audit_periods_needed{resource="cpu"}`:           func(v float64) bool { return v == 0 },
+	} {
+		if v := value(body, series); !ok(v) {
+			t.Errorf("%s %v at the end of the run", series, v)
+		}
+	}
+}
+
+// periodTable shows the run's periods, one a line: when each ends, the
+// machine's busy share (busy, machine's values as numbers) and the
+// holders' mean share.
+func periodTable(machine promSeries, holders []promSeries, busy []float64) string {
 	var table strings.Builder
 	fmt.Fprintf(&table, "period ending  machine  holders (approximate: their ticks lag the period by one)\n")
-	for i, v := range machine[0].Values {
+	for i, v := range machine.Values {
 		ts := time.Unix(int64(v[0].(float64)), 0)
 		hold := math.NaN()
 		if len(holders) == 1 {
@@ -107,8 +121,15 @@ func TestAPercentileIsHeldByBurstsAsTheAuditorComputesIt(t *testing.T) {
 		}
 		fmt.Fprintf(&table, "%s       %.4f   %.4f\n", ts.Format(time.TimeOnly), busy[i], hold)
 	}
-	t.Logf("the run's periods:\n%s", &table)
+	return table.String()
+}
 
+// checkAuditorsP95 checks the auditor's figure over the run of busy, the
+// machine's busy share in each period of span ending at at: as Prometheus
+// computes it, and from the values by both definitions, over the run and
+// over the daemon's whole window.
+func checkAuditorsP95(t *testing.T, p *promServer, at int64, span string, busy []float64, table string) {
+	t.Helper()
 	// The auditor's figure over the run, as Prometheus computes it, and the
 	// same from the values by both definitions.
 	promP95 := p.scalar(t, at, fmt.Sprintf("quantile_over_time(%g, (%s)%s)", e2eQ, e2eBusy, span))
@@ -130,10 +151,18 @@ func TestAPercentileIsHeldByBurstsAsTheAuditorComputesIt(t *testing.T) {
 		{"linear over the window", wLinear}, {"nearest rank over the window", wNearest},
 	} {
 		if c.v < e2eTarget {
-			t.Errorf("p95 (%s) %.4f < target %.2f; the periods:\n%s", c.what, c.v, e2eTarget, &table)
+			t.Errorf("p95 (%s) %.4f < target %.2f; the periods:\n%s", c.what, c.v, e2eTarget, table)
 		}
 	}
+}
 
+// checkBurstCost checks what holding the percentile cost over the run
+// ending at at: a constant hold burns about the target all the time,
+// bursts a fraction of it.
+func checkBurstCost(t *testing.T, p *promServer, at int64, span string, table string) {
+	t.Helper()
+	raw := fmt.Sprintf("[%ds]", int((e2ePeriods * e2ePeriod).Seconds()))
+	perSecond := fmt.Sprintf("[%ds:1s]", int((e2ePeriods*e2ePeriod).Seconds())-1)
 	// What it cost: a constant hold burns about the target all the time,
 	// bursts a fraction of it. Other work on the machine only lowers what
 	// holders burn, so these fail only for a hold that never stops.
@@ -142,22 +171,10 @@ func TestAPercentileIsHeldByBurstsAsTheAuditorComputesIt(t *testing.T) {
 	mean := p.scalar(t, at, "avg_over_time(("+e2eBusy+")"+span+")")
 	t.Logf("holders' mean share %.4f (a constant hold: about %.2f), burning %.0f%% of the run; the machine's mean %.4f", share, e2eTarget, 100*burning, mean)
 	if share > e2eTarget/2 {
-		t.Errorf("the holders took %.4f of the machine on average, more than half the target %.2f: a percentile is held by bursts, not constantly; the periods:\n%s", share, e2eTarget, &table)
+		t.Errorf("the holders took %.4f of the machine on average, more than half the target %.2f: a percentile is held by bursts, not constantly; the periods:\n%s", share, e2eTarget, table)
 	}
 	if burning > 0.5 {
 		t.Errorf("the holders burnt through %.0f%% of the run, more than half of it: bursts come only in the periods needed", 100*burning)
-	}
-
-	// The daemon agrees with the auditor.
-	body := e.metrics(t)
-	for series, ok := range map[string]func(float64) bool{
-		`cro_objective_info{resource="cpu",statistic="p95"}`: func(v float64) bool { return v == 1 },
-		`cro_audit_ratio{resource="cpu"}`:                    func(v float64) bool { return v >= e2eTarget },
-		`cro_audit_periods_needed{resource="cpu"}`:           func(v float64) bool { return v == 0 },
-	} {
-		if v := value(body, series); !ok(v) {
-			t.Errorf("%s %v at the end of the run", series, v)
-		}
 	}
 }
 
@@ -173,7 +190,7 @@ func startNodeExporter(t *testing.T) string {
 	addr := "127.0.0.1:" + freePort(t)
 	cmd := exec.Command(bin, "--web.listen-address="+addr, "--collector.disable-defaults", "--collector.cpu")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	log := new(lockedBuffer)
+	log := new(logBuffer)
 	cmd.Stdout, cmd.Stderr = log, log
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

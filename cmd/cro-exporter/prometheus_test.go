@@ -15,7 +15,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -156,6 +155,43 @@ func TestDashboardFollowsStyle(t *testing.T) {
 		t.Error(`want "editable": false`)
 	}
 
+	checkVariables(t, d)
+
+	panels := d.panels()
+	if len(panels) == 0 {
+		t.Fatal("no panels")
+	}
+	ids, titles := map[int]bool{}, map[string]bool{}
+	for _, p := range panels {
+		name := fmt.Sprintf("panel %d %q", p.ID, p.Title)
+		if ids[p.ID] || titles[p.Title] {
+			t.Errorf("%s: id or title used twice", name)
+		}
+		ids[p.ID], titles[p.Title] = true, true
+		if p.Type == "row" {
+			continue
+		}
+		checkPanel(t, name, p)
+	}
+	for i, a := range panels {
+		for _, b := range panels[i+1:] {
+			ga, gb := a.GridPos, b.GridPos
+			if ga.X < gb.X+gb.W && gb.X < ga.X+ga.W && ga.Y < gb.Y+gb.H && gb.Y < ga.Y+ga.H {
+				t.Errorf("panels %q and %q overlap", a.Title, b.Title)
+			}
+		}
+	}
+	for title := range mayBeEmpty {
+		if !titles[title] {
+			t.Errorf("mayBeEmpty names %q, which is no panel of the dashboard", title)
+		}
+	}
+}
+
+// checkVariables checks the dashboard's variables: a datasource, and job
+// and instance queries on it, instance following job, both multi-valued.
+func checkVariables(t *testing.T, d *dashboard) {
+	t.Helper()
 	if v := d.variable("datasource"); v == nil || v.Type != "datasource" || v.query() != "prometheus" {
 		t.Errorf("want a datasource variable of type datasource for prometheus, got %+v", v)
 	}
@@ -175,59 +211,37 @@ func TestDashboardFollowsStyle(t *testing.T) {
 	if q := d.variable("instance"); q != nil && !strings.Contains(q.query(), `job=~"$job"`) {
 		t.Errorf("instance variable %q does not follow $job", q.query())
 	}
+}
 
-	panels := d.panels()
-	if len(panels) == 0 {
-		t.Fatal("no panels")
+// checkPanel checks a panel that is not a row: described, with a unit, on
+// the datasource variable, within the grid, and every query selecting cro_
+// metrics of $job and $instance.
+func checkPanel(t *testing.T, name string, p dashPanel) {
+	t.Helper()
+	if p.Title == "" || p.Description == "" || p.FieldConfig.Defaults.Unit == "" {
+		t.Errorf("%s: want a title, a description and fieldConfig.defaults.unit", name)
 	}
-	ids, titles := map[int]bool{}, map[string]bool{}
-	for _, p := range panels {
-		name := fmt.Sprintf("panel %d %q", p.ID, p.Title)
-		if ids[p.ID] || titles[p.Title] {
-			t.Errorf("%s: id or title used twice", name)
-		}
-		ids[p.ID], titles[p.Title] = true, true
-		if p.Type == "row" {
-			continue
-		}
-		if p.Title == "" || p.Description == "" || p.FieldConfig.Defaults.Unit == "" {
-			t.Errorf("%s: want a title, a description and fieldConfig.defaults.unit", name)
-		}
-		if p.Datasource == nil || p.Datasource.UID != "${datasource}" {
-			t.Errorf("%s: datasource %+v, want uid ${datasource}", name, p.Datasource)
-		}
-		if p.GridPos.W <= 0 || p.GridPos.H <= 0 || p.GridPos.X+p.GridPos.W > 24 {
-			t.Errorf("%s: gridPos %+v outside the 24-column grid", name, p.GridPos)
-		}
-		if len(p.Targets) == 0 {
-			t.Errorf("%s: no query", name)
-		}
-		for _, q := range p.Targets {
-			if q.Datasource != nil && q.Datasource.UID != "${datasource}" {
-				t.Errorf("%s, query %s: datasource %+v, want uid ${datasource}", name, q.RefID, q.Datasource)
-			}
-			found := selectors.FindAllStringSubmatch(q.Expr, -1)
-			if len(found) == 0 {
-				t.Errorf("%s, query %s: %q selects no cro_ metric", name, q.RefID, q.Expr)
-			}
-			for _, s := range found {
-				if !strings.Contains(s[2], `job=~"$job"`) || !strings.Contains(s[2], `instance=~"$instance"`) {
-					t.Errorf("%s, query %s: selector %s lacks job=~\"$job\" and instance=~\"$instance\"", name, q.RefID, s[0])
-				}
-			}
-		}
+	if p.Datasource == nil || p.Datasource.UID != "${datasource}" {
+		t.Errorf("%s: datasource %+v, want uid ${datasource}", name, p.Datasource)
 	}
-	for i, a := range panels {
-		for _, b := range panels[i+1:] {
-			ga, gb := a.GridPos, b.GridPos
-			if ga.X < gb.X+gb.W && gb.X < ga.X+ga.W && ga.Y < gb.Y+gb.H && gb.Y < ga.Y+ga.H {
-				t.Errorf("panels %q and %q overlap", a.Title, b.Title)
-			}
-		}
+	if p.GridPos.W <= 0 || p.GridPos.H <= 0 || p.GridPos.X+p.GridPos.W > 24 {
+		t.Errorf("%s: gridPos %+v outside the 24-column grid", name, p.GridPos)
 	}
-	for title := range mayBeEmpty {
-		if !titles[title] {
-			t.Errorf("mayBeEmpty names %q, which is no panel of the dashboard", title)
+	if len(p.Targets) == 0 {
+		t.Errorf("%s: no query", name)
+	}
+	for _, q := range p.Targets {
+		if q.Datasource != nil && q.Datasource.UID != "${datasource}" {
+			t.Errorf("%s, query %s: datasource %+v, want uid ${datasource}", name, q.RefID, q.Datasource)
+		}
+		found := selectors.FindAllStringSubmatch(q.Expr, -1)
+		if len(found) == 0 {
+			t.Errorf("%s, query %s: %q selects no cro_ metric", name, q.RefID, q.Expr)
+		}
+		for _, s := range found {
+			if !strings.Contains(s[2], `job=~"$job"`) || !strings.Contains(s[2], `instance=~"$instance"`) {
+				t.Errorf("%s, query %s: selector %s lacks job=~\"$job\" and instance=~\"$instance\"", name, q.RefID, s[0])
+			}
 		}
 	}
 }
@@ -281,28 +295,10 @@ func TestSubstituteReplacesEveryVariable(t *testing.T) {
 	}
 }
 
-// lockedBuffer collects a process's output while tests read it.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // promServer is a running Prometheus.
 type promServer struct {
 	url    string
-	log    *lockedBuffer
+	log    *logBuffer
 	exited chan struct{}
 	client *http.Client
 }
@@ -348,7 +344,7 @@ scrape_configs:
 	}
 	p := &promServer{
 		url:    "http://127.0.0.1:" + freePort(t),
-		log:    new(lockedBuffer),
+		log:    new(logBuffer),
 		exited: make(chan struct{}),
 		client: &http.Client{Timeout: 5 * time.Second},
 	}
@@ -385,27 +381,22 @@ scrape_configs:
 	return p
 }
 
-// await polls cond every 200 ms until it holds, Prometheus exits, or
-// timeout passes; the last two fail the test with cond's last word and
-// Prometheus' log.
+// await waits as waitFor does until cond holds, failing the test with
+// Prometheus' log when timeout passes or as soon as Prometheus exits.
 func (p *promServer) await(t *testing.T, timeout time.Duration, what string, cond func() (bool, string)) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
+	waitFor(t, timeout, what, func() (bool, string) {
 		ok, last := cond()
 		if ok {
-			return
+			return true, last
 		}
 		select {
 		case <-p.exited:
 			t.Fatalf("Prometheus exited while waiting for %s (%s):\n%s", what, last, p.log)
 		default:
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no %s within %s (%s); Prometheus' log:\n%s", what, timeout, last, p.log)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+		return false, fmt.Sprintf("%s; Prometheus' log:\n%s", last, p.log)
+	})
 }
 
 // api GETs an /api/v1 endpoint and decodes its data, failing on anything
@@ -501,60 +492,10 @@ func TestPrometheusScrapesAndEvaluatesEverything(t *testing.T) {
 	instance := strings.TrimPrefix(e.url, "http://")
 	p := startPrometheus(t, instance)
 
-	p.await(t, 20*time.Second, "3 successful scrapes of cro-exporter", func() (bool, string) {
-		var data struct {
-			Result []struct {
-				Value [2]any `json:"value"`
-			} `json:"result"`
-		}
-		err := p.api("query", url.Values{"query": {`sum_over_time(up{job="` + promJob + `"}[1m])`}}, &data)
-		if err != nil || len(data.Result) == 0 {
-			return false, fmt.Sprint("no scrape yet ", err)
-		}
-		n, _ := strconv.ParseFloat(fmt.Sprint(data.Result[0].Value[1]), 64)
-		return n >= 3, fmt.Sprintf("%v successful scrapes", n)
-	})
-
-	var rules promRules
-	p.await(t, 10*time.Second, "one evaluation of every rule", func() (bool, string) {
-		if err := p.api("rules", nil, &rules); err != nil {
-			return false, err.Error()
-		}
-		for _, g := range rules.Groups {
-			for _, r := range g.Rules {
-				if r.LastEvaluation.IsZero() || r.Health == "unknown" {
-					return false, g.Name + "/" + r.Name + " not evaluated yet"
-				}
-			}
-		}
-		return len(rules.Groups) > 0, "no rule group loaded"
-	})
-
+	p.awaitScrapes(t, 3)
+	rules := p.awaitRules(t)
 	t.Run("every rule of the file is loaded, healthy, and its expression valid", func(t *testing.T) {
-		var loaded []string
-		for _, g := range rules.Groups {
-			for _, r := range g.Rules {
-				name := g.Name + "/" + r.Name
-				loaded = append(loaded, name)
-				if r.Health != "ok" {
-					t.Errorf("%s: health %q: %s", name, r.Health, r.LastError)
-				}
-				n, err := p.query(r.Query)
-				switch {
-				case err != nil:
-					t.Errorf("%s: %s: %v", name, r.Query, err)
-				case r.Type == "recording" && n == 0:
-					// The dashboard plots every recording rule.
-					t.Errorf("%s: %s: no data on a healthy host", name, r.Query)
-				}
-			}
-		}
-		slices.Sort(loaded) // the API orders groups by name
-		want := rulesInFile(t)
-		slices.Sort(want)
-		if !slices.Equal(loaded, want) {
-			t.Errorf("Prometheus loaded rules %q, the file has %q", loaded, want)
-		}
+		p.checkRules(t, rules)
 	})
 
 	d := readDashboard(t)
@@ -604,5 +545,75 @@ func TestPrometheusScrapesAndEvaluatesEverything(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// awaitScrapes waits for n successful scrapes of cro-exporter in the last
+// minute.
+func (p *promServer) awaitScrapes(t *testing.T, n int) {
+	t.Helper()
+	p.await(t, 20*time.Second, fmt.Sprintf("%d successful scrapes of cro-exporter", n), func() (bool, string) {
+		var data struct {
+			Result []struct {
+				Value [2]any `json:"value"`
+			} `json:"result"`
+		}
+		err := p.api("query", url.Values{"query": {`sum_over_time(up{job="` + promJob + `"}[1m])`}}, &data)
+		if err != nil || len(data.Result) == 0 {
+			return false, fmt.Sprint("no scrape yet ", err)
+		}
+		got, _ := strconv.ParseFloat(fmt.Sprint(data.Result[0].Value[1]), 64)
+		return got >= float64(n), fmt.Sprintf("%v successful scrapes", got)
+	})
+}
+
+// awaitRules waits until every rule has been evaluated once, and returns
+// them.
+func (p *promServer) awaitRules(t *testing.T) promRules {
+	t.Helper()
+	var rules promRules
+	p.await(t, 10*time.Second, "one evaluation of every rule", func() (bool, string) {
+		if err := p.api("rules", nil, &rules); err != nil {
+			return false, err.Error()
+		}
+		for _, g := range rules.Groups {
+			for _, r := range g.Rules {
+				if r.LastEvaluation.IsZero() || r.Health == "unknown" {
+					return false, g.Name + "/" + r.Name + " not evaluated yet"
+				}
+			}
+		}
+		return len(rules.Groups) > 0, "no rule group loaded"
+	})
+	return rules
+}
+
+// checkRules checks that Prometheus loaded every rule of the file, each
+// healthy and its expression valid, and that every recording rule has data.
+func (p *promServer) checkRules(t *testing.T, rules promRules) {
+	t.Helper()
+	var loaded []string
+	for _, g := range rules.Groups {
+		for _, r := range g.Rules {
+			name := g.Name + "/" + r.Name
+			loaded = append(loaded, name)
+			if r.Health != "ok" {
+				t.Errorf("%s: health %q: %s", name, r.Health, r.LastError)
+			}
+			n, err := p.query(r.Query)
+			switch {
+			case err != nil:
+				t.Errorf("%s: %s: %v", name, r.Query, err)
+			case r.Type == "recording" && n == 0:
+				// The dashboard plots every recording rule.
+				t.Errorf("%s: %s: no data on a healthy host", name, r.Query)
+			}
+		}
+	}
+	slices.Sort(loaded) // the API orders groups by name
+	want := rulesInFile(t)
+	slices.Sort(want)
+	if !slices.Equal(loaded, want) {
+		t.Errorf("Prometheus loaded rules %q, the file has %q", loaded, want)
 	}
 }

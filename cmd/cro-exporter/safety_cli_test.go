@@ -455,7 +455,7 @@ func TestASignalEndsAStartStuckOnTheHost(t *testing.T) {
 		t.Run(unix.SignalName(sig), func(t *testing.T) {
 			hung := hungMount(t)
 			state := privateDir(t)
-			cmd := exec.Command(binary, "--log.format=json", "--web.listen-address=127.0.0.1:0",
+			cmd := exec.Command(binaryPath(t), "--log.format=json", "--web.listen-address=127.0.0.1:0",
 				"--path.procfs="+filepath.Join(fixtures, "small-8g"), "--disk.path="+hung, "--state.dir="+state,
 				"--target.cpu=0", "--target.memory=0", "--target.disk=0")
 			cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
@@ -500,7 +500,7 @@ func TestABrokenLogPipeNeverEndsTheDaemon(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer r.Close()
-	cmd := exec.Command(binary, append([]string{"--log.format=json", "--log.level=debug", "--web.listen-address=127.0.0.1:0"},
+	cmd := exec.Command(binaryPath(t), append([]string{"--log.format=json", "--log.level=debug", "--web.listen-address=127.0.0.1:0"},
 		h.args("--target.memory=0", "--target.cpu=0", "--target.disk=0.5")...)...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	cmd.Stderr = w
@@ -508,13 +508,7 @@ func TestABrokenLogPipeNeverEndsTheDaemon(t *testing.T) {
 		t.Fatal(err)
 	}
 	w.Close() // the daemon's copy is the only writer
-	h.daemons = append(h.daemons, cmd.Process.Pid)
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		<-exited
-	})
+	exited := h.track(cmd)
 	// The log is read while the daemon fills the disk; then, as in
 	// `2>&1 | head`, its reader goes.
 	go io.Copy(io.Discard, r)
@@ -599,9 +593,10 @@ func TestAStateDirThatCannotBeWrittenExitsTwo(t *testing.T) {
 				}
 			}
 			before := dirContents(t, state)
+			bin := binaryPath(t) // built before the clock starts
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
-			cmd := exec.CommandContext(ctx, binary, "--web.listen-address=127.0.0.1:0", "--path.procfs="+filepath.Join(fixtures, "small-8g"),
+			cmd := exec.CommandContext(ctx, bin, "--web.listen-address=127.0.0.1:0", "--path.procfs="+filepath.Join(fixtures, "small-8g"),
 				"--disk.path="+t.TempDir(), "--state.dir="+state, "--target.cpu=0", "--target.memory=0", "--target.disk=0")
 			var stderr bytes.Buffer
 			cmd.Stderr = &stderr

@@ -241,13 +241,13 @@ func (c *limitConn) Close() error {
 	return err
 }
 
+// shutdownGrace is how long a scrape in flight may take to finish at exit.
+const shutdownGrace = 300 * time.Millisecond
+
 // serve serves the gathered metrics and a landing page on ls, with TLS and
 // basic auth from the exporter-toolkit web config file, until ctx ends.
 // A scrape writes the bytes the snapshot encoded at the last tick,
 // negotiated as promhttp with these options negotiates.
-// shutdownGrace is how long a scrape in flight may take to finish at exit.
-const shutdownGrace = 300 * time.Millisecond
-
 func serve(ctx context.Context, ls []net.Listener, cli *CLI, metrics *collector.Snapshot, logger *slog.Logger) error {
 	mux := http.NewServeMux()
 	mux.Handle(cli.WebTelemetryPath, metrics.Handler(promhttp.HandlerOpts{

@@ -241,9 +241,10 @@ func writeTable(w io.Writer, days []controller.Day, objectives map[collector.Res
 // end of the day.
 func met(day controller.Day, i int) bool { return day.Audit[i] >= day.Target[i] }
 
-// writeCSV writes a row per day and resource. The first columns are those
-// of earlier versions; met now tells whether the audited statistic met the
-// target at the day's end. The CPU-hours are the day's, on the cpu row.
+// writeCSV writes a row per day and resource. New columns go last, so that
+// a script that reads the first ones by position keeps working; met tells
+// whether the audited statistic met the target at the day's end. The
+// CPU-hours are the day's, on the cpu row.
 func writeCSV(w io.Writer, days []controller.Day, objectives map[collector.Resource]controller.Objective) error {
 	out := csv.NewWriter(w)
 	out.Write([]string{"day", "resource", "average", "target", "holder_load", "met", "statistic", "audit", "holder_cpu_hours", "constant_cpu_hours"})

@@ -57,7 +57,7 @@ func TestTheUnitRecoversWhateverEndedTheDaemon(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := os.WriteFile(unit, []byte(strings.ReplaceAll(string(text), argv[0], binary)), 0o644); err != nil {
+		if err := os.WriteFile(unit, []byte(strings.ReplaceAll(string(text), argv[0], binaryPath(t))), 0o644); err != nil {
 			t.Fatal(err)
 		}
 		if out, err := exec.Command(analyze, "verify", unit).CombinedOutput(); err != nil || len(out) > 0 {
@@ -76,7 +76,7 @@ func TestTheUnitRecoversWhateverEndedTheDaemon(t *testing.T) {
 		t.Fatal("no fill file left by kill -9: nothing to recover")
 	}
 	// As systemd runs it: the settings in the environment, no flags.
-	cmd := exec.Command(binary, argv[1:]...)
+	cmd := exec.Command(binaryPath(t), argv[1:]...)
 	cmd.Env = append(os.Environ(), "CRO_STATE_DIR="+h.state, "CRO_DISK_PATH="+h.disk)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
