@@ -118,7 +118,7 @@ func (e *Exporter) Collect(ch chan<- prometheus.Metric) {
 		gauge(e.history, rs.History.Seconds(), string(r))
 		gauge(e.window, rs.Window.Seconds(), string(r))
 		gauge(e.holders, float64(rs.Holders), string(r))
-		gauge(e.holderUsage, rs.HolderUsage, string(r))
+		gauge(e.holderUsage, rs.HolderShare, string(r))
 		ch <- prometheus.MustNewConstMetric(e.failures, prometheus.CounterValue, float64(rs.Failures), string(r))
 		if r != Disk {
 			ch <- prometheus.MustNewConstMetric(e.refusals, prometheus.CounterValue, float64(rs.Refusals), string(r))

@@ -63,8 +63,8 @@ type ResourceState struct {
 	Setpoint float64
 	// Holders counts the holder processes (or fill files) of this resource.
 	Holders int
-	// HolderUsage is the share of the resource the holders take, 0..1.
-	HolderUsage float64
+	// HolderShare is the share of the resource the holders take, 0..1.
+	HolderShare float64
 	// HolderBytes is what memory or disk holders occupy, in bytes.
 	HolderBytes uint64
 	// Releases counts, by reason, the times holder load was given back

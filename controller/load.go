@@ -5,35 +5,12 @@ import (
 	"time"
 
 	"github.com/cro-exporter/cro-exporter/collector"
+	"github.com/cro-exporter/cro-exporter/holder"
 )
 
 // maxStep is the most memory or disk holders grow in one tick: one memory
 // chunk or fill file at most, so a misjudged step costs little.
 const maxStep int64 = 1 << 30
-
-// Load is holder load: CPU as a share of the whole machine, memory and disk
-// in bytes.
-type Load struct {
-	CPU          float64
-	Memory, Disk int64
-}
-
-// HolderUsage is what the holders take now, measured. CPUTime counts the CPU
-// holders' time since the manager started, so every reader takes its own
-// difference.
-type HolderUsage struct {
-	CPUTime       time.Duration
-	Memory, Disk  int64
-	CPUHolders    int
-	MemoryHolders int
-	DiskFiles     int
-	// The failures of each resource's holders since the start: ended by
-	// themselves, failed to start, fill or answer.
-	CPUFailures, MemoryFailures, DiskFailures uint64
-	// The starts refused because the cgroup's pids limit left too little
-	// room.
-	CPURefusals, MemoryRefusals uint64
-}
 
 // holderFigures is what the holders of one resource show: how many there
 // are, their failures and refused starts, and the bytes they hold.
@@ -43,7 +20,7 @@ type holderFigures struct {
 }
 
 // figuresOf is the figures of r's holders in u.
-func figuresOf(u HolderUsage, r collector.Resource) holderFigures {
+func figuresOf(u holder.Usage, r collector.Resource) holderFigures {
 	switch r {
 	case collector.CPU:
 		return holderFigures{count: u.CPUHolders, failures: u.CPUFailures, refusals: u.CPURefusals}
@@ -53,12 +30,13 @@ func figuresOf(u HolderUsage, r collector.Resource) holderFigures {
 	return holderFigures{count: u.DiskFiles, failures: u.DiskFailures, bytes: uint64(u.Disk)}
 }
 
-// Holders is the holder manager as the loop sees it. Apply must not wait
-// for a holder's cooperation: the give-way watcher calls it too.
+// Holders is the holder manager as the loop sees it: holder.Manager, or a
+// simulation's Model. Apply must not wait for a holder's cooperation: the
+// give-way watcher calls it too.
 type Holders interface {
-	Apply(Load) error
-	Usage() (HolderUsage, error)
-	// CPUTime is HolderUsage.CPUTime alone, cheap enough for the watcher.
+	Apply(holder.Load) error
+	Usage() (holder.Usage, error)
+	// CPUTime is Usage's CPUTime alone, cheap enough for the watcher.
 	CPUTime() (time.Duration, error)
 }
 
@@ -73,15 +51,15 @@ func (b *byResource[T]) of(r collector.Resource) *T {
 
 // shares is the share of each resource the holders take, from their usage.
 // A dry run holds nothing.
-func (l *Loop) shares(used HolderUsage, s collector.Sample, clock *cpuClock) byResource[float64] {
+func (l *Loop) shares(used holder.Usage, s collector.Sample, clock *cpuClock) byResource[float64] {
 	if l.cfg.Holders == nil {
 		return byResource[float64]{}
 	}
-	return sharesOf(Load{CPU: clock.share(used.CPUTime, s.Time, s.CPUs), Memory: used.Memory, Disk: used.Disk}, s)
+	return sharesOf(holder.Load{CPU: clock.share(used.CPUTime, s.Time, s.CPUs), Memory: used.Memory, Disk: used.Disk}, s)
 }
 
 // sharesOf is load's share of each resource on the sampled host.
-func sharesOf(load Load, s collector.Sample) byResource[float64] {
+func sharesOf(load holder.Load, s collector.Sample) byResource[float64] {
 	var shares byResource[float64]
 	for i, r := range collector.Resources {
 		shares[i] = ratioOf(r, load, s)
@@ -90,7 +68,7 @@ func sharesOf(load Load, s collector.Sample) byResource[float64] {
 }
 
 // ratioOf is load's share of r on the sampled host.
-func ratioOf(r collector.Resource, load Load, s collector.Sample) float64 {
+func ratioOf(r collector.Resource, load holder.Load, s collector.Sample) float64 {
 	switch r {
 	case collector.CPU:
 		return load.CPU
@@ -101,7 +79,7 @@ func ratioOf(r collector.Resource, load Load, s collector.Sample) float64 {
 }
 
 // withRatio is load with r's share set to x.
-func withRatio(load Load, r collector.Resource, x float64, s collector.Sample) Load {
+func withRatio(load holder.Load, r collector.Resource, x float64, s collector.Sample) holder.Load {
 	switch r {
 	case collector.CPU:
 		load.CPU = x
@@ -129,9 +107,9 @@ func roundUp(n, unit int64) int64 { return (n + unit - 1) / unit * unit }
 
 // wouldHold is what a dry run shows as held: the load it would apply, in
 // the holders it would take (memory in chunks, disk in 1 GiB files).
-func wouldHold(l Load, chunk int64) HolderUsage {
+func wouldHold(l holder.Load, chunk int64) holder.Usage {
 	pieces := func(b, size int64) int { return int((b + size - 1) / size) }
-	u := HolderUsage{Memory: l.Memory, Disk: l.Disk, MemoryHolders: pieces(l.Memory, chunk), DiskFiles: pieces(l.Disk, maxStep)}
+	u := holder.Usage{Memory: l.Memory, Disk: l.Disk, MemoryHolders: pieces(l.Memory, chunk), DiskFiles: pieces(l.Disk, maxStep)}
 	if l.CPU > 0 {
 		u.CPUHolders = 1
 	}

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/cro-exporter/cro-exporter/collector"
+	"github.com/cro-exporter/cro-exporter/holder"
 )
 
 func TestDiskFillIsSizedAsDfCountsUsage(t *testing.T) {
@@ -15,7 +16,7 @@ func TestDiskFillIsSizedAsDfCountsUsage(t *testing.T) {
 		t.Fatalf("usage %v, want df's 0.125", got)
 	}
 	// Held at 0.40, df counts 0.40: 0.40 × 80 - 10 = 22 GiB of fill.
-	load := withRatio(Load{}, collector.Disk, 0.40-s.Usage(collector.Disk), s)
+	load := withRatio(holder.Load{}, collector.Disk, 0.40-s.Usage(collector.Disk), s)
 	if load.Disk != 22*gib {
 		t.Errorf("fill for 0.40: %d GiB, want 22", load.Disk/gib)
 	}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/cro-exporter/cro-exporter/collector"
+	"github.com/cro-exporter/cro-exporter/holder"
 	"github.com/cro-exporter/cro-exporter/internal/cgroup"
 )
 
@@ -56,13 +57,13 @@ type Loop struct {
 
 	mu sync.Mutex
 	// planned is the load the tick decided, less what Watch gave back.
-	planned Load
+	planned holder.Load
 	// applied is what the holders are to hold now: planned, with the CPU
 	// duty lowered while real CPU work rises into the burner's room, and
 	// memory and disk grown by at most maxStep over what the holders
 	// held at the tick (growCap).
-	applied Load
-	growCap Load
+	applied holder.Load
+	growCap holder.Load
 	control byResource[control]
 	tickCPU cpuClock
 	// holdOff keeps memory ballast from growing back into the workload
@@ -83,7 +84,7 @@ type Loop struct {
 	// decision that stands when it runs, so a stale one never overrides a
 	// newer one. sent is the last load sent.
 	applyMu sync.Mutex
-	sent    Load
+	sent    holder.Load
 	// Repeated failures are logged when they start and when they end.
 	readFault, measureFault, applyFault, saveFault, cgroupFault fault
 	// planning tells Watch, once it runs, that a tick has decided: it may
@@ -179,7 +180,7 @@ func (l *Loop) Step(s collector.Sample) {
 func (l *Loop) stepAfter(s collector.Sample, elapsed time.Duration) {
 	stepped := wallStep(l.sampled, s.Time, elapsed)
 	l.sampled = s.Time
-	var used HolderUsage
+	var used holder.Usage
 	if l.cfg.Holders != nil {
 		var err error
 		used, err = l.cfg.Holders.Usage()
@@ -207,7 +208,7 @@ func (l *Loop) stepAfter(s collector.Sample, elapsed time.Duration) {
 // resource's inputs, has its law decide, and applies the decision. stepped
 // is how far the wall clock stepped since the previous sample; limits are
 // those of the daemon's cgroup.
-func (l *Loop) decide(s collector.Sample, used HolderUsage, stepped time.Duration, limits cgroup.Limits) *collector.State {
+func (l *Loop) decide(s collector.Sample, used holder.Usage, stepped time.Duration, limits cgroup.Limits) *collector.State {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if stepped != 0 {
@@ -237,9 +238,9 @@ func (l *Loop) decide(s collector.Sample, used HolderUsage, stepped time.Duratio
 		l.planned = next
 	}
 	if l.cfg.Holders != nil {
-		l.growCap = Load{Memory: roundUp(used.Memory, l.cfg.Chunk) + maxStep, Disk: used.Disk + maxStep}
+		l.growCap = holder.Load{Memory: roundUp(used.Memory, l.cfg.Chunk) + maxStep, Disk: used.Disk + maxStep}
 	} else {
-		l.growCap = Load{Memory: math.MaxInt64, Disk: math.MaxInt64}
+		l.growCap = holder.Load{Memory: math.MaxInt64, Disk: math.MaxInt64}
 	}
 	// The duty gives way to real CPU usage as it is, not as the plan
 	// follows it.
@@ -255,7 +256,7 @@ func (l *Loop) decide(s collector.Sample, used HolderUsage, stepped time.Duratio
 // decideResource folds sample s into r's average, has r's law decide its
 // holder load from real usage real within the room the daemon's cgroup
 // leaves, and returns next with r's share set as decided. It runs under mu.
-func (l *Loop) decideResource(r collector.Resource, c *control, s collector.Sample, real, room float64, next Load) Load {
+func (l *Loop) decideResource(r collector.Resource, c *control, s collector.Sample, real, room float64, next holder.Load) holder.Load {
 	if err := l.cfg.Averages.update(r, s.Time, s.Usage(r)); err != nil {
 		l.cfg.Logger.Warn("updating the average", "resource", r, "err", err)
 	}
@@ -298,7 +299,7 @@ func (l *Loop) decideResource(r collector.Resource, c *control, s collector.Samp
 // state is what the exporter shows after a tick: the sample, and per
 // resource the average, what the loop decided and what the holders take
 // (used, and held as shares). It runs under mu.
-func (l *Loop) state(s collector.Sample, used HolderUsage, held byResource[float64]) *collector.State {
+func (l *Loop) state(s collector.Sample, used holder.Usage, held byResource[float64]) *collector.State {
 	state := &collector.State{
 		Sample:        s,
 		Spec:          l.cfg.Spec.Name,
@@ -326,7 +327,7 @@ func (l *Loop) state(s collector.Sample, used HolderUsage, held byResource[float
 			Target:      l.cfg.Targets[r],
 			Setpoint:    setpoint,
 			Holders:     holders.count,
-			HolderUsage: held[i],
+			HolderShare: held[i],
 			HolderBytes: holders.bytes,
 			Releases:    l.control[i].releases,
 			Failures:    holders.failures,

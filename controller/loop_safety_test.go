@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/cro-exporter/cro-exporter/collector"
+	"github.com/cro-exporter/cro-exporter/holder"
 )
 
 // memoryLoop is a loop over a modelled idle 8 GiB host whose memory target
@@ -68,21 +69,21 @@ func TestAfterAPressureReleaseMemoryStaysDownForTheHoldOff(t *testing.T) {
 // only what is left, and records every load it is asked for.
 type lossyHolders struct {
 	mu     sync.Mutex
-	held   HolderUsage
-	asked  []Load
+	held   holder.Usage
+	asked  []holder.Load
 	err    error
 	usage  chan struct{} // when set, Usage blocks until it is closed
 	cpuOps atomic.Int32
 }
 
-func (h *lossyHolders) Apply(l Load) error {
+func (h *lossyHolders) Apply(l holder.Load) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.asked = append(h.asked, l)
 	return h.err
 }
 
-func (h *lossyHolders) Usage() (HolderUsage, error) {
+func (h *lossyHolders) Usage() (holder.Usage, error) {
 	if h.usage != nil {
 		<-h.usage
 	}
@@ -96,7 +97,7 @@ func (h *lossyHolders) CPUTime() (time.Duration, error) {
 	return 0, nil
 }
 
-func (h *lossyHolders) last() Load {
+func (h *lossyHolders) last() holder.Load {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return h.asked[len(h.asked)-1]
@@ -109,9 +110,9 @@ func TestLostHoldersAreAskedForAgainEveryTickAndRegrowAtMostAGibAStep(t *testing
 	loop.cfg.Holders, loop.cfg.Chunk = h, gib
 	// The plan holds 6 GiB; five chunks were killed from outside, and of
 	// the new ones, one is still filling.
-	loop.planned = Load{Memory: 6 * gib}
+	loop.planned = holder.Load{Memory: 6 * gib}
 	*loop.control.of(collector.Memory) = control{setpoint: 0.3, smooth: 0.1, started: true}
-	h.held = HolderUsage{Memory: gib + gib/2, MemoryHolders: 2}
+	h.held = holder.Usage{Memory: gib + gib/2, MemoryHolders: 2}
 	for i := range 4 {
 		before := len(h.asked)
 		s, _ := model.Read(tickAt(i))

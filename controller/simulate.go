@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/cro-exporter/cro-exporter/collector"
+	"github.com/cro-exporter/cro-exporter/holder"
 )
 
 // Model is a modelled host for simulate: its real usage comes from a
@@ -22,7 +23,7 @@ type Model struct {
 	Real func(elapsed time.Duration) [len(collector.Resources)]float64
 
 	start, last time.Time
-	load        Load
+	load        holder.Load
 	cpuTime     time.Duration
 }
 
@@ -53,13 +54,13 @@ func (m *Model) Read(now time.Time) (collector.Sample, error) {
 }
 
 // Apply implements Holders.
-func (m *Model) Apply(l Load) error {
+func (m *Model) Apply(l holder.Load) error {
 	m.load = l
 	return nil
 }
 
 // Usage implements Holders.
-func (m *Model) Usage() (HolderUsage, error) {
+func (m *Model) Usage() (holder.Usage, error) {
 	u := wouldHold(m.load, maxStep)
 	u.CPUTime = m.cpuTime
 	return u, nil
@@ -121,14 +122,14 @@ func (sim *Simulation) Run(days int) []Day {
 		result  = make([]Day, days)
 		day     Day
 		ticks   int
-		prev    Load
+		prev    holder.Load
 		cpuTime time.Duration
 	)
 	publish := func(s *collector.State) {
 		for i, r := range collector.Resources {
 			day.Average[i] = s.Resources[r].Average
 			day.Target[i] = s.Resources[r].Target
-			day.Holder[i] += s.Resources[r].HolderUsage
+			day.Holder[i] += s.Resources[r].HolderShare
 		}
 		if sim.Tick != nil {
 			sim.Tick(s)
@@ -166,8 +167,8 @@ func (sim *Simulation) Run(days int) []Day {
 				if err := sim.Averages.save(sim.StateDir); err != nil {
 					panic(err)
 				}
-				sim.Model.Apply(Load{})
-				loop, prev = nil, Load{}
+				sim.Model.Apply(holder.Load{})
+				loop, prev = nil, holder.Load{}
 			}
 		}
 		for i := range day.Holder {

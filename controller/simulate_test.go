@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/cro-exporter/cro-exporter/collector"
+	"github.com/cro-exporter/cro-exporter/holder"
 )
 
 var simStart = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -129,7 +130,7 @@ func TestRealUsageAboveTargetStopsEveryHolderWithinOneInterval(t *testing.T) {
 			return
 		}
 		checked = true
-		if sim.Model.load != (Load{}) {
+		if sim.Model.load != (holder.Load{}) {
 			t.Errorf("one interval after real usage rose to 50%%, holders still hold %+v", sim.Model.load)
 		}
 	}

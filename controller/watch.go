@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/cro-exporter/cro-exporter/collector"
+	"github.com/cro-exporter/cro-exporter/holder"
 )
 
 // Watch gives holder load back between ticks, every `every` until ctx
@@ -57,7 +58,7 @@ func (l *Loop) Watch(ctx context.Context, read func(now time.Time, parts collect
 func (l *Loop) nextLook(now time.Time, every time.Duration) time.Time {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.applied != (Load{}) || l.planned.Memory > 0 || l.planned.Disk > 0 || l.planned.CPU > 0 && l.burning(now) {
+	if l.applied != (holder.Load{}) || l.planned.Memory > 0 || l.planned.Disk > 0 || l.planned.CPU > 0 && l.burning(now) {
 		return now.Add(every)
 	}
 	// Only a burst after the current period is still to come.
@@ -118,7 +119,7 @@ const releaseShows = 2 * time.Second
 // the holders for nothing but their CPU time, which never waits for a
 // holder or a tick.
 func (l *Loop) giveWay(s collector.Sample, parts collector.Parts, w *watch, every time.Duration) {
-	var used HolderUsage
+	var used holder.Usage
 	if l.cfg.Holders != nil && parts&collector.CPUPart != 0 {
 		var err error
 		used.CPUTime, err = l.cfg.Holders.CPUTime()
@@ -187,7 +188,7 @@ func (l *Loop) decideApplied(now time.Time, realCPU float64) {
 	if !l.burning(now) {
 		plan, setpoint = 0, 0
 	}
-	next := Load{
+	next := holder.Load{
 		CPU:    cpuDuty(plan, setpoint, realCPU, c.smooth),
 		Memory: min(l.planned.Memory, l.growCap.Memory),
 		Disk:   min(l.planned.Disk, l.growCap.Disk),

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/cro-exporter/cro-exporter/collector"
+	"github.com/cro-exporter/cro-exporter/holder"
 )
 
 func TestWatchReleasesWholeChunksOnceForEachShortfall(t *testing.T) {
@@ -16,7 +17,7 @@ func TestWatchReleasesWholeChunksOnceForEachShortfall(t *testing.T) {
 	cfg := modelConfig(model) // a reserve of 1024 MiB
 	cfg.Chunk = 128 * mib
 	loop := NewLoop(cfg)
-	loop.planned = Load{Memory: 300 * mib} // chunks of 128, 128 and 44 MiB
+	loop.planned = holder.Load{Memory: 300 * mib} // chunks of 128, 128 and 44 MiB
 	var w watch
 	at := func(avail int64, after time.Duration) { lookAt(loop, &w, after, avail) }
 	at(1024*mib-60*mib, 0) // 60 MiB short: the 44 MiB chunk and one full one go
@@ -101,14 +102,14 @@ func sentCPU(l *Loop) float64 {
 func TestWatchReadsOnlyWhatIsHeld(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
-		planned Load
+		planned holder.Load
 		want    collector.Parts
 	}{
-		{"nothing held: nothing read", Load{}, 0},
-		{"ballast: MemAvailable", Load{Memory: gib}, collector.MemoryPart},
-		{"fill: the disk", Load{Disk: gib}, collector.DiskPart},
-		{"a burner: the CPU", Load{CPU: 0.2}, collector.CPUPart},
-		{"all three", Load{CPU: 0.2, Memory: gib, Disk: gib}, collector.AllParts},
+		{"nothing held: nothing read", holder.Load{}, 0},
+		{"ballast: MemAvailable", holder.Load{Memory: gib}, collector.MemoryPart},
+		{"fill: the disk", holder.Load{Disk: gib}, collector.DiskPart},
+		{"a burner: the CPU", holder.Load{CPU: 0.2}, collector.CPUPart},
+		{"all three", holder.Load{CPU: 0.2, Memory: gib, Disk: gib}, collector.AllParts},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
@@ -145,7 +146,7 @@ func TestABurnerThatStopsBetweenBurstsIsStoppedByTheWatcherWithoutAReadOfTheCPU(
 		if !loop.burning(now) {
 			t.Fatal("no burst planned for the current period")
 		}
-		loop.planned = Load{CPU: 0.3}
+		loop.planned = holder.Load{CPU: 0.3}
 		loop.control.of(collector.CPU).setpoint = 0.3
 		watcher := watched(t, loop, model)
 		time.Sleep(time.Second)
@@ -184,7 +185,7 @@ func TestTheWatcherSleepsUntilATickPlansLoadOrABurstIsDue(t *testing.T) {
 		k := p.number(now)
 		loop.mu.Lock()
 		p.sched.advance(k, func(next int64, current bool) bool { return next == k+1 })
-		loop.planned = Load{CPU: 0.3}
+		loop.planned = holder.Load{CPU: 0.3}
 		loop.control.of(collector.CPU).setpoint = 0.3
 		loop.mu.Unlock()
 		loop.planning <- struct{}{}
@@ -211,7 +212,7 @@ func TestTheWatcherSleepsUntilATickPlansLoadOrABurstIsDue(t *testing.T) {
 
 		// A tick that plans ballast wakes it.
 		loop.mu.Lock()
-		loop.planned = Load{}
+		loop.planned = holder.Load{}
 		loop.mu.Unlock()
 		s, _ := model.Read(time.Now())
 		loop.Step(s)
@@ -228,10 +229,10 @@ func TestTheWatcherSleepsUntilATickPlansLoadOrABurstIsDue(t *testing.T) {
 
 func TestTheWatcherGivesMemoryBackWhileTheHoldersCannotBeMeasured(t *testing.T) {
 	model := idleHost(8 * gib)
-	h := &lossyHolders{held: HolderUsage{Memory: gib, MemoryHolders: 1}}
+	h := &lossyHolders{held: holder.Usage{Memory: gib, MemoryHolders: 1}}
 	loop := memoryLoop(model)
 	loop.cfg.Holders, loop.cfg.Chunk = h, gib
-	loop.planned = Load{Memory: gib}
+	loop.planned = holder.Load{Memory: gib}
 	s, _ := model.Read(simStart)
 	loop.Step(s)
 	before := h.last().Memory

@@ -100,7 +100,7 @@ func TestAFillDirCroExporterDidNotMakeIsNeverAdopted(t *testing.T) {
 			m, err := Open(cfg)
 			if err == nil {
 				// As a daemon would, whatever became of the user's file.
-				m.Apply(Desired{Disk: 3 * mib})
+				m.Apply(Load{Disk: 3 * mib})
 				time.Sleep(200 * time.Millisecond)
 				m.Close()
 				t.Errorf("Open adopted the fill dir")
@@ -186,7 +186,7 @@ func TestAFillDirOnAnotherFilesystemIsRefused(t *testing.T) {
 func TestASecondStateDirIsRefusedTheFirstsFillDir(t *testing.T) {
 	first := testConfig(t)
 	m := openTest(t, first)
-	mustFill(t, m.Apply(Desired{Disk: 3 * mib}))
+	mustFill(t, m.Apply(Load{Disk: 3 * mib}))
 	want := waitFillBytes(t, first.FillDir, 3*mib)
 
 	second := testConfig(t)
@@ -322,7 +322,7 @@ func TestCloseRemovesTheFillDirItMade(t *testing.T) {
 	if names := entriesOf(t, cfg.FillDir); !cmp.Equal(names, []string{fillMarker}) {
 		t.Errorf("a new fill dir holds %v, want only its marker", names)
 	}
-	mustFill(t, m.Apply(Desired{Disk: 3 * mib}))
+	mustFill(t, m.Apply(Load{Disk: 3 * mib}))
 	waitFillBytes(t, cfg.FillDir, 3*mib)
 	mustFill(t, m.Close())
 	if _, err := os.Lstat(cfg.FillDir); !errors.Is(err, fs.ErrNotExist) {

@@ -159,7 +159,7 @@ func Open(cfg Config) (*Manager, error) {
 // finished. A kind of holder that keeps failing is started
 // again ever less often (see restartBackoff), which Apply does not report
 // as an error.
-func (m *Manager) Apply(d Desired) error {
+func (m *Manager) Apply(d Load) error {
 	if err := d.check(); err != nil {
 		return err
 	}

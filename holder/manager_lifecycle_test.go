@@ -17,8 +17,8 @@ import (
 func parentSpec(cfg Config) testParentSpec {
 	return testParentSpec{
 		Binary: cfg.binary, StateDir: cfg.StateDir, FillDir: cfg.FillDir, Chunk: cfg.Chunk,
-		Desired: Desired{CPU: 0.02, Memory: 40 * mib, Disk: 2 * mib},
-		OnTerm:  "close",
+		Load:   Load{CPU: 0.02, Memory: 40 * mib, Disk: 2 * mib},
+		OnTerm: "close",
 	}
 }
 
@@ -43,7 +43,7 @@ func TestASecondManagerNamesThePidHoldingTheLock(t *testing.T) {
 	skipShort(t, "runs real holder processes")
 	cfg := testConfig(t)
 	spec := parentSpec(cfg)
-	spec.Desired = Desired{Memory: 8 * mib}
+	spec.Load = Load{Memory: 8 * mib}
 	p := startParent(t, "holder.test", spec)
 
 	m, err := Open(cfg)
@@ -290,7 +290,7 @@ func TestOpenAdoptsTheFillFilesAnEarlierRunLeft(t *testing.T) {
 	if u.DiskFiles != len(before) || u.Disk < 2*mib {
 		t.Errorf("Usage after Open = %+v, want the %d fill files left (2 MiB)", u, len(before))
 	}
-	if err := m.Apply(Desired{Disk: 3 * mib}); err != nil {
+	if err := m.Apply(Load{Disk: 3 * mib}); err != nil {
 		t.Fatal(err)
 	}
 	settle(t, m)

@@ -56,7 +56,7 @@ func TestReconcileChunks(t *testing.T) {
 }
 
 func TestDesiredCheckRejectsWhatIsNoLoad(t *testing.T) {
-	for _, d := range []Desired{
+	for _, d := range []Load{
 		{CPU: -0.1}, {CPU: 1.01}, {CPU: math.NaN()}, {CPU: math.Inf(1)},
 		{Memory: -1}, {Disk: -1},
 	} {
@@ -64,7 +64,7 @@ func TestDesiredCheckRejectsWhatIsNoLoad(t *testing.T) {
 			t.Errorf("%+v passed the check", d)
 		}
 	}
-	for _, d := range []Desired{{}, {CPU: 1, Memory: 1 << 40, Disk: 1 << 40}, {CPU: 0.001}} {
+	for _, d := range []Load{{}, {CPU: 1, Memory: 1 << 40, Disk: 1 << 40}, {CPU: 0.001}} {
 		if err := d.check(); err != nil {
 			t.Errorf("%+v: %v", d, err)
 		}

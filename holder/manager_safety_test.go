@@ -130,7 +130,7 @@ func TestASIGSTOPpedHolderStallsNoApplyUsageOrClose(t *testing.T) {
 	skipShort(t, "runs real holder processes")
 	cfg := testConfig(t)
 	m := openTest(t, cfg)
-	if err := m.Apply(Desired{CPU: 0.02, Memory: 8 * mib}); err != nil {
+	if err := m.Apply(Load{CPU: 0.02, Memory: 8 * mib}); err != nil {
 		t.Fatal(err)
 	}
 	memory, cpu := holdersNow(m)
@@ -143,7 +143,7 @@ func TestASIGSTOPpedHolderStallsNoApplyUsageOrClose(t *testing.T) {
 		}
 	}
 	within(t, promptly, "Apply of a new duty", func() {
-		if err := m.Apply(Desired{CPU: 0.04, Memory: 8 * mib}); err != nil {
+		if err := m.Apply(Load{CPU: 0.04, Memory: 8 * mib}); err != nil {
 			t.Error(err)
 		}
 	})
@@ -171,7 +171,7 @@ func TestACPUHolderThatDoesNotAnswerIsKilledAtTheNextUsage(t *testing.T) {
 	skipShort(t, "runs real holder processes")
 	cfg := testConfig(t)
 	m, clock, _ := openWithClock(t, cfg)
-	if err := m.Apply(Desired{CPU: 0.02}); err != nil {
+	if err := m.Apply(Load{CPU: 0.02}); err != nil {
 		t.Fatal(err)
 	}
 	_, hung := holdersNow(m)
@@ -179,7 +179,7 @@ func TestACPUHolderThatDoesNotAnswerIsKilledAtTheNextUsage(t *testing.T) {
 	if err := syscall.Kill(hung.Pid, syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
-	if err := m.Apply(Desired{CPU: 0.04}); err != nil {
+	if err := m.Apply(Load{CPU: 0.04}); err != nil {
 		t.Fatal(err)
 	}
 	clock.advance(replyTimeout)
@@ -193,7 +193,7 @@ func TestACPUHolderThatDoesNotAnswerIsKilledAtTheNextUsage(t *testing.T) {
 	if left := waitGone([]procID{{hung.Pid, hung.StartTime}}, 5*time.Second); len(left) > 0 {
 		t.Errorf("the holder that did not answer still runs")
 	}
-	if err := m.Apply(Desired{CPU: 0.04}); err != nil {
+	if err := m.Apply(Load{CPU: 0.04}); err != nil {
 		t.Fatal(err)
 	}
 	if _, cpu := holdersNow(m); cpu == nil || cpu == hung || cpu.Duty != 0.04 {
@@ -206,7 +206,7 @@ func TestACPUHolderWhosePipeIsFullIsReplacedByTheSameApply(t *testing.T) {
 	// Ready, and then it never reads its stdin again.
 	cfg.binary = fakeHolder(t, "echo ready 0.01; exec sleep 600")
 	m, _, _ := openWithClock(t, cfg)
-	if err := m.Apply(Desired{CPU: 0.01}); err != nil {
+	if err := m.Apply(Load{CPU: 0.01}); err != nil {
 		t.Fatal(err)
 	}
 	_, first := holdersNow(m)
@@ -217,7 +217,7 @@ func TestACPUHolderWhosePipeIsFullIsReplacedByTheSameApply(t *testing.T) {
 			t.Fatal("the pipe never filled")
 		}
 		start := time.Now()
-		if err := m.Apply(Desired{CPU: 0.01 + 0.01*float64(i%2)}); err != nil {
+		if err := m.Apply(Load{CPU: 0.01 + 0.01*float64(i%2)}); err != nil {
 			t.Fatal(err)
 		}
 		slowest = max(slowest, time.Since(start))
@@ -253,7 +253,7 @@ func TestAGrowingFillStallsNoApplyUsageNorCPUTime(t *testing.T) {
 	unblock := func() { free.Do(func() { close(release) }) }
 	t.Cleanup(unblock) // before openTest's Close, which waits for the resize
 	within(t, promptly, "Apply growing the fill", func() {
-		if err := m.Apply(Desired{Disk: 4 * mib}); err != nil {
+		if err := m.Apply(Load{Disk: 4 * mib}); err != nil {
 			t.Error(err)
 		}
 	})
@@ -263,7 +263,7 @@ func TestAGrowingFillStallsNoApplyUsageNorCPUTime(t *testing.T) {
 		t.Fatal("the fill did not start growing")
 	}
 	within(t, promptly, "Apply of memory while the fill grows", func() {
-		if err := m.Apply(Desired{Memory: 8 * mib, Disk: 4 * mib}); err != nil {
+		if err := m.Apply(Load{Memory: 8 * mib, Disk: 4 * mib}); err != nil {
 			t.Error(err)
 		}
 	})
@@ -278,7 +278,7 @@ func TestAGrowingFillStallsNoApplyUsageNorCPUTime(t *testing.T) {
 		}
 	})
 	within(t, promptly, "Apply releasing memory while the fill grows", func() {
-		if err := m.Apply(Desired{Disk: 4 * mib}); err != nil {
+		if err := m.Apply(Load{Disk: 4 * mib}); err != nil {
 			t.Error(err)
 		}
 	})
@@ -293,7 +293,7 @@ func TestMemoryHoldersCPUTimeCountsInUsage(t *testing.T) {
 	skipShort(t, "runs real holder processes")
 	cfg := testConfig(t)
 	m := openTest(t, cfg)
-	applyFilled(t, m, Desired{Memory: 256 * mib})
+	applyFilled(t, m, Load{Memory: 256 * mib})
 	memory, _ := holdersNow(m)
 	var spent time.Duration
 	for _, p := range memory {
@@ -309,7 +309,7 @@ func TestMemoryHoldersCPUTimeCountsInUsage(t *testing.T) {
 		t.Errorf("CPUTime = %v, %v; want at least Usage's %v", cpuTime, err, u.CPUTime)
 	}
 	// Ended holders keep counting what they spent.
-	if err := m.Apply(Desired{}); err != nil {
+	if err := m.Apply(Load{}); err != nil {
 		t.Fatal(err)
 	}
 	if err := waitReaped(memory, stopTimeout); err != nil {
@@ -324,7 +324,7 @@ func TestAHolderKilledFromOutsideIsCountedAndReplacedAtTheNextApply(t *testing.T
 	skipShort(t, "runs real holder processes")
 	cfg := testConfig(t)
 	m := openTest(t, cfg)
-	load := Desired{CPU: 0.02, Memory: 48 * mib}
+	load := Load{CPU: 0.02, Memory: 48 * mib}
 	if err := m.Apply(load); err != nil {
 		t.Fatal(err)
 	}
@@ -355,7 +355,7 @@ func TestACPUHolderThatKeepsDyingIsRestartedByApplyAtBackedOffTimesOnly(t *testi
 	skipShort(t, "runs real holder processes")
 	cfg := testConfig(t)
 	m, clock, logs := openWithClock(t, cfg)
-	load := Desired{CPU: 0.02}
+	load := Load{CPU: 0.02}
 	apply := func() *holderProcess {
 		t.Helper()
 		if err := m.Apply(load); err != nil {
@@ -416,7 +416,7 @@ func TestACPUHolderThatKeepsDyingIsRestartedByApplyAtBackedOffTimesOnly(t *testi
 func TestApplyRegrowsWhatWasRemovedFromOutsideAndCountsResizeFailures(t *testing.T) {
 	cfg := testConfig(t)
 	m, clock, _ := openWithClock(t, cfg)
-	load := Desired{Disk: 2 * mib}
+	load := Load{Disk: 2 * mib}
 	if err := m.Apply(load); err != nil {
 		t.Fatal(err)
 	}
@@ -468,7 +468,7 @@ func TestAHolderThatWouldExhaustThePidsLimitIsRefusedOnce(t *testing.T) {
 	}
 	m, clock, logs := openWithClock(t, cfg)
 	for range 3 {
-		if err := m.Apply(Desired{Memory: 48 * mib, CPU: 0.01}); err != nil {
+		if err := m.Apply(Load{Memory: 48 * mib, CPU: 0.01}); err != nil {
 			t.Fatal(err)
 		}
 		clock.advance(time.Second)
@@ -489,7 +489,7 @@ func TestAHolderThatWouldExhaustThePidsLimitIsRefusedOnce(t *testing.T) {
 	mu.Lock()
 	pids.Max = 1000
 	mu.Unlock()
-	if err := m.Apply(Desired{Memory: 48 * mib, CPU: 0.01}); err != nil {
+	if err := m.Apply(Load{Memory: 48 * mib, CPU: 0.01}); err != nil {
 		t.Fatal(err)
 	}
 	if u, err = m.Usage(); err != nil || u.MemoryHolders != 2 || u.CPUHolders != 1 {

@@ -152,7 +152,7 @@ func TestApplyHoldsMemoryInChunksAndUsageMeasuresIt(t *testing.T) {
 	cfg := testConfig(t)
 	m := openTest(t, cfg)
 
-	applyFilled(t, m, Desired{Memory: 80 * mib})
+	applyFilled(t, m, Load{Memory: 80 * mib})
 	first := checkRegistryMatches(t, m)
 	if diff := cmp.Diff([]int64{32 * mib, 32 * mib, 16 * mib}, memorySizes(first)); diff != "" {
 		t.Errorf("chunks for 80 MiB (-want +got):\n%s", diff)
@@ -181,7 +181,7 @@ func TestApplyHoldsMemoryInChunksAndUsageMeasuresIt(t *testing.T) {
 	}
 
 	// Shrink: the oldest full chunk stays, the rest is replaced by 8 MiB.
-	applyFilled(t, m, Desired{Memory: 40 * mib})
+	applyFilled(t, m, Load{Memory: 40 * mib})
 	second := checkRegistryMatches(t, m)
 	if diff := cmp.Diff([]int64{32 * mib, 8 * mib}, memorySizes(second)); diff != "" {
 		t.Errorf("chunks for 40 MiB (-want +got):\n%s", diff)
@@ -201,14 +201,14 @@ func TestApplyHoldsMemoryInChunksAndUsageMeasuresIt(t *testing.T) {
 	}
 
 	// The same amount again changes nothing.
-	if err := m.Apply(Desired{Memory: 40 * mib}); err != nil {
+	if err := m.Apply(Load{Memory: 40 * mib}); err != nil {
 		t.Fatal(err)
 	}
 	if diff := cmp.Diff(second, checkRegistryMatches(t, m)); diff != "" {
 		t.Errorf("applying the same amount changed the holders (-before +after):\n%s", diff)
 	}
 
-	if err := m.Apply(Desired{}); err != nil {
+	if err := m.Apply(Load{}); err != nil {
 		t.Fatal(err)
 	}
 	if entries := checkRegistryMatches(t, m); len(entries) != 0 {
@@ -227,7 +227,7 @@ func TestApplyHoldsMemoryInChunksAndUsageMeasuresIt(t *testing.T) {
 }
 
 // applyFilled applies d and waits until its memory holders are filled.
-func applyFilled(t *testing.T, m *Manager, d Desired) {
+func applyFilled(t *testing.T, m *Manager, d Load) {
 	t.Helper()
 	if err := m.Apply(d); err != nil {
 		t.Fatal(err)
@@ -268,7 +268,7 @@ func TestApplyNeverWaitsForBallastToFill(t *testing.T) {
 	cfg.binary = fakeHolder(t, "exec sleep 600") // fills for ever
 	m := openTest(t, cfg)
 
-	if err := m.Apply(Desired{Memory: 16 * mib}); err != nil {
+	if err := m.Apply(Load{Memory: 16 * mib}); err != nil {
 		t.Fatalf("Apply starting a holder that is still filling: %v, want nil", err)
 	}
 	// Recorded at once, for --recover. (The fake's command line is not a
@@ -280,7 +280,7 @@ func TestApplyNeverWaitsForBallastToFill(t *testing.T) {
 	}
 	// A holder still filling reads no stdin: the release kills it rather
 	// than wait for it to stop.
-	if err := m.Apply(Desired{}); err != nil {
+	if err := m.Apply(Load{}); err != nil {
 		t.Errorf("releasing a holder still filling: %v, want nil", err)
 	}
 	if left := waitGone(idsOf(filling), 5*time.Second); len(left) > 0 {
@@ -292,7 +292,7 @@ func TestApplyNeverWaitsForBallastToFill(t *testing.T) {
 	}
 
 	// Close (the daemon's SIGTERM) does not wait for one either.
-	if err := m.Apply(Desired{Memory: 16 * mib}); err != nil {
+	if err := m.Apply(Load{Memory: 16 * mib}); err != nil {
 		t.Fatal(err)
 	}
 	settle(t, m)
@@ -310,7 +310,7 @@ func TestAHolderThatFailsToFillIsDropped(t *testing.T) {
 	cfg.binary = fakeHolder(t, "echo 'cannot map' >&2; exit 1")
 	m := openTest(t, cfg)
 
-	if err := m.Apply(Desired{Memory: 16 * mib}); err != nil {
+	if err := m.Apply(Load{Memory: 16 * mib}); err != nil {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(readyTimeout)
@@ -341,7 +341,7 @@ func TestAHolderThatFailsToFillIsDropped(t *testing.T) {
 func TestApplyRunsOneCPUHolderAndChangesItsDuty(t *testing.T) {
 	skipShort(t, "runs real holder processes")
 	m := openTest(t, testConfig(t))
-	if err := m.Apply(Desired{CPU: 0.05}); err != nil {
+	if err := m.Apply(Load{CPU: 0.05}); err != nil {
 		t.Fatal(err)
 	}
 	entries := checkRegistryMatches(t, m)
@@ -362,7 +362,7 @@ func TestApplyRunsOneCPUHolderAndChangesItsDuty(t *testing.T) {
 	}
 	t.Logf("CPU holder at duty 0.05: %v of CPU time in its first second", u.CPUTime)
 
-	if err := m.Apply(Desired{CPU: 0.1}); err != nil {
+	if err := m.Apply(Load{CPU: 0.1}); err != nil {
 		t.Fatal(err)
 	}
 	entries = checkRegistryMatches(t, m)
@@ -370,7 +370,7 @@ func TestApplyRunsOneCPUHolderAndChangesItsDuty(t *testing.T) {
 		t.Errorf("registry %+v, want the same holder (pid %d) at 0.1", entries, pid)
 	}
 
-	if err := m.Apply(Desired{}); err != nil {
+	if err := m.Apply(Load{}); err != nil {
 		t.Fatal(err)
 	}
 	if entries := checkRegistryMatches(t, m); len(entries) != 0 {
@@ -388,7 +388,7 @@ func TestApplyResizesTheDiskFill(t *testing.T) {
 	cfg := testConfig(t)
 	m := openTest(t, cfg)
 	for _, size := range []int64{3 * mib, 1 * mib, 5 * mib, 0} {
-		if err := m.Apply(Desired{Disk: size}); err != nil {
+		if err := m.Apply(Load{Disk: size}); err != nil {
 			t.Fatal(err)
 		}
 		settle(t, m)
@@ -410,7 +410,7 @@ func TestApplyRejectsBadInputAndStartsNothing(t *testing.T) {
 	cfg := testConfig(t)
 	cfg.FillDir = ""
 	m := openTest(t, cfg)
-	for _, d := range []Desired{
+	for _, d := range []Load{
 		{Memory: -1},
 		{Disk: -1, Memory: 8 * mib},
 		{CPU: 1.5, Memory: 8 * mib},
@@ -477,7 +477,7 @@ func TestCloseStopsEverythingAndFreesTheLock(t *testing.T) {
 	skipShort(t, "runs real holder processes")
 	cfg := testConfig(t)
 	m := openTest(t, cfg)
-	if err := m.Apply(Desired{CPU: 0.02, Memory: 40 * mib, Disk: 2 * mib}); err != nil {
+	if err := m.Apply(Load{CPU: 0.02, Memory: 40 * mib, Disk: 2 * mib}); err != nil {
 		t.Fatal(err)
 	}
 	ids := idsOf(checkRegistryMatches(t, m))
@@ -497,7 +497,7 @@ func TestCloseStopsEverythingAndFreesTheLock(t *testing.T) {
 	if names := fillNames(t, cfg.FillDir); len(names) > 0 {
 		t.Errorf("fill files after Close: %v", names)
 	}
-	if err := m.Apply(Desired{Memory: mib}); !errors.Is(err, errClosed) {
+	if err := m.Apply(Load{Memory: mib}); !errors.Is(err, errClosed) {
 		t.Errorf("Apply after Close: %v, want errClosed", err)
 	}
 	if err := m.Close(); err != nil {
@@ -530,7 +530,7 @@ func TestAHolderThatDiesIsDroppedAndReplaced(t *testing.T) {
 	skipShort(t, "runs real holder processes")
 	cfg := testConfig(t)
 	m := openTest(t, cfg)
-	applyFilled(t, m, Desired{Memory: 48 * mib})
+	applyFilled(t, m, Load{Memory: 48 * mib})
 	before := checkRegistryMatches(t, m)
 	// As the OOM killer would.
 	if err := syscall.Kill(before[1].Pid, syscall.SIGKILL); err != nil {
@@ -556,7 +556,7 @@ func TestAHolderThatDiesIsDroppedAndReplaced(t *testing.T) {
 	if entries := checkRegistryMatches(t, m); len(entries) != 1 {
 		t.Errorf("registry after a holder died: %+v", entries)
 	}
-	if err := m.Apply(Desired{Memory: 48 * mib}); err != nil {
+	if err := m.Apply(Load{Memory: 48 * mib}); err != nil {
 		t.Fatal(err)
 	}
 	if diff := cmp.Diff([]int64{32 * mib, 16 * mib}, memorySizes(checkRegistryMatches(t, m))); diff != "" {

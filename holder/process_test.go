@@ -101,7 +101,7 @@ func holdersOf(binary string) []int {
 type testParentSpec struct {
 	Binary, StateDir, FillDir string
 	Chunk                     int64
-	Desired                   Desired
+	Load                      Load
 	// OnTerm is what SIGTERM does: "close" closes the manager and exits 0,
 	// "exit" exits at once (a daemon dying without cleaning up), "ignore"
 	// ignores it.
@@ -129,7 +129,7 @@ func runTestParent(spec string) int {
 		fmt.Printf("error %v\n", err)
 		return 3
 	}
-	if err := m.Apply(s.Desired); err != nil {
+	if err := m.Apply(s.Load); err != nil {
 		fmt.Printf("error %v\n", err)
 		m.Close()
 		return 3

@@ -40,7 +40,7 @@ func TestARegistryEntryNamingAnotherDaemonsHolderIsNeverKilled(t *testing.T) {
 	a := testConfig(t)
 	a.FillDir = ""
 	m := openTest(t, a)
-	mustFill(t, m.Apply(Desired{Memory: 8 * mib}))
+	mustFill(t, m.Apply(Load{Memory: 8 * mib}))
 	entries := waitRegistered(t, a.StateDir, 1)
 	holder := procID{entries[0].Pid, entries[0].StartTime}
 	ownerA, err := ownerOf(a.StateDir)
@@ -79,7 +79,7 @@ func TestARegistryEntryNamingAnotherDaemonsHolderIsNeverKilled(t *testing.T) {
 func TestRecoverLeavesTheFillDirOfAnotherStateDirAlone(t *testing.T) {
 	a := testConfig(t)
 	m := openTest(t, a)
-	mustFill(t, m.Apply(Desired{Disk: 3 * mib}))
+	mustFill(t, m.Apply(Load{Disk: 3 * mib}))
 	want := waitFillBytes(t, a.FillDir, 3*mib)
 	ownerA, err := ownerOf(a.StateDir)
 	mustFill(t, err)

@@ -186,7 +186,7 @@ func TestRecoverKillsRegisteredMarkedAndOrphanedHolders(t *testing.T) {
 func TestRecoverLeavesALockHolderThatIsNotACroExporterAlone(t *testing.T) {
 	cfg := testConfig(t)
 	spec := parentSpec(cfg)
-	spec.Desired = Desired{}
+	spec.Load = Load{}
 	// Its argv[0] and executable are holder.test: not a cro-exporter.
 	p := startParent(t, "holder.test", spec)
 	rep, err := Recover(cfg)

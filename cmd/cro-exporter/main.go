@@ -293,7 +293,7 @@ func openHolders(cli *CLI, h *checked, logger *slog.Logger) (holding, error) {
 	if err := held.averages.Load(cli.StateDir, h.now, logger); err != nil {
 		return held, errors.Join(err, stopHolders(m))
 	}
-	held.manager, held.holders, held.stateDir = m, managed{m}, cli.StateDir
+	held.manager, held.holders, held.stateDir = m, m, cli.StateDir
 	return held, nil
 }
 
@@ -391,17 +391,6 @@ func newReader(cli *CLI) (*collector.Reader, error) {
 // holderConfig is what the daemon's holder manager and --recover share.
 func holderConfig(cli *CLI, logger *slog.Logger) holder.Config {
 	return holder.Config{StateDir: cli.StateDir, FillDir: cli.fillDir(), Chunk: int64(cli.MemoryChunk), Logger: logger}
-}
-
-// managed is the holder manager as the controller sees it: the two
-// packages' types have the same fields, so they convert.
-type managed struct{ *holder.Manager }
-
-func (m managed) Apply(l controller.Load) error { return m.Manager.Apply(holder.Desired(l)) }
-
-func (m managed) Usage() (controller.HolderUsage, error) {
-	u, err := m.Manager.Usage()
-	return controller.HolderUsage(u), err
 }
 
 // buildInfo is cro_build_info: client_golang's version collector, as

@@ -7,8 +7,9 @@ import (
 	"time"
 )
 
-// Desired is the load the holders should add.
-type Desired struct {
+// Load is holder load, as the controller decides it and the holders hold
+// it: the CPU as a share of the whole machine, memory and disk in bytes.
+type Load struct {
 	CPU          float64 // share of the whole machine, 0..1
 	Memory, Disk int64   // bytes
 }
@@ -34,8 +35,8 @@ type Usage struct {
 	CPURefusals, MemoryRefusals uint64
 }
 
-// check rejects a Desired that is not a load.
-func (d Desired) check() error {
+// check rejects a Load that is not one.
+func (d Load) check() error {
 	var errs []error
 	if math.IsNaN(d.CPU) || d.CPU < 0 || d.CPU > 1 {
 		errs = append(errs, fmt.Errorf("desired CPU %v: not a share between 0 and 1", d.CPU))
