@@ -1,8 +1,15 @@
+// Package collector is the Prometheus side of cro-exporter: it turns the
+// controller's latest State into metrics, gathered and encoded once a tick,
+// and serves those bytes to scrapes.
+//
+// Like all of cro-exporter, it builds and runs on Linux only.
 package collector
 
 import (
 	"sync/atomic"
 
+	"github.com/cro-exporter/cro-exporter/controller"
+	"github.com/cro-exporter/cro-exporter/internal/host"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -12,7 +19,7 @@ const namespace = "cro"
 // State published to it, so a scrape costs no host reads and never waits for
 // the controller.
 type Exporter struct {
-	state atomic.Pointer[State]
+	state atomic.Pointer[controller.State]
 
 	usage, average, target, setpoint, history   *prometheus.Desc
 	shortfall                                   *prometheus.Desc
@@ -75,7 +82,7 @@ func NewExporter() *Exporter {
 }
 
 // Publish makes s the state that scrapes expose. s must not change afterwards.
-func (e *Exporter) Publish(s *State) { e.state.Store(s) }
+func (e *Exporter) Publish(s *controller.State) { e.state.Store(s) }
 
 // Describe implements prometheus.Collector.
 func (e *Exporter) Describe(ch chan<- *prometheus.Desc) {
@@ -99,9 +106,9 @@ func (e *Exporter) Collect(ch chan<- prometheus.Metric) {
 	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
 	}
-	for _, r := range Resources {
+	for _, r := range host.Resources {
 		rs := s.Resources[r]
-		if r != Disk || s.Sample.DiskErr == nil {
+		if r != host.Disk || s.Sample.DiskErr == nil {
 			gauge(e.usage, s.Sample.Usage(r), string(r))
 		}
 		gauge(e.average, rs.Average, string(r))
@@ -120,17 +127,17 @@ func (e *Exporter) Collect(ch chan<- prometheus.Metric) {
 		gauge(e.holders, float64(rs.Holders), string(r))
 		gauge(e.holderUsage, rs.HolderShare, string(r))
 		ch <- prometheus.MustNewConstMetric(e.failures, prometheus.CounterValue, float64(rs.Failures), string(r))
-		if r != Disk {
+		if r != host.Disk {
 			ch <- prometheus.MustNewConstMetric(e.refusals, prometheus.CounterValue, float64(rs.Refusals), string(r))
 		}
-		if r != CPU {
+		if r != host.CPU {
 			gauge(e.holderBytes, float64(rs.HolderBytes), string(r))
 		}
-		if r == Memory {
+		if r == host.Memory {
 			gauge(e.holdOff, rs.HoldOff.Seconds(), string(r))
 		}
-		for _, reason := range Reasons {
-			if !releasable(r, reason) {
+		for _, reason := range controller.Reasons {
+			if !reason.Releasable(r) {
 				continue
 			}
 			ch <- prometheus.MustNewConstMetric(e.releases, prometheus.CounterValue, float64(rs.Releases[reason]), string(r), reason.String())
@@ -158,6 +165,6 @@ func (e *Exporter) Collect(ch chan<- prometheus.Metric) {
 	}
 	gauge(e.diskPresent, present)
 	ch <- prometheus.MustNewConstMetric(e.diskLosses, prometheus.CounterValue, float64(s.DiskLosses))
-	gauge(e.reserve, float64(s.MemoryReserve), string(Memory))
-	gauge(e.reserve, float64(s.DiskReserve), string(Disk))
+	gauge(e.reserve, float64(s.MemoryReserve), string(host.Memory))
+	gauge(e.reserve, float64(s.DiskReserve), string(host.Disk))
 }

@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cro-exporter/cro-exporter/controller"
+	"github.com/cro-exporter/cro-exporter/internal/host"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
@@ -12,17 +14,17 @@ import (
 // objectiveState is a host whose CPU is audited as the p95 of 1-minute
 // means over 7 days and meets it, whose memory is audited the same way and
 // still lacks 42 periods, and whose disk is audited as the 30-day mean.
-func objectiveState() *State {
-	return &State{
-		Sample: Sample{Time: time.Unix(1_700_000_000, 0), CPUs: 2, CPU: 0.02,
+func objectiveState() *controller.State {
+	return &controller.State{
+		Sample: host.Sample{Time: time.Unix(1_700_000_000, 0), CPUs: 2, CPU: 0.02,
 			MemoryTotal: 8 << 30, MemoryAvailable: 6 << 30, DiskSize: 100 << 30, DiskUsed: 25 << 30, DiskAvailable: 70 << 30},
 		Spec: "small", Ceiling: 0.9, Interval: 15 * time.Second,
-		Resources: map[Resource]ResourceState{
-			CPU: {Statistic: "p95", Window: 7 * 24 * time.Hour, Period: time.Minute,
+		Resources: map[host.Resource]controller.ResourceState{
+			host.CPU: {Statistic: "p95", Window: 7 * 24 * time.Hour, Period: time.Minute,
 				Audit: 0.205, Passing: 0.0625, Needed: 0, Average: 0.025, Target: 0.2},
-			Memory: {Statistic: "p99.9", Window: 7 * 24 * time.Hour, Period: time.Minute,
+			host.Memory: {Statistic: "p99.9", Window: 7 * 24 * time.Hour, Period: time.Minute,
 				Audit: 0.125, Passing: 0.0015625, Needed: 42, Average: 0.18, Target: 0.2},
-			Disk: {Statistic: "mean", Window: 30 * 24 * time.Hour,
+			host.Disk: {Statistic: "mean", Window: 30 * 24 * time.Hour,
 				Audit: 0.3, Average: 0.3, Target: 0.25},
 		},
 	}
@@ -82,7 +84,7 @@ cro_usage_average_ratio{resource="memory"} 0.18
 
 func TestExporterOfMeansAloneHasNoPeriods(t *testing.T) {
 	s := objectiveState()
-	for _, r := range Resources {
+	for _, r := range host.Resources {
 		rs := s.Resources[r]
 		rs.Statistic, rs.Period, rs.Audit, rs.Passing, rs.Needed = "mean", 0, rs.Average, 0, 0
 		s.Resources[r] = rs

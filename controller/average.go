@@ -8,7 +8,7 @@ import (
 	"math"
 	"time"
 
-	"github.com/cro-exporter/cro-exporter/collector"
+	"github.com/cro-exporter/cro-exporter/internal/host"
 )
 
 // Averages keeps what the auditor computes of each resource: one
@@ -24,10 +24,10 @@ import (
 // not invent usage for time nobody saw.
 type Averages struct {
 	maxSpan    time.Duration
-	objectives map[collector.Resource]Objective
-	avg        map[collector.Resource]average
+	objectives map[host.Resource]Objective
+	avg        map[host.Resource]average
 	// periods are the audit periods of each percentile objective.
-	periods map[collector.Resource]*periods
+	periods map[host.Resource]*periods
 }
 
 // average is the state of one resource's average.
@@ -43,7 +43,7 @@ type average struct {
 }
 
 // NewAverages returns empty averages for every resource in
-// collector.Resources, each the mean over window (time constant window/2),
+// host.Resources, each the mean over window (time constant window/2),
 // counting at most maxSpan of any interval between two samples as observed
 // (the daemon passes twice the sampling interval). It panics unless both are
 // positive: the CLI validates its flags before.
@@ -53,11 +53,11 @@ func NewAverages(window, maxSpan time.Duration) *Averages {
 	}
 	a := &Averages{
 		maxSpan:    maxSpan,
-		objectives: make(map[collector.Resource]Objective, len(collector.Resources)),
+		objectives: make(map[host.Resource]Objective, len(host.Resources)),
 		avg:        freshAverages(),
-		periods:    map[collector.Resource]*periods{},
+		periods:    map[host.Resource]*periods{},
 	}
-	for _, r := range collector.Resources {
+	for _, r := range host.Resources {
 		a.objectives[r] = Objective{Window: window}
 	}
 	return a
@@ -68,7 +68,7 @@ func NewAverages(window, maxSpan time.Duration) *Averages {
 // have refused: a window that is not positive, or for a percentile a
 // quantile outside (0, 1) or a period that does not divide the window into
 // at most MaxPeriods.
-func (a *Averages) SetObjective(r collector.Resource, o Objective) {
+func (a *Averages) SetObjective(r host.Resource, o Objective) {
 	percentile := o.Quantile != 0
 	if o.Window <= 0 || percentile && (o.Quantile <= 0 || o.Quantile >= 1 || o.Period <= 0 || o.Period > o.Window || o.Window/o.Period > MaxPeriods) {
 		panic(fmt.Sprintf("controller.SetObjective(%s, %+v): not a valid objective", r, o))
@@ -81,15 +81,15 @@ func (a *Averages) SetObjective(r collector.Resource, o Objective) {
 }
 
 // objective is r's objective.
-func (a *Averages) objective(r collector.Resource) Objective { return a.objectives[r] }
+func (a *Averages) objective(r host.Resource) Objective { return a.objectives[r] }
 
 // tau is the time constant of r's average, in seconds.
-func (a *Averages) tau(r collector.Resource) float64 { return a.objectives[r].Window.Seconds() / 2 }
+func (a *Averages) tau(r host.Resource) float64 { return a.objectives[r].Window.Seconds() / 2 }
 
 // freshAverages returns an empty average for every resource.
-func freshAverages() map[collector.Resource]average {
-	avgs := make(map[collector.Resource]average, len(collector.Resources))
-	for _, r := range collector.Resources {
+func freshAverages() map[host.Resource]average {
+	avgs := make(map[host.Resource]average, len(host.Resources))
+	for _, r := range host.Resources {
 		avgs[r] = average{}
 	}
 	return avgs
@@ -109,7 +109,7 @@ func freshAverages() map[collector.Resource]average {
 // the monotonic reading would measure some spans and the wall clock others
 // (period boundaries carry none), and a step forward would fill the periods
 // it skips with x. A step is the loop's to see (clockStepped).
-func (a *Averages) update(r collector.Resource, now time.Time, x float64) error {
+func (a *Averages) update(r host.Resource, now time.Time, x float64) error {
 	now = now.Round(0)
 	avg, ok := a.avg[r]
 	if !ok {
@@ -164,14 +164,14 @@ func (a *Averages) clockStepped(by time.Duration) {
 }
 
 // Value is r's average usage ratio, 0..1; 0 before its first sample.
-func (a *Averages) Value(r collector.Resource) float64 {
+func (a *Averages) Value(r host.Resource) float64 {
 	return a.avg[r].value
 }
 
 // History is how much history r's average holds: the span of uninterrupted
 // sampling, ending now, that would give it its weight. It grows as samples
 // come in, shrinks across gaps, and is capped at the window.
-func (a *Averages) History(r collector.Resource) time.Duration {
+func (a *Averages) History(r host.Resource) time.Duration {
 	// Uninterrupted sampling for h gives the weight 1-exp(-h/tau). A weight
 	// of 1 gives an infinite h, which the cap catches before it is converted.
 	h := -a.tau(r) * math.Log1p(-a.avg[r].weight)
@@ -184,7 +184,7 @@ func (a *Averages) History(r collector.Resource) time.Duration {
 // Setpoint is the total usage of r that, held for the next hours (as many
 // as the average holds, up to 12), brings its average to target plus a small
 // margin, within [0, limit].
-func (a *Averages) Setpoint(r collector.Resource, target, limit float64) float64 {
+func (a *Averages) Setpoint(r host.Resource, target, limit float64) float64 {
 	avg := a.avg[r]
 	h := min(horizon, max(a.History(r), minHorizon))
 	return setpoint(avg.value, avg.weight, target, limit, h, time.Duration(a.tau(r)*float64(time.Second)))

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cro-exporter/cro-exporter/collector"
+	"github.com/cro-exporter/cro-exporter/internal/host"
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 )
@@ -28,7 +28,7 @@ var allowAverages = cmp.AllowUnexported(Averages{}, average{})
 
 // feed updates r every step, from the step after from to until, with load(t),
 // t being the time since from, and returns the time of the last sample.
-func feed(t testing.TB, a *Averages, r collector.Resource, from, until time.Time, step time.Duration, load func(time.Duration) float64) time.Time {
+func feed(t testing.TB, a *Averages, r host.Resource, from, until time.Time, step time.Duration, load func(time.Duration) float64) time.Time {
 	t.Helper()
 	now := from
 	for now.Add(step).Compare(until) <= 0 {
@@ -51,10 +51,10 @@ func TestAverageOfAConstantIsThatConstantFromTheFirstSample(t *testing.T) {
 		// 30 days at 15 s, checking every sample: exact, not approximate,
 		// because each update steps from the value towards x by x-value = 0.
 		for i := range 30 * day / interval {
-			if err := a.update(collector.Memory, now, x); err != nil {
+			if err := a.update(host.Memory, now, x); err != nil {
 				t.Fatal(err)
 			}
-			if got := a.Value(collector.Memory); got != x {
+			if got := a.Value(host.Memory); got != x {
 				t.Fatalf("constant %v: sample %d gives %v", x, i, got)
 			}
 			now = now.Add(interval)
@@ -73,8 +73,8 @@ func TestUsageOutsideZeroToOneIsClamped(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			a := NewAverages(window, maxSpan)
-			a.update(collector.CPU, start, tc.x)
-			if got := a.Value(collector.CPU); got != tc.want {
+			a.update(host.CPU, start, tc.x)
+			if got := a.Value(host.CPU); got != tc.want {
 				t.Errorf("Value = %v, want %v", got, tc.want)
 			}
 		})
@@ -84,17 +84,17 @@ func TestUsageOutsideZeroToOneIsClamped(t *testing.T) {
 func TestUsageThatIsNotANumberIsRejectedAndChangesNothing(t *testing.T) {
 	for _, tc := range []struct {
 		name string
-		r    collector.Resource
+		r    host.Resource
 		x    float64
 	}{
-		{"NaN is rejected", collector.CPU, math.NaN()},
-		{"+Inf is rejected", collector.CPU, math.Inf(1)},
-		{"-Inf is rejected", collector.CPU, math.Inf(-1)},
+		{"NaN is rejected", host.CPU, math.NaN()},
+		{"+Inf is rejected", host.CPU, math.Inf(1)},
+		{"-Inf is rejected", host.CPU, math.Inf(-1)},
 		{"an unknown resource is rejected", "gpu", 0.5},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			a := NewAverages(window, maxSpan)
-			last := feed(t, a, collector.CPU, start, start.Add(day), interval, constant(0.3))
+			last := feed(t, a, host.CPU, start, start.Add(day), interval, constant(0.3))
 			before := *a
 			before.avg = maps.Clone(a.avg)
 			if err := a.update(tc.r, last.Add(interval), tc.x); err == nil {
@@ -111,12 +111,12 @@ func TestStepReachesOneMinusOneOverEAfterTheTimeConstant(t *testing.T) {
 	a := NewAverages(window, maxSpan)
 	// A long history at 0: after 40 time constants the weight is
 	// 1-exp(-40), which is 1 in float64.
-	a.avg[collector.CPU] = average{value: 0, weight: 1, last: start}
-	feed(t, a, collector.CPU, start, start.Add(tau), interval, constant(1))
+	a.avg[host.CPU] = average{value: 0, weight: 1, last: start}
+	feed(t, a, host.CPU, start, start.Add(tau), interval, constant(1))
 	// The piecewise-constant model makes this exact whatever the step; the
 	// tolerance is only for rounding over 86,400 updates.
 	want := 1 - 1/math.E // 0.632
-	if got := a.Value(collector.CPU); math.Abs(got-want) > 1e-9 {
+	if got := a.Value(host.CPU); math.Abs(got-want) > 1e-9 {
 		t.Errorf("after a step from 0 to 1 and tau = %v: Value = %.12f, want %.12f", tau, got, want)
 	}
 }
@@ -135,12 +135,12 @@ func TestHistoryIsTheObservedSpanCappedAtTheWindow(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			a := NewAverages(window, maxSpan)
-			a.update(collector.Disk, start, 0.5)
+			a.update(host.Disk, start, 0.5)
 			// An hour's steps with an hour's maxSpan: fast, and the same
 			// weight as 15 s steps would give.
 			a.maxSpan = time.Hour
-			feed(t, a, collector.Disk, start, start.Add(tc.observed), time.Hour, constant(0.5))
-			if got := a.History(collector.Disk); (got - tc.want).Abs() > time.Millisecond {
+			feed(t, a, host.Disk, start, start.Add(tc.observed), time.Hour, constant(0.5))
+			if got := a.History(host.Disk); (got - tc.want).Abs() > time.Millisecond {
 				t.Errorf("History = %v, want %v", got, tc.want)
 			}
 		})
@@ -149,12 +149,12 @@ func TestHistoryIsTheObservedSpanCappedAtTheWindow(t *testing.T) {
 
 func TestGapDecaysHistoryButInventsNoUsage(t *testing.T) {
 	a := NewAverages(window, maxSpan)
-	last := feed(t, a, collector.Memory, start, start.Add(window), interval, constant(0.2))
-	before := a.avg[collector.Memory]
+	last := feed(t, a, host.Memory, start, start.Add(window), interval, constant(0.2))
+	before := a.avg[host.Memory]
 
 	// The exporter was down for 3 days; its first sample back says 0.8.
 	gap := 3 * day
-	if err := a.update(collector.Memory, last.Add(gap), 0.8); err != nil {
+	if err := a.update(host.Memory, last.Add(gap), 0.8); err != nil {
 		t.Fatal(err)
 	}
 
@@ -167,15 +167,15 @@ func TestGapDecaysHistoryButInventsNoUsage(t *testing.T) {
 		weight: kept + w,
 		last:   last.Add(gap),
 	}
-	if diff := cmp.Diff(want, a.avg[collector.Memory], allowAverages, cmpopts.EquateApprox(0, 1e-12)); diff != "" {
+	if diff := cmp.Diff(want, a.avg[host.Memory], allowAverages, cmpopts.EquateApprox(0, 1e-12)); diff != "" {
 		t.Errorf("after a 3-day gap (-want +got):\n%s", diff)
 	}
 	// Had the sample stood for the whole gap, the average would be 0.32.
-	if got := a.Value(collector.Memory); got > 0.2001 {
+	if got := a.Value(host.Memory); got > 0.2001 {
 		t.Errorf("Value = %v: the gap was counted as observed", got)
 	}
 	// 30 days of history, now 3 to 33 days old, weigh as 18.5 days would.
-	if got, want := a.History(collector.Memory), time.Duration(-tau.Seconds()*math.Log(1-want.weight)*1e9); (got - want).Abs() > time.Second {
+	if got, want := a.History(host.Memory), time.Duration(-tau.Seconds()*math.Log(1-want.weight)*1e9); (got - want).Abs() > time.Second {
 		t.Errorf("History = %v, want %v", got, want)
 	}
 }
@@ -191,17 +191,17 @@ func TestIrregularIntervalsGiveTheSameAverageAsRegularOnes(t *testing.T) {
 		perMinute[i] = rng.Float64()
 	}
 	regular, irregular := NewAverages(window, time.Minute), NewAverages(window, time.Minute)
-	regular.update(collector.CPU, start, 0)
-	irregular.update(collector.CPU, start, 0)
+	regular.update(host.CPU, start, 0)
+	irregular.update(host.CPU, start, 0)
 	for i, x := range perMinute {
 		end := start.Add(time.Duration(i+1) * time.Minute)
-		regular.update(collector.CPU, end, x)
+		regular.update(host.CPU, end, x)
 		for at := end.Add(-time.Minute); ; {
 			at = at.Add(time.Duration(1+rng.IntN(25)) * time.Second)
 			if at.After(end) {
 				at = end
 			}
-			irregular.update(collector.CPU, at, x)
+			irregular.update(host.CPU, at, x)
 			if at.Equal(end) {
 				break
 			}
@@ -256,10 +256,10 @@ func TestClockGoingBackOrStandingStillKeepsTheAverageSane(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			a := NewAverages(window, maxSpan)
 			for i, s := range tc.samples {
-				if err := a.update(collector.CPU, start.Add(s.at), s.x); err != nil {
+				if err := a.update(host.CPU, start.Add(s.at), s.x); err != nil {
 					t.Fatal(err)
 				}
-				avg, h := a.avg[collector.CPU], a.History(collector.CPU)
+				avg, h := a.avg[host.CPU], a.History(host.CPU)
 				if !isRatio(avg.value) || !isRatio(avg.weight) || h < 0 || h > window {
 					t.Fatalf("after sample %d: value %v, weight %v, history %v", i, avg.value, avg.weight, h)
 				}
@@ -267,7 +267,7 @@ func TestClockGoingBackOrStandingStillKeepsTheAverageSane(t *testing.T) {
 					t.Fatalf("after sample %d: last = %v, want the sample's time", i, avg.last)
 				}
 			}
-			if got := a.Value(collector.CPU); math.Abs(got-tc.wantValue) > 1e-5 {
+			if got := a.Value(host.CPU); math.Abs(got-tc.wantValue) > 1e-5 {
 				t.Errorf("Value = %v, want %v", got, tc.wantValue)
 			}
 		})
@@ -311,11 +311,11 @@ func compare(t *testing.T, n int, step time.Duration, x func(i int) float64) (ew
 	for i := range n {
 		now = now.Add(step)
 		xi := x(i)
-		if err := a.update(collector.CPU, now, xi); err != nil {
+		if err := a.update(host.CPU, now, xi); err != nil {
 			t.Fatal(err)
 		}
 		if s := m.add(xi); i >= len(m.ring) {
-			ewma, sliding = append(ewma, a.Value(collector.CPU)), append(sliding, s)
+			ewma, sliding = append(ewma, a.Value(host.CPU)), append(sliding, s)
 		}
 	}
 	return ewma, sliding
@@ -407,7 +407,7 @@ func BenchmarkAveragesUpdate(b *testing.B) {
 	now := start
 	for b.Loop() {
 		now = now.Add(interval)
-		for _, r := range collector.Resources {
+		for _, r := range host.Resources {
 			a.update(r, now, 0.3)
 		}
 	}

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cro-exporter/cro-exporter/collector"
+	"github.com/cro-exporter/cro-exporter/internal/host"
 )
 
 // steppedHost is an idle host whose CPU is the burner's alone: the target
@@ -37,8 +37,8 @@ const steppedTarget = 0.20
 // run runs the host for minutes real minutes.
 func (h *steppedHost) run(minutes int) {
 	a := NewAverages(time.Hour, 30*time.Second)
-	a.SetObjective(collector.CPU, Objective{Quantile: 0.95, Window: time.Hour, Period: time.Minute})
-	p := a.periods[collector.CPU]
+	a.SetObjective(host.CPU, Objective{Quantile: 0.95, Window: time.Hour, Period: time.Minute})
+	p := a.periods[host.CPU]
 	burning := false
 	var prev time.Time
 	for tick := 0; tick <= 4*minutes; tick++ {
@@ -55,7 +55,7 @@ func (h *steppedHost) run(minutes int) {
 			a.clockStepped(by)
 		}
 		prev = wall
-		if err := a.update(collector.CPU, wall, x); err != nil {
+		if err := a.update(host.CPU, wall, x); err != nil {
 			panic(err)
 		}
 		k := p.number(wall)
@@ -165,8 +165,8 @@ func TestAStepBackWithinAPeriodCountsItsTimeOnce(t *testing.T) {
 	// 20 s, so that the minute runs 80 s by the monotonic clock.
 	for _, seen := range []bool{true, false} {
 		a := NewAverages(time.Hour, 30*time.Second)
-		a.SetObjective(collector.CPU, Objective{Quantile: 0.95, Window: time.Hour, Period: time.Minute})
-		p := a.periods[collector.CPU]
+		a.SetObjective(host.CPU, Objective{Quantile: 0.95, Window: time.Hour, Period: time.Minute})
+		p := a.periods[host.CPU]
 		var prev time.Time
 		for tick := range 4 * 10 {
 			wall := minute.Add(time.Duration(tick) * 15 * time.Second)
@@ -177,7 +177,7 @@ func TestAStepBackWithinAPeriodCountsItsTimeOnce(t *testing.T) {
 				a.clockStepped(by)
 			}
 			prev = wall
-			a.update(collector.CPU, wall, 0.3)
+			a.update(host.CPU, wall, 0.3)
 		}
 		k := p.number(minute)
 		if got, want := means(p, k+7)[52:], []float64{0.3, 0.3, 0.3, 0.3, 0.3, 0.3, 0.3, 0.3}; !slices.Equal(got, want) {
@@ -190,7 +190,7 @@ func TestTheLoopLogsAndCountsEachClockStepOnceAndGoesOnFromTheNewTime(t *testing
 	var failing atomic.Bool
 	var logs bytes.Buffer
 	loop, published := testLoop(t, &failing, &logs)
-	loop.cfg.Averages.SetObjective(collector.CPU, Objective{Quantile: 0.95, Window: time.Hour, Period: time.Minute})
+	loop.cfg.Averages.SetObjective(host.CPU, Objective{Quantile: 0.95, Window: time.Hour, Period: time.Minute})
 	// The host at CPU 0.5, above its target of 0.25 all along: every
 	// minute passes for an auditor whose clock is right.
 	tick := func(wall time.Time) {
@@ -227,7 +227,7 @@ func TestTheLoopLogsAndCountsEachClockStepOnceAndGoesOnFromTheNewTime(t *testing
 	// The 20 minutes since the clock is right again pass (the minutes
 	// before the forward step were overwritten by the day it skipped,
 	// which counts as unseen); the forgotten day ahead holds none back.
-	cpu := last.Resources[collector.CPU]
+	cpu := last.Resources[host.CPU]
 	if got := int(math.Round(cpu.Passing * 60)); got != 20 {
 		t.Errorf("%d passing periods counted in the window 20 minutes after the clock was right again, want 20", got)
 	}
@@ -279,22 +279,22 @@ func TestOnlyAStepOfTheWallClockAgainstTheMonotonicOneCounts(t *testing.T) {
 func TestAuditPeriodsSavedAheadOfTheirLastSampleAreForgottenOnLoad(t *testing.T) {
 	o := Objective{Quantile: 0.95, Window: time.Hour, Period: time.Minute}
 	saved := NewAverages(window, maxSpan)
-	saved.SetObjective(collector.CPU, o)
+	saved.SetObjective(host.CPU, o)
 	at := func(a *Averages, from, to int, x float64) {
 		for i := from; i <= to; i++ {
-			a.update(collector.CPU, minute.Add(time.Duration(i)*15*time.Second), x)
+			a.update(host.CPU, minute.Add(time.Duration(i)*15*time.Second), x)
 		}
 	}
 	at(saved, 0, 4*50, 0.5)
 	// As a version that kept them saved them after the clock stepped back
 	// 20 minutes: minutes 30 to 49 closed ahead of the last sample.
-	p := saved.periods[collector.CPU]
+	p := saved.periods[host.CPU]
 	p.open, p.sum, p.until = p.number(minute)+30, 0, minute.Add(30*time.Minute)
 	loaded := saveAndLoad(t, privateDir(t), saved, o)
 	// Idle from minute 30 on, by the clock as it is now: the auditor
 	// counts minutes 0 to 29 alone as passing.
 	at(loaded, 4*30+1, 4*40, 0)
-	p = loaded.periods[collector.CPU]
+	p = loaded.periods[host.CPU]
 	if got := p.passing(p.number(minute)+39, 0.25); got != 30 {
 		t.Errorf("%d passing minutes in the window after the load, want the 30 before the step: those ahead count", got)
 	}
@@ -320,10 +320,10 @@ func TestASeenClockStepLeavesTheAveragesAsIfNoneHappened(t *testing.T) {
 			stepped.clockStepped(by)
 		}
 		prev = wall
-		right.update(collector.CPU, real, x)
-		stepped.update(collector.CPU, wall, x)
+		right.update(host.CPU, real, x)
+		stepped.update(host.CPU, wall, x)
 	}
-	got, want := stepped.avg[collector.CPU], right.avg[collector.CPU]
+	got, want := stepped.avg[host.CPU], right.avg[host.CPU]
 	if math.Abs(got.value-want.value) > 1e-12 || math.Abs(got.weight-want.weight) > 1e-12 {
 		t.Errorf("after the steps: value %v weight %v, want %v and %v as with a clock that was right", got.value, got.weight, want.value, want.weight)
 	}

@@ -4,7 +4,7 @@ import (
 	"math"
 	"time"
 
-	"github.com/cro-exporter/cro-exporter/collector"
+	"github.com/cro-exporter/cro-exporter/internal/host"
 )
 
 // The control law. All quantities are ratios of the resource, 0..1.
@@ -72,7 +72,7 @@ func (d decision) within(room, now float64, memory bool) decision {
 	case now > room:
 		d.load, d.short = room, memory
 		if !d.released {
-			d.release, d.released = collector.ReasonRealUsage, true
+			d.release, d.released = ReasonRealUsage, true
 		}
 	case room-now < room/2:
 		d.load = now
@@ -132,7 +132,7 @@ type decision struct {
 	load float64
 	// release is why load gives back before the average says so, when
 	// released.
-	release  collector.Reason
+	release  Reason
 	released bool
 	// short tells that memory ballast is over its limit: whole chunks go
 	// now, as between ticks, so that no new holder starts while memory is
@@ -142,10 +142,10 @@ type decision struct {
 }
 
 // laws is each resource's decision at a tick.
-var laws = map[collector.Resource]func(inputs) decision{
-	collector.CPU:    decideCPU,
-	collector.Memory: decideMemory,
-	collector.Disk:   decideDisk,
+var laws = map[host.Resource]func(inputs) decision{
+	host.CPU:    decideCPU,
+	host.Memory: decideMemory,
+	host.Disk:   decideDisk,
 }
 
 // decideCPU is the CPU decision. The plan follows smoothed usage alone: a
@@ -224,12 +224,12 @@ func (d decision) planned(in inputs, real float64) decision {
 // releaseReason tells why holders shrink, when they give load back before
 // the average says so: a reserve (or the ceiling) was reached, or real usage
 // alone meets the setpoint.
-func releaseReason(setpoint, real, now, limit float64, reserved bool) (collector.Reason, bool) {
+func releaseReason(setpoint, real, now, limit float64, reserved bool) (Reason, bool) {
 	switch {
 	case now > limit-real && reserved:
-		return collector.ReasonReserve, true
+		return ReasonReserve, true
 	case now > limit-real || real >= setpoint:
-		return collector.ReasonRealUsage, true
+		return ReasonRealUsage, true
 	}
 	return 0, false
 }

@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cro-exporter/cro-exporter/collector"
+	"github.com/cro-exporter/cro-exporter/internal/host"
 )
 
 const tau30d = 15 * 24 * time.Hour
@@ -79,46 +79,46 @@ func TestDecisions(t *testing.T) {
 	burst := smooth(0.05, 0.05+giveWay, false, tick)
 	for _, tc := range []struct {
 		name string
-		r    collector.Resource
+		r    host.Resource
 		in   inputs
 		want decision
 	}{
-		{"a CPU burst counts in the plan only up to the give-way threshold", collector.CPU,
+		{"a CPU burst counts in the plan only up to the give-way threshold", host.CPU,
 			inputs{setpoint: 0.255, limit: 0.9, real: 0.5, smooth: 0.05, started: true, interval: tick, held: 0.2, step: 1},
 			decision{smooth: burst, started: true, load: 0.2}},
-		{"a CPU figure since boot neither plans nor starts the level", collector.CPU,
+		{"a CPU figure since boot neither plans nor starts the level", host.CPU,
 			inputs{setpoint: 0.255, limit: 0.9, real: 0.6, sinceBoot: true, interval: tick, step: 1},
 			decision{}},
-		{"the first current CPU figure starts the level and plans", collector.CPU,
+		{"the first current CPU figure starts the level and plans", host.CPU,
 			inputs{setpoint: 0.255, limit: 0.9, real: 0.01, interval: tick, step: 1},
 			decision{smooth: 0.01, started: true, load: 0.245}},
-		{"CPU holders stop when smoothed real usage meets the setpoint", collector.CPU,
+		{"CPU holders stop when smoothed real usage meets the setpoint", host.CPU,
 			inputs{setpoint: 0.255, limit: 0.9, real: 0.3, smooth: 0.3, started: true, interval: tick, held: 0.1, step: 1},
-			decision{smooth: 0.3, started: true, release: collector.ReasonRealUsage, released: true}},
-		{"memory grows toward the setpoint by a step at most", collector.Memory,
+			decision{smooth: 0.3, started: true, release: ReasonRealUsage, released: true}},
+		{"memory grows toward the setpoint by a step at most", host.Memory,
 			inputs{setpoint: 0.5, limit: 0.85, reserved: true, real: 0.1, smooth: 0.1, started: true, interval: tick, held: 0.1, step: 0.125},
 			decision{smooth: 0.1, started: true, load: 0.225}},
-		{"memory does not grow while held off", collector.Memory,
+		{"memory does not grow while held off", host.Memory,
 			inputs{setpoint: 0.5, limit: 0.85, reserved: true, real: 0.1, smooth: 0.1, started: true, interval: tick, held: 0.1, step: 0.125, heldOff: true},
 			decision{smooth: 0.1, started: true, load: 0.1}},
-		{"memory held off still gives way to real usage", collector.Memory,
+		{"memory held off still gives way to real usage", host.Memory,
 			inputs{setpoint: 0.5, limit: 0.85, reserved: true, real: 0.6, smooth: 0.6, started: true, interval: tick, held: 0.2, step: 0.125, heldOff: true},
-			decision{smooth: 0.6, started: true, release: collector.ReasonRealUsage, released: true}},
-		{"memory over its reserve is short and holds off", collector.Memory,
+			decision{smooth: 0.6, started: true, release: ReasonRealUsage, released: true}},
+		{"memory over its reserve is short and holds off", host.Memory,
 			inputs{setpoint: 0.5, limit: 0.85, reserved: true, real: 0.7, smooth: 0.7, started: true, interval: tick, held: 0.3, step: 0.125},
-			decision{smooth: 0.7, started: true, release: collector.ReasonReserve, released: true, short: true, holdOff: true}},
-		{"memory over the ceiling is short without a hold-off", collector.Memory,
+			decision{smooth: 0.7, started: true, release: ReasonReserve, released: true, short: true, holdOff: true}},
+		{"memory over the ceiling is short without a hold-off", host.Memory,
 			inputs{setpoint: 0.5, limit: 0.85, real: 0.7, smooth: 0.7, started: true, interval: tick, held: 0.3, step: 0.125},
-			decision{smooth: 0.7, started: true, release: collector.ReasonRealUsage, released: true, short: true}},
-		{"disk fill fills the gap", collector.Disk,
+			decision{smooth: 0.7, started: true, release: ReasonRealUsage, released: true, short: true}},
+		{"disk fill fills the gap", host.Disk,
 			inputs{setpoint: 0.255, limit: 0.9, real: 0.1, smooth: 0.1, started: true, interval: tick, step: 1},
 			decision{smooth: 0.1, started: true, load: 0.155}},
-		{"the hold-off is memory's alone", collector.Disk,
+		{"the hold-off is memory's alone", host.Disk,
 			inputs{setpoint: 0.255, limit: 0.9, real: 0.1, smooth: 0.1, started: true, interval: tick, step: 1, heldOff: true},
 			decision{smooth: 0.1, started: true, load: 0.155}},
-		{"disk fill over its reserve shrinks at once and is never short", collector.Disk,
+		{"disk fill over its reserve shrinks at once and is never short", host.Disk,
 			inputs{setpoint: 0.6, limit: 0.8, reserved: true, real: 0.5, smooth: 0.5, started: true, interval: tick, held: 0.4, step: 1},
-			decision{smooth: 0.5, started: true, load: 0.1, release: collector.ReasonReserve, released: true}},
+			decision{smooth: 0.5, started: true, load: 0.1, release: ReasonReserve, released: true}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got := laws[tc.r](tc.in)

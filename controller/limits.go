@@ -3,8 +3,8 @@ package controller
 import (
 	"math"
 
-	"github.com/cro-exporter/cro-exporter/collector"
 	"github.com/cro-exporter/cro-exporter/internal/cgroup"
+	"github.com/cro-exporter/cro-exporter/internal/host"
 )
 
 // bound is what sets a limit.
@@ -20,14 +20,14 @@ const (
 // it: the ceiling, or less where a reserve of MemAvailable or free space
 // says so. The daemon's cgroup bounds the holders' own load instead
 // (cgroupRoom, decision.within).
-func (l *Loop) limit(r collector.Resource, s collector.Sample) (float64, bound) {
+func (l *Loop) limit(r host.Resource, s host.Sample) (float64, bound) {
 	limit, by := l.cfg.Ceiling, byCeiling
 	reserve := 1.0
 	switch r {
-	case collector.Memory:
-		reserve = 1 - collector.Ratio(l.cfg.MemoryReserve, s.MemoryTotal)
-	case collector.Disk:
-		reserve = 1 - collector.Ratio(l.cfg.DiskReserve, s.DiskUsable())
+	case host.Memory:
+		reserve = 1 - host.Ratio(l.cfg.MemoryReserve, s.MemoryTotal)
+	case host.Disk:
+		reserve = 1 - host.Ratio(l.cfg.DiskReserve, s.DiskUsable())
 	}
 	if reserve < limit {
 		limit, by = reserve, byReserve
@@ -36,13 +36,13 @@ func (l *Loop) limit(r collector.Resource, s collector.Sample) (float64, bound) 
 }
 
 // name names the bound of r's limit in a log line.
-func (b bound) name(r collector.Resource) string {
+func (b bound) name(r host.Resource) string {
 	switch {
 	case b == byCeiling:
 		return "the ceiling"
 	case b == byReserve:
 		return "the reserve"
-	case r == collector.CPU:
+	case r == host.CPU:
 		return "the cgroup's CPU quota"
 	}
 	return "the cgroup's memory limit"
@@ -67,7 +67,7 @@ const (
 // of chunk bytes that hold the rest; holders are children in the cgroup, so
 // ballast past this is OOM-killed. CPU: the quota, less headroom, as a
 // share of the machine; a burner past it is throttled.
-func cgroupRoom(limits cgroup.Limits, ballast int64, holders int, chunk int64, s collector.Sample) byResource[float64] {
+func cgroupRoom(limits cgroup.Limits, ballast int64, holders int, chunk int64, s host.Sample) byResource[float64] {
 	var room byResource[float64]
 	for i := range room {
 		room[i] = math.Inf(1)
@@ -77,10 +77,10 @@ func cgroupRoom(limits cgroup.Limits, ballast int64, holders int, chunk int64, s
 		headroom := max(memoryHeadroom, int64(float64(m.Limit)*cgroupHeadroom))
 		free := max(0, m.Limit-others-headroom)
 		n := (free + chunk + holderOverhead - 1) / (chunk + holderOverhead)
-		*room.of(collector.Memory) = collector.Ratio(max(0, free-n*holderOverhead), s.MemoryTotal)
+		*room.of(host.Memory) = host.Ratio(max(0, free-n*holderOverhead), s.MemoryTotal)
 	}
 	if limits.CPUs > 0 && s.CPUs > 0 && limits.CPUs < float64(s.CPUs) {
-		*room.of(collector.CPU) = limits.CPUs * (1 - cgroupHeadroom) / float64(s.CPUs)
+		*room.of(host.CPU) = limits.CPUs * (1 - cgroupHeadroom) / float64(s.CPUs)
 	}
 	return room
 }
@@ -91,7 +91,7 @@ func cgroupRoom(limits cgroup.Limits, ballast int64, holders int, chunk int64, s
 // all, the daemon's cgroup with real usage at its few-minute level. A target kept out of reach is in reach again
 // only a margin above the edge, so that real usage moving about it does not
 // say so every tick.
-func (l *Loop) warnUnreachable(r collector.Resource, c *control, target, limit float64, by bound) {
+func (l *Loop) warnUnreachable(r host.Resource, c *control, target, limit float64, by bound) {
 	edge := target + margin
 	if c.unreachable {
 		edge += margin

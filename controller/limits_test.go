@@ -7,15 +7,15 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cro-exporter/cro-exporter/collector"
 	"github.com/cro-exporter/cro-exporter/internal/cgroup"
+	"github.com/cro-exporter/cro-exporter/internal/host"
 )
 
 func TestALimitBelowTheTargetIsWarnedOnceAndItsEndSaidOnce(t *testing.T) {
 	logs := new(syncBuffer)
 	model := idleHost(8 * gib)
 	cfg := modelConfig(model)
-	cfg.Targets = map[collector.Resource]float64{collector.CPU: 0.25, collector.Memory: 0.40, collector.Disk: 0.25}
+	cfg.Targets = map[host.Resource]float64{host.CPU: 0.25, host.Memory: 0.40, host.Disk: 0.25}
 	// Keeping 7 of 8 GiB available caps memory at 12.5%, under its 40%.
 	cfg.MemoryReserve, cfg.Logger = 7*gib, textLogger(logs)
 	loop := NewLoop(cfg)
@@ -42,9 +42,9 @@ func TestHoldersArePlannedWithinTheDaemonsCgroup(t *testing.T) {
 	logs := new(syncBuffer)
 	model := idleHost(8 * gib)
 	loop := inCgroup(model, cgroup.Limits{Memory: cgroup.Memory{Limit: gib}, CPUs: 0.5}, 100<<20, logs)
-	loop.cfg.Targets = map[collector.Resource]float64{collector.CPU: 0.6, collector.Memory: 0.40, collector.Disk: 0.25}
-	var last *collector.State
-	loop.cfg.Publish = func(s *collector.State) { last = s }
+	loop.cfg.Targets = map[host.Resource]float64{host.CPU: 0.6, host.Memory: 0.40, host.Disk: 0.25}
+	var last *State
+	loop.cfg.Publish = func(s *State) { last = s }
 	stepTicks(loop, model, 0, 8)
 	// 1 GiB less 100 MiB less a tenth of 1 GiB, less 4 MiB for the one
 	// holder of the rest.
@@ -68,13 +68,13 @@ func TestHoldersArePlannedWithinTheDaemonsCgroup(t *testing.T) {
 	}
 	// Real usage 0.10 and room 0.1 of 8 GiB reach 0.20 of the 0.40; real
 	// CPU 0.01 and the quota's 0.225 reach 0.235 of 0.6.
-	if got := last.Resources[collector.Memory].Shortfall; math.Abs(got-(0.40-0.10-float64(room)/(8*gib))) > 0.01 {
+	if got := last.Resources[host.Memory].Shortfall; math.Abs(got-(0.40-0.10-float64(room)/(8*gib))) > 0.01 {
 		t.Errorf("memory shortfall %v; want about %v", got, 0.40-0.10-float64(room)/(8*gib))
 	}
-	if got := last.Resources[collector.CPU].Shortfall; math.Abs(got-(0.6-0.01-0.225)) > 0.01 {
+	if got := last.Resources[host.CPU].Shortfall; math.Abs(got-(0.6-0.01-0.225)) > 0.01 {
 		t.Errorf("CPU shortfall %v; want about 0.365", got)
 	}
-	if got := last.Resources[collector.Disk].Shortfall; got != 0 {
+	if got := last.Resources[host.Disk].Shortfall; got != 0 {
 		t.Errorf("disk shortfall %v; want 0: nothing bounds it", got)
 	}
 }
@@ -87,7 +87,7 @@ func TestAnUnreachableTargetIsInReachAgainOnlyAMarginAboveTheEdge(t *testing.T) 
 	l := NewLoop(Config{Logger: textLogger(logs)})
 	var c control
 	for _, limit := range []float64{0.40, 0.5049, 0.5051, 0.5049, 0.5099, 0.5101, 0.4} {
-		l.warnUnreachable(collector.Memory, &c, 0.5, limit, byCgroup)
+		l.warnUnreachable(host.Memory, &c, 0.5, limit, byCgroup)
 	}
 	if warned, again := strings.Count(logs.String(), "target cannot be met"), strings.Count(logs.String(), "target can be met again"); warned != 2 || again != 1 {
 		t.Errorf("%d warnings and %d ends; want 2 and 1 (in reach at 0.5101 only, out again at 0.4):\n%s", warned, again, logs)
@@ -119,7 +119,7 @@ func inCgroup(model *Model, limits cgroup.Limits, others int64, logs io.Writer) 
 func TestACgroupThatLeavesLessThanTheBandStillHoldsMostOfIt(t *testing.T) {
 	model := idleHost(24 * gib)
 	loop := inCgroup(model, cgroup.Limits{Memory: cgroup.Memory{Limit: 256 << 20}}, 10<<20, io.Discard)
-	loop.cfg.Targets = map[collector.Resource]float64{collector.CPU: 0, collector.Memory: 0.40, collector.Disk: 0}
+	loop.cfg.Targets = map[host.Resource]float64{host.CPU: 0, host.Memory: 0.40, host.Disk: 0}
 	stepTicks(loop, model, 0, 4)
 	// 256 MiB less 10, less the headroom of 32, less 4 for the holder.
 	if got := model.load.Memory; got < 200<<20 || got > 210<<20 {

@@ -4,8 +4,8 @@ import (
 	"slices"
 	"time"
 
-	"github.com/cro-exporter/cro-exporter/collector"
 	"github.com/cro-exporter/cro-exporter/holder"
+	"github.com/cro-exporter/cro-exporter/internal/host"
 )
 
 // maxStep is the most memory or disk holders grow in one tick: one memory
@@ -20,11 +20,11 @@ type holderFigures struct {
 }
 
 // figuresOf is the figures of r's holders in u.
-func figuresOf(u holder.Usage, r collector.Resource) holderFigures {
+func figuresOf(u holder.Usage, r host.Resource) holderFigures {
 	switch r {
-	case collector.CPU:
+	case host.CPU:
 		return holderFigures{count: u.CPUHolders, failures: u.CPUFailures, refusals: u.CPURefusals}
-	case collector.Memory:
+	case host.Memory:
 		return holderFigures{count: u.MemoryHolders, failures: u.MemoryFailures, refusals: u.MemoryRefusals, bytes: uint64(u.Memory)}
 	}
 	return holderFigures{count: u.DiskFiles, failures: u.DiskFailures, bytes: uint64(u.Disk)}
@@ -41,17 +41,17 @@ type Holders interface {
 }
 
 // byResource is one T for each resource, in the order of
-// collector.Resources.
-type byResource[T any] [len(collector.Resources)]T
+// host.Resources.
+type byResource[T any] [len(host.Resources)]T
 
 // of is r's T.
-func (b *byResource[T]) of(r collector.Resource) *T {
-	return &b[slices.Index(collector.Resources[:], r)]
+func (b *byResource[T]) of(r host.Resource) *T {
+	return &b[slices.Index(host.Resources[:], r)]
 }
 
 // shares is the share of each resource the holders take, from their usage.
 // A dry run holds nothing.
-func (l *Loop) shares(used holder.Usage, s collector.Sample, clock *cpuClock) byResource[float64] {
+func (l *Loop) shares(used holder.Usage, s host.Sample, clock *cpuClock) byResource[float64] {
 	if l.cfg.Holders == nil {
 		return byResource[float64]{}
 	}
@@ -59,45 +59,45 @@ func (l *Loop) shares(used holder.Usage, s collector.Sample, clock *cpuClock) by
 }
 
 // sharesOf is load's share of each resource on the sampled host.
-func sharesOf(load holder.Load, s collector.Sample) byResource[float64] {
+func sharesOf(load holder.Load, s host.Sample) byResource[float64] {
 	var shares byResource[float64]
-	for i, r := range collector.Resources {
+	for i, r := range host.Resources {
 		shares[i] = ratioOf(r, load, s)
 	}
 	return shares
 }
 
 // ratioOf is load's share of r on the sampled host.
-func ratioOf(r collector.Resource, load holder.Load, s collector.Sample) float64 {
+func ratioOf(r host.Resource, load holder.Load, s host.Sample) float64 {
 	switch r {
-	case collector.CPU:
+	case host.CPU:
 		return load.CPU
-	case collector.Memory:
-		return collector.Ratio(load.Memory, s.MemoryTotal)
+	case host.Memory:
+		return host.Ratio(load.Memory, s.MemoryTotal)
 	}
-	return collector.Ratio(load.Disk, s.DiskUsable())
+	return host.Ratio(load.Disk, s.DiskUsable())
 }
 
 // withRatio is load with r's share set to x.
-func withRatio(load holder.Load, r collector.Resource, x float64, s collector.Sample) holder.Load {
+func withRatio(load holder.Load, r host.Resource, x float64, s host.Sample) holder.Load {
 	switch r {
-	case collector.CPU:
+	case host.CPU:
 		load.CPU = x
-	case collector.Memory:
+	case host.Memory:
 		load.Memory = int64(x * float64(s.MemoryTotal))
-	case collector.Disk:
+	case host.Disk:
 		load.Disk = int64(x * float64(s.DiskUsable()))
 	}
 	return load
 }
 
 // stepOf is the most r's holders may grow in one tick, as a share.
-func stepOf(r collector.Resource, s collector.Sample) float64 {
+func stepOf(r host.Resource, s host.Sample) float64 {
 	switch r {
-	case collector.Memory:
-		return collector.Ratio(maxStep, s.MemoryTotal)
-	case collector.Disk:
-		return collector.Ratio(maxStep, s.DiskUsable())
+	case host.Memory:
+		return host.Ratio(maxStep, s.MemoryTotal)
+	case host.Disk:
+		return host.Ratio(maxStep, s.DiskUsable())
 	}
 	return 1
 }

@@ -7,9 +7,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/cro-exporter/cro-exporter/collector"
 	"github.com/cro-exporter/cro-exporter/holder"
 	"github.com/cro-exporter/cro-exporter/internal/cgroup"
+	"github.com/cro-exporter/cro-exporter/internal/host"
 )
 
 // saveEvery bounds how much of the averages' history a crash can lose.
@@ -18,13 +18,13 @@ const saveEvery = 5 * time.Minute
 // Config is what a Loop is built from: how it reads the host and reaches
 // the holders, what it aims at, and where it saves and publishes.
 type Config struct {
-	Read func(now time.Time) (collector.Sample, error)
+	Read func(now time.Time) (host.Sample, error)
 	// Holders applies the load; nil is a dry run: everything is decided
 	// and shown, nothing is applied.
 	Holders  Holders
 	Averages *Averages
 	Spec     Spec
-	Targets  map[collector.Resource]float64
+	Targets  map[host.Resource]float64
 	Ceiling  float64
 	// MemoryReserve and DiskReserve are the bytes of MemAvailable and of
 	// free disk space holders never take.
@@ -40,7 +40,7 @@ type Config struct {
 	// dry run writes nothing).
 	StateDir string
 	Interval time.Duration
-	Publish  func(*collector.State)
+	Publish  func(*State)
 	Logger   *slog.Logger
 }
 
@@ -104,7 +104,7 @@ type control struct {
 	// it, not every tick's noise. started tells it has a first value.
 	smooth   float64
 	started  bool
-	releases [len(collector.Reasons)]uint64
+	releases [len(Reasons)]uint64
 	// unreachable is set while the limit keeps the target out of reach,
 	// shortfall how far under the target the limit is then.
 	unreachable bool
@@ -169,7 +169,7 @@ func (l *Loop) save() {
 // the holders apply it (again, so that holders lost since are replaced),
 // and publishes the new state. A step of the wall clock since the previous
 // sample is logged, counted, and the averages go on from the new time.
-func (l *Loop) Step(s collector.Sample) {
+func (l *Loop) Step(s host.Sample) {
 	// Sub reads the monotonic clock where both times carry it, as
 	// time.Now's and the timer's do; a step of the wall clock moves it not.
 	l.stepAfter(s, s.Time.Sub(l.sampled))
@@ -177,7 +177,7 @@ func (l *Loop) Step(s collector.Sample) {
 
 // stepAfter is Step for a sample taken elapsed after the previous one by
 // the monotonic clock.
-func (l *Loop) stepAfter(s collector.Sample, elapsed time.Duration) {
+func (l *Loop) stepAfter(s host.Sample, elapsed time.Duration) {
 	stepped := wallStep(l.sampled, s.Time, elapsed)
 	l.sampled = s.Time
 	var used holder.Usage
@@ -208,7 +208,7 @@ func (l *Loop) stepAfter(s collector.Sample, elapsed time.Duration) {
 // resource's inputs, has its law decide, and applies the decision. stepped
 // is how far the wall clock stepped since the previous sample; limits are
 // those of the daemon's cgroup.
-func (l *Loop) decide(s collector.Sample, used holder.Usage, stepped time.Duration, limits cgroup.Limits) *collector.State {
+func (l *Loop) decide(s host.Sample, used holder.Usage, stepped time.Duration, limits cgroup.Limits) *State {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if stepped != 0 {
@@ -222,9 +222,9 @@ func (l *Loop) decide(s collector.Sample, used holder.Usage, stepped time.Durati
 	next := l.planned
 	l.noteDisk(s.DiskErr)
 	var real byResource[float64]
-	for i, r := range collector.Resources {
+	for i, r := range host.Resources {
 		real[i] = max(0, s.Usage(r)-held[i])
-		if r == collector.Disk && s.DiskErr != nil {
+		if r == host.Disk && s.DiskErr != nil {
 			// No figures, or another filesystem's: nothing to average,
 			// and no fill to hold until the disk is back.
 			next.Disk = 0
@@ -244,7 +244,7 @@ func (l *Loop) decide(s collector.Sample, used holder.Usage, stepped time.Durati
 	}
 	// The duty gives way to real CPU usage as it is, not as the plan
 	// follows it.
-	l.decideApplied(s.Time, *real.of(collector.CPU))
+	l.decideApplied(s.Time, *real.of(host.CPU))
 	if l.cfg.Holders == nil {
 		// A dry run shows what it would hold after this tick.
 		used = wouldHold(l.applied, l.cfg.Chunk)
@@ -256,7 +256,7 @@ func (l *Loop) decide(s collector.Sample, used holder.Usage, stepped time.Durati
 // decideResource folds sample s into r's average, has r's law decide its
 // holder load from real usage real within the room the daemon's cgroup
 // leaves, and returns next with r's share set as decided. It runs under mu.
-func (l *Loop) decideResource(r collector.Resource, c *control, s collector.Sample, real, room float64, next holder.Load) holder.Load {
+func (l *Loop) decideResource(r host.Resource, c *control, s host.Sample, real, room float64, next holder.Load) holder.Load {
 	if err := l.cfg.Averages.update(r, s.Time, s.Usage(r)); err != nil {
 		l.cfg.Logger.Warn("updating the average", "resource", r, "err", err)
 	}
@@ -270,7 +270,7 @@ func (l *Loop) decideResource(r collector.Resource, c *control, s collector.Samp
 		held: now, step: stepOf(r, s), heldOff: l.holdOff.holds(s.Time),
 	})
 	c.smooth, c.started = d.smooth, d.started
-	d = d.within(room, now, r == collector.Memory)
+	d = d.within(room, now, r == host.Memory)
 	level := real
 	if c.started {
 		level = c.smooth
@@ -299,8 +299,8 @@ func (l *Loop) decideResource(r collector.Resource, c *control, s collector.Samp
 // state is what the exporter shows after a tick: the sample, and per
 // resource the average, what the loop decided and what the holders take
 // (used, and held as shares). It runs under mu.
-func (l *Loop) state(s collector.Sample, used holder.Usage, held byResource[float64]) *collector.State {
-	state := &collector.State{
+func (l *Loop) state(s host.Sample, used holder.Usage, held byResource[float64]) *State {
+	state := &State{
 		Sample:        s,
 		Spec:          l.cfg.Spec.Name,
 		Ceiling:       l.cfg.Ceiling,
@@ -310,15 +310,15 @@ func (l *Loop) state(s collector.Sample, used holder.Usage, held byResource[floa
 		SaveFailures:  l.saveFailures,
 		ClockSteps:    l.clockSteps,
 		DiskLosses:    l.diskLosses,
-		Resources:     make(map[collector.Resource]collector.ResourceState, len(collector.Resources)),
+		Resources:     make(map[host.Resource]ResourceState, len(host.Resources)),
 	}
-	for i, r := range collector.Resources {
+	for i, r := range host.Resources {
 		o, holders := l.cfg.Averages.objective(r), figuresOf(used, r)
 		setpoint := l.control[i].setpoint
-		if r == collector.CPU && !l.burning(s.Time) {
+		if r == host.CPU && !l.burning(s.Time) {
 			setpoint = 0
 		}
-		rs := collector.ResourceState{
+		rs := ResourceState{
 			Statistic:   o.Statistic(),
 			Window:      o.Window,
 			Audit:       l.cfg.Averages.Value(r),
@@ -340,9 +340,9 @@ func (l *Loop) state(s collector.Sample, used holder.Usage, held byResource[floa
 		}
 		state.Resources[r] = rs
 	}
-	memory := state.Resources[collector.Memory]
+	memory := state.Resources[host.Memory]
 	memory.HoldOff = l.holdOff.left(s.Time)
-	state.Resources[collector.Memory] = memory
+	state.Resources[host.Memory] = memory
 	return state
 }
 
@@ -368,12 +368,12 @@ func (l *Loop) apply(again bool) {
 // the mean, what brings the average to target; for a percentile, the
 // target with a lift, which CPU holders hold through bursts alone (it
 // decides the next burst here) and memory and disk holders always.
-func (l *Loop) setpoint(r collector.Resource, now time.Time, limit float64) float64 {
+func (l *Loop) setpoint(r host.Resource, now time.Time, limit float64) float64 {
 	o, target := l.cfg.Averages.objective(r), l.cfg.Targets[r]
 	if o.Quantile == 0 {
 		return l.cfg.Averages.Setpoint(r, target, limit)
 	}
-	if r == collector.CPU {
+	if r == host.CPU {
 		l.cfg.Averages.periods[r].planBurst(now, target, o.Quantile)
 	}
 	return min(target+lift, limit)
@@ -382,7 +382,7 @@ func (l *Loop) setpoint(r collector.Resource, now time.Time, limit float64) floa
 // burning tells whether the CPU holds its setpoint at now: always for the
 // mean, through bursts (from burstLead before each) for a percentile.
 func (l *Loop) burning(now time.Time) bool {
-	p := l.cfg.Averages.periods[collector.CPU]
+	p := l.cfg.Averages.periods[host.CPU]
 	if p == nil {
 		return true
 	}

@@ -12,15 +12,15 @@ import (
 	"testing/synctest"
 	"time"
 
-	"github.com/cro-exporter/cro-exporter/collector"
 	"github.com/cro-exporter/cro-exporter/holder"
+	"github.com/cro-exporter/cro-exporter/internal/host"
 )
 
 // memoryLoop is a loop over a modelled idle 8 GiB host whose memory target
 // asks for ballast, with 256 MiB chunks.
 func memoryLoop(model *Model) *Loop {
 	cfg := modelConfig(model)
-	cfg.Targets, cfg.Chunk = map[collector.Resource]float64{collector.Memory: 0.40}, 256<<20
+	cfg.Targets, cfg.Chunk = map[host.Resource]float64{host.Memory: 0.40}, 256<<20
 	return NewLoop(cfg)
 }
 
@@ -111,7 +111,7 @@ func TestLostHoldersAreAskedForAgainEveryTickAndRegrowAtMostAGibAStep(t *testing
 	// The plan holds 6 GiB; five chunks were killed from outside, and of
 	// the new ones, one is still filling.
 	loop.planned = holder.Load{Memory: 6 * gib}
-	*loop.control.of(collector.Memory) = control{setpoint: 0.3, smooth: 0.1, started: true}
+	*loop.control.of(host.Memory) = control{setpoint: 0.3, smooth: 0.1, started: true}
 	h.held = holder.Usage{Memory: gib + gib/2, MemoryHolders: 2}
 	for i := range 4 {
 		before := len(h.asked)
@@ -139,7 +139,7 @@ func TestARepeatedFailureIsLoggedWhenItStartsAndWhenItEnds(t *testing.T) {
 		s, _ := model.Read(tickAt(i))
 		loop.Step(s)
 		var w watch
-		loop.giveWay(s, collector.AllParts, &w, 250*time.Millisecond)
+		loop.giveWay(s, host.AllParts, &w, 250*time.Millisecond)
 	}
 	if n := strings.Count(logs.String(), "notes.txt"); n != 1 {
 		t.Errorf("the failure was logged %d times in 20 ticks, want once:\n%s", n, logs)
@@ -218,31 +218,31 @@ func TestATickThatSeesMemoryShortFirstHoldsOffToo(t *testing.T) {
 func TestADiskNotMeasuredIsNeitherAveragedNorFilledAndSaidOnce(t *testing.T) {
 	model := idleHost(8 * gib)
 	var log bytes.Buffer
-	var state *collector.State
+	var state *State
 	cfg := modelConfig(model)
-	cfg.Targets, cfg.Chunk = map[collector.Resource]float64{collector.Disk: 0.40}, 256<<20
-	cfg.Publish, cfg.Logger = func(s *collector.State) { state = s }, textLogger(&log)
+	cfg.Targets, cfg.Chunk = map[host.Resource]float64{host.Disk: 0.40}, 256<<20
+	cfg.Publish, cfg.Logger = func(s *State) { state = s }, textLogger(&log)
 	loop := NewLoop(cfg)
 	stepTicks(loop, model, 0, 4)
 	if loop.planned.Disk == 0 {
 		t.Fatal("no fill planned on an idle disk under its target")
 	}
-	average := loop.cfg.Averages.Value(collector.Disk)
+	average := loop.cfg.Averages.Value(host.Disk)
 	for i := 4; i < 8; i++ {
 		s, _ := model.Read(tickAt(i))
 		s.DiskSize, s.DiskUsed, s.DiskAvailable = 0, 0, 0
 		s.DiskErr = errors.New("statfs /srv: on device 0:7, no longer on the filesystem it was on at start (device 0:52)")
 		loop.Step(s)
 		var w watch
-		loop.giveWay(s, collector.AllParts, &w, 250*time.Millisecond)
+		loop.giveWay(s, host.AllParts, &w, 250*time.Millisecond)
 		if loop.planned.Disk != 0 || loop.applied.Disk != 0 {
 			t.Fatalf("tick %d without the disk: fill planned %d, applied %d; want 0", i, loop.planned.Disk, loop.applied.Disk)
 		}
 	}
-	if got := loop.cfg.Averages.Value(collector.Disk); got != average {
+	if got := loop.cfg.Averages.Value(host.Disk); got != average {
 		t.Errorf("disk average moved from %v to %v while the disk was not measured", average, got)
 	}
-	if r := state.Resources[collector.Disk].Releases; r != [len(collector.Reasons)]uint64{} {
+	if r := state.Resources[host.Disk].Releases; r != [len(Reasons)]uint64{} {
 		t.Errorf("disk releases %v while the disk was not measured, want none", r)
 	}
 	if state.DiskLosses != 1 {

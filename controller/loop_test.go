@@ -16,13 +16,13 @@ import (
 	"testing/synctest"
 	"time"
 
-	"github.com/cro-exporter/cro-exporter/collector"
+	"github.com/cro-exporter/cro-exporter/internal/host"
 )
 
 // published is the states a loop published, safe to read from the test.
 type published struct {
 	mu     sync.Mutex
-	states []*collector.State
+	states []*State
 }
 
 func (p *published) len() int {
@@ -31,7 +31,7 @@ func (p *published) len() int {
 	return len(p.states)
 }
 
-func (p *published) last() *collector.State {
+func (p *published) last() *State {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.states[len(p.states)-1]
@@ -42,20 +42,20 @@ func (p *published) last() *collector.State {
 func testLoop(t *testing.T, failing *atomic.Bool, logs io.Writer) (*Loop, *published) {
 	p := new(published)
 	return NewLoop(Config{
-		Read: func(now time.Time) (collector.Sample, error) {
+		Read: func(now time.Time) (host.Sample, error) {
 			if failing.Load() {
-				return collector.Sample{}, errors.New("reading /proc/stat: boom")
+				return host.Sample{}, errors.New("reading /proc/stat: boom")
 			}
-			return collector.Sample{Time: now, CPU: 0.5, MemoryTotal: 400, MemoryAvailable: 300, DiskSize: 400, DiskUsed: 300, DiskAvailable: 100}, nil
+			return host.Sample{Time: now, CPU: 0.5, MemoryTotal: 400, MemoryAvailable: 300, DiskSize: 400, DiskUsed: 300, DiskAvailable: 100}, nil
 		},
 		Averages: NewAverages(30*24*time.Hour, 30*time.Second),
 		Spec:     Classify(8 << 30),
-		Targets:  map[collector.Resource]float64{collector.CPU: 0.25, collector.Memory: 0.25, collector.Disk: 0.25},
+		Targets:  map[host.Resource]float64{host.CPU: 0.25, host.Memory: 0.25, host.Disk: 0.25},
 		Ceiling:  0.9,
 		Chunk:    maxStep,
 		StateDir: t.TempDir(),
 		Interval: 15 * time.Second,
-		Publish: func(s *collector.State) {
+		Publish: func(s *State) {
 			p.mu.Lock()
 			defer p.mu.Unlock()
 			p.states = append(p.states, s)
@@ -106,7 +106,7 @@ func TestLoopPublishesEveryIntervalAndSavesEveryFiveMinutesAndAtTheEnd(t *testin
 		if err := restored.Load(loop.cfg.StateDir, time.Now(), slog.New(slog.DiscardHandler)); err != nil {
 			t.Fatal(err)
 		}
-		for _, r := range collector.Resources {
+		for _, r := range host.Resources {
 			if got, want := restored.History(r), loop.cfg.Averages.History(r); got != want || want == 0 {
 				t.Errorf("%s history after the final save: %v, want %v (> 0)", r, got, want)
 			}
@@ -123,7 +123,7 @@ func TestLoopStepPublishesUsageAveragesAndTargets(t *testing.T) {
 		loop.Step(s)
 	}
 	last := published.last()
-	want := map[collector.Resource]float64{collector.CPU: 0.5, collector.Memory: 0.25, collector.Disk: 0.75}
+	want := map[host.Resource]float64{host.CPU: 0.5, host.Memory: 0.25, host.Disk: 0.75}
 	for r, usage := range want {
 		rs := last.Resources[r]
 		if rs.Average != usage || rs.Target != 0.25 || rs.History <= 0 {
@@ -182,10 +182,10 @@ func (b *syncBuffer) String() string {
 func TestASinceBootCPUFigureNeitherPlansNorHoldsBackCPUHolders(t *testing.T) {
 	model := idleHost(8 * gib)
 	cfg := modelConfig(model)
-	cfg.Targets = map[collector.Resource]float64{collector.CPU: 0.25}
+	cfg.Targets = map[host.Resource]float64{host.CPU: 0.25}
 	loop := NewLoop(cfg)
-	sample := func(cpu float64, span time.Duration, at time.Duration) collector.Sample {
-		return collector.Sample{Time: simStart.Add(at), CPUs: 2, CPU: cpu, CPUSpan: span,
+	sample := func(cpu float64, span time.Duration, at time.Duration) host.Sample {
+		return host.Sample{Time: simStart.Add(at), CPUs: 2, CPU: cpu, CPUSpan: span,
 			MemoryTotal: 8 * gib, MemoryAvailable: 7 * gib, DiskSize: 100 * gib, DiskUsed: 10 * gib, DiskAvailable: 90 * gib}
 	}
 	loop.Step(sample(0.6, 400*time.Hour, 0)) // a busy life since boot
@@ -193,7 +193,7 @@ func TestASinceBootCPUFigureNeitherPlansNorHoldsBackCPUHolders(t *testing.T) {
 		t.Errorf("the since-boot figure planned CPU %v", loop.planned.CPU)
 	}
 	loop.Step(sample(0.01, 15*time.Second, 15*time.Second)) // idle now
-	if want := loop.control.of(collector.CPU).setpoint - 0.01; want < 0.245 || math.Abs(loop.planned.CPU-want) > 1e-9 {
+	if want := loop.control.of(host.CPU).setpoint - 0.01; want < 0.245 || math.Abs(loop.planned.CPU-want) > 1e-9 {
 		t.Errorf("after the first real interval CPU is planned at %v, want %v", loop.planned.CPU, want)
 	}
 }
@@ -211,7 +211,7 @@ func modelConfig(model *Model) Config {
 	return Config{
 		Holders: model, Averages: NewAverages(30*24*time.Hour, 30*time.Second),
 		Ceiling: 0.9, MemoryReserve: gib, DiskReserve: gib, Chunk: maxStep, Interval: 15 * time.Second,
-		Publish: func(*collector.State) {}, Logger: slog.New(slog.DiscardHandler),
+		Publish: func(*State) {}, Logger: slog.New(slog.DiscardHandler),
 	}
 }
 

@@ -6,15 +6,15 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cro-exporter/cro-exporter/collector"
+	"github.com/cro-exporter/cro-exporter/internal/host"
 )
 
 // oracle is CPU p95 of 1-minute means over 7 days at 20%, on a simulated
 // 2-CPU host with the given real usage.
 func oracle(real func(time.Duration) [3]float64) *Simulation {
 	sim := simulation(gibs(7.6), real)
-	sim.Targets[collector.CPU] = 0.20
-	sim.Averages.SetObjective(collector.CPU, Objective{Quantile: 0.95, Window: 7 * 24 * time.Hour, Period: time.Minute})
+	sim.Targets[host.CPU] = 0.20
+	sim.Averages.SetObjective(host.CPU, Objective{Quantile: 0.95, Window: 7 * 24 * time.Hour, Period: time.Minute})
 	return sim
 }
 
@@ -45,7 +45,7 @@ func TestP95OfAnIdleHostMeetsItsTargetFromTheFirstDayAtATenthOfTheCost(t *testin
 	longSimulation(t)
 	sim := oracle(steady(idle))
 	days := sim.Run(30)
-	audited := auditedAtDayEnds(sim.audit.means(collector.CPU), 30, 7*24*60)
+	audited := auditedAtDayEnds(sim.audit.means(host.CPU), 30, 7*24*60)
 	var burnt, constant float64
 	for d, day := range days {
 		burnt += day.HolderCPUHours
@@ -84,7 +84,7 @@ func holderCost(days []Day) (burnt, constant float64) {
 // auditor's way from the simulated host's minutes, is under target.
 func checkAudited(t *testing.T, sim *Simulation, days int, target float64) {
 	t.Helper()
-	for d, p95 := range auditedAtDayEnds(sim.audit.means(collector.CPU), days, 7*24*60) {
+	for d, p95 := range auditedAtDayEnds(sim.audit.means(host.CPU), days, 7*24*60) {
 		if p95 < target {
 			t.Errorf("day %d: CPU p95 %.4f, under its target %.2f", d+1, p95, target)
 		}
@@ -136,20 +136,20 @@ func TestP95LosesNoPassingPeriodToARestartOrAnOutage(t *testing.T) {
 	// periods in the window is the auditor's: none that happened is lost.
 	n := 7 * 24 * 60
 	checked := 0
-	sim.Tick = func(s *collector.State) {
+	sim.Tick = func(s *State) {
 		elapsed := s.Sample.Time.Sub(simStart)
 		if elapsed != restart+sim.Interval && elapsed != outage+2*time.Hour {
 			return
 		}
 		checked++
-		means := sim.audit.means(collector.CPU)
+		means := sim.audit.means(host.CPU)
 		auditor := 0
 		for _, m := range means[max(0, len(means)-n):] {
 			if m >= 0.20 {
 				auditor++
 			}
 		}
-		if got := int(math.Round(s.Resources[collector.CPU].Passing * float64(n))); got < auditor {
+		if got := int(math.Round(s.Resources[host.CPU].Passing * float64(n))); got < auditor {
 			t.Errorf("after %v the controller counts %d passing periods in its window, the auditor %d", elapsed, got, auditor)
 		}
 	}
@@ -167,8 +167,8 @@ func TestP95LosesNoPassingPeriodToARestartOrAnOutage(t *testing.T) {
 
 func TestAMemoryPercentileIsHeldConstantAboveItsTarget(t *testing.T) {
 	sim := simulation(gibs(7.6), steady(idle))
-	sim.Targets[collector.Memory] = 0.20
-	sim.Averages.SetObjective(collector.Memory, Objective{Quantile: 0.95, Window: 7 * 24 * time.Hour, Period: time.Minute})
+	sim.Targets[host.Memory] = 0.20
+	sim.Averages.SetObjective(host.Memory, Objective{Quantile: 0.95, Window: 7 * 24 * time.Hour, Period: time.Minute})
 	days := sim.Run(3)
 	for d, day := range days {
 		if day.Audit[1] < 0.20 {

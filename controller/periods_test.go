@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cro-exporter/cro-exporter/collector"
+	"github.com/cro-exporter/cro-exporter/internal/host"
 	"github.com/google/go-cmp/cmp"
 )
 
@@ -128,11 +128,11 @@ func TestSaveThenLoadRestoresTheAuditPeriods(t *testing.T) {
 	dir := privateDir(t)
 	o := Objective{Quantile: 0.95, Window: time.Hour, Period: time.Minute}
 	saved := NewAverages(window, maxSpan)
-	saved.SetObjective(collector.CPU, o)
+	saved.SetObjective(host.CPU, o)
 	for i := range 200 {
-		saved.update(collector.CPU, minute.Add(time.Duration(i)*15*time.Second), float64(i%7)/10)
+		saved.update(host.CPU, minute.Add(time.Duration(i)*15*time.Second), float64(i%7)/10)
 	}
-	saved.periods[collector.CPU].setBurst(saved.periods[collector.CPU].closed, true)
+	saved.periods[host.CPU].setBurst(saved.periods[host.CPU].closed, true)
 	loaded := saveAndLoad(t, dir, saved, o)
 	allow := cmp.AllowUnexported(Averages{}, average{}, periods{}, schedule{}, audited{})
 	if diff := cmp.Diff(saved, loaded, allow); diff != "" {
@@ -142,30 +142,30 @@ func TestSaveThenLoadRestoresTheAuditPeriods(t *testing.T) {
 	// Saved for another period, they start afresh, and say so.
 	var log bytes.Buffer
 	other := NewAverages(window, maxSpan)
-	other.SetObjective(collector.CPU, Objective{Quantile: 0.95, Window: time.Hour, Period: 30 * time.Second})
+	other.SetObjective(host.CPU, Objective{Quantile: 0.95, Window: time.Hour, Period: 30 * time.Second})
 	if err := other.Load(dir, loadedAt, slog.New(slog.NewJSONHandler(&log, nil))); err != nil {
 		t.Fatal(err)
 	}
-	if p := other.periods[collector.CPU]; p.closed != 0 || slices.Max(p.means) != 0 {
+	if p := other.periods[host.CPU]; p.closed != 0 || slices.Max(p.means) != 0 {
 		t.Errorf("periods saved for 1m restored as 30s ones: closed %d", p.closed)
 	}
-	if !strings.Contains(log.String(), "start afresh") || other.Value(collector.CPU) != saved.Value(collector.CPU) {
+	if !strings.Contains(log.String(), "start afresh") || other.Value(host.CPU) != saved.Value(host.CPU) {
 		t.Errorf("want the averages restored and the periods started afresh with a log line; log %q", log.String())
 	}
 
 	// Run ahead of their last sample by more than a window (the clock
 	// stepped back far), they start afresh too.
-	saved.periods[collector.CPU].closed += 200
+	saved.periods[host.CPU].closed += 200
 	if err := saved.save(dir); err != nil {
 		t.Fatal(err)
 	}
 	log.Reset()
 	ahead := NewAverages(window, maxSpan)
-	ahead.SetObjective(collector.CPU, o)
+	ahead.SetObjective(host.CPU, o)
 	if err := ahead.Load(dir, loadedAt, slog.New(slog.NewJSONHandler(&log, nil))); err != nil {
 		t.Fatal(err)
 	}
-	if p := ahead.periods[collector.CPU]; p.closed != 0 || !strings.Contains(log.String(), "start afresh") {
+	if p := ahead.periods[host.CPU]; p.closed != 0 || !strings.Contains(log.String(), "start afresh") {
 		t.Errorf("periods a window ahead of their last sample restored: closed %d; log %q", p.closed, log.String())
 	}
 }
@@ -178,7 +178,7 @@ func saveAndLoad(t *testing.T, dir string, saved *Averages, o Objective) *Averag
 		t.Fatal(err)
 	}
 	loaded := NewAverages(window, maxSpan)
-	loaded.SetObjective(collector.CPU, o)
+	loaded.SetObjective(host.CPU, o)
 	if err := loaded.Load(dir, loadedAt, discard()); err != nil {
 		t.Fatal(err)
 	}
@@ -205,7 +205,7 @@ func TestLoadOfUnusableAuditPeriodsMovesTheFileAside(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			f := good()
 			tc.change(&f)
-			file := averagesJSON{Version: fileVersion, Resources: map[collector.Resource]averageJSON{}, Periods: map[collector.Resource]periodsJSON{collector.CPU: f}}
+			file := averagesJSON{Version: fileVersion, Resources: map[host.Resource]averageJSON{}, Periods: map[host.Resource]periodsJSON{host.CPU: f}}
 			data, err := json.Marshal(file)
 			if err != nil {
 				t.Fatal(err)
@@ -216,7 +216,7 @@ func TestLoadOfUnusableAuditPeriodsMovesTheFileAside(t *testing.T) {
 			}
 			var log bytes.Buffer
 			a := NewAverages(window, maxSpan)
-			a.SetObjective(collector.CPU, o)
+			a.SetObjective(host.CPU, o)
 			if err := a.Load(dir, loadedAt, slog.New(slog.NewJSONHandler(&log, nil))); err != nil {
 				t.Fatal(err)
 			}

@@ -12,7 +12,7 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/cro-exporter/cro-exporter/collector"
+	"github.com/cro-exporter/cro-exporter/internal/host"
 	"github.com/cro-exporter/cro-exporter/internal/statefile"
 )
 
@@ -29,12 +29,12 @@ const diskUsage = "used/(used+avail)"
 
 // averagesJSON is the state file's format.
 type averagesJSON struct {
-	Version   int                                `json:"version"`
-	Resources map[collector.Resource]averageJSON `json:"resources"`
+	Version   int                           `json:"version"`
+	Resources map[host.Resource]averageJSON `json:"resources"`
 	// DiskUsage is how the disk's average and periods were measured.
 	DiskUsage string `json:"disk_usage,omitempty"`
 	// Periods are the audit periods of percentile objectives.
-	Periods map[collector.Resource]periodsJSON `json:"periods,omitempty"`
+	Periods map[host.Resource]periodsJSON `json:"periods,omitempty"`
 }
 
 // averageJSON is one resource's average in the state file. Window is the
@@ -113,13 +113,13 @@ func probe(dir string) error {
 // a power cut leaves it half written: into a temporary file in the same dir,
 // synced, renamed over the old file, and the dir synced to keep the rename.
 func (a *Averages) save(dir string) error {
-	file := averagesJSON{Version: fileVersion, Resources: make(map[collector.Resource]averageJSON, len(a.avg)), DiskUsage: diskUsage}
+	file := averagesJSON{Version: fileVersion, Resources: make(map[host.Resource]averageJSON, len(a.avg)), DiskUsage: diskUsage}
 	for r, avg := range a.avg {
 		file.Resources[r] = averageJSON{Value: avg.value, Weight: avg.weight, Last: avg.last.UTC(), Window: a.objectives[r].Window.String()}
 	}
 	for r, p := range a.periods {
 		if file.Periods == nil {
-			file.Periods = make(map[collector.Resource]periodsJSON, len(a.periods))
+			file.Periods = make(map[host.Resource]periodsJSON, len(a.periods))
 		}
 		means := make([]byte, 0, 2*len(p.means))
 		for _, m := range p.means {
@@ -209,7 +209,7 @@ func (a *Averages) restorer(logger *slog.Logger) func(data []byte) error {
 				avgs[r] = avg
 			}
 		}
-		restored := make(map[collector.Resource]*periods, len(a.periods))
+		restored := make(map[host.Resource]*periods, len(a.periods))
 		for r, p := range a.periods {
 			f, ok := file.Periods[r]
 			if !ok {
@@ -229,9 +229,9 @@ func (a *Averages) restorer(logger *slog.Logger) func(data []byte) error {
 		if file.DiskUsage != diskUsage {
 			logger.Info("the disk's average and periods were saved measured another way than df's used / (used + avail); they start afresh",
 				"saved_as", statefile.Quote(file.DiskUsage))
-			avgs[collector.Disk] = average{}
-			if p, ok := a.periods[collector.Disk]; ok {
-				restored[collector.Disk] = newPeriods(p.length, a.objectives[collector.Disk].Window)
+			avgs[host.Disk] = average{}
+			if p, ok := a.periods[host.Disk]; ok {
+				restored[host.Disk] = newPeriods(p.length, a.objectives[host.Disk].Window)
 			}
 		}
 		a.avg, a.periods = avgs, restored
@@ -253,9 +253,9 @@ func sameHistory(weight float64, from, to time.Duration) float64 {
 
 // parseAverages checks a state file's averages, returning one for every
 // resource; a resource the file lacks starts fresh.
-func parseAverages(file averagesJSON) (map[collector.Resource]average, error) {
-	avgs := make(map[collector.Resource]average, len(collector.Resources))
-	for _, r := range collector.Resources {
+func parseAverages(file averagesJSON) (map[host.Resource]average, error) {
+	avgs := make(map[host.Resource]average, len(host.Resources))
+	for _, r := range host.Resources {
 		f := file.Resources[r]
 		switch {
 		case !isRatio(f.Value):

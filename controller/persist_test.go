@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cro-exporter/cro-exporter/collector"
+	"github.com/cro-exporter/cro-exporter/internal/host"
 	"github.com/google/go-cmp/cmp"
 )
 
@@ -28,7 +28,7 @@ func discard() *slog.Logger {
 func traceAverages(t *testing.T, a *Averages, rng *rand.Rand, from, until time.Time) time.Time {
 	t.Helper()
 	var last time.Time
-	for _, r := range collector.Resources {
+	for _, r := range host.Resources {
 		last = feed(t, a, r, from, until, time.Minute, load(rng))
 	}
 	return last
@@ -39,7 +39,7 @@ func TestSaveThenLoadRestoresTheAverages(t *testing.T) {
 	saved := NewAverages(window, maxSpan)
 	traceAverages(t, saved, rand.New(rand.NewPCG(1, 2)), start, start.Add(3*day))
 	// A resource never sampled has a zero time, which the file leaves out.
-	saved.avg[collector.Disk] = average{}
+	saved.avg[host.Disk] = average{}
 	if err := saved.save(dir); err != nil {
 		t.Fatal(err)
 	}
@@ -265,8 +265,8 @@ func TestDiskStateMeasuredTheOldWayStartsAfreshAndTheRestIsKept(t *testing.T) {
 	dir := privateDir(t)
 	o := Objective{Quantile: 0.95, Window: time.Hour, Period: time.Minute}
 	saved := NewAverages(window, maxSpan)
-	saved.SetObjective(collector.Disk, o)
-	for _, r := range collector.Resources {
+	saved.SetObjective(host.Disk, o)
+	for _, r := range host.Resources {
 		for i := range 200 {
 			saved.update(r, minute.Add(time.Duration(i)*15*time.Second), 0.5)
 		}
@@ -300,19 +300,19 @@ func TestDiskStateMeasuredTheOldWayStartsAfreshAndTheRestIsKept(t *testing.T) {
 		}
 		var log bytes.Buffer
 		loaded := NewAverages(window, maxSpan)
-		loaded.SetObjective(collector.Disk, o)
+		loaded.SetObjective(host.Disk, o)
 		if err := loaded.Load(dir, loadedAt, slog.New(slog.NewJSONHandler(&log, nil))); err != nil {
 			t.Fatal(err)
 		}
-		for _, r := range []collector.Resource{collector.CPU, collector.Memory} {
+		for _, r := range []host.Resource{host.CPU, host.Memory} {
 			if got, want := loaded.Value(r), saved.Value(r); got != want || loaded.History(r) == 0 {
 				t.Errorf("saved as %v: %s average %v (history %v), want %v kept", old, r, got, loaded.History(r), want)
 			}
 		}
-		if loaded.History(collector.Disk) != 0 || loaded.Value(collector.Disk) != 0 {
-			t.Errorf("saved as %v: disk average %v with %v of history, want a fresh one", old, loaded.Value(collector.Disk), loaded.History(collector.Disk))
+		if loaded.History(host.Disk) != 0 || loaded.Value(host.Disk) != 0 {
+			t.Errorf("saved as %v: disk average %v with %v of history, want a fresh one", old, loaded.Value(host.Disk), loaded.History(host.Disk))
 		}
-		if p := loaded.periods[collector.Disk]; p.closed != 0 || slices.Max(p.means) != 0 {
+		if p := loaded.periods[host.Disk]; p.closed != 0 || slices.Max(p.means) != 0 {
 			t.Errorf("saved as %v: disk periods restored (closed %d), want fresh ones", old, p.closed)
 		}
 		if n := strings.Count(log.String(), "start afresh"); n != 1 || !strings.Contains(log.String(), "used / (used + avail)") {
@@ -328,11 +328,11 @@ func TestARestartWithAnotherWindowKeepsTheHistoryItHad(t *testing.T) {
 	dir := privateDir(t)
 	short := NewAverages(time.Minute, 30*time.Second)
 	for i := range 5 {
-		for _, r := range collector.Resources {
+		for _, r := range host.Resources {
 			short.update(r, minute.Add(time.Duration(i)*3*time.Second), 0.5)
 		}
 	}
-	had := short.History(collector.CPU)
+	had := short.History(host.CPU)
 	if had < 12*time.Second-time.Millisecond || had > 12*time.Second {
 		t.Fatalf("history after 12 s of samples: %v", had)
 	}
@@ -343,7 +343,7 @@ func TestARestartWithAnotherWindowKeepsTheHistoryItHad(t *testing.T) {
 	if err := long.Load(dir, loadedAt, discard()); err != nil {
 		t.Fatal(err)
 	}
-	for _, r := range collector.Resources {
+	for _, r := range host.Resources {
 		if got := long.History(r); got < had-time.Millisecond || got > had+time.Millisecond || long.Value(r) != 0.5 {
 			t.Errorf("%s after a restart with a 30d window: history %v, value %v; want the %v it had, 0.5", r, got, long.Value(r), had)
 		}
@@ -351,7 +351,7 @@ func TestARestartWithAnotherWindowKeepsTheHistoryItHad(t *testing.T) {
 	// A week over a 30-day window is more than a 1-hour window holds.
 	week := NewAverages(30*24*time.Hour, 2*time.Minute)
 	for i := range 7 * 24 * 60 {
-		week.update(collector.CPU, minute.Add(time.Duration(i)*time.Minute), 0.5)
+		week.update(host.CPU, minute.Add(time.Duration(i)*time.Minute), 0.5)
 	}
 	if err := week.save(dir); err != nil {
 		t.Fatal(err)
@@ -360,7 +360,7 @@ func TestARestartWithAnotherWindowKeepsTheHistoryItHad(t *testing.T) {
 	if err := hour.Load(dir, loadedAt, discard()); err != nil {
 		t.Fatal(err)
 	}
-	if got := hour.History(collector.CPU); got != time.Hour {
+	if got := hour.History(host.CPU); got != time.Hour {
 		t.Errorf("a week's history over a 1h window: %v, want the whole window", got)
 	}
 }

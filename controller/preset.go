@@ -4,7 +4,7 @@ import (
 	"maps"
 	"time"
 
-	"github.com/cro-exporter/cro-exporter/collector"
+	"github.com/cro-exporter/cro-exporter/internal/host"
 )
 
 // Preset is a known auditor's rule: the defaults it gives the objectives,
@@ -14,11 +14,11 @@ import (
 type Preset struct {
 	// Quantiles are the objectives' quantiles: 0.95 for p95; a resource
 	// not named is audited on its mean.
-	Quantiles map[collector.Resource]float64
+	Quantiles map[host.Resource]float64
 	Window    time.Duration
 	Period    time.Duration
 	// Targets are the targets; a resource not named takes its spec's.
-	Targets map[collector.Resource]float64
+	Targets map[host.Resource]float64
 }
 
 // The built-in defaults: the mean over 30 days, and, for a percentile, of
@@ -38,19 +38,19 @@ var Presets = map[string]Preset{
 	// Monitoring service are assumed, and the same p95 for memory. It
 	// does not audit disk.
 	"oracle-always-free": {
-		Quantiles: map[collector.Resource]float64{collector.CPU: 0.95, collector.Memory: 0.95},
+		Quantiles: map[host.Resource]float64{host.CPU: 0.95, host.Memory: 0.95},
 		Window:    7 * 24 * time.Hour,
 		Period:    time.Minute,
-		Targets:   map[collector.Resource]float64{collector.CPU: 0.20, collector.Memory: 0.20, collector.Disk: 0},
+		Targets:   map[host.Resource]float64{host.CPU: 0.20, host.Memory: 0.20, host.Disk: 0},
 	},
 }
 
 // WithTargets is the targets given, and the preset's for the resources
 // given none; a resource with neither is left out, for its spec's.
-func (p Preset) WithTargets(given map[collector.Resource]float64) map[collector.Resource]float64 {
+func (p Preset) WithTargets(given map[host.Resource]float64) map[host.Resource]float64 {
 	targets := maps.Clone(p.Targets)
 	if targets == nil {
-		targets = map[collector.Resource]float64{}
+		targets = map[host.Resource]float64{}
 	}
 	maps.Copy(targets, given)
 	return targets

@@ -6,8 +6,8 @@ import (
 	"slices"
 	"time"
 
-	"github.com/cro-exporter/cro-exporter/collector"
 	"github.com/cro-exporter/cro-exporter/holder"
+	"github.com/cro-exporter/cro-exporter/internal/host"
 )
 
 // Model is a modelled host for simulate: its real usage comes from a
@@ -19,8 +19,8 @@ type Model struct {
 	MemoryTotal uint64
 	DiskSize    uint64
 	// Real is the real usage ratio of every resource (in the order of
-	// collector.Resources) at elapsed time since the start.
-	Real func(elapsed time.Duration) [len(collector.Resources)]float64
+	// host.Resources) at elapsed time since the start.
+	Real func(elapsed time.Duration) [len(host.Resources)]float64
 
 	start, last time.Time
 	load        holder.Load
@@ -28,7 +28,7 @@ type Model struct {
 }
 
 // Read samples the modelled host at now; the first call starts its clock.
-func (m *Model) Read(now time.Time) (collector.Sample, error) {
+func (m *Model) Read(now time.Time) (host.Sample, error) {
 	if m.start.IsZero() {
 		m.start, m.last = now, now
 	}
@@ -40,7 +40,7 @@ func (m *Model) Read(now time.Time) (collector.Sample, error) {
 		return uint64(min(float64(total), usage*float64(total)+float64(held)))
 	}
 	memUsed, diskUsed := used(m.MemoryTotal, real[1], m.load.Memory), used(m.DiskSize, real[2], m.load.Disk)
-	return collector.Sample{
+	return host.Sample{
 		Time:            now,
 		CPUs:            m.CPUs,
 		CPU:             real[0] + held,
@@ -70,21 +70,21 @@ func (m *Model) Usage() (holder.Usage, error) {
 func (m *Model) CPUTime() (time.Duration, error) { return m.cpuTime, nil }
 
 // Day is one simulated day, per resource in the order of
-// collector.Resources.
+// host.Resources.
 type Day struct {
 	// Average is the average at the end of the day.
-	Average [len(collector.Resources)]float64
+	Average [len(host.Resources)]float64
 	// Audit is the statistic at the end of the day as the auditor computes
 	// it from what the host did: the objective's percentile (nearest rank)
 	// or mean of the period means of the trailing window, those since the
 	// start where the window reaches further back.
-	Audit [len(collector.Resources)]float64
+	Audit [len(host.Resources)]float64
 	// Target is the target.
-	Target [len(collector.Resources)]float64
+	Target [len(host.Resources)]float64
 	// Holder is the mean share of the resource holders took that day.
-	Holder [len(collector.Resources)]float64
+	Holder [len(host.Resources)]float64
 	// Changes counts the holder load changes the controller made that day.
-	Changes [len(collector.Resources)]int
+	Changes [len(host.Resources)]int
 	// HolderCPUHours is the CPU time the holders burnt that day, in hours;
 	// ConstantCPUHours what holding CPU usage constantly at its target
 	// would have burnt.
@@ -101,7 +101,7 @@ type Outage struct {
 type Simulation struct {
 	Model    *Model
 	Averages *Averages
-	Targets  map[collector.Resource]float64
+	Targets  map[host.Resource]float64
 	Ceiling  float64
 	// MemoryReserve and DiskReserve are in bytes, as for the daemon.
 	MemoryReserve, DiskReserve int64
@@ -111,7 +111,7 @@ type Simulation struct {
 	Outages  []Outage
 	StateDir string
 	// Tick, when set, sees the state after every tick.
-	Tick func(*collector.State)
+	Tick func(*State)
 
 	audit *auditor
 }
@@ -125,8 +125,8 @@ func (sim *Simulation) Run(days int) []Day {
 		prev    holder.Load
 		cpuTime time.Duration
 	)
-	publish := func(s *collector.State) {
-		for i, r := range collector.Resources {
+	publish := func(s *State) {
+		for i, r := range host.Resources {
 			day.Average[i] = s.Resources[r].Average
 			day.Target[i] = s.Resources[r].Target
 			day.Holder[i] += s.Resources[r].HolderShare
@@ -146,7 +146,7 @@ func (sim *Simulation) Run(days int) []Day {
 			s, _ := sim.Model.Read(now)
 			sim.audit.add(s)
 			real := sim.Model.Real(now.Sub(sim.Start))[0]
-			day.ConstantCPUHours += max(0, sim.Targets[collector.CPU]-real) * sim.Interval.Hours() * float64(s.CPUs)
+			day.ConstantCPUHours += max(0, sim.Targets[host.CPU]-real) * sim.Interval.Hours() * float64(s.CPUs)
 			down := sim.down(now.Sub(sim.Start))
 			if !down && loop == nil {
 				sim.restart(now)
@@ -156,7 +156,7 @@ func (sim *Simulation) Run(days int) []Day {
 				continue
 			}
 			loop.Step(s)
-			for i, r := range collector.Resources {
+			for i, r := range host.Resources {
 				if ratioOf(r, loop.applied, s) != ratioOf(r, prev, s) {
 					day.Changes[i]++
 				}
@@ -183,7 +183,7 @@ func (sim *Simulation) Run(days int) []Day {
 }
 
 // loop is a daemon's loop on the simulated host, from its averages.
-func (sim *Simulation) loop(publish func(*collector.State)) *Loop {
+func (sim *Simulation) loop(publish func(*State)) *Loop {
 	return NewLoop(Config{
 		Read:          sim.Model.Read,
 		Holders:       sim.Model,
@@ -228,17 +228,17 @@ func (sim *Simulation) down(elapsed time.Duration) bool {
 // every period since the start, each sample standing for the interval
 // before it.
 type auditor struct {
-	objectives  map[collector.Resource]Objective
-	period      [len(collector.Resources)]time.Duration
+	objectives  map[host.Resource]Objective
+	period      [len(host.Resources)]time.Duration
 	start, last time.Time
-	sums        [len(collector.Resources)][]float64
+	sums        [len(host.Resources)][]float64
 }
 
 // newAuditor audits each percentile over its objective's periods, and each
 // mean over periods of one sampling interval.
 func newAuditor(a *Averages, interval time.Duration) *auditor {
 	au := &auditor{objectives: a.objectives}
-	for i, r := range collector.Resources {
+	for i, r := range host.Resources {
 		au.period[i] = interval
 		if o := a.objectives[r]; o.Quantile != 0 {
 			au.period[i] = o.Period
@@ -248,12 +248,12 @@ func newAuditor(a *Averages, interval time.Duration) *auditor {
 }
 
 // add folds a sample in.
-func (au *auditor) add(s collector.Sample) {
+func (au *auditor) add(s host.Sample) {
 	if au.last.IsZero() {
 		au.start, au.last = s.Time, s.Time
 		return
 	}
-	for i, r := range collector.Resources {
+	for i, r := range host.Resources {
 		x, p := s.Usage(r), au.period[i]
 		for from := au.last; from.Before(s.Time); {
 			k := int(from.Sub(au.start) / p)
@@ -272,8 +272,8 @@ func (au *auditor) add(s collector.Sample) {
 }
 
 // means are r's complete periods' means.
-func (au *auditor) means(r collector.Resource) []float64 {
-	i := slices.Index(collector.Resources[:], r)
+func (au *auditor) means(r host.Resource) []float64 {
+	i := slices.Index(host.Resources[:], r)
 	p := au.period[i]
 	complete := min(len(au.sums[i]), int(au.last.Sub(au.start)/p))
 	means := make([]float64, complete)
@@ -285,9 +285,9 @@ func (au *auditor) means(r collector.Resource) []float64 {
 
 // statistics are each resource's objective over the trailing window of
 // complete periods.
-func (au *auditor) statistics() [len(collector.Resources)]float64 {
-	var stats [len(collector.Resources)]float64
-	for i, r := range collector.Resources {
+func (au *auditor) statistics() [len(host.Resources)]float64 {
+	var stats [len(host.Resources)]float64
+	for i, r := range host.Resources {
 		o := au.objectives[r]
 		means := au.means(r)
 		means = means[max(0, len(means)-int(o.Window/au.period[i])):]

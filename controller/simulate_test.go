@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cro-exporter/cro-exporter/collector"
 	"github.com/cro-exporter/cro-exporter/holder"
+	"github.com/cro-exporter/cro-exporter/internal/host"
 )
 
 var simStart = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -45,8 +45,8 @@ func TestAnIdleSmallHostMeetsItsTargetsWithinAnHourAtTheLeastLoad(t *testing.T) 
 	sim := simulation(gibs(7.6), steady(idle))
 	var met [3]time.Duration
 	var highest [3]float64
-	sim.Tick = func(s *collector.State) {
-		for i, r := range collector.Resources {
+	sim.Tick = func(s *State) {
+		for i, r := range host.Resources {
 			rs := s.Resources[r]
 			if met[i] == 0 && rs.Average >= rs.Target {
 				met[i] = s.Sample.Time.Sub(simStart)
@@ -55,7 +55,7 @@ func TestAnIdleSmallHostMeetsItsTargetsWithinAnHourAtTheLeastLoad(t *testing.T) 
 		}
 	}
 	days := sim.Run(30)
-	for i, r := range collector.Resources {
+	for i, r := range host.Resources {
 		target := days[0].Target[i]
 		if met[i] == 0 || met[i] > time.Hour {
 			t.Errorf("%s met its target after %v, want within an hour", r, met[i])
@@ -80,18 +80,18 @@ func TestAHostBehindReachesItsTargetWithin130PercentOfTheCeilingsTime(t *testing
 	sim := simulation(gibs(15.4), steady([3]float64{0.05, 0.05, 0.05}))
 	// Twenty days of history at 5%, saved before this install.
 	for ti := time.Duration(0); ti <= 20*24*time.Hour; ti += sim.Interval {
-		for _, r := range collector.Resources {
+		for _, r := range host.Resources {
 			sim.Averages.update(r, simStart.Add(ti-20*24*time.Hour), 0.05)
 		}
 	}
 	// The bound: the time the average needs when every resource is held at
 	// its limit (the ceiling, or less where the reserve says so) from now.
 	var bound [3]time.Duration
-	for i, r := range collector.Resources {
+	for i, r := range host.Resources {
 		a := *sim.Averages
-		a.avg = map[collector.Resource]average{r: sim.Averages.avg[r]}
+		a.avg = map[host.Resource]average{r: sim.Averages.avg[r]}
 		limit := 0.9
-		if r == collector.Memory {
+		if r == host.Memory {
 			limit = min(limit, 1-float64(sim.MemoryReserve)/float64(sim.Model.MemoryTotal))
 		}
 		for ti := sim.Interval; a.Value(r) < sim.Targets[r]; ti += sim.Interval {
@@ -100,15 +100,15 @@ func TestAHostBehindReachesItsTargetWithin130PercentOfTheCeilingsTime(t *testing
 		}
 	}
 	var met [3]time.Duration
-	sim.Tick = func(s *collector.State) {
-		for i, r := range collector.Resources {
+	sim.Tick = func(s *State) {
+		for i, r := range host.Resources {
 			if met[i] == 0 && s.Resources[r].Average >= s.Resources[r].Target {
 				met[i] = s.Sample.Time.Sub(simStart)
 			}
 		}
 	}
 	sim.Run(15)
-	for i, r := range collector.Resources {
+	for i, r := range host.Resources {
 		t.Logf("%s: on target after %v; at its limit: %v (%.2fx)", r, met[i], bound[i], float64(met[i])/float64(bound[i]))
 		if met[i] == 0 || float64(met[i]) > 1.3*float64(bound[i]) {
 			t.Errorf("%s met its target after %v; at its limit it would take %v (1.3x: %v)", r, met[i], bound[i], time.Duration(1.3*float64(bound[i])))
@@ -125,7 +125,7 @@ func TestRealUsageAboveTargetStopsEveryHolderWithinOneInterval(t *testing.T) {
 		return idle
 	})
 	checked := false
-	sim.Tick = func(s *collector.State) {
+	sim.Tick = func(s *State) {
 		if s.Sample.Time.Sub(simStart) < jump || checked {
 			return
 		}
@@ -151,7 +151,7 @@ func TestInSteadyStateHoldersChangeAtMostTwiceAnHour(t *testing.T) {
 	})
 	days := sim.Run(10)
 	for _, d := range days[1:] {
-		for i, r := range collector.Resources {
+		for i, r := range host.Resources {
 			if d.Changes[i] > 48 {
 				t.Errorf("%s holders changed %d times in a steady day, more than twice an hour", r, d.Changes[i])
 			}
@@ -166,7 +166,7 @@ func TestSavingAndRestoringTheAveragesMidwayChangesNothing(t *testing.T) {
 	split := simulation(gibs(7.6), steady(idle))
 	dir := t.TempDir()
 	restored := false
-	split.Tick = func(s *collector.State) {
+	split.Tick = func(s *State) {
 		if restored || s.Sample.Time.Sub(simStart) < 2*24*time.Hour {
 			return
 		}
@@ -182,7 +182,7 @@ func TestSavingAndRestoringTheAveragesMidwayChangesNothing(t *testing.T) {
 	}
 	got := split.Run(4)
 	for d := range want {
-		for i, r := range collector.Resources {
+		for i, r := range host.Resources {
 			if math.Abs(got[d].Average[i]-want[d].Average[i]) > 1e-12 || got[d].Changes[i] != want[d].Changes[i] {
 				t.Errorf("day %d %s: average %v and %d changes with a restore, %v and %d without",
 					d+1, r, got[d].Average[i], got[d].Changes[i], want[d].Average[i], want[d].Changes[i])
@@ -200,7 +200,7 @@ func BenchmarkSimulate30Days(b *testing.B) {
 func TestTheLoopLogsOnlyHolderChangesInSteadyState(t *testing.T) {
 	sim := simulation(gibs(7.6), steady(idle))
 	logs := new(syncBuffer)
-	loop := sim.loop(func(*collector.State) {})
+	loop := sim.loop(func(*State) {})
 	loop.cfg.Logger = textLogger(logs)
 	step := func(from, to time.Duration) {
 		for e := from; e < to; e += sim.Interval {
@@ -230,7 +230,7 @@ func TestACPUBurstGivesWayAndTheLoadComesBackRightAfter(t *testing.T) {
 		return idle
 	})
 	var before, during, after float64
-	sim.Tick = func(s *collector.State) {
+	sim.Tick = func(s *State) {
 		switch e := s.Sample.Time.Sub(simStart); {
 		case e == burst-sim.Interval:
 			before = sim.Model.load.CPU

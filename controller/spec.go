@@ -6,7 +6,7 @@ import (
 	"slices"
 	"strconv"
 
-	"github.com/cro-exporter/cro-exporter/collector"
+	"github.com/cro-exporter/cro-exporter/internal/host"
 )
 
 // Spec is the host's size class, picked from its memory, and the default
@@ -60,12 +60,12 @@ func nominal(memTotal uint64) uint64 {
 // explicit, so one above the ceiling is an error rather than quietly capped;
 // so is a ratio outside 0..1. Errors name the flags, for the CLI to print as
 // usage errors.
-func Targets(spec Spec, overrides map[collector.Resource]float64, ceiling float64) (map[collector.Resource]float64, error) {
+func Targets(spec Spec, overrides map[host.Resource]float64, ceiling float64) (map[host.Resource]float64, error) {
 	if !isRatio(ceiling) {
 		return nil, fmt.Errorf("--ceiling=%s is not a ratio between 0 and 1", formatRatio(ceiling))
 	}
-	targets := make(map[collector.Resource]float64, len(collector.Resources))
-	for _, r := range collector.Resources {
+	targets := make(map[host.Resource]float64, len(host.Resources))
+	for _, r := range host.Resources {
 		targets[r] = min(spec.Target, ceiling)
 	}
 	// Sorted, so that of several bad overrides the same one is reported.

@@ -4,7 +4,7 @@ import (
 	"math"
 	"testing"
 
-	"github.com/cro-exporter/cro-exporter/collector"
+	"github.com/cro-exporter/cro-exporter/internal/host"
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 )
@@ -69,9 +69,9 @@ func TestClassifyOneByteAcrossEachBoundary(t *testing.T) {
 type targetsCase struct {
 	name      string
 	spec      Spec
-	overrides map[collector.Resource]float64
+	overrides map[host.Resource]float64
 	ceiling   float64
-	want      map[collector.Resource]float64
+	want      map[host.Resource]float64
 	wantErr   string
 }
 
@@ -102,28 +102,28 @@ func TestTargets(t *testing.T) {
 			name:    "every resource takes the spec's target",
 			spec:    medium,
 			ceiling: 0.9,
-			want:    map[collector.Resource]float64{collector.CPU: medium.Target, collector.Memory: medium.Target, collector.Disk: medium.Target},
+			want:    map[host.Resource]float64{host.CPU: medium.Target, host.Memory: medium.Target, host.Disk: medium.Target},
 		},
 		{
 			name:      "an override replaces its resource's target only",
 			spec:      medium,
-			overrides: map[collector.Resource]float64{collector.Disk: 0.5},
+			overrides: map[host.Resource]float64{host.Disk: 0.5},
 			ceiling:   0.9,
-			want:      map[collector.Resource]float64{collector.CPU: medium.Target, collector.Memory: medium.Target, collector.Disk: 0.5},
+			want:      map[host.Resource]float64{host.CPU: medium.Target, host.Memory: medium.Target, host.Disk: 0.5},
 		},
 		{
 			name:      "an override may be 0 or equal the ceiling",
 			spec:      medium,
-			overrides: map[collector.Resource]float64{collector.CPU: 0, collector.Memory: 0.9},
+			overrides: map[host.Resource]float64{host.CPU: 0, host.Memory: 0.9},
 			ceiling:   0.9,
-			want:      map[collector.Resource]float64{collector.CPU: 0, collector.Memory: 0.9, collector.Disk: medium.Target},
+			want:      map[host.Resource]float64{host.CPU: 0, host.Memory: 0.9, host.Disk: medium.Target},
 		},
 		{
 			name:      "a default target above the ceiling is capped at it",
 			spec:      Classify(32 * gib),
-			overrides: map[collector.Resource]float64{collector.Disk: 0.1},
+			overrides: map[host.Resource]float64{host.Disk: 0.1},
 			ceiling:   0.3,
-			want:      map[collector.Resource]float64{collector.CPU: 0.3, collector.Memory: 0.3, collector.Disk: 0.1},
+			want:      map[host.Resource]float64{host.CPU: 0.3, host.Memory: 0.3, host.Disk: 0.1},
 		},
 	})
 }
@@ -134,42 +134,42 @@ func TestTargetsRejectsOverridesAndCeilingsOutOfBounds(t *testing.T) {
 		{
 			name:      "an override above the ceiling is an error naming both",
 			spec:      medium,
-			overrides: map[collector.Resource]float64{collector.Memory: 0.95},
+			overrides: map[host.Resource]float64{host.Memory: 0.95},
 			ceiling:   0.9,
 			wantErr:   "--target.memory=0.95 is above --ceiling=0.90",
 		},
 		{
 			name:      "an override just above the ceiling shows the digits that make it so",
 			spec:      medium,
-			overrides: map[collector.Resource]float64{collector.CPU: 0.901},
+			overrides: map[host.Resource]float64{host.CPU: 0.901},
 			ceiling:   0.9,
 			wantErr:   "--target.cpu=0.901 is above --ceiling=0.90",
 		},
 		{
 			name:      "of several bad overrides the first by name is reported",
 			spec:      medium,
-			overrides: map[collector.Resource]float64{collector.Memory: 0.95, collector.CPU: 0.99, collector.Disk: 0.97},
+			overrides: map[host.Resource]float64{host.Memory: 0.95, host.CPU: 0.99, host.Disk: 0.97},
 			ceiling:   0.9,
 			wantErr:   "--target.cpu=0.99 is above --ceiling=0.90",
 		},
 		{
 			name:      "an override above 1 is not a ratio",
 			spec:      medium,
-			overrides: map[collector.Resource]float64{collector.Disk: 40},
+			overrides: map[host.Resource]float64{host.Disk: 40},
 			ceiling:   1,
 			wantErr:   "--target.disk=40.00 is not a ratio between 0 and 1",
 		},
 		{
 			name:      "a negative override is not a ratio",
 			spec:      medium,
-			overrides: map[collector.Resource]float64{collector.Disk: -0.1},
+			overrides: map[host.Resource]float64{host.Disk: -0.1},
 			ceiling:   0.9,
 			wantErr:   "--target.disk=-0.10 is not a ratio between 0 and 1",
 		},
 		{
 			name:      "a NaN override is not a ratio",
 			spec:      medium,
-			overrides: map[collector.Resource]float64{collector.CPU: math.NaN()},
+			overrides: map[host.Resource]float64{host.CPU: math.NaN()},
 			ceiling:   0.9,
 			wantErr:   "--target.cpu=NaN is not a ratio between 0 and 1",
 		},
@@ -182,7 +182,7 @@ func TestTargetsRejectsOverridesAndCeilingsOutOfBounds(t *testing.T) {
 		{
 			name:      "an override of an unknown resource is an error",
 			spec:      medium,
-			overrides: map[collector.Resource]float64{"gpu": 0.5},
+			overrides: map[host.Resource]float64{"gpu": 0.5},
 			ceiling:   0.9,
 			wantErr:   "--target.gpu: unknown resource",
 		},

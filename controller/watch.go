@@ -4,8 +4,8 @@ import (
 	"context"
 	"time"
 
-	"github.com/cro-exporter/cro-exporter/collector"
 	"github.com/cro-exporter/cro-exporter/holder"
+	"github.com/cro-exporter/cro-exporter/internal/host"
 )
 
 // Watch gives holder load back between ticks, every `every` until ctx
@@ -17,7 +17,7 @@ import (
 // burner runs. With nothing held it sleeps until the next burst is due or
 // a tick plans load. read must be a reader of its own: reading the CPU
 // moves its baseline.
-func (l *Loop) Watch(ctx context.Context, read func(now time.Time, parts collector.Parts) (collector.Sample, error), every time.Duration) {
+func (l *Loop) Watch(ctx context.Context, read func(now time.Time, parts host.Parts) (host.Sample, error), every time.Duration) {
 	l.mu.Lock()
 	l.planning = make(chan struct{}, 1)
 	l.mu.Unlock()
@@ -31,7 +31,7 @@ func (l *Loop) Watch(ctx context.Context, read func(now time.Time, parts collect
 		case <-l.planning:
 		case now := <-timer.C:
 			parts := l.watched(now)
-			s := collector.Sample{Time: now}
+			s := host.Sample{Time: now}
 			var err error
 			if parts != 0 {
 				s, err = read(now, parts)
@@ -62,25 +62,25 @@ func (l *Loop) nextLook(now time.Time, every time.Duration) time.Time {
 		return now.Add(every)
 	}
 	// Only a burst after the current period is still to come.
-	if p := l.cfg.Averages.periods[collector.CPU]; l.planned.CPU > 0 && p != nil {
+	if p := l.cfg.Averages.periods[host.CPU]; l.planned.CPU > 0 && p != nil {
 		return p.nextBurst(now)
 	}
 	return time.Time{}
 }
 
 // watched is what the watcher reads at now: the parts that holders hold.
-func (l *Loop) watched(now time.Time) collector.Parts {
+func (l *Loop) watched(now time.Time) host.Parts {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	var parts collector.Parts
+	var parts host.Parts
 	if l.planned.CPU > 0 && l.burning(now) {
-		parts |= collector.CPUPart
+		parts |= host.CPUPart
 	}
 	if l.planned.Memory > 0 {
-		parts |= collector.MemoryPart
+		parts |= host.MemoryPart
 	}
 	if l.planned.Disk > 0 {
-		parts |= collector.DiskPart
+		parts |= host.DiskPart
 	}
 	return parts
 }
@@ -118,9 +118,9 @@ const releaseShows = 2 * time.Second
 // giveWay is one look of Watch, with s holding the parts it read. It asks
 // the holders for nothing but their CPU time, which never waits for a
 // holder or a tick.
-func (l *Loop) giveWay(s collector.Sample, parts collector.Parts, w *watch, every time.Duration) {
+func (l *Loop) giveWay(s host.Sample, parts host.Parts, w *watch, every time.Duration) {
 	var used holder.Usage
-	if l.cfg.Holders != nil && parts&collector.CPUPart != 0 {
+	if l.cfg.Holders != nil && parts&host.CPUPart != 0 {
 		var err error
 		used.CPUTime, err = l.cfg.Holders.CPUTime()
 		if err != nil {
@@ -128,24 +128,24 @@ func (l *Loop) giveWay(s collector.Sample, parts collector.Parts, w *watch, ever
 		}
 	}
 	l.mu.Lock()
-	if parts&collector.MemoryPart != 0 {
+	if parts&host.MemoryPart != 0 {
 		l.releaseMemory(s, w)
 	}
-	if avail := int64(s.DiskAvailable); parts&collector.DiskPart != 0 && s.DiskErr == nil && avail < l.cfg.DiskReserve && l.planned.Disk > 0 {
+	if avail := int64(s.DiskAvailable); parts&host.DiskPart != 0 && s.DiskErr == nil && avail < l.cfg.DiskReserve && l.planned.Disk > 0 {
 		was := l.planned.Disk
 		l.planned.Disk = max(0, was-(l.cfg.DiskReserve-avail))
-		l.control.of(collector.Disk).releases[collector.ReasonReserve]++
+		l.control.of(host.Disk).releases[ReasonReserve]++
 		l.cfg.Logger.Info("disk fill released", "reason", "reserve", "disk_available_bytes", avail,
 			"reserve_bytes", l.cfg.DiskReserve, "disk_bytes", l.planned.Disk, "was_disk_bytes", was)
 	}
 	switch {
-	case parts&collector.CPUPart == 0:
+	case parts&host.CPUPart == 0:
 		// The burner is stopped: when it starts again, real CPU usage is
 		// measured afresh.
 		w.realCPU, w.started = 0, false
 	case s.CPUSpan <= 2*every: // not the first read in a while, or since boot
 		held := l.shares(used, s, &w.cpu)
-		real := max(0, s.CPU-*held.of(collector.CPU))
+		real := max(0, s.CPU-*held.of(host.CPU))
 		w.realCPU = smoothOver(w.realCPU, real, !w.started, every, fastSmoothing)
 		w.started = true
 	default:
@@ -158,7 +158,7 @@ func (l *Loop) giveWay(s collector.Sample, parts collector.Parts, w *watch, ever
 
 // releaseMemory gives back whole chunks of ballast while MemAvailable is
 // under its reserve, and holds memory down for a while after.
-func (l *Loop) releaseMemory(s collector.Sample, w *watch) {
+func (l *Loop) releaseMemory(s host.Sample, w *watch) {
 	avail := int64(s.MemoryAvailable)
 	w.shown = max(w.shown, avail-w.availAt)
 	unseen := max(0, w.released-w.shown) // released, not yet in MemAvailable
@@ -172,7 +172,7 @@ func (l *Loop) releaseMemory(s collector.Sample, w *watch) {
 	was := l.planned.Memory
 	l.planned.Memory = afterRelease(was, l.cfg.Chunk, need)
 	w.released, w.releasedAt, w.availAt, w.shown = unseen+was-l.planned.Memory, s.Time, avail, 0
-	l.control.of(collector.Memory).releases[collector.ReasonPressure]++
+	l.control.of(host.Memory).releases[ReasonPressure]++
 	l.holdOff = l.holdOff.after(s.Time)
 	l.cfg.Logger.Info("memory ballast released", "reason", "pressure", "memory_available_bytes", avail,
 		"reserve_bytes", l.cfg.MemoryReserve, "memory_bytes", l.planned.Memory, "was_memory_bytes", was,
@@ -183,7 +183,7 @@ func (l *Loop) releaseMemory(s collector.Sample, w *watch) {
 // with the CPU duty given way to real CPU usage realCPU, and none between
 // bursts, and growth capped. It runs under mu.
 func (l *Loop) decideApplied(now time.Time, realCPU float64) {
-	c := l.control.of(collector.CPU)
+	c := l.control.of(host.CPU)
 	plan, setpoint := l.planned.CPU, c.setpoint
 	if !l.burning(now) {
 		plan, setpoint = 0, 0

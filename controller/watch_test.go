@@ -7,8 +7,8 @@ import (
 	"testing/synctest"
 	"time"
 
-	"github.com/cro-exporter/cro-exporter/collector"
 	"github.com/cro-exporter/cro-exporter/holder"
+	"github.com/cro-exporter/cro-exporter/internal/host"
 )
 
 func TestWatchReleasesWholeChunksOnceForEachShortfall(t *testing.T) {
@@ -33,7 +33,7 @@ func TestWatchReleasesWholeChunksOnceForEachShortfall(t *testing.T) {
 	if got := loop.planned.Memory; got != 0 {
 		t.Errorf("a new shortfall after the release showed left %d MiB", got/mib)
 	}
-	if got := loop.control.of(collector.Memory).releases[collector.ReasonPressure]; got != 2 {
+	if got := loop.control.of(host.Memory).releases[ReasonPressure]; got != 2 {
 		t.Errorf("%d pressure releases counted, want 2", got)
 	}
 	if model.load.Memory != 0 {
@@ -45,8 +45,8 @@ func TestWatchReleasesWholeChunksOnceForEachShortfall(t *testing.T) {
 // of 8 GiB (idleHost) at after since simStart, with avail bytes of
 // MemAvailable.
 func lookAt(loop *Loop, w *watch, after time.Duration, avail int64) {
-	loop.giveWay(collector.Sample{Time: simStart.Add(after), CPUs: 2, MemoryTotal: 8 * gib,
-		MemoryAvailable: uint64(avail), DiskSize: 100 * gib, DiskUsed: 10 * gib, DiskAvailable: 90 * gib}, collector.AllParts, w, 250*time.Millisecond)
+	loop.giveWay(host.Sample{Time: simStart.Add(after), CPUs: 2, MemoryTotal: 8 * gib,
+		MemoryAvailable: uint64(avail), DiskSize: 100 * gib, DiskUsed: 10 * gib, DiskAvailable: 90 * gib}, host.AllParts, w, 250*time.Millisecond)
 }
 
 // watchReads reads a model for the watcher, each CPU figure over a
@@ -54,7 +54,7 @@ func lookAt(loop *Loop, w *watch, after time.Duration, avail int64) {
 type watchReads struct {
 	model *Model
 	mu    sync.Mutex
-	parts []collector.Parts
+	parts []host.Parts
 }
 
 // watched starts loop's watcher on model, a look every quarter second
@@ -65,7 +65,7 @@ func watched(t *testing.T, loop *Loop, model *Model) *watchReads {
 	return r
 }
 
-func (r *watchReads) read(now time.Time, parts collector.Parts) (collector.Sample, error) {
+func (r *watchReads) read(now time.Time, parts host.Parts) (host.Sample, error) {
 	r.mu.Lock()
 	r.parts = append(r.parts, parts)
 	r.mu.Unlock()
@@ -75,14 +75,14 @@ func (r *watchReads) read(now time.Time, parts collector.Parts) (collector.Sampl
 }
 
 // all is the parts of every read so far.
-func (r *watchReads) all() []collector.Parts {
+func (r *watchReads) all() []host.Parts {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return slices.Clone(r.parts)
 }
 
 // count is how many reads so far read part.
-func (r *watchReads) count(part collector.Parts) (n int) {
+func (r *watchReads) count(part host.Parts) (n int) {
 	for _, p := range r.all() {
 		if p&part != 0 {
 			n++
@@ -103,13 +103,13 @@ func TestWatchReadsOnlyWhatIsHeld(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
 		planned holder.Load
-		want    collector.Parts
+		want    host.Parts
 	}{
 		{"nothing held: nothing read", holder.Load{}, 0},
-		{"ballast: MemAvailable", holder.Load{Memory: gib}, collector.MemoryPart},
-		{"fill: the disk", holder.Load{Disk: gib}, collector.DiskPart},
-		{"a burner: the CPU", holder.Load{CPU: 0.2}, collector.CPUPart},
-		{"all three", holder.Load{CPU: 0.2, Memory: gib, Disk: gib}, collector.AllParts},
+		{"ballast: MemAvailable", holder.Load{Memory: gib}, host.MemoryPart},
+		{"fill: the disk", holder.Load{Disk: gib}, host.DiskPart},
+		{"a burner: the CPU", holder.Load{CPU: 0.2}, host.CPUPart},
+		{"all three", holder.Load{CPU: 0.2, Memory: gib, Disk: gib}, host.AllParts},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
@@ -123,7 +123,7 @@ func TestWatchReadsOnlyWhatIsHeld(t *testing.T) {
 				if tc.want == 0 {
 					want = 0
 				}
-				if reads := watcher.all(); len(reads) != want || slices.ContainsFunc(reads, func(p collector.Parts) bool { return p != tc.want }) {
+				if reads := watcher.all(); len(reads) != want || slices.ContainsFunc(reads, func(p host.Parts) bool { return p != tc.want }) {
 					t.Errorf("reads in a second: %v, want %d of %v", reads, want, tc.want)
 				}
 			})
@@ -136,9 +136,9 @@ func TestABurnerThatStopsBetweenBurstsIsStoppedByTheWatcherWithoutAReadOfTheCPU(
 		model := idleHost(8 * gib)
 		loop := memoryLoop(model)
 		o := Objective{Quantile: 0.95, Window: time.Hour, Period: time.Minute}
-		loop.cfg.Averages.SetObjective(collector.CPU, o)
+		loop.cfg.Averages.SetObjective(host.CPU, o)
 		now := time.Now()
-		p := loop.cfg.Averages.periods[collector.CPU]
+		p := loop.cfg.Averages.periods[host.CPU]
 		// A burst through the current period alone, as the tick before
 		// it decided.
 		k := p.number(now)
@@ -147,21 +147,21 @@ func TestABurnerThatStopsBetweenBurstsIsStoppedByTheWatcherWithoutAReadOfTheCPU(
 			t.Fatal("no burst planned for the current period")
 		}
 		loop.planned = holder.Load{CPU: 0.3}
-		loop.control.of(collector.CPU).setpoint = 0.3
+		loop.control.of(host.CPU).setpoint = 0.3
 		watcher := watched(t, loop, model)
 		time.Sleep(time.Second)
 		synctest.Wait()
-		if sentCPU(loop) == 0 || watcher.count(collector.CPUPart) == 0 {
-			t.Fatalf("during the burst: duty %v after %d reads of the CPU, want the burner running and watched", sentCPU(loop), watcher.count(collector.CPUPart))
+		if sentCPU(loop) == 0 || watcher.count(host.CPUPart) == 0 {
+			t.Fatalf("during the burst: duty %v after %d reads of the CPU, want the burner running and watched", sentCPU(loop), watcher.count(host.CPUPart))
 		}
 		// Past the period's end, the burst is over.
 		time.Sleep(time.Until(now.Truncate(time.Minute).Add(time.Minute + time.Second)))
 		synctest.Wait()
-		before := watcher.count(collector.CPUPart)
+		before := watcher.count(host.CPUPart)
 		time.Sleep(time.Second)
 		synctest.Wait()
-		if sentCPU(loop) != 0 || watcher.count(collector.CPUPart) != before {
-			t.Errorf("after the burst: duty %v, %d more reads of the CPU; want 0 and none", sentCPU(loop), watcher.count(collector.CPUPart)-before)
+		if sentCPU(loop) != 0 || watcher.count(host.CPUPart) != before {
+			t.Errorf("after the burst: duty %v, %d more reads of the CPU; want 0 and none", sentCPU(loop), watcher.count(host.CPUPart)-before)
 		}
 	})
 }
@@ -170,44 +170,44 @@ func TestTheWatcherSleepsUntilATickPlansLoadOrABurstIsDue(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		model := idleHost(8 * gib)
 		loop := memoryLoop(model)
-		loop.cfg.Averages.SetObjective(collector.CPU, Objective{Quantile: 0.95, Window: time.Hour, Period: time.Minute})
+		loop.cfg.Averages.SetObjective(host.CPU, Objective{Quantile: 0.95, Window: time.Hour, Period: time.Minute})
 		count := watched(t, loop, model).count
 		time.Sleep(10 * time.Second)
 		synctest.Wait()
-		if n := count(collector.AllParts); n != 0 {
+		if n := count(host.AllParts); n != 0 {
 			t.Fatalf("%d reads with nothing held", n)
 		}
 
 		// A burst planned for the next minute: nothing is read before it
 		// is due, the CPU from burstLead before it.
 		now := time.Now()
-		p := loop.cfg.Averages.periods[collector.CPU]
+		p := loop.cfg.Averages.periods[host.CPU]
 		k := p.number(now)
 		loop.mu.Lock()
 		p.sched.advance(k, func(next int64, current bool) bool { return next == k+1 })
 		loop.planned = holder.Load{CPU: 0.3}
-		loop.control.of(collector.CPU).setpoint = 0.3
+		loop.control.of(host.CPU).setpoint = 0.3
 		loop.mu.Unlock()
 		loop.planning <- struct{}{}
 		due := p.start(k + 1).Add(-burstLead)
 		time.Sleep(time.Until(due) - time.Millisecond)
 		synctest.Wait()
-		if n := count(collector.AllParts); n != 0 {
+		if n := count(host.AllParts); n != 0 {
 			t.Fatalf("%d reads before the burst was due", n)
 		}
 		time.Sleep(time.Millisecond)
 		synctest.Wait()
-		if n := count(collector.CPUPart); n != 1 || sentCPU(loop) == 0 {
+		if n := count(host.CPUPart); n != 1 || sentCPU(loop) == 0 {
 			t.Fatalf("at the burst's start: %d reads of the CPU, duty %v; want 1 and the burner running", n, sentCPU(loop))
 		}
 		// Past it, the burner stops and the watcher sleeps again.
 		time.Sleep(time.Until(p.start(k + 2).Add(time.Second)))
 		synctest.Wait()
-		n := count(collector.AllParts)
+		n := count(host.AllParts)
 		time.Sleep(30 * time.Second)
 		synctest.Wait()
-		if sentCPU(loop) != 0 || count(collector.AllParts) != n {
-			t.Errorf("after the burst: duty %v, %d more reads; want 0 and none", sentCPU(loop), count(collector.AllParts)-n)
+		if sentCPU(loop) != 0 || count(host.AllParts) != n {
+			t.Errorf("after the burst: duty %v, %d more reads; want 0 and none", sentCPU(loop), count(host.AllParts)-n)
 		}
 
 		// A tick that plans ballast wakes it.
@@ -221,7 +221,7 @@ func TestTheWatcherSleepsUntilATickPlansLoadOrABurstIsDue(t *testing.T) {
 		}
 		time.Sleep(time.Second)
 		synctest.Wait()
-		if n := count(collector.MemoryPart); n != 4 {
+		if n := count(host.MemoryPart); n != 4 {
 			t.Errorf("%d reads of MemAvailable in the second after a tick planned ballast, want 4", n)
 		}
 	})

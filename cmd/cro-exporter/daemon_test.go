@@ -73,16 +73,16 @@ func mounted(t *testing.T, what string, mount func(dir string) error) string {
 	return dir
 }
 
-// host is one live test's world: a state dir, a small tmpfs as the disk,
+// testHost is one live test's world: a state dir, a small tmpfs as the disk,
 // the daemons started on them, and a cleanup that leaves no holder behind.
-type host struct {
+type testHost struct {
 	t           *testing.T
 	state, disk string
 	owner       string // the state dir as holders are marked with it
 	daemons     []int  // pids of the daemons started
 }
 
-func newHost(t *testing.T) *host {
+func newHost(t *testing.T) *testHost {
 	t.Helper()
 	skipShort(t, "runs the live daemon and its holders on a tmpfs it mounts, as root")
 	binaryPath(t) // built before any of the test's clocks start
@@ -92,8 +92,8 @@ func newHost(t *testing.T) *host {
 // hostOn is a host whose disk path is disk, with a fresh state dir. Its
 // holders are killed at the test's end, after its daemons are and before
 // what was set up earlier (the tmpfs of disk) is undone.
-func hostOn(t *testing.T, disk string) *host {
-	h := &host{t: t, disk: disk, state: privateDir(t)}
+func hostOn(t *testing.T, disk string) *testHost {
+	h := &testHost{t: t, disk: disk, state: privateDir(t)}
 	owner, err := filepath.EvalSymlinks(h.state)
 	if err != nil {
 		t.Fatal(err)
@@ -104,7 +104,7 @@ func hostOn(t *testing.T, disk string) *host {
 }
 
 // args are the flags every daemon of h gets; later flags override them.
-func (h *host) args(extra ...string) []string {
+func (h *testHost) args(extra ...string) []string {
 	return append([]string{
 		"--state.dir=" + h.state, "--disk.path=" + h.disk, "--disk.reserve=8MiB",
 		"--holder.memory-chunk=128MiB", "--interval=1s",
@@ -113,14 +113,14 @@ func (h *host) args(extra ...string) []string {
 
 // start starts a live daemon on h. Every live test sets all three targets:
 // a default 40% on this host would hold gigabytes.
-func (h *host) start(extra ...string) *exporter {
+func (h *testHost) start(extra ...string) *exporter {
 	h.t.Helper()
 	return h.startIn(nil, extra...)
 }
 
 // startIn starts a live daemon on h in the cgroups dirs (see inCgroups)
 // from its first instruction.
-func (h *host) startIn(dirs []string, extra ...string) *exporter {
+func (h *testHost) startIn(dirs []string, extra ...string) *exporter {
 	h.t.Helper()
 	e := startWrapped(h.t, inCgroups(dirs), h.args(extra...)...)
 	h.daemons = append(h.daemons, e.cmd.Process.Pid)
@@ -129,7 +129,7 @@ func (h *host) startIn(dirs []string, extra ...string) *exporter {
 
 // spawn starts a live daemon on h without waiting for it to listen; its
 // stderr goes to the buffer returned, and ctx's end kills it.
-func (h *host) spawn(ctx context.Context, extra ...string) (*exec.Cmd, *bytes.Buffer) {
+func (h *testHost) spawn(ctx context.Context, extra ...string) (*exec.Cmd, *bytes.Buffer) {
 	h.t.Helper()
 	cmd := exec.CommandContext(ctx, binaryPath(h.t), h.args(extra...)...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
@@ -145,7 +145,7 @@ func (h *host) spawn(ctx context.Context, extra ...string) (*exec.Cmd, *bytes.Bu
 // track has h count cmd, a daemon started, among its own and kill it when
 // the test ends; the channel returned gets what its Wait returns, which a
 // test that takes it puts back for the cleanup.
-func (h *host) track(cmd *exec.Cmd) chan error {
+func (h *testHost) track(cmd *exec.Cmd) chan error {
 	h.daemons = append(h.daemons, cmd.Process.Pid)
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
@@ -156,12 +156,12 @@ func (h *host) track(cmd *exec.Cmd) chan error {
 	return exited
 }
 
-func (h *host) fillDir() string { return filepath.Join(h.disk, ".cro-fill") }
+func (h *testHost) fillDir() string { return filepath.Join(h.disk, ".cro-fill") }
 
 // holders lists the live holder processes of h: children of its daemons,
 // and any process marked with its state dir (holders outlive a daemon
 // killed with SIGKILL for a moment, reparented).
-func (h *host) holders() []proc {
+func (h *testHost) holders() []proc {
 	var hs []proc
 	for _, p := range allProcs() {
 		if p.isHolder() && !p.dead() && (slices.Contains(h.daemons, p.ppid) || markedWith(p.pid, h.owner)) {
@@ -172,7 +172,7 @@ func (h *host) holders() []proc {
 }
 
 // killHolders kills every holder of h still running.
-func (h *host) killHolders() {
+func (h *testHost) killHolders() {
 	deadline := time.Now().Add(3 * time.Second)
 	for {
 		left := h.holders()
@@ -197,7 +197,7 @@ func (h *host) killHolders() {
 // disk fill files, and the CPU burner runs unless the CPU target is 0 or
 // other work on the host already meets it (the burner then rightly gives
 // way). The metrics show what holders hold from the first tick after start.
-func (h *host) waitHeld(e *exporter, cpuTarget float64) {
+func (h *testHost) waitHeld(e *exporter, cpuTarget float64) {
 	h.t.Helper()
 	waitFor(h.t, 15*time.Second, "the daemon holds memory, CPU and disk", func() (bool, string) {
 		body := e.metrics(h.t)

@@ -48,7 +48,7 @@ func countMsg(e *exporter, msg string) int {
 
 // fillStarted starts a daemon holding h's disk at 0.5 and nothing else,
 // and waits until it holds fill files.
-func fillStarted(t *testing.T, h *host) *exporter {
+func fillStarted(t *testing.T, h *testHost) *exporter {
 	t.Helper()
 	e := h.start("--target.cpu=0", "--target.memory=0", "--target.disk=0.5")
 	logOnFailure(t, e)

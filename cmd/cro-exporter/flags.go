@@ -12,9 +12,9 @@ import (
 
 	"github.com/alecthomas/kong"
 
-	"github.com/cro-exporter/cro-exporter/collector"
 	"github.com/cro-exporter/cro-exporter/controller"
 	"github.com/cro-exporter/cro-exporter/holder"
+	"github.com/cro-exporter/cro-exporter/internal/host"
 )
 
 // CLI is the command line. Every flag can also be set through the
@@ -74,7 +74,7 @@ type CLI struct {
 // Validate checks what no single flag can check alone; kong calls it after
 // parsing, so a violation is a usage error like any other.
 func (c *CLI) Validate() error {
-	for _, r := range collector.Resources {
+	for _, r := range host.Resources {
 		if w, from := c.window(r); c.Interval.D() >= w {
 			return fmt.Errorf("--interval=%s must be shorter than %s", c.Interval, from)
 		}
@@ -85,7 +85,7 @@ func (c *CLI) Validate() error {
 	if c.Ceiling == 0 {
 		return errors.New("--ceiling must be above 0")
 	}
-	for _, r := range collector.Resources {
+	for _, r := range host.Resources {
 		t, ok := controller.Presets[c.Preset].Targets[r]
 		if ok && c.targetFlags()[r] == nil && t > float64(c.Ceiling) {
 			return fmt.Errorf("--preset=%s sets a %s target of %s, above --ceiling=%s: lower --target.%[2]s or raise the ceiling", c.Preset, r, Ratio(t), c.Ceiling)
@@ -112,7 +112,7 @@ const minChunk = 64 << 20
 // checkReserves refuses reserves that leave the holders nothing at all on
 // the sampled host: a reserve of all the memory or all the disk is a
 // mistake in the flag, not a setting.
-func (c *CLI) checkReserves(s collector.Sample) error {
+func (c *CLI) checkReserves(s host.Sample) error {
 	if c.MemoryReserve != nil && uint64(*c.MemoryReserve) >= s.MemoryTotal {
 		return fmt.Errorf("--memory.reserve=%s must be under MemTotal, %s", *c.MemoryReserve, Size(s.MemoryTotal))
 	}
@@ -131,7 +131,7 @@ func (c *CLI) fillDir() string {
 }
 
 // reserves are the reserves given, or the defaults for the sampled host.
-func (c *CLI) reserves(s collector.Sample) (memory, disk int64) {
+func (c *CLI) reserves(s host.Sample) (memory, disk int64) {
 	memory, disk = controller.DefaultReserves(s.MemoryTotal, s.DiskSize)
 	if c.MemoryReserve != nil {
 		memory = int64(*c.MemoryReserve)
@@ -145,8 +145,8 @@ func (c *CLI) reserves(s collector.Sample) (memory, disk int64) {
 // targets returns the targets given on the command line, and the preset's
 // for resources without one; resources with neither take their spec's
 // default.
-func (c *CLI) targets() map[collector.Resource]float64 {
-	given := map[collector.Resource]float64{}
+func (c *CLI) targets() map[host.Resource]float64 {
+	given := map[host.Resource]float64{}
 	for r, t := range c.targetFlags() {
 		if t != nil {
 			given[r] = float64(*t)
@@ -156,17 +156,17 @@ func (c *CLI) targets() map[collector.Resource]float64 {
 }
 
 // targetFlags are the --target.* flags, nil where not given.
-func (c *CLI) targetFlags() map[collector.Resource]*Ratio {
-	return map[collector.Resource]*Ratio{collector.CPU: c.TargetCPU, collector.Memory: c.TargetMemory, collector.Disk: c.TargetDisk}
+func (c *CLI) targetFlags() map[host.Resource]*Ratio {
+	return map[host.Resource]*Ratio{host.CPU: c.TargetCPU, host.Memory: c.TargetMemory, host.Disk: c.TargetDisk}
 }
 
 // objectives resolves the objective of every resource: a flag given wins,
 // then the preset, then the built-in default (the mean over 30 days). The
 // mean's Period is 0.
-func (c *CLI) objectives() map[collector.Resource]controller.Objective {
+func (c *CLI) objectives() map[host.Resource]controller.Objective {
 	period, _ := c.period()
-	objectives := make(map[collector.Resource]controller.Objective, len(collector.Resources))
-	for _, r := range collector.Resources {
+	objectives := make(map[host.Resource]controller.Objective, len(host.Resources))
+	for _, r := range host.Resources {
 		s, _ := c.objective(r)
 		w, _ := c.window(r)
 		o := controller.Objective{Quantile: s.Quantile(), Window: w}
@@ -182,7 +182,7 @@ func (c *CLI) objectives() map[collector.Resource]controller.Objective {
 // resource with its objective. A sample stands for at most two intervals
 // before it: a longer gap, while the exporter was down, was not observed.
 func (c *CLI) newAverages() *controller.Averages {
-	w, _ := c.window(collector.CPU)
+	w, _ := c.window(host.CPU)
 	averages := controller.NewAverages(w, 2*c.Interval.D())
 	for r, o := range c.objectives() {
 		averages.SetObjective(r, o)
@@ -192,8 +192,8 @@ func (c *CLI) newAverages() *controller.Averages {
 
 // objective is r's statistic, and the flag it comes from, as messages
 // name it.
-func (c *CLI) objective(r collector.Resource) (Statistic, string) {
-	given := map[collector.Resource]*Statistic{collector.CPU: c.ObjectiveCPU, collector.Memory: c.ObjectiveMemory, collector.Disk: c.ObjectiveDisk}[r]
+func (c *CLI) objective(r host.Resource) (Statistic, string) {
+	given := map[host.Resource]*Statistic{host.CPU: c.ObjectiveCPU, host.Memory: c.ObjectiveMemory, host.Disk: c.ObjectiveDisk}[r]
 	if given != nil {
 		return *given, fmt.Sprintf("--objective.%s=%s", r, *given)
 	}
@@ -202,8 +202,8 @@ func (c *CLI) objective(r collector.Resource) (Statistic, string) {
 }
 
 // window is r's audit window, and the flag it comes from.
-func (c *CLI) window(r collector.Resource) (time.Duration, string) {
-	given := map[collector.Resource]*Duration{collector.CPU: c.WindowCPU, collector.Memory: c.WindowMemory, collector.Disk: c.WindowDisk}[r]
+func (c *CLI) window(r host.Resource) (time.Duration, string) {
+	given := map[host.Resource]*Duration{host.CPU: c.WindowCPU, host.Memory: c.WindowMemory, host.Disk: c.WindowDisk}[r]
 	if given != nil {
 		return c.resolve("--window."+string(r), given, 0, 0)
 	}
@@ -237,7 +237,7 @@ func (c *CLI) checkPeriod() error {
 	if (24*time.Hour)%p != 0 {
 		return fmt.Errorf("%s must divide a day evenly (1m, 5m, 15s, 1h, ...)", from)
 	}
-	for _, r := range collector.Resources {
+	for _, r := range host.Resources {
 		s, objective := c.objective(r)
 		if s.Quantile() == 0 {
 			continue

@@ -10,8 +10,8 @@ import (
 	"github.com/alecthomas/kong"
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/cro-exporter/cro-exporter/collector"
 	"github.com/cro-exporter/cro-exporter/controller"
+	"github.com/cro-exporter/cro-exporter/internal/host"
 )
 
 func TestUsageNamesEachResourceAndKeepsTheOthersIdle(t *testing.T) {
@@ -81,8 +81,8 @@ func parse(t *testing.T, env map[string]string, args ...string) (*CLI, error) {
 
 func TestPresetsGiveDefaultsThatFlagsOverride(t *testing.T) {
 	const day = 24 * time.Hour
-	type objectives = map[collector.Resource]controller.Objective
-	type targets = map[collector.Resource]float64
+	type objectives = map[host.Resource]controller.Objective
+	type targets = map[host.Resource]float64
 	mean30 := controller.Objective{Window: 30 * day}
 	oracle := controller.Objective{Quantile: 0.95, Window: 7 * day, Period: time.Minute}
 	for _, tc := range []struct {
@@ -93,38 +93,38 @@ func TestPresetsGiveDefaultsThatFlagsOverride(t *testing.T) {
 		targets targets // nil: the spec's, for every resource
 	}{
 		{"no flags: the mean over 30 days at the spec's targets", nil, nil,
-			objectives{collector.CPU: mean30, collector.Memory: mean30, collector.Disk: mean30}, targets{}},
+			objectives{host.CPU: mean30, host.Memory: mean30, host.Disk: mean30}, targets{}},
 		{"the default preset is the same", []string{"--preset=default"}, nil,
-			objectives{collector.CPU: mean30, collector.Memory: mean30, collector.Disk: mean30}, targets{}},
+			objectives{host.CPU: mean30, host.Memory: mean30, host.Disk: mean30}, targets{}},
 		{"oracle-always-free", []string{"--preset=oracle-always-free"}, nil,
-			objectives{collector.CPU: oracle, collector.Memory: oracle, collector.Disk: {Window: 7 * day}},
-			targets{collector.CPU: 0.2, collector.Memory: 0.2, collector.Disk: 0}},
+			objectives{host.CPU: oracle, host.Memory: oracle, host.Disk: {Window: 7 * day}},
+			targets{host.CPU: 0.2, host.Memory: 0.2, host.Disk: 0}},
 		{"explicit flags win over the preset",
 			[]string{"--preset=oracle-always-free", "--objective.cpu=p99.9", "--objective.memory=mean", "--window=14d", "--window.cpu=3d", "--audit.period=5m", "--target.memory=25%"}, nil,
 			objectives{
-				collector.CPU:    {Quantile: 0.999, Window: 3 * day, Period: 5 * time.Minute},
-				collector.Memory: {Window: 14 * day},
-				collector.Disk:   {Window: 14 * day},
+				host.CPU:    {Quantile: 0.999, Window: 3 * day, Period: 5 * time.Minute},
+				host.Memory: {Window: 14 * day},
+				host.Disk:   {Window: 14 * day},
 			},
-			targets{collector.CPU: 0.2, collector.Memory: 0.25, collector.Disk: 0}},
+			targets{host.CPU: 0.2, host.Memory: 0.25, host.Disk: 0}},
 		{"so do their environment variables",
 			[]string{"--preset=oracle-always-free"}, map[string]string{"CRO_OBJECTIVE_CPU": "p90", "CRO_WINDOW_MEMORY": "1d", "CRO_TARGET_DISK": "0.3", "CRO_AUDIT_PERIOD": "15m"},
 			objectives{
-				collector.CPU:    {Quantile: 0.9, Window: 7 * day, Period: 15 * time.Minute},
-				collector.Memory: {Quantile: 0.95, Window: day, Period: 15 * time.Minute},
-				collector.Disk:   {Window: 7 * day},
+				host.CPU:    {Quantile: 0.9, Window: 7 * day, Period: 15 * time.Minute},
+				host.Memory: {Quantile: 0.95, Window: day, Period: 15 * time.Minute},
+				host.Disk:   {Window: 7 * day},
 			},
-			targets{collector.CPU: 0.2, collector.Memory: 0.2, collector.Disk: 0.3}},
+			targets{host.CPU: 0.2, host.Memory: 0.2, host.Disk: 0.3}},
 		{"the preset from the environment", nil, map[string]string{"CRO_PRESET": "oracle-always-free"},
-			objectives{collector.CPU: oracle, collector.Memory: oracle, collector.Disk: {Window: 7 * day}},
-			targets{collector.CPU: 0.2, collector.Memory: 0.2, collector.Disk: 0}},
+			objectives{host.CPU: oracle, host.Memory: oracle, host.Disk: {Window: 7 * day}},
+			targets{host.CPU: 0.2, host.Memory: 0.2, host.Disk: 0}},
 		{"a window per resource", []string{"--window=10d", "--window.disk=30d", "--objective.disk=p50", "--audit.period=1h", "--target.cpu=0.3"}, nil,
 			objectives{
-				collector.CPU:    {Window: 10 * day},
-				collector.Memory: {Window: 10 * day},
-				collector.Disk:   {Quantile: 0.5, Window: 30 * day, Period: time.Hour},
+				host.CPU:    {Window: 10 * day},
+				host.Memory: {Window: 10 * day},
+				host.Disk:   {Quantile: 0.5, Window: 30 * day, Period: time.Hour},
 			},
-			targets{collector.CPU: 0.3}},
+			targets{host.CPU: 0.3}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cli, err := parse(t, tc.env, tc.args...)
@@ -150,7 +150,7 @@ func TestATargetOfZeroIsAccepted(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := map[collector.Resource]float64{collector.CPU: 0.2, collector.Memory: 0.2, collector.Disk: 0}
+	want := map[host.Resource]float64{host.CPU: 0.2, host.Memory: 0.2, host.Disk: 0}
 	if diff := cmp.Diff(want, targets); diff != "" {
 		t.Errorf("targets of a large host under oracle-always-free (-want +got):\n%s", diff)
 	}

@@ -26,6 +26,7 @@ import (
 	"github.com/cro-exporter/cro-exporter/controller"
 	"github.com/cro-exporter/cro-exporter/holder"
 	"github.com/cro-exporter/cro-exporter/internal/cgroup"
+	"github.com/cro-exporter/cro-exporter/internal/host"
 )
 
 // version is set at build time: -ldflags "-X main.version=...".
@@ -160,9 +161,9 @@ func daemon(ctx context.Context, cli *CLI, logger *slog.Logger) (err error) {
 	loop, snapshot := newLoop(cli, h, held, web.refused, logger)
 	objectives := cli.objectives()
 	logger.Info("starting", "version", version, "spec", h.spec.Name, "memory_total", h.first.MemoryTotal, "dry_run", cli.DryRun,
-		"target_cpu", h.targets[collector.CPU], "target_memory", h.targets[collector.Memory], "target_disk", h.targets[collector.Disk],
+		"target_cpu", h.targets[host.CPU], "target_memory", h.targets[host.Memory], "target_disk", h.targets[host.Disk],
 		"memory_reserve", h.memReserve, "disk_reserve", h.diskReserve, "interval", cli.Interval.String(),
-		"objective_cpu", describe(objectives[collector.CPU]), "objective_memory", describe(objectives[collector.Memory]), "objective_disk", describe(objectives[collector.Disk]))
+		"objective_cpu", describe(objectives[host.CPU]), "objective_memory", describe(objectives[host.Memory]), "objective_disk", describe(objectives[host.Disk]))
 	for _, l := range listeners {
 		logger.Info("listening", "address", l.Addr().String(), "web_config", cli.WebConfigFile)
 	}
@@ -208,11 +209,11 @@ func stopped(ctx context.Context, err error) error {
 // the loop and one for the give-way watcher, the first sample, taken at now,
 // and what the flags make of it.
 type checked struct {
-	reader, watcher         *collector.Reader
+	reader, watcher         *host.Reader
 	now                     time.Time
-	first                   collector.Sample
+	first                   host.Sample
 	spec                    controller.Spec
-	targets                 map[collector.Resource]float64
+	targets                 map[host.Resource]float64
 	memReserve, diskReserve int64
 	// cgroups are the daemon's own, whose limits bound the holders; nil
 	// where they could not be found.
@@ -324,7 +325,7 @@ func newLoop(cli *CLI, h *checked, held holding, refused prometheus.Collector, l
 		Chunk:         int64(cli.MemoryChunk),
 		StateDir:      held.stateDir,
 		Interval:      cli.Interval.D(),
-		Publish: func(s *collector.State) {
+		Publish: func(s *controller.State) {
 			exporter.Publish(s)
 			if err := snapshot.Refresh(); err != nil {
 				logger.Warn("gathering metrics", "err", err)
@@ -342,7 +343,7 @@ func newLoop(cli *CLI, h *checked, held holding, refused prometheus.Collector, l
 // host with watcher and run until ctx ends or the server fails; then it
 // stops the holders of m (nil in a dry run) before the server has shut
 // down, so that no client delays them.
-func runUntilDone(ctx context.Context, cli *CLI, loop *controller.Loop, watcher *collector.Reader,
+func runUntilDone(ctx context.Context, cli *CLI, loop *controller.Loop, watcher *host.Reader,
 	listeners []net.Listener, snapshot *collector.Snapshot, m *holder.Manager, logger *slog.Logger) error {
 	ctx, cancel := context.WithCancel(ctx)
 	served := make(chan error, 1)
@@ -378,9 +379,9 @@ func stopHolders(m *holder.Manager) error {
 const watchEvery = 250 * time.Millisecond
 
 // newReader opens the host's procfs and disk path, naming the flag at fault.
-func newReader(cli *CLI) (*collector.Reader, error) {
-	r, err := collector.NewReader(cli.PathProcfs, cli.DiskPath)
-	if _, ok := errors.AsType[*collector.DiskError](err); ok {
+func newReader(cli *CLI) (*host.Reader, error) {
+	r, err := host.NewReader(cli.PathProcfs, cli.DiskPath)
+	if _, ok := errors.AsType[*host.DiskError](err); ok {
 		return nil, usageError{fmt.Errorf("--disk.path=%s: %w", cli.DiskPath, err)}
 	} else if err != nil {
 		return nil, usageError{fmt.Errorf("--path.procfs=%s: %w", cli.PathProcfs, err)}

@@ -72,7 +72,7 @@ func skipShort(t testing.TB, why string) {
 	}
 }
 
-const fixtures = "../../collector/fixtures"
+const fixtures = "../../internal/host/fixtures"
 
 // exporter is a running cro-exporter.
 type exporter struct {

@@ -7,9 +7,9 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/cro-exporter/cro-exporter/collector"
 	"github.com/cro-exporter/cro-exporter/controller"
 	"github.com/cro-exporter/cro-exporter/holder"
+	"github.com/cro-exporter/cro-exporter/internal/host"
 )
 
 // errIncomplete is --recover's failure: its report names what is left.
@@ -31,7 +31,7 @@ func recoverHost(cli *CLI, w io.Writer, logger *slog.Logger) error {
 	if reader, err := newReader(cli); err == nil {
 		if s, err := reader.Read(time.Now()); err == nil {
 			fmt.Fprintf(w, "Host usage now: CPU %s (since boot), memory %s, disk %s.\n",
-				pct(s.Usage(collector.CPU)), pct(s.Usage(collector.Memory)), pct(s.Usage(collector.Disk)))
+				pct(s.Usage(host.CPU)), pct(s.Usage(host.Memory)), pct(s.Usage(host.Disk)))
 		}
 	}
 	if rep.Failed() {

@@ -225,7 +225,7 @@ func TestSIGHUPAndSIGQUITEndTheDaemonLikeSIGTERM(t *testing.T) {
 
 // runDaemon runs a live daemon with args on h until it exits (10 s at
 // most), and returns its stderr and exit error.
-func runDaemon(t *testing.T, h *host, args ...string) (string, error) {
+func runDaemon(t *testing.T, h *testHost, args ...string) (string, error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

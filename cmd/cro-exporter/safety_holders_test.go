@@ -72,7 +72,7 @@ func pids(ps []proc) []int {
 // waitBallast waits until h's memory holders hold at least least bytes, each
 // chunk resident (the daemon does not wait for them to fill), and returns
 // them.
-func waitBallast(t *testing.T, h *host, least int64) []proc {
+func waitBallast(t *testing.T, h *testHost, least int64) []proc {
 	t.Helper()
 	var mem []proc
 	waitFor(t, 15*time.Second, "the ballast resident", func() (bool, string) {
@@ -91,7 +91,7 @@ func waitBallast(t *testing.T, h *host, least int64) []proc {
 
 // findBurner waits up to timeout for a CPU holder of h. A daemon whose
 // host meets the CPU target by itself rightly runs none.
-func findBurner(h *host, timeout time.Duration) (proc, bool) {
+func findBurner(h *testHost, timeout time.Duration) (proc, bool) {
 	for deadline := time.Now().Add(timeout); ; time.Sleep(100 * time.Millisecond) {
 		if cpu := ofKind(h.holders(), "cpu"); len(cpu) > 0 {
 			return cpu[0], true
@@ -374,7 +374,7 @@ func TestACPUHolderKilledAgainAndAgainBacksOffAndIsLoggedOnce(t *testing.T) {
 // holder after first was seen, how many processes it killed (kills of one
 // process twice, still a zombie, count once) and how many kill signals it
 // sent.
-func killBurners(h *host, first proc, watch time.Duration) (begin time.Time, starts []time.Time, killed, signals int) {
+func killBurners(h *testHost, first proc, watch time.Duration) (begin time.Time, starts []time.Time, killed, signals int) {
 	seen := map[int]bool{first.pid: true}
 	begin = time.Now()
 	for time.Since(begin) < watch {

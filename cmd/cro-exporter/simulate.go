@@ -11,8 +11,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/cro-exporter/cro-exporter/collector"
 	"github.com/cro-exporter/cro-exporter/controller"
+	"github.com/cro-exporter/cro-exporter/internal/host"
 	"github.com/cro-exporter/cro-exporter/internal/regfile"
 )
 
@@ -41,14 +41,14 @@ var idleUsage = Usage{0.01, 0.10, 0.10}
 var specMemory = map[string]float64{"small": 7.6, "medium": 11.7, "large": 15.4}
 
 // Usage is a usage ratio per resource, written cpu=0.1,memory=20%,disk=0.1.
-type Usage [len(collector.Resources)]float64
+type Usage [len(host.Resources)]float64
 
 // UnmarshalText parses a usage; resources not named keep idle usage.
 func (u *Usage) UnmarshalText(text []byte) error {
 	*u = idleUsage
 	for _, part := range strings.Split(string(text), ",") {
 		name, value, _ := strings.Cut(part, "=")
-		i := slices.Index(collector.Resources[:], collector.Resource(name))
+		i := slices.Index(host.Resources[:], host.Resource(name))
 		if i < 0 {
 			return fmt.Errorf("%q: %q is not cpu, memory or disk", text, name)
 		}
@@ -101,7 +101,7 @@ func parseTrace(r io.Reader) ([]row, error) {
 		for i, f := range fields[1:] {
 			var ratio Ratio
 			if err := ratio.UnmarshalText([]byte(strings.TrimSpace(f))); err != nil {
-				return nil, fmt.Errorf("line %d: %s: %w", n, collector.Resources[i], err)
+				return nil, fmt.Errorf("line %d: %s: %w", n, host.Resources[i], err)
 			}
 			u[i] = float64(ratio)
 		}
@@ -118,8 +118,8 @@ func parseTrace(r io.Reader) ([]row, error) {
 
 // real is the usage the rows give at elapsed: the last row at or before
 // it, or the first row before any.
-func real(rows []row) func(time.Duration) [len(collector.Resources)]float64 {
-	return func(elapsed time.Duration) [len(collector.Resources)]float64 {
+func real(rows []row) func(time.Duration) [len(host.Resources)]float64 {
+	return func(elapsed time.Duration) [len(host.Resources)]float64 {
 		i, _ := slices.BinarySearchFunc(rows, elapsed, func(r row, t time.Duration) int {
 			return int(r.at - t)
 		})
@@ -160,7 +160,7 @@ func simulate(cli *CLI, w io.Writer) error {
 		return usageError{err}
 	}
 	model := &controller.Model{CPUs: sc.CPUs, MemoryTotal: memory, DiskSize: uint64(sc.Disk), Real: real(rows)}
-	memReserve, diskReserve := cli.reserves(collector.Sample{MemoryTotal: memory, DiskSize: uint64(sc.Disk)})
+	memReserve, diskReserve := cli.reserves(host.Sample{MemoryTotal: memory, DiskSize: uint64(sc.Disk)})
 	sim := &controller.Simulation{
 		Model:         model,
 		Averages:      cli.newAverages(),
@@ -187,33 +187,33 @@ func simulate(cli *CLI, w io.Writer) error {
 // met its target; after CPU, the CPU-hours the holders spent that day and
 // those a constant hold at the CPU target would have spent. Then when each
 // resource passed, and at what cost.
-func writeTable(w io.Writer, days []controller.Day, objectives map[collector.Resource]controller.Objective) {
+func writeTable(w io.Writer, days []controller.Day, objectives map[host.Resource]controller.Objective) {
 	fmt.Fprintf(w, "%5s", "day")
-	var width [len(collector.Resources)]int // of the statistic's column
-	for i, r := range collector.Resources {
+	var width [len(host.Resources)]int // of the statistic's column
+	for i, r := range host.Resources {
 		head := string(r) + " " + Statistic(objectives[r].Quantile).String()
 		width[i] = max(10, len(head))
 		fmt.Fprintf(w, "  %*s %7s %7s", width[i], head, "target", "holders")
-		if r == collector.CPU {
+		if r == host.CPU {
 			fmt.Fprintf(w, "  %7s %7s", "cpu-h", "const-h")
 		}
 	}
 	fmt.Fprintln(w)
 	var (
-		passed               [len(collector.Resources)]int
-		held                 [len(collector.Resources)]float64
+		passed               [len(host.Resources)]int
+		held                 [len(host.Resources)]float64
 		cpuHours, constHours float64
 	)
 	for d, day := range days {
 		fmt.Fprintf(w, "%5d", d+1)
-		for i, r := range collector.Resources {
+		for i, r := range host.Resources {
 			mark := " "
 			if met(day, i) && passed[i] == 0 {
 				passed[i], mark = d+1, "*"
 			}
 			held[i] += day.Holder[i] / float64(len(days))
 			fmt.Fprintf(w, "  %*s%s %7s %7s", width[i]-1, pct(day.Audit[i]), mark, pct(day.Target[i]), pct(day.Holder[i]))
-			if r == collector.CPU {
+			if r == host.CPU {
 				fmt.Fprintf(w, "  %7.2f %7.2f", day.HolderCPUHours, day.ConstantCPUHours)
 			}
 		}
@@ -223,7 +223,7 @@ func writeTable(w io.Writer, days []controller.Day, objectives map[collector.Res
 	}
 	fmt.Fprintln(w, "\n* the day the audited statistic first met its target, at the day's end")
 	fmt.Fprintln(w, "cpu-h: CPU-hours the holders spent that day; const-h: those a constant hold at the CPU target would have spent")
-	for i, r := range collector.Resources {
+	for i, r := range host.Resources {
 		when := "never"
 		if passed[i] > 0 {
 			when = fmt.Sprintf("on day %d", passed[i])
@@ -245,14 +245,14 @@ func met(day controller.Day, i int) bool { return day.Audit[i] >= day.Target[i] 
 // a script that reads the first ones by position keeps working; met tells
 // whether the audited statistic met the target at the day's end. The
 // CPU-hours are the day's, on the cpu row.
-func writeCSV(w io.Writer, days []controller.Day, objectives map[collector.Resource]controller.Objective) error {
+func writeCSV(w io.Writer, days []controller.Day, objectives map[host.Resource]controller.Objective) error {
 	out := csv.NewWriter(w)
 	out.Write([]string{"day", "resource", "average", "target", "holder_load", "met", "statistic", "audit", "holder_cpu_hours", "constant_cpu_hours"})
 	f := func(x float64) string { return strconv.FormatFloat(x, 'f', 6, 64) }
 	for d, day := range days {
-		for i, r := range collector.Resources {
+		for i, r := range host.Resources {
 			held, constant := "", ""
-			if r == collector.CPU {
+			if r == host.CPU {
 				held, constant = f(day.HolderCPUHours), f(day.ConstantCPUHours)
 			}
 			out.Write([]string{strconv.Itoa(d + 1), string(r), f(day.Average[i]), f(day.Target[i]), f(day.Holder[i]),

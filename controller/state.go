@@ -1,12 +1,16 @@
-package collector
+package controller
 
-import "time"
+import (
+	"time"
+
+	"github.com/cro-exporter/cro-exporter/internal/host"
+)
 
 // State is everything the exporter shows: the latest sample and what the
 // controller made of it. The loop builds a new State every tick and publishes
 // it; a scrape only reads the last one published.
 type State struct {
-	Sample Sample
+	Sample host.Sample
 	// Spec is the host's spec class: small, medium or large.
 	Spec string
 	// Ceiling is the ratio no target or setpoint may pass.
@@ -24,7 +28,7 @@ type State struct {
 	// DiskLosses counts the times since the start the disk stopped being
 	// measured (Sample.DiskErr).
 	DiskLosses uint64
-	Resources  map[Resource]ResourceState
+	Resources  map[host.Resource]ResourceState
 }
 
 // ResourceState is what the controller knows of one resource.
@@ -102,14 +106,14 @@ func (r Reason) String() string {
 	return [...]string{"pressure", "reserve", "real_usage"}[r]
 }
 
-// releasable tells whether r's holders can be released for reason: only
+// Releasable tells whether r's holders can be released for reason: only
 // memory has a pressure watcher, and CPU no reserve.
-func releasable(r Resource, reason Reason) bool {
+func (reason Reason) Releasable(r host.Resource) bool {
 	switch reason {
 	case ReasonPressure:
-		return r == Memory
+		return r == host.Memory
 	case ReasonReserve:
-		return r != CPU
+		return r != host.CPU
 	}
 	return true
 }

@@ -1,4 +1,4 @@
-package collector
+package host
 
 // The host reads of the give-way watcher, four a second, make no garbage:
 // /proc/stat and /proc/meminfo are read with raw system calls into a buffer

@@ -1,8 +1,8 @@
-// Package collector reads the host through procfs and statfs into a Sample,
-// and turns the latest State into Prometheus metrics.
+// Package host reads the host through procfs and statfs into a Sample: the
+// utilization of its resources, as an auditor's agent measures it.
 //
 // Like all of cro-exporter, it builds and runs on Linux only.
-package collector
+package host
 
 import "time"
 
