@@ -8,8 +8,9 @@ import (
 	"github.com/cro-exporter/cro-exporter/internal/host"
 )
 
-// maxStep is the most memory or disk holders grow in one tick: one memory
-// chunk or fill file at most, so a misjudged step costs little.
+// maxStep is the most memory or disk holders grow in one tick, so that a
+// misjudged step costs little: a figure of its own, whatever the sizes of
+// a memory chunk or a fill file.
 const maxStep int64 = 1 << 30
 
 // holderFigures is what the holders of one resource show: how many there
@@ -109,7 +110,7 @@ func roundUp(n, unit int64) int64 { return (n + unit - 1) / unit * unit }
 // the holders it would take (memory in chunks, disk in 1 GiB files).
 func wouldHold(l holder.Load, chunk int64) holder.Usage {
 	pieces := func(b, size int64) int { return int((b + size - 1) / size) }
-	u := holder.Usage{Memory: l.Memory, Disk: l.Disk, MemoryHolders: pieces(l.Memory, chunk), DiskFiles: pieces(l.Disk, maxStep)}
+	u := holder.Usage{Memory: l.Memory, Disk: l.Disk, MemoryHolders: pieces(l.Memory, chunk), DiskFiles: pieces(l.Disk, holder.MaxFillFile)}
 	if l.CPU > 0 {
 		u.CPUHolders = 1
 	}

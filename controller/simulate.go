@@ -61,7 +61,7 @@ func (m *Model) Apply(l holder.Load) error {
 
 // Usage implements Holders.
 func (m *Model) Usage() (holder.Usage, error) {
-	u := wouldHold(m.load, maxStep)
+	u := wouldHold(m.load, holder.MaxChunk)
 	u.CPUTime = m.cpuTime
 	return u, nil
 }
@@ -193,7 +193,7 @@ func (sim *Simulation) loop(publish func(*State)) *Loop {
 		Ceiling:       sim.Ceiling,
 		MemoryReserve: sim.MemoryReserve,
 		DiskReserve:   sim.DiskReserve,
-		Chunk:         maxStep,
+		Chunk:         holder.MaxChunk,
 		Interval:      sim.Interval,
 		Logger:        slog.New(slog.DiscardHandler),
 		Publish:       publish,

@@ -7,8 +7,9 @@ import (
 	"sync"
 )
 
-// maxFillFile is the largest fill file.
-const maxFillFile = 1 << 30
+// MaxFillFile is the largest fill file, in bytes: the fill is as many
+// files as it takes.
+const MaxFillFile = 1 << 30
 
 // fillChunk is what one fallocate call or one write covers while growing.
 // It is small so that ENOSPC keeps nearly all that was allocated before it:
@@ -30,7 +31,7 @@ const (
 type fill struct {
 	// fillDir is the directory, held while the fill owns it; mu guards it.
 	fillDir
-	// maxFile is the largest fill file: maxFillFile, smaller in tests.
+	// maxFile is the largest fill file: MaxFillFile, smaller in tests.
 	maxFile int64
 	// fallocate allocates [off, off+length) of fd with fallocate(2) mode 0;
 	// tests replace it to force the write fallback or ENOSPC.

@@ -46,7 +46,7 @@ func newFill(dir, diskPath, owner string) (*fill, error) {
 	}
 	// Clean drops a trailing slash, which would make the kernel follow a
 	// symlink in spite of O_NOFOLLOW.
-	f := &fill{fillDir: fillDir{dir: filepath.Clean(dir), diskPath: diskPath, owner: owner}, maxFile: maxFillFile, fallocate: fallocateMode0}
+	f := &fill{fillDir: fillDir{dir: filepath.Clean(dir), diskPath: diskPath, owner: owner}, maxFile: MaxFillFile, fallocate: fallocateMode0}
 	if diskPath != "" {
 		var st unix.Stat_t
 		if err := unix.Stat(diskPath, &st); err != nil {
@@ -127,7 +127,7 @@ func fallocateMode0(fd int, off, length int64) error {
 }
 
 // Resize grows or shrinks the fill files to hold total bytes, in files of
-// at most maxFillFile. Shrinking removes files from the highest number down
+// at most MaxFillFile. Shrinking removes files from the highest number down
 // and truncates the last one kept; growing extends the last partial file,
 // then adds files. Blocks are allocated with fallocate(2), or, where the
 // filesystem refuses it, by writing data and fsync. On ENOSPC it stops,

@@ -15,7 +15,7 @@ const MaxChunk = 1 << 30
 // holder can hold: above 0 and at most MaxChunk.
 func CheckMemorySize(size int64) error {
 	if size <= 0 || size > MaxChunk {
-		return fmt.Errorf("a memory holder's size must be above 0 and at most 1GiB (%d bytes)", MaxChunk)
+		return fmt.Errorf("a memory holder's size must be above 0 and at most %dGiB (%d bytes)", MaxChunk>>30, MaxChunk)
 	}
 	return nil
 }

@@ -59,7 +59,7 @@ type CLI struct {
 	MemoryReserve *Size  `name:"memory.reserve" placeholder:"SIZE" help:"MemAvailable that holders always leave to real work (default: 15% of MemTotal, at least 512MiB)."`
 	DiskReserve   *Size  `name:"disk.reserve" placeholder:"SIZE" help:"Free disk space that fill files always leave (default: 10% of the filesystem, at least 1GiB)."`
 	DiskFillDir   string `name:"disk.fill-dir" placeholder:"DIR" help:"Private directory of the disk fill files (default: <disk.path>/.cro-fill)."`
-	MemoryChunk   Size   `name:"holder.memory-chunk" default:"1GiB" help:"Largest memory holder process; ballast is given back a chunk at a time."`
+	MemoryChunk   Size   `name:"holder.memory-chunk" default:"${max_chunk}" help:"Largest memory holder process; ballast is given back a chunk at a time."`
 	DryRun        bool   `name:"dry-run" help:"Decide and show everything, apply nothing: the holder metrics show what would be held."`
 	Recover       bool   `help:"Stop every holder and the running daemon, remove every fill file, keep the averages, report, and exit."`
 
@@ -101,6 +101,12 @@ func (c *CLI) Validate() error {
 		return fmt.Errorf("--web.listen-address=%q must name one address or more, none of them empty", strings.Join(c.WebListenAddress, ","))
 	}
 	return nil
+}
+
+// cliVars are the variables the flags' tags use: the version, and the
+// largest memory holder, the holder package's.
+func cliVars(version string) kong.Vars {
+	return kong.Vars{"version": version, "max_chunk": Size(holder.MaxChunk).String()}
 }
 
 // minChunk is the smallest --holder.memory-chunk. Every chunk is a process
@@ -270,7 +276,7 @@ func describe(o controller.Objective) string {
 // --recover can find and drive holders from outside.
 type HolderCmd struct {
 	Memory struct {
-		Size Size `required:"" help:"Bytes to hold resident, at most 1GiB."`
+		Size Size `required:"" help:"Bytes to hold resident, at most ${max_chunk}."`
 	} `cmd:"" help:"Hold SIZE of resident memory until stdin closes or reads \"stop\"."`
 	CPU struct {
 		Duty Ratio `default:"0" help:"Share of the whole machine to burn, e.g. 0.3 or 30%."`

@@ -71,7 +71,7 @@ func parse(t *testing.T, env map[string]string, args ...string) (*CLI, error) {
 		t.Setenv(k, v)
 	}
 	var cli CLI
-	parser, err := kong.New(&cli, kong.Name("cro-exporter"), kong.DefaultEnvars("CRO"), kong.Vars{"version": "test"})
+	parser, err := kong.New(&cli, kong.Name("cro-exporter"), kong.DefaultEnvars("CRO"), cliVars("test"))
 	if err != nil {
 		t.Fatal(err)
 	}

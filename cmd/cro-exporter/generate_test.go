@@ -18,7 +18,7 @@ import (
 // variables.
 func newTestParser(t *testing.T, cli *CLI) *kong.Kong {
 	t.Helper()
-	parser, err := kong.New(cli, kong.Name("cro-exporter"), kong.DefaultEnvars("CRO"), kong.Vars{"version": "test"})
+	parser, err := kong.New(cli, kong.Name("cro-exporter"), kong.DefaultEnvars("CRO"), cliVars("test"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -65,7 +65,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 		kong.Name("cro-exporter"),
 		kong.Description("Keeps the host's CPU, memory and disk utilization averages at the level its spec demands, with the least extra load, and exports them to Prometheus."),
 		kong.DefaultEnvars("CRO"),
-		kong.Vars{"version": version},
+		cliVars(version),
 		kong.Writers(os.Stdout, stderr),
 	)
 	if err != nil {
