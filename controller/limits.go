@@ -67,8 +67,8 @@ const (
 // of chunk bytes that hold the rest; holders are children in the cgroup, so
 // ballast past this is OOM-killed. CPU: the quota, less headroom, as a
 // share of the machine; a burner past it is throttled.
-func cgroupRoom(limits cgroup.Limits, ballast int64, holders int, chunk int64, s host.Sample) byResource[float64] {
-	var room byResource[float64]
+func cgroupRoom(limits cgroup.Limits, ballast int64, holders int, chunk int64, s host.Sample) host.Each[float64] {
+	var room host.Each[float64]
 	for i := range room {
 		room[i] = math.Inf(1)
 	}
@@ -77,10 +77,10 @@ func cgroupRoom(limits cgroup.Limits, ballast int64, holders int, chunk int64, s
 		headroom := max(memoryHeadroom, int64(float64(m.Limit)*cgroupHeadroom))
 		free := max(0, m.Limit-others-headroom)
 		n := (free + chunk + holderOverhead - 1) / (chunk + holderOverhead)
-		*room.of(host.Memory) = host.Ratio(max(0, free-n*holderOverhead), s.MemoryTotal)
+		*room.Of(host.Memory) = host.Ratio(max(0, free-n*holderOverhead), s.MemoryTotal)
 	}
 	if limits.CPUs > 0 && s.CPUs > 0 && limits.CPUs < float64(s.CPUs) {
-		*room.of(host.CPU) = limits.CPUs * (1 - cgroupHeadroom) / float64(s.CPUs)
+		*room.Of(host.CPU) = limits.CPUs * (1 - cgroupHeadroom) / float64(s.CPUs)
 	}
 	return room
 }

@@ -1,7 +1,6 @@
 package controller
 
 import (
-	"slices"
 	"time"
 
 	"github.com/cro-exporter/cro-exporter/holder"
@@ -13,24 +12,6 @@ import (
 // a memory chunk or a fill file.
 const maxStep int64 = 1 << 30
 
-// holderFigures is what the holders of one resource show: how many there
-// are, their failures and refused starts, and the bytes they hold.
-type holderFigures struct {
-	count                     int
-	failures, refusals, bytes uint64
-}
-
-// figuresOf is the figures of r's holders in u.
-func figuresOf(u holder.Usage, r host.Resource) holderFigures {
-	switch r {
-	case host.CPU:
-		return holderFigures{count: u.CPUHolders, failures: u.CPUFailures, refusals: u.CPURefusals}
-	case host.Memory:
-		return holderFigures{count: u.MemoryHolders, failures: u.MemoryFailures, refusals: u.MemoryRefusals, bytes: uint64(u.Memory)}
-	}
-	return holderFigures{count: u.DiskFiles, failures: u.DiskFailures, bytes: uint64(u.Disk)}
-}
-
 // Holders is the holder manager as the loop sees it: holder.Manager, or a
 // simulation's Model. Apply must not wait for a holder's cooperation: the
 // give-way watcher calls it too.
@@ -41,27 +22,18 @@ type Holders interface {
 	CPUTime() (time.Duration, error)
 }
 
-// byResource is one T for each resource, in the order of
-// host.Resources.
-type byResource[T any] [len(host.Resources)]T
-
-// of is r's T.
-func (b *byResource[T]) of(r host.Resource) *T {
-	return &b[slices.Index(host.Resources[:], r)]
-}
-
 // shares is the share of each resource the holders take, from their usage.
 // A dry run holds nothing.
-func (l *Loop) shares(used holder.Usage, s host.Sample, clock *cpuClock) byResource[float64] {
+func (l *Loop) shares(used holder.Usage, s host.Sample, clock *cpuClock) host.Each[float64] {
 	if l.cfg.Holders == nil {
-		return byResource[float64]{}
+		return host.Each[float64]{}
 	}
-	return sharesOf(holder.Load{CPU: clock.share(used.CPUTime, s.Time, s.CPUs), Memory: used.Memory, Disk: used.Disk}, s)
+	return sharesOf(holder.Load{CPU: clock.share(used.CPUTime, s.Time, s.CPUs), Memory: used.Bytes.At(host.Memory), Disk: used.Bytes.At(host.Disk)}, s)
 }
 
 // sharesOf is load's share of each resource on the sampled host.
-func sharesOf(load holder.Load, s host.Sample) byResource[float64] {
-	var shares byResource[float64]
+func sharesOf(load holder.Load, s host.Sample) host.Each[float64] {
+	var shares host.Each[float64]
 	for i, r := range host.Resources {
 		shares[i] = ratioOf(r, load, s)
 	}
@@ -75,8 +47,10 @@ func ratioOf(r host.Resource, load holder.Load, s host.Sample) float64 {
 		return load.CPU
 	case host.Memory:
 		return host.Ratio(load.Memory, s.MemoryTotal)
+	case host.Disk:
+		return host.Ratio(load.Disk, s.DiskUsable())
 	}
-	return host.Ratio(load.Disk, s.DiskUsable())
+	panic("controller: no share of resource " + string(r))
 }
 
 // withRatio is load with r's share set to x.
@@ -88,6 +62,8 @@ func withRatio(load holder.Load, r host.Resource, x float64, s host.Sample) hold
 		load.Memory = int64(x * float64(s.MemoryTotal))
 	case host.Disk:
 		load.Disk = int64(x * float64(s.DiskUsable()))
+	default:
+		panic("controller: no share of resource " + string(r))
 	}
 	return load
 }
@@ -99,8 +75,10 @@ func stepOf(r host.Resource, s host.Sample) float64 {
 		return host.Ratio(maxStep, s.MemoryTotal)
 	case host.Disk:
 		return host.Ratio(maxStep, s.DiskUsable())
+	case host.CPU:
+		return 1 // the burner takes its duty at once
 	}
-	return 1
+	panic("controller: no step of resource " + string(r))
 }
 
 // roundUp is n rounded up to whole units.
@@ -110,9 +88,11 @@ func roundUp(n, unit int64) int64 { return (n + unit - 1) / unit * unit }
 // the holders it would take (memory in chunks, disk in 1 GiB files).
 func wouldHold(l holder.Load, chunk int64) holder.Usage {
 	pieces := func(b, size int64) int { return int((b + size - 1) / size) }
-	u := holder.Usage{Memory: l.Memory, Disk: l.Disk, MemoryHolders: pieces(l.Memory, chunk), DiskFiles: pieces(l.Disk, holder.MaxFillFile)}
+	var u holder.Usage
+	*u.Bytes.Of(host.Memory), *u.Holders.Of(host.Memory) = l.Memory, pieces(l.Memory, chunk)
+	*u.Bytes.Of(host.Disk), *u.Holders.Of(host.Disk) = l.Disk, pieces(l.Disk, holder.MaxFillFile)
 	if l.CPU > 0 {
-		u.CPUHolders = 1
+		*u.Holders.Of(host.CPU) = 1
 	}
 	return u
 }

@@ -64,7 +64,7 @@ type Loop struct {
 	// held at the tick (growCap).
 	applied holder.Load
 	growCap holder.Load
-	control byResource[control]
+	control host.Each[control]
 	tickCPU cpuClock
 	// holdOff keeps memory ballast from growing back into the workload
 	// that made it give way.
@@ -218,10 +218,10 @@ func (l *Loop) decide(s host.Sample, used holder.Usage, stepped time.Duration, l
 	// Ballast is charged to the cgroup as its resident bytes, but no more
 	// than the sizes asked of the holders: the resident pages of their
 	// binary are shared, and charged once.
-	room := cgroupRoom(limits, min(used.Memory, l.applied.Memory), used.MemoryHolders, l.cfg.Chunk, s)
+	room := cgroupRoom(limits, min(used.Bytes.At(host.Memory), l.applied.Memory), used.Holders.At(host.Memory), l.cfg.Chunk, s)
 	next := l.planned
 	l.noteDisk(s.DiskErr)
-	var real byResource[float64]
+	var real host.Each[float64]
 	for i, r := range host.Resources {
 		real[i] = max(0, s.Usage(r)-held[i])
 		if r == host.Disk && s.DiskErr != nil {
@@ -238,13 +238,13 @@ func (l *Loop) decide(s host.Sample, used holder.Usage, stepped time.Duration, l
 		l.planned = next
 	}
 	if l.cfg.Holders != nil {
-		l.growCap = holder.Load{Memory: roundUp(used.Memory, l.cfg.Chunk) + maxStep, Disk: used.Disk + maxStep}
+		l.growCap = holder.Load{Memory: roundUp(used.Bytes.At(host.Memory), l.cfg.Chunk) + maxStep, Disk: used.Bytes.At(host.Disk) + maxStep}
 	} else {
 		l.growCap = holder.Load{Memory: math.MaxInt64, Disk: math.MaxInt64}
 	}
 	// The duty gives way to real CPU usage as it is, not as the plan
 	// follows it.
-	l.decideApplied(s.Time, *real.of(host.CPU))
+	l.decideApplied(s.Time, *real.Of(host.CPU))
 	if l.cfg.Holders == nil {
 		// A dry run shows what it would hold after this tick.
 		used = wouldHold(l.applied, l.cfg.Chunk)
@@ -299,7 +299,7 @@ func (l *Loop) decideResource(r host.Resource, c *control, s host.Sample, real, 
 // state is what the exporter shows after a tick: the sample, and per
 // resource the average, what the loop decided and what the holders take
 // (used, and held as shares). It runs under mu.
-func (l *Loop) state(s host.Sample, used holder.Usage, held byResource[float64]) *State {
+func (l *Loop) state(s host.Sample, used holder.Usage, held host.Each[float64]) *State {
 	state := &State{
 		Sample:        s,
 		Spec:          l.cfg.Spec.Name,
@@ -313,7 +313,7 @@ func (l *Loop) state(s host.Sample, used holder.Usage, held byResource[float64])
 		Resources:     make(map[host.Resource]ResourceState, len(host.Resources)),
 	}
 	for i, r := range host.Resources {
-		o, holders := l.cfg.Averages.objective(r), figuresOf(used, r)
+		o := l.cfg.Averages.objective(r)
 		setpoint := l.control[i].setpoint
 		if r == host.CPU && !l.burning(s.Time) {
 			setpoint = 0
@@ -326,13 +326,13 @@ func (l *Loop) state(s host.Sample, used holder.Usage, held byResource[float64])
 			History:     l.cfg.Averages.History(r),
 			Target:      l.cfg.Targets[r],
 			Setpoint:    setpoint,
-			Holders:     holders.count,
+			Holders:     used.Holders.At(r),
 			HolderShare: held[i],
-			HolderBytes: holders.bytes,
+			HolderBytes: uint64(used.Bytes.At(r)),
 			Releases:    l.control[i].releases,
-			Failures:    holders.failures,
+			Failures:    used.Failures.At(r),
 			Shortfall:   l.control[i].shortfall,
-			Refusals:    holders.refusals,
+			Refusals:    used.Refusals.At(r),
 		}
 		if p := l.cfg.Averages.periods[r]; p != nil {
 			rs.Period = o.Period

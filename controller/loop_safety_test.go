@@ -83,6 +83,14 @@ func (h *lossyHolders) Apply(l holder.Load) error {
 	return h.err
 }
 
+// ballast is the holders' usage while they hold bytes of memory in that
+// many processes.
+func ballast(bytes int64, holders int) holder.Usage {
+	var u holder.Usage
+	*u.Bytes.Of(host.Memory), *u.Holders.Of(host.Memory) = bytes, holders
+	return u
+}
+
 func (h *lossyHolders) Usage() (holder.Usage, error) {
 	if h.usage != nil {
 		<-h.usage
@@ -111,8 +119,8 @@ func TestLostHoldersAreAskedForAgainEveryTickAndRegrowAtMostAGibAStep(t *testing
 	// The plan holds 6 GiB; five chunks were killed from outside, and of
 	// the new ones, one is still filling.
 	loop.planned = holder.Load{Memory: 6 * gib}
-	*loop.control.of(host.Memory) = control{setpoint: 0.3, smooth: 0.1, started: true}
-	h.held = holder.Usage{Memory: gib + gib/2, MemoryHolders: 2}
+	*loop.control.Of(host.Memory) = control{setpoint: 0.3, smooth: 0.1, started: true}
+	h.held = ballast(gib+gib/2, 2)
 	for i := range 4 {
 		before := len(h.asked)
 		s, _ := model.Read(tickAt(i))
@@ -121,11 +129,11 @@ func TestLostHoldersAreAskedForAgainEveryTickAndRegrowAtMostAGibAStep(t *testing
 			t.Fatalf("tick %d did not ask the holders again", i)
 		}
 		// The filling chunk counts whole; on top of it, one more GiB.
-		if got, limit := h.last().Memory, roundUp(h.held.Memory, gib)+gib; got > limit || got <= h.held.Memory {
+		if got, limit := h.last().Memory, roundUp(h.held.Bytes.At(host.Memory), gib)+gib; got > limit || got <= h.held.Bytes.At(host.Memory) {
 			t.Fatalf("tick %d asked for %.2f GiB with %.2f GiB held, want more, but at most %.2f",
-				i, float64(got)/gib, float64(h.held.Memory)/gib, float64(limit)/gib)
+				i, float64(got)/gib, float64(h.held.Bytes.At(host.Memory))/gib, float64(limit)/gib)
 		}
-		h.held.Memory = h.last().Memory
+		*h.held.Bytes.Of(host.Memory) = h.last().Memory
 	}
 }
 

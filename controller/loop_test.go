@@ -193,7 +193,7 @@ func TestASinceBootCPUFigureNeitherPlansNorHoldsBackCPUHolders(t *testing.T) {
 		t.Errorf("the since-boot figure planned CPU %v", loop.planned.CPU)
 	}
 	loop.Step(sample(0.01, 15*time.Second, 15*time.Second)) // idle now
-	if want := loop.control.of(host.CPU).setpoint - 0.01; want < 0.245 || math.Abs(loop.planned.CPU-want) > 1e-9 {
+	if want := loop.control.Of(host.CPU).setpoint - 0.01; want < 0.245 || math.Abs(loop.planned.CPU-want) > 1e-9 {
 		t.Errorf("after the first real interval CPU is planned at %v, want %v", loop.planned.CPU, want)
 	}
 }

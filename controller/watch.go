@@ -134,7 +134,7 @@ func (l *Loop) giveWay(s host.Sample, parts host.Parts, w *watch, every time.Dur
 	if avail := int64(s.DiskAvailable); parts&host.DiskPart != 0 && s.DiskErr == nil && avail < l.cfg.DiskReserve && l.planned.Disk > 0 {
 		was := l.planned.Disk
 		l.planned.Disk = max(0, was-(l.cfg.DiskReserve-avail))
-		l.control.of(host.Disk).releases[ReasonReserve]++
+		l.control.Of(host.Disk).releases[ReasonReserve]++
 		l.cfg.Logger.Info("disk fill released", "reason", "reserve", "disk_available_bytes", avail,
 			"reserve_bytes", l.cfg.DiskReserve, "disk_bytes", l.planned.Disk, "was_disk_bytes", was)
 	}
@@ -145,7 +145,7 @@ func (l *Loop) giveWay(s host.Sample, parts host.Parts, w *watch, every time.Dur
 		w.realCPU, w.started = 0, false
 	case s.CPUSpan <= 2*every: // not the first read in a while, or since boot
 		held := l.shares(used, s, &w.cpu)
-		real := max(0, s.CPU-*held.of(host.CPU))
+		real := max(0, s.CPU-*held.Of(host.CPU))
 		w.realCPU = smoothOver(w.realCPU, real, !w.started, every, fastSmoothing)
 		w.started = true
 	default:
@@ -172,7 +172,7 @@ func (l *Loop) releaseMemory(s host.Sample, w *watch) {
 	was := l.planned.Memory
 	l.planned.Memory = afterRelease(was, l.cfg.Chunk, need)
 	w.released, w.releasedAt, w.availAt, w.shown = unseen+was-l.planned.Memory, s.Time, avail, 0
-	l.control.of(host.Memory).releases[ReasonPressure]++
+	l.control.Of(host.Memory).releases[ReasonPressure]++
 	l.holdOff = l.holdOff.after(s.Time)
 	l.cfg.Logger.Info("memory ballast released", "reason", "pressure", "memory_available_bytes", avail,
 		"reserve_bytes", l.cfg.MemoryReserve, "memory_bytes", l.planned.Memory, "was_memory_bytes", was,
@@ -183,7 +183,7 @@ func (l *Loop) releaseMemory(s host.Sample, w *watch) {
 // with the CPU duty given way to real CPU usage realCPU, and none between
 // bursts, and growth capped. It runs under mu.
 func (l *Loop) decideApplied(now time.Time, realCPU float64) {
-	c := l.control.of(host.CPU)
+	c := l.control.Of(host.CPU)
 	plan, setpoint := l.planned.CPU, c.setpoint
 	if !l.burning(now) {
 		plan, setpoint = 0, 0

@@ -33,7 +33,7 @@ func TestWatchReleasesWholeChunksOnceForEachShortfall(t *testing.T) {
 	if got := loop.planned.Memory; got != 0 {
 		t.Errorf("a new shortfall after the release showed left %d MiB", got/mib)
 	}
-	if got := loop.control.of(host.Memory).releases[ReasonPressure]; got != 2 {
+	if got := loop.control.Of(host.Memory).releases[ReasonPressure]; got != 2 {
 		t.Errorf("%d pressure releases counted, want 2", got)
 	}
 	if model.load.Memory != 0 {
@@ -147,7 +147,7 @@ func TestABurnerThatStopsBetweenBurstsIsStoppedByTheWatcherWithoutAReadOfTheCPU(
 			t.Fatal("no burst planned for the current period")
 		}
 		loop.planned = holder.Load{CPU: 0.3}
-		loop.control.of(host.CPU).setpoint = 0.3
+		loop.control.Of(host.CPU).setpoint = 0.3
 		watcher := watched(t, loop, model)
 		time.Sleep(time.Second)
 		synctest.Wait()
@@ -186,7 +186,7 @@ func TestTheWatcherSleepsUntilATickPlansLoadOrABurstIsDue(t *testing.T) {
 		loop.mu.Lock()
 		p.sched.advance(k, func(next int64, current bool) bool { return next == k+1 })
 		loop.planned = holder.Load{CPU: 0.3}
-		loop.control.of(host.CPU).setpoint = 0.3
+		loop.control.Of(host.CPU).setpoint = 0.3
 		loop.mu.Unlock()
 		loop.planning <- struct{}{}
 		due := p.start(k + 1).Add(-burstLead)
@@ -229,7 +229,7 @@ func TestTheWatcherSleepsUntilATickPlansLoadOrABurstIsDue(t *testing.T) {
 
 func TestTheWatcherGivesMemoryBackWhileTheHoldersCannotBeMeasured(t *testing.T) {
 	model := idleHost(8 * gib)
-	h := &lossyHolders{held: holder.Usage{Memory: gib, MemoryHolders: 1}}
+	h := &lossyHolders{held: ballast(gib, 1)}
 	loop := memoryLoop(model)
 	loop.cfg.Holders, loop.cfg.Chunk = h, gib
 	loop.planned = holder.Load{Memory: gib}

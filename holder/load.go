@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"math"
 	"time"
+
+	"github.com/cro-exporter/cro-exporter/internal/host"
 )
 
 // Load is holder load, as the controller decides it and the holders hold
@@ -14,25 +16,28 @@ type Load struct {
 	Memory, Disk int64   // bytes
 }
 
-// Usage is what the holders add right now, measured: the holders' CPU time
-// from /proc/<pid>/stat (their rusage once ended), the memory holders'
-// VmRSS from /proc/<pid>/status, the fill files' allocated blocks.
+// Usage is what the holders add right now, measured, per resource: the
+// holders' CPU time from /proc/<pid>/stat (their rusage once ended), the
+// memory holders' VmRSS from /proc/<pid>/status, the fill files' allocated
+// blocks.
 type Usage struct {
 	// CPUTime is the CPU time of every holder process since Open, memory
 	// holders (filling their ballast) and ended holders included: a
 	// counter, so that every reader takes its own difference.
-	CPUTime       time.Duration
-	Memory, Disk  int64 // bytes
-	CPUHolders    int
-	MemoryHolders int
-	DiskFiles     int
-	// The failures of each resource's holders since Open, counters:
-	// holders that ended by themselves, failed to start, were not ready or
-	// did not answer in time; for disk, resizes of the fill that failed.
-	CPUFailures, MemoryFailures, DiskFailures uint64
-	// The starts of each kind refused since Open because the cgroup's
-	// pids limit left too little room, counters.
-	CPURefusals, MemoryRefusals uint64
+	CPUTime time.Duration
+	// Bytes is what memory ballast (resident) and disk fill (allocated)
+	// hold; the CPU's is 0.
+	Bytes host.Each[int64]
+	// Holders counts the holder processes (cpu, memory) or fill files
+	// (disk).
+	Holders host.Each[int]
+	// Failures counts, since Open, the holders that ended by themselves,
+	// failed to start, were not ready or did not answer in time; for disk,
+	// the resizes of the fill that failed.
+	Failures host.Each[uint64]
+	// Refusals counts, since Open, the starts refused because the cgroup's
+	// pids limit left too little room (cpu and memory).
+	Refusals host.Each[uint64]
 }
 
 // check rejects a Load that is not one.

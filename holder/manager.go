@@ -9,6 +9,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/cro-exporter/cro-exporter/internal/host"
 )
 
 // Kind is the kind of a holder process.
@@ -339,15 +341,13 @@ func (m *Manager) Usage() (Usage, error) {
 	m.reap(m.launch.now())
 	m.noteRegistry()
 	memory := slices.Clone(m.memory)
-	u := Usage{
-		CPUFailures:    m.restarts[kindCPU].failures,
-		MemoryFailures: m.restarts[kindMemory].failures,
-		DiskFailures:   m.diskFailures.Load(),
-		CPURefusals:    m.restarts[kindCPU].refusals,
-		MemoryRefusals: m.restarts[kindMemory].refusals,
+	var u Usage
+	for kind, r := range map[Kind]host.Resource{kindCPU: host.CPU, kindMemory: host.Memory} {
+		*u.Failures.Of(r), *u.Refusals.Of(r) = m.restarts[kind].failures, m.restarts[kind].refusals
 	}
+	*u.Failures.Of(host.Disk) = m.diskFailures.Load()
 	if m.cpu != nil {
-		u.CPUHolders = 1
+		*u.Holders.Of(host.CPU) = 1
 	}
 	m.mu.Unlock()
 	var errs []error
@@ -360,8 +360,8 @@ func (m *Manager) Usage() (Usage, error) {
 			errs = append(errs, err)
 			continue
 		}
-		u.Memory += rss
-		u.MemoryHolders++
+		*u.Bytes.Of(host.Memory) += rss
+		*u.Holders.Of(host.Memory)++
 	}
 	var err error
 	if u.CPUTime, err = m.CPUTime(); err != nil {
@@ -372,7 +372,7 @@ func (m *Manager) Usage() (Usage, error) {
 		if err != nil {
 			errs = append(errs, err)
 		}
-		u.DiskFiles, u.Disk = files, bytes
+		*u.Holders.Of(host.Disk), *u.Bytes.Of(host.Disk) = files, bytes
 	}
 	return u, errors.Join(errs...)
 }

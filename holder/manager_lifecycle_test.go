@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/cro-exporter/cro-exporter/internal/host"
 )
 
 // parentSpec is a holder parent for cfg holding a little of everything.
@@ -287,7 +289,7 @@ func TestOpenAdoptsTheFillFilesAnEarlierRunLeft(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if u.DiskFiles != len(before) || u.Disk < 2*mib {
+	if u.Holders.At(host.Disk) != len(before) || u.Bytes.At(host.Disk) < 2*mib {
 		t.Errorf("Usage after Open = %+v, want the %d fill files left (2 MiB)", u, len(before))
 	}
 	if err := m.Apply(Load{Disk: 3 * mib}); err != nil {

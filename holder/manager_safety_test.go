@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/cro-exporter/cro-exporter/internal/cgroup"
+	"github.com/cro-exporter/cro-exporter/internal/host"
 )
 
 // fakeClock is a clock that moves only when told.
@@ -148,7 +149,7 @@ func TestASIGSTOPpedHolderStallsNoApplyUsageOrClose(t *testing.T) {
 		}
 	})
 	within(t, promptly, "Usage", func() {
-		if u, err := m.Usage(); err != nil || u.CPUHolders != 1 || u.MemoryHolders != 1 {
+		if u, err := m.Usage(); err != nil || u.Holders.At(host.CPU) != 1 || u.Holders.At(host.Memory) != 1 {
 			t.Errorf("Usage = %+v, %v; want the two holders", u, err)
 		}
 	})
@@ -183,11 +184,11 @@ func TestACPUHolderThatDoesNotAnswerIsKilledAtTheNextUsage(t *testing.T) {
 		t.Fatal(err)
 	}
 	clock.advance(replyTimeout)
-	if u := managerUsage(t, m); u.CPUFailures != 0 || u.CPUHolders != 1 {
+	if u := managerUsage(t, m); u.Failures.At(host.CPU) != 0 || u.Holders.At(host.CPU) != 1 {
 		t.Errorf("Usage within the reply time = %+v, want the holder and no failure", u)
 	}
 	clock.advance(time.Second)
-	if u := managerUsage(t, m); u.CPUFailures != 1 || u.CPUHolders != 0 {
+	if u := managerUsage(t, m); u.Failures.At(host.CPU) != 1 || u.Holders.At(host.CPU) != 0 {
 		t.Errorf("Usage past the reply time = %+v, want no holder and one failure", u)
 	}
 	if left := waitGone([]procID{{hung.Pid, hung.StartTime}}, 5*time.Second); len(left) > 0 {
@@ -221,7 +222,7 @@ func TestACPUHolderWhosePipeIsFullIsReplacedByTheSameApply(t *testing.T) {
 			t.Fatal(err)
 		}
 		slowest = max(slowest, time.Since(start))
-		if managerUsage(t, m).CPUFailures > 0 {
+		if managerUsage(t, m).Failures.At(host.CPU) > 0 {
 			t.Logf("the pipe was full after %d duty lines", i)
 			break
 		}
@@ -284,7 +285,7 @@ func TestAGrowingFillStallsNoApplyUsageNorCPUTime(t *testing.T) {
 	})
 	unblock()
 	settle(t, m)
-	if u := managerUsage(t, m); u.Disk < 4*mib || u.MemoryHolders != 0 {
+	if u := managerUsage(t, m); u.Bytes.At(host.Disk) < 4*mib || u.Holders.At(host.Memory) != 0 {
 		t.Errorf("Usage once the fill has grown = %+v, want 4 MiB of fill and no memory holder", u)
 	}
 }
@@ -334,7 +335,7 @@ func TestAHolderKilledFromOutsideIsCountedAndReplacedAtTheNextApply(t *testing.T
 	killFromOutside(t, memory[1])
 	killFromOutside(t, cpu)
 	u := managerUsage(t, m)
-	if u.MemoryHolders != 1 || u.CPUHolders != 0 || u.MemoryFailures != 1 || u.CPUFailures != 1 {
+	if u.Holders.At(host.Memory) != 1 || u.Holders.At(host.CPU) != 0 || u.Failures.At(host.Memory) != 1 || u.Failures.At(host.CPU) != 1 {
 		t.Errorf("Usage after two holders were killed = %+v, want one memory holder left and one failure of each", u)
 	}
 	if err := m.Apply(load); err != nil {
@@ -396,8 +397,8 @@ func TestACPUHolderThatKeepsDyingIsRestartedByApplyAtBackedOffTimesOnly(t *testi
 	if n := logs.count("level=WARN"); n != 2 {
 		t.Errorf("%d warnings for %d CPU holders that died, want 2: the first, and the back-off", n, started-1)
 	}
-	if u := managerUsage(t, m); u.CPUFailures != uint64(started-1) {
-		t.Errorf("CPUFailures = %d, want %d", u.CPUFailures, started-1)
+	if u := managerUsage(t, m); u.Failures.At(host.CPU) != uint64(started-1) {
+		t.Errorf("CPUFailures = %d, want %d", u.Failures.At(host.CPU), started-1)
 	}
 
 	// One that runs 10 minutes ends the back-off.
@@ -432,7 +433,7 @@ func TestApplyRegrowsWhatWasRemovedFromOutsideAndCountsResizeFailures(t *testing
 		t.Fatal(err)
 	}
 	settle(t, m)
-	if u := managerUsage(t, m); u.Disk < 2*mib || u.DiskFailures != 0 {
+	if u := managerUsage(t, m); u.Bytes.At(host.Disk) < 2*mib || u.Failures.At(host.Disk) != 0 {
 		t.Errorf("Usage after the fill was removed from outside and applied again = %+v, want 2 MiB back", u)
 	}
 
@@ -444,8 +445,8 @@ func TestApplyRegrowsWhatWasRemovedFromOutsideAndCountsResizeFailures(t *testing
 		t.Fatal(err)
 	}
 	settle(t, m)
-	if u := managerUsage(t, m); u.DiskFailures != 1 {
-		t.Errorf("DiskFailures = %d after a resize failed, want 1", u.DiskFailures)
+	if u := managerUsage(t, m); u.Failures.At(host.Disk) != 1 {
+		t.Errorf("DiskFailures = %d after a resize failed, want 1", u.Failures.At(host.Disk))
 	}
 	if err := m.Apply(load); !errors.Is(err, syscall.EIO) {
 		t.Errorf("Apply after the resize failed: %v, want its error", err)
@@ -477,11 +478,11 @@ func TestAHolderThatWouldExhaustThePidsLimitIsRefusedOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if u.MemoryHolders != 0 || u.CPUHolders != 0 || u.MemoryFailures != 0 || u.CPUFailures != 0 {
+	if u.Holders.At(host.Memory) != 0 || u.Holders.At(host.CPU) != 0 || u.Failures.At(host.Memory) != 0 || u.Failures.At(host.CPU) != 0 {
 		t.Errorf("with 5 pids left: %+v; want no holder and no failure", u)
 	}
-	if u.MemoryRefusals != 3 || u.CPURefusals != 3 {
-		t.Errorf("refusals after 3 applies: memory %d, cpu %d; want 3 each", u.MemoryRefusals, u.CPURefusals)
+	if u.Refusals.At(host.Memory) != 3 || u.Refusals.At(host.CPU) != 3 {
+		t.Errorf("refusals after 3 applies: memory %d, cpu %d; want 3 each", u.Refusals.At(host.Memory), u.Refusals.At(host.CPU))
 	}
 	if n := logs.count("not starting memory holders"); n != 1 {
 		t.Errorf("%d log lines for the memory refusals; want 1", n)
@@ -492,7 +493,7 @@ func TestAHolderThatWouldExhaustThePidsLimitIsRefusedOnce(t *testing.T) {
 	if err := m.Apply(Load{Memory: 48 * mib, CPU: 0.01}); err != nil {
 		t.Fatal(err)
 	}
-	if u, err = m.Usage(); err != nil || u.MemoryHolders != 2 || u.CPUHolders != 1 {
+	if u, err = m.Usage(); err != nil || u.Holders.At(host.Memory) != 2 || u.Holders.At(host.CPU) != 1 {
 		t.Errorf("with room again: %+v, %v; want 2 memory holders and the burner", u, err)
 	}
 	if n := logs.count("holders start again"); n != 2 {

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cro-exporter/cro-exporter/internal/host"
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 )
@@ -161,7 +162,7 @@ func TestApplyHoldsMemoryInChunksAndUsageMeasuresIt(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if u.MemoryHolders != 3 || u.Memory < 80*mib {
+	if u.Holders.At(host.Memory) != 3 || u.Bytes.At(host.Memory) < 80*mib {
 		t.Errorf("Usage = %+v, want 3 memory holders with at least 80 MiB resident", u)
 	}
 	// Measured, not assumed: each holder's own VmRSS covers its chunk.
@@ -176,8 +177,8 @@ func TestApplyHoldsMemoryInChunksAndUsageMeasuresIt(t *testing.T) {
 		}
 		sum += rss
 	}
-	if u.Memory > sum+8*mib || u.Memory < sum-8*mib {
-		t.Errorf("Usage.Memory %d, but the holders' VmRSS add up to %d", u.Memory, sum)
+	if u.Bytes.At(host.Memory) > sum+8*mib || u.Bytes.At(host.Memory) < sum-8*mib {
+		t.Errorf("Usage.Memory %d, but the holders' VmRSS add up to %d", u.Bytes.At(host.Memory), sum)
 	}
 
 	// Shrink: the oldest full chunk stays, the rest is replaced by 8 MiB.
@@ -196,7 +197,7 @@ func TestApplyHoldsMemoryInChunksAndUsageMeasuresIt(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if u.MemoryHolders != 2 || u.Memory < 40*mib || u.Memory >= 80*mib {
+	if u.Holders.At(host.Memory) != 2 || u.Bytes.At(host.Memory) < 40*mib || u.Bytes.At(host.Memory) >= 80*mib {
 		t.Errorf("Usage after the shrink = %+v, want 2 holders with 40 to 80 MiB", u)
 	}
 
@@ -275,7 +276,7 @@ func TestApplyNeverWaitsForBallastToFill(t *testing.T) {
 	// holder's, which checkRegistryMatches would rightly refuse.)
 	settle(t, m)
 	filling := registryOf(t, cfg.StateDir)
-	if u, err := m.Usage(); len(filling) != 1 || u.MemoryHolders != 1 {
+	if u, err := m.Usage(); len(filling) != 1 || u.Holders.At(host.Memory) != 1 {
 		t.Fatalf("while filling: registry %+v, Usage %+v, %v; want the one holder in both", filling, u, err)
 	}
 	// A holder still filling reads no stdin: the release kills it rather
@@ -323,7 +324,7 @@ func TestAHolderThatFailsToFillIsDropped(t *testing.T) {
 		n := len(m.memory)
 		m.mu.Unlock()
 		if n == 0 {
-			if u.MemoryFailures != 1 || u.MemoryHolders != 0 {
+			if u.Failures.At(host.Memory) != 1 || u.Holders.At(host.Memory) != 0 {
 				t.Errorf("Usage after the holder failed = %+v, want one memory failure and no holder", u)
 			}
 			break
@@ -357,7 +358,7 @@ func TestApplyRunsOneCPUHolderAndChangesItsDuty(t *testing.T) {
 	// Measured: the holder's own CPU time since it started. (Under
 	// SCHED_IDLE on a busy machine that may be next to nothing.)
 	ticks := kernelCPUTime(t, pid)
-	if u.CPUHolders != 1 || u.CPUTime > ticks || u.CPUTime < ticks-50*time.Millisecond {
+	if u.Holders.At(host.CPU) != 1 || u.CPUTime > ticks || u.CPUTime < ticks-50*time.Millisecond {
 		t.Errorf("Usage = %+v, want one CPU holder that used %v", u, ticks)
 	}
 	t.Logf("CPU holder at duty 0.05: %v of CPU time in its first second", u.CPUTime)
@@ -379,7 +380,7 @@ func TestApplyRunsOneCPUHolderAndChangesItsDuty(t *testing.T) {
 	if left := waitGone([]procID{{pid, entries[0].StartTime}}, 5*time.Second); len(left) > 0 {
 		t.Errorf("the CPU holder still runs after CPU 0")
 	}
-	if after, err := m.Usage(); err != nil || after.CPUHolders != 0 || after.CPUTime < u.CPUTime {
+	if after, err := m.Usage(); err != nil || after.Holders.At(host.CPU) != 0 || after.CPUTime < u.CPUTime {
 		t.Errorf("Usage after CPU 0 = %+v, %v; want no holder, and the CPU time counter kept (at least %v)", after, err, u.CPUTime)
 	}
 }
@@ -397,11 +398,11 @@ func TestApplyResizesTheDiskFill(t *testing.T) {
 			t.Fatal(err)
 		}
 		// Counted by allocated blocks, which a filesystem may round up.
-		if u.Disk < size || u.Disk > size+mib {
-			t.Errorf("after Apply(Disk: %d): Usage.Disk = %d", size, u.Disk)
+		if u.Bytes.At(host.Disk) < size || u.Bytes.At(host.Disk) > size+mib {
+			t.Errorf("after Apply(Disk: %d): Usage.Disk = %d", size, u.Bytes.At(host.Disk))
 		}
-		if (size > 0) != (u.DiskFiles > 0) {
-			t.Errorf("after Apply(Disk: %d): %d fill files", size, u.DiskFiles)
+		if (size > 0) != (u.Holders.At(host.Disk) > 0) {
+			t.Errorf("after Apply(Disk: %d): %d fill files", size, u.Holders.At(host.Disk))
 		}
 	}
 }
@@ -545,12 +546,12 @@ func TestAHolderThatDiesIsDroppedAndReplaced(t *testing.T) {
 			t.Fatal(err)
 		}
 		// Gone from /proc a moment before it is reaped and dropped.
-		if u.MemoryHolders == 1 && len(registryOf(t, cfg.StateDir)) == 1 {
+		if u.Holders.At(host.Memory) == 1 && len(registryOf(t, cfg.StateDir)) == 1 {
 			break
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	if u.MemoryHolders != 1 || u.Memory >= 48*mib {
+	if u.Holders.At(host.Memory) != 1 || u.Bytes.At(host.Memory) >= 48*mib {
 		t.Errorf("Usage after a holder died = %+v, want the survivor only", u)
 	}
 	if entries := checkRegistryMatches(t, m); len(entries) != 1 {

@@ -4,7 +4,10 @@
 // Like all of cro-exporter, it builds and runs on Linux only.
 package host
 
-import "time"
+import (
+	"slices"
+	"time"
+)
 
 // Resource names one of the three resources cro-exporter holds at target.
 type Resource string
@@ -18,6 +21,16 @@ const (
 
 // Resources lists every resource in the order metrics and logs use.
 var Resources = [...]Resource{CPU, Memory, Disk}
+
+// Each is one T for each resource, in the order of Resources.
+type Each[T any] [len(Resources)]T
+
+// Of is r's T, to set; an unknown resource panics, never passes for
+// another.
+func (e *Each[T]) Of(r Resource) *T { return &e[slices.Index(Resources[:], r)] }
+
+// At is r's T.
+func (e Each[T]) At(r Resource) T { return *e.Of(r) }
 
 // Sample is one reading of the host.
 type Sample struct {
