@@ -17,14 +17,14 @@ const maxStep int64 = 1 << 30
 // give-way watcher calls it too.
 type Holders interface {
 	Apply(holder.Load) error
-	Usage() (holder.Usage, error)
-	// CPUTime is Usage's CPUTime alone, cheap enough for the watcher.
+	Held() (holder.Held, error)
+	// CPUTime is Held's CPUTime alone, cheap enough for the watcher.
 	CPUTime() (time.Duration, error)
 }
 
 // shares is the share of each resource the holders take, from their usage.
 // A dry run holds nothing.
-func (l *Loop) shares(used holder.Usage, s host.Sample, clock *cpuClock) host.Each[float64] {
+func (l *Loop) shares(used holder.Held, s host.Sample, clock *cpuClock) host.Each[float64] {
 	if l.cfg.Holders == nil {
 		return host.Each[float64]{}
 	}
@@ -86,9 +86,9 @@ func roundUp(n, unit int64) int64 { return (n + unit - 1) / unit * unit }
 
 // wouldHold is what a dry run shows as held: the load it would apply, in
 // the holders it would take (memory in chunks, disk in 1 GiB files).
-func wouldHold(l holder.Load, chunk int64) holder.Usage {
+func wouldHold(l holder.Load, chunk int64) holder.Held {
 	pieces := func(b, size int64) int { return int((b + size - 1) / size) }
-	var u holder.Usage
+	var u holder.Held
 	*u.Bytes.Of(host.Memory), *u.Holders.Of(host.Memory) = l.Memory, pieces(l.Memory, chunk)
 	*u.Bytes.Of(host.Disk), *u.Holders.Of(host.Disk) = l.Disk, pieces(l.Disk, holder.MaxFillFile)
 	if l.CPU > 0 {

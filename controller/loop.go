@@ -180,10 +180,10 @@ func (l *Loop) Step(s host.Sample) {
 func (l *Loop) stepAfter(s host.Sample, elapsed time.Duration) {
 	stepped := wallStep(l.sampled, s.Time, elapsed)
 	l.sampled = s.Time
-	var used holder.Usage
+	var used holder.Held
 	if l.cfg.Holders != nil {
 		var err error
-		used, err = l.cfg.Holders.Usage()
+		used, err = l.cfg.Holders.Held()
 		l.measureFault.report(l.cfg.Logger, "measuring the holders", err)
 	}
 	var limits cgroup.Limits
@@ -208,7 +208,7 @@ func (l *Loop) stepAfter(s host.Sample, elapsed time.Duration) {
 // resource's inputs, has its law decide, and applies the decision. stepped
 // is how far the wall clock stepped since the previous sample; limits are
 // those of the daemon's cgroup.
-func (l *Loop) decide(s host.Sample, used holder.Usage, stepped time.Duration, limits cgroup.Limits) *State {
+func (l *Loop) decide(s host.Sample, used holder.Held, stepped time.Duration, limits cgroup.Limits) *State {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if stepped != 0 {
@@ -299,7 +299,7 @@ func (l *Loop) decideResource(r host.Resource, c *control, s host.Sample, real, 
 // state is what the exporter shows after a tick: the sample, and per
 // resource the average, what the loop decided and what the holders take
 // (used, and held as shares). It runs under mu.
-func (l *Loop) state(s host.Sample, used holder.Usage, held host.Each[float64]) *State {
+func (l *Loop) state(s host.Sample, used holder.Held, held host.Each[float64]) *State {
 	state := &State{
 		Sample:        s,
 		Spec:          l.cfg.Spec.Name,

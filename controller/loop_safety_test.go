@@ -69,7 +69,7 @@ func TestAfterAPressureReleaseMemoryStaysDownForTheHoldOff(t *testing.T) {
 // only what is left, and records every load it is asked for.
 type lossyHolders struct {
 	mu     sync.Mutex
-	held   holder.Usage
+	held   holder.Held
 	asked  []holder.Load
 	err    error
 	usage  chan struct{} // when set, Usage blocks until it is closed
@@ -85,13 +85,13 @@ func (h *lossyHolders) Apply(l holder.Load) error {
 
 // ballast is the holders' usage while they hold bytes of memory in that
 // many processes.
-func ballast(bytes int64, holders int) holder.Usage {
-	var u holder.Usage
+func ballast(bytes int64, holders int) holder.Held {
+	var u holder.Held
 	*u.Bytes.Of(host.Memory), *u.Holders.Of(host.Memory) = bytes, holders
 	return u
 }
 
-func (h *lossyHolders) Usage() (holder.Usage, error) {
+func (h *lossyHolders) Held() (holder.Held, error) {
 	if h.usage != nil {
 		<-h.usage
 	}

@@ -59,8 +59,8 @@ func (m *Model) Apply(l holder.Load) error {
 	return nil
 }
 
-// Usage implements Holders.
-func (m *Model) Usage() (holder.Usage, error) {
+// Held implements Holders.
+func (m *Model) Held() (holder.Held, error) {
 	u := wouldHold(m.load, holder.MaxChunk)
 	u.CPUTime = m.cpuTime
 	return u, nil

@@ -119,7 +119,7 @@ const releaseShows = 2 * time.Second
 // the holders for nothing but their CPU time, which never waits for a
 // holder or a tick.
 func (l *Loop) giveWay(s host.Sample, parts host.Parts, w *watch, every time.Duration) {
-	var used holder.Usage
+	var used holder.Held
 	if l.cfg.Holders != nil && parts&host.CPUPart != 0 {
 		var err error
 		used.CPUTime, err = l.cfg.Holders.CPUTime()

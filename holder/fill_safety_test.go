@@ -207,7 +207,7 @@ func TestASecondStateDirIsRefusedTheFirstsFillDir(t *testing.T) {
 	if diff := cmp.Diff(want, fillSizes(t, first.FillDir)); diff != "" {
 		t.Errorf("the first's fill files (-before +after):\n%s", diff)
 	}
-	if u, err := m.Usage(); err != nil || u.Holders.At(host.Disk) != len(want) {
+	if u, err := m.Held(); err != nil || u.Holders.At(host.Disk) != len(want) {
 		t.Errorf("the first's Usage = %+v, %v; want its %d files", u, err, len(want))
 	}
 }

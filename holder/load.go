@@ -16,11 +16,11 @@ type Load struct {
 	Memory, Disk int64   // bytes
 }
 
-// Usage is what the holders add right now, measured, per resource: the
+// Held is what the holders hold right now, measured, per resource: the
 // holders' CPU time from /proc/<pid>/stat (their rusage once ended), the
 // memory holders' VmRSS from /proc/<pid>/status, the fill files' allocated
 // blocks.
-type Usage struct {
+type Held struct {
 	// CPUTime is the CPU time of every holder process since Open, memory
 	// holders (filling their ballast) and ended holders included: a
 	// counter, so that every reader takes its own difference.

@@ -330,18 +330,18 @@ func (m *Manager) noteRegistry() {
 	m.registry.ask(entries)
 }
 
-// Usage measures what the holders add now. It first drops the holders that
+// Held measures what the holders hold now. It first drops the holders that
 // have failed, as Apply does; the next Apply replaces them.
-func (m *Manager) Usage() (Usage, error) {
+func (m *Manager) Held() (Held, error) {
 	m.mu.Lock()
 	if m.closed.Load() {
 		m.mu.Unlock()
-		return Usage{}, errClosed
+		return Held{}, errClosed
 	}
 	m.reap(m.launch.now())
 	m.noteRegistry()
 	memory := slices.Clone(m.memory)
-	var u Usage
+	var u Held
 	for kind, r := range map[Kind]host.Resource{kindCPU: host.CPU, kindMemory: host.Memory} {
 		*u.Failures.Of(r), *u.Refusals.Of(r) = m.restarts[kind].failures, m.restarts[kind].refusals
 	}
@@ -378,7 +378,7 @@ func (m *Manager) Usage() (Usage, error) {
 }
 
 // CPUTime is the CPU time of every holder process since Open, as in
-// Usage.CPUTime. It is cheap, and never waits for anything else the
+// Held.CPUTime. It is cheap, and never waits for anything else the
 // manager does: the give-way watcher reads it four times a second.
 func (m *Manager) CPUTime() (time.Duration, error) {
 	if m.closed.Load() {

@@ -285,7 +285,7 @@ func TestOpenAdoptsTheFillFilesAnEarlierRunLeft(t *testing.T) {
 		t.Fatal("the parent left no fill files")
 	}
 	m := openTest(t, cfg)
-	u, err := m.Usage()
+	u, err := m.Held()
 	if err != nil {
 		t.Fatal(err)
 	}

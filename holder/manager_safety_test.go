@@ -114,9 +114,9 @@ func killFromOutside(t *testing.T, p *holderProcess) {
 	}
 }
 
-func managerUsage(t *testing.T, m *Manager) Usage {
+func managerHeld(t *testing.T, m *Manager) Held {
 	t.Helper()
-	u, err := m.Usage()
+	u, err := m.Held()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -149,7 +149,7 @@ func TestASIGSTOPpedHolderStallsNoApplyUsageOrClose(t *testing.T) {
 		}
 	})
 	within(t, promptly, "Usage", func() {
-		if u, err := m.Usage(); err != nil || u.Holders.At(host.CPU) != 1 || u.Holders.At(host.Memory) != 1 {
+		if u, err := m.Held(); err != nil || u.Holders.At(host.CPU) != 1 || u.Holders.At(host.Memory) != 1 {
 			t.Errorf("Usage = %+v, %v; want the two holders", u, err)
 		}
 	})
@@ -184,11 +184,11 @@ func TestACPUHolderThatDoesNotAnswerIsKilledAtTheNextUsage(t *testing.T) {
 		t.Fatal(err)
 	}
 	clock.advance(replyTimeout)
-	if u := managerUsage(t, m); u.Failures.At(host.CPU) != 0 || u.Holders.At(host.CPU) != 1 {
+	if u := managerHeld(t, m); u.Failures.At(host.CPU) != 0 || u.Holders.At(host.CPU) != 1 {
 		t.Errorf("Usage within the reply time = %+v, want the holder and no failure", u)
 	}
 	clock.advance(time.Second)
-	if u := managerUsage(t, m); u.Failures.At(host.CPU) != 1 || u.Holders.At(host.CPU) != 0 {
+	if u := managerHeld(t, m); u.Failures.At(host.CPU) != 1 || u.Holders.At(host.CPU) != 0 {
 		t.Errorf("Usage past the reply time = %+v, want no holder and one failure", u)
 	}
 	if left := waitGone([]procID{{hung.Pid, hung.StartTime}}, 5*time.Second); len(left) > 0 {
@@ -222,7 +222,7 @@ func TestACPUHolderWhosePipeIsFullIsReplacedByTheSameApply(t *testing.T) {
 			t.Fatal(err)
 		}
 		slowest = max(slowest, time.Since(start))
-		if managerUsage(t, m).Failures.At(host.CPU) > 0 {
+		if managerHeld(t, m).Failures.At(host.CPU) > 0 {
 			t.Logf("the pipe was full after %d duty lines", i)
 			break
 		}
@@ -274,7 +274,7 @@ func TestAGrowingFillStallsNoApplyUsageNorCPUTime(t *testing.T) {
 		}
 	})
 	within(t, promptly, "Usage while the fill grows", func() {
-		if _, err := m.Usage(); err != nil {
+		if _, err := m.Held(); err != nil {
 			t.Error(err)
 		}
 	})
@@ -285,7 +285,7 @@ func TestAGrowingFillStallsNoApplyUsageNorCPUTime(t *testing.T) {
 	})
 	unblock()
 	settle(t, m)
-	if u := managerUsage(t, m); u.Bytes.At(host.Disk) < 4*mib || u.Holders.At(host.Memory) != 0 {
+	if u := managerHeld(t, m); u.Bytes.At(host.Disk) < 4*mib || u.Holders.At(host.Memory) != 0 {
 		t.Errorf("Usage once the fill has grown = %+v, want 4 MiB of fill and no memory holder", u)
 	}
 }
@@ -300,7 +300,7 @@ func TestMemoryHoldersCPUTimeCountsInUsage(t *testing.T) {
 	for _, p := range memory {
 		spent += kernelCPUTime(t, p.Pid)
 	}
-	u := managerUsage(t, m)
+	u := managerHeld(t, m)
 	t.Logf("filling 256 MiB took %v of CPU time; Usage.CPUTime %v", spent, u.CPUTime)
 	if spent < 10*time.Millisecond || u.CPUTime < spent {
 		t.Errorf("Usage.CPUTime %v, want at least the %v the memory holders spent (and that measurable)", u.CPUTime, spent)
@@ -316,7 +316,7 @@ func TestMemoryHoldersCPUTimeCountsInUsage(t *testing.T) {
 	if err := waitReaped(memory, stopTimeout); err != nil {
 		t.Fatal(err)
 	}
-	if after := managerUsage(t, m); after.CPUTime < u.CPUTime {
+	if after := managerHeld(t, m); after.CPUTime < u.CPUTime {
 		t.Errorf("Usage.CPUTime %v once the holders ended, want at least %v", after.CPUTime, u.CPUTime)
 	}
 }
@@ -334,7 +334,7 @@ func TestAHolderKilledFromOutsideIsCountedAndReplacedAtTheNextApply(t *testing.T
 	awaitReady(t, cpu)
 	killFromOutside(t, memory[1])
 	killFromOutside(t, cpu)
-	u := managerUsage(t, m)
+	u := managerHeld(t, m)
 	if u.Holders.At(host.Memory) != 1 || u.Holders.At(host.CPU) != 0 || u.Failures.At(host.Memory) != 1 || u.Failures.At(host.CPU) != 1 {
 		t.Errorf("Usage after two holders were killed = %+v, want one memory holder left and one failure of each", u)
 	}
@@ -397,14 +397,14 @@ func TestACPUHolderThatKeepsDyingIsRestartedByApplyAtBackedOffTimesOnly(t *testi
 	if n := logs.count("level=WARN"); n != 2 {
 		t.Errorf("%d warnings for %d CPU holders that died, want 2: the first, and the back-off", n, started-1)
 	}
-	if u := managerUsage(t, m); u.Failures.At(host.CPU) != uint64(started-1) {
+	if u := managerHeld(t, m); u.Failures.At(host.CPU) != uint64(started-1) {
 		t.Errorf("CPUFailures = %d, want %d", u.Failures.At(host.CPU), started-1)
 	}
 
 	// One that runs 10 minutes ends the back-off.
 	awaitReady(t, cpu)
 	clock.advance(stableAfter)
-	managerUsage(t, m)
+	managerHeld(t, m)
 	if n := logs.count("cpu holder has run 10m0s; restarting it at once again should it end"); n != 1 {
 		t.Errorf("%d log lines that the back-off ended, want 1", n)
 	}
@@ -433,7 +433,7 @@ func TestApplyRegrowsWhatWasRemovedFromOutsideAndCountsResizeFailures(t *testing
 		t.Fatal(err)
 	}
 	settle(t, m)
-	if u := managerUsage(t, m); u.Bytes.At(host.Disk) < 2*mib || u.Failures.At(host.Disk) != 0 {
+	if u := managerHeld(t, m); u.Bytes.At(host.Disk) < 2*mib || u.Failures.At(host.Disk) != 0 {
 		t.Errorf("Usage after the fill was removed from outside and applied again = %+v, want 2 MiB back", u)
 	}
 
@@ -445,7 +445,7 @@ func TestApplyRegrowsWhatWasRemovedFromOutsideAndCountsResizeFailures(t *testing
 		t.Fatal(err)
 	}
 	settle(t, m)
-	if u := managerUsage(t, m); u.Failures.At(host.Disk) != 1 {
+	if u := managerHeld(t, m); u.Failures.At(host.Disk) != 1 {
 		t.Errorf("DiskFailures = %d after a resize failed, want 1", u.Failures.At(host.Disk))
 	}
 	if err := m.Apply(load); !errors.Is(err, syscall.EIO) {
@@ -474,7 +474,7 @@ func TestAHolderThatWouldExhaustThePidsLimitIsRefusedOnce(t *testing.T) {
 		}
 		clock.advance(time.Second)
 	}
-	u, err := m.Usage()
+	u, err := m.Held()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -493,7 +493,7 @@ func TestAHolderThatWouldExhaustThePidsLimitIsRefusedOnce(t *testing.T) {
 	if err := m.Apply(Load{Memory: 48 * mib, CPU: 0.01}); err != nil {
 		t.Fatal(err)
 	}
-	if u, err = m.Usage(); err != nil || u.Holders.At(host.Memory) != 2 || u.Holders.At(host.CPU) != 1 {
+	if u, err = m.Held(); err != nil || u.Holders.At(host.Memory) != 2 || u.Holders.At(host.CPU) != 1 {
 		t.Errorf("with room again: %+v, %v; want 2 memory holders and the burner", u, err)
 	}
 	if n := logs.count("holders start again"); n != 2 {

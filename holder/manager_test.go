@@ -158,7 +158,7 @@ func TestApplyHoldsMemoryInChunksAndUsageMeasuresIt(t *testing.T) {
 	if diff := cmp.Diff([]int64{32 * mib, 32 * mib, 16 * mib}, memorySizes(first)); diff != "" {
 		t.Errorf("chunks for 80 MiB (-want +got):\n%s", diff)
 	}
-	u, err := m.Usage()
+	u, err := m.Held()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -193,7 +193,7 @@ func TestApplyHoldsMemoryInChunksAndUsageMeasuresIt(t *testing.T) {
 	if left := waitGone(idsOf(first[1:]), 5*time.Second); len(left) > 0 {
 		t.Errorf("holders stopped by the shrink still run: %v", left)
 	}
-	u, err = m.Usage()
+	u, err = m.Held()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -218,11 +218,11 @@ func TestApplyHoldsMemoryInChunksAndUsageMeasuresIt(t *testing.T) {
 	if left := waitGone(idsOf(second), 5*time.Second); len(left) > 0 {
 		t.Errorf("holders still run after zero: %v", left)
 	}
-	u, err = m.Usage()
+	u, err = m.Held()
 	if u.CPUTime == 0 {
 		t.Errorf("Usage after zero = %+v: the CPU time the holders spent filling is lost", u)
 	}
-	if u.CPUTime = 0; err != nil || u != (Usage{}) {
+	if u.CPUTime = 0; err != nil || u != (Held{}) {
 		t.Errorf("Usage after zero = %+v, %v; want nothing held and no failure", u, err)
 	}
 }
@@ -276,7 +276,7 @@ func TestApplyNeverWaitsForBallastToFill(t *testing.T) {
 	// holder's, which checkRegistryMatches would rightly refuse.)
 	settle(t, m)
 	filling := registryOf(t, cfg.StateDir)
-	if u, err := m.Usage(); len(filling) != 1 || u.Holders.At(host.Memory) != 1 {
+	if u, err := m.Held(); len(filling) != 1 || u.Holders.At(host.Memory) != 1 {
 		t.Fatalf("while filling: registry %+v, Usage %+v, %v; want the one holder in both", filling, u, err)
 	}
 	// A holder still filling reads no stdin: the release kills it rather
@@ -316,7 +316,7 @@ func TestAHolderThatFailsToFillIsDropped(t *testing.T) {
 	}
 	deadline := time.Now().Add(readyTimeout)
 	for {
-		u, err := m.Usage()
+		u, err := m.Held()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -351,7 +351,7 @@ func TestApplyRunsOneCPUHolderAndChangesItsDuty(t *testing.T) {
 	}
 	pid := entries[0].Pid
 	time.Sleep(time.Second) // real CPU time to measure
-	u, err := m.Usage()
+	u, err := m.Held()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -380,7 +380,7 @@ func TestApplyRunsOneCPUHolderAndChangesItsDuty(t *testing.T) {
 	if left := waitGone([]procID{{pid, entries[0].StartTime}}, 5*time.Second); len(left) > 0 {
 		t.Errorf("the CPU holder still runs after CPU 0")
 	}
-	if after, err := m.Usage(); err != nil || after.Holders.At(host.CPU) != 0 || after.CPUTime < u.CPUTime {
+	if after, err := m.Held(); err != nil || after.Holders.At(host.CPU) != 0 || after.CPUTime < u.CPUTime {
 		t.Errorf("Usage after CPU 0 = %+v, %v; want no holder, and the CPU time counter kept (at least %v)", after, err, u.CPUTime)
 	}
 }
@@ -393,7 +393,7 @@ func TestApplyResizesTheDiskFill(t *testing.T) {
 			t.Fatal(err)
 		}
 		settle(t, m)
-		u, err := m.Usage()
+		u, err := m.Held()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -539,10 +539,10 @@ func TestAHolderThatDiesIsDroppedAndReplaced(t *testing.T) {
 	}
 	waitGone(idsOf(before[1:2]), 5*time.Second)
 	deadline := time.Now().Add(5 * time.Second)
-	var u Usage
+	var u Held
 	for time.Now().Before(deadline) {
 		var err error
-		if u, err = m.Usage(); err != nil {
+		if u, err = m.Held(); err != nil {
 			t.Fatal(err)
 		}
 		// Gone from /proc a moment before it is reaped and dropped.

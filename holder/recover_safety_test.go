@@ -70,7 +70,7 @@ func TestARegistryEntryNamingAnotherDaemonsHolderIsNeverKilled(t *testing.T) {
 	if !holder.alive() {
 		t.Errorf("a daemon's start on another state dir killed the holder (pid %d) its registry named", holder.pid)
 	}
-	if u, err := m.Usage(); err != nil || u.Holders.At(host.Memory) != 1 {
+	if u, err := m.Held(); err != nil || u.Holders.At(host.Memory) != 1 {
 		t.Errorf("the owner's Usage = %+v, %v; want its holder", u, err)
 	}
 }
@@ -102,7 +102,7 @@ func TestRecoverLeavesTheFillDirOfAnotherStateDirAlone(t *testing.T) {
 	if _, err := os.Lstat(filepath.Join(a.FillDir, fillMarker)); err != nil {
 		t.Errorf("the other's marker: %v", err)
 	}
-	if u, err := m.Usage(); err != nil || u.Holders.At(host.Disk) != len(want) {
+	if u, err := m.Held(); err != nil || u.Holders.At(host.Disk) != len(want) {
 		t.Errorf("the other's Usage = %+v, %v; want its %d files", u, err, len(want))
 	}
 }

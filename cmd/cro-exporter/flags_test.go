@@ -15,11 +15,11 @@ import (
 )
 
 func TestUsageNamesEachResourceAndKeepsTheOthersIdle(t *testing.T) {
-	var u Usage
+	var u RealUsage
 	if err := u.UnmarshalText([]byte("cpu=0.3,disk=50%")); err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff(Usage{0.3, idleUsage[1], 0.5}, u); diff != "" {
+	if diff := cmp.Diff(RealUsage{0.3, idleUsage[1], 0.5}, u); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
 	}
 	for _, bad := range []string{"gpu=0.1", "cpu=2", "cpu", "cpu=0.1,,"} {
@@ -34,7 +34,7 @@ func TestParseTrace(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []row{{0, Usage{0.1, 0.2, 0.3}}, {time.Hour, Usage{0.1, 0.25, 0.3}}}
+	want := []row{{0, RealUsage{0.1, 0.2, 0.3}}, {time.Hour, RealUsage{0.1, 0.25, 0.3}}}
 	if diff := cmp.Diff(want, rows, cmp.AllowUnexported(row{})); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
 	}

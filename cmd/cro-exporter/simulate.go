@@ -27,24 +27,25 @@ type SimulateCmd struct {
 	CPUs   int    `name:"cpus" default:"2" help:"The host's CPUs."`
 	Disk   Size   `default:"100GiB" help:"The size of the host's filesystem."`
 
-	Idle   bool   `xor:"source" help:"Real usage of an idle host: cpu 1%, memory 10%, disk 10% (the default)."`
-	Load   *Usage `xor:"source" placeholder:"cpu=R,memory=R,disk=R" help:"Constant real usage; resources not named stay idle."`
-	Trace  string `xor:"source" type:"existingfile" placeholder:"FILE" help:"Real usage from a CSV file: seconds since start, cpu, memory, disk ratios; each row holds until the next, the last until the end."`
-	Format string `default:"table" enum:"table,csv" help:"Output: a table per day, or CSV for plotting: ${enum}."`
+	Idle   bool       `xor:"source" help:"Real usage of an idle host: cpu 1%, memory 10%, disk 10% (the default)."`
+	Load   *RealUsage `xor:"source" placeholder:"cpu=R,memory=R,disk=R" help:"Constant real usage; resources not named stay idle."`
+	Trace  string     `xor:"source" type:"existingfile" placeholder:"FILE" help:"Real usage from a CSV file: seconds since start, cpu, memory, disk ratios; each row holds until the next, the last until the end."`
+	Format string     `default:"table" enum:"table,csv" help:"Output: a table per day, or CSV for plotting: ${enum}."`
 }
 
 // idleUsage is the real usage of a freshly installed, idle host.
-var idleUsage = Usage{0.01, 0.10, 0.10}
+var idleUsage = RealUsage{0.01, 0.10, 0.10}
 
 // specMemory is the MemTotal each spec is simulated with: what 8, 12 and
 // 16 GB cloud VMs report.
 var specMemory = map[string]float64{"small": 7.6, "medium": 11.7, "large": 15.4}
 
-// Usage is a usage ratio per resource, written cpu=0.1,memory=20%,disk=0.1.
-type Usage [len(host.Resources)]float64
+// RealUsage is the real usage of a simulated host, a ratio per resource,
+// written cpu=0.1,memory=20%,disk=0.1.
+type RealUsage [len(host.Resources)]float64
 
 // UnmarshalText parses a usage; resources not named keep idle usage.
-func (u *Usage) UnmarshalText(text []byte) error {
+func (u *RealUsage) UnmarshalText(text []byte) error {
 	*u = idleUsage
 	for _, part := range strings.Split(string(text), ",") {
 		name, value, _ := strings.Cut(part, "=")
@@ -68,7 +69,7 @@ const maxTrace = 64 << 20
 // row is one row of a trace: real usage from a time on.
 type row struct {
 	at    time.Duration
-	usage Usage
+	usage RealUsage
 }
 
 // parseTrace reads a trace: rows of seconds since start and the cpu, memory
@@ -97,7 +98,7 @@ func parseTrace(r io.Reader) ([]row, error) {
 		if len(rows) > 0 && at <= rows[len(rows)-1].at {
 			return nil, fmt.Errorf("line %d: time %s is not after the previous row's", n, fields[0])
 		}
-		var u Usage
+		var u RealUsage
 		for i, f := range fields[1:] {
 			var ratio Ratio
 			if err := ratio.UnmarshalText([]byte(strings.TrimSpace(f))); err != nil {
