@@ -9,10 +9,11 @@ import (
 
 	"github.com/cro-exporter/cro-exporter/internal/cgroup"
 	"github.com/cro-exporter/cro-exporter/internal/host"
+	"github.com/cro-exporter/cro-exporter/internal/logtest"
 )
 
 func TestALimitBelowTheTargetIsWarnedOnceAndItsEndSaidOnce(t *testing.T) {
-	logs := new(syncBuffer)
+	logs := new(logtest.Buffer)
 	model := idleHost(8 * gib)
 	cfg := modelConfig(model)
 	cfg.Targets = map[host.Resource]float64{host.CPU: 0.25, host.Memory: 0.40, host.Disk: 0.25}
@@ -39,7 +40,7 @@ func TestALimitBelowTheTargetIsWarnedOnceAndItsEndSaidOnce(t *testing.T) {
 // quota less its headroom, and each is said once, with the shortfall in
 // the state.
 func TestHoldersArePlannedWithinTheDaemonsCgroup(t *testing.T) {
-	logs := new(syncBuffer)
+	logs := new(logtest.Buffer)
 	model := idleHost(8 * gib)
 	loop := inCgroup(model, cgroup.Limits{Memory: cgroup.Memory{Limit: gib}, CPUs: 0.5}, 100<<20, logs)
 	loop.cfg.Targets = map[host.Resource]float64{host.CPU: 0.6, host.Memory: 0.40, host.Disk: 0.25}
@@ -83,7 +84,7 @@ func TestHoldersArePlannedWithinTheDaemonsCgroup(t *testing.T) {
 // that real usage moves about the edge (the cgroup's) says nothing more
 // until it is a margin above it.
 func TestAnUnreachableTargetIsInReachAgainOnlyAMarginAboveTheEdge(t *testing.T) {
-	logs := new(syncBuffer)
+	logs := new(logtest.Buffer)
 	l := NewLoop(Config{Logger: textLogger(logs)})
 	var c control
 	for _, limit := range []float64{0.40, 0.5049, 0.5051, 0.5049, 0.5099, 0.5101, 0.4} {

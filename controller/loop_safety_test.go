@@ -14,6 +14,7 @@ import (
 
 	"github.com/cro-exporter/cro-exporter/holder"
 	"github.com/cro-exporter/cro-exporter/internal/host"
+	"github.com/cro-exporter/cro-exporter/internal/logtest"
 )
 
 // memoryLoop is a loop over a modelled idle 8 GiB host whose memory target
@@ -138,7 +139,7 @@ func TestLostHoldersAreAskedForAgainEveryTickAndRegrowAtMostAGibAStep(t *testing
 }
 
 func TestARepeatedFailureIsLoggedWhenItStartsAndWhenItEnds(t *testing.T) {
-	logs := new(syncBuffer)
+	logs := new(logtest.Buffer)
 	model := idleHost(8 * gib)
 	h := &lossyHolders{err: errors.New("fill dir holds notes.txt")}
 	loop := memoryLoop(model)
@@ -165,7 +166,7 @@ func TestARepeatedFailureIsLoggedWhenItStartsAndWhenItEnds(t *testing.T) {
 func TestADryRunLoopWritesNothing(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var failing atomic.Bool
-		loop, _ := testLoop(t, &failing, new(syncBuffer))
+		loop, _ := testLoop(t, &failing, new(logtest.Buffer))
 		dir := loop.cfg.StateDir
 		loop.cfg.StateDir = ""
 		stop := running(t, loop)
@@ -186,7 +187,7 @@ func TestADryRunLoopWritesNothing(t *testing.T) {
 func TestEveryFailedSaveIsCountedAndARunOfThemLoggedOnce(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var failing atomic.Bool
-		logs := new(syncBuffer)
+		logs := new(logtest.Buffer)
 		loop, published := testLoop(t, &failing, logs)
 		// A state dir that is gone: every save fails.
 		loop.cfg.StateDir = filepath.Join(loop.cfg.StateDir, "gone")

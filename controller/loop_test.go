@@ -1,7 +1,6 @@
 package controller
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -17,6 +16,7 @@ import (
 	"time"
 
 	"github.com/cro-exporter/cro-exporter/internal/host"
+	"github.com/cro-exporter/cro-exporter/internal/logtest"
 )
 
 // published is the states a loop published, safe to read from the test.
@@ -139,7 +139,7 @@ func TestLoopSkipsTicksWhoseReadFailsAndSaysSo(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var failing atomic.Bool
 		failing.Store(true)
-		logs := new(syncBuffer)
+		logs := new(logtest.Buffer)
 		loop, published := testLoop(t, &failing, logs)
 		stop := running(t, loop)
 
@@ -159,24 +159,6 @@ func TestLoopSkipsTicksWhoseReadFailsAndSaysSo(t *testing.T) {
 		}
 		stop()
 	})
-}
-
-// syncBuffer is a bytes.Buffer the loop may write while the test reads.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 func TestASinceBootCPUFigureNeitherPlansNorHoldsBackCPUHolders(t *testing.T) {

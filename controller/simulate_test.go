@@ -9,6 +9,7 @@ import (
 
 	"github.com/cro-exporter/cro-exporter/holder"
 	"github.com/cro-exporter/cro-exporter/internal/host"
+	"github.com/cro-exporter/cro-exporter/internal/logtest"
 )
 
 var simStart = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -199,7 +200,7 @@ func BenchmarkSimulate30Days(b *testing.B) {
 
 func TestTheLoopLogsOnlyHolderChangesInSteadyState(t *testing.T) {
 	sim := simulation(gibs(7.6), steady(idle))
-	logs := new(syncBuffer)
+	logs := new(logtest.Buffer)
 	loop := sim.loop(func(*State) {})
 	loop.cfg.Logger = textLogger(logs)
 	step := func(from, to time.Duration) {

@@ -1,7 +1,6 @@
 package holder
 
 import (
-	"bytes"
 	"errors"
 	"io"
 	"log/slog"
@@ -9,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -17,6 +15,7 @@ import (
 
 	"github.com/cro-exporter/cro-exporter/internal/cgroup"
 	"github.com/cro-exporter/cro-exporter/internal/host"
+	"github.com/cro-exporter/cro-exporter/internal/logtest"
 )
 
 // fakeClock is a clock that moves only when told.
@@ -39,36 +38,11 @@ func (c *fakeClock) advance(d time.Duration) {
 	c.mu.Unlock()
 }
 
-// logBuffer keeps what a logger writes, for counting its lines.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-// count is how many lines hold s.
-func (b *logBuffer) count(s string) int {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	n := 0
-	for line := range strings.Lines(b.buf.String()) {
-		if strings.Contains(line, s) {
-			n++
-		}
-	}
-	return n
-}
-
 // openWithClock opens a manager for cfg whose restarts and timeouts follow
 // a fake clock, and whose log lines are kept.
-func openWithClock(t *testing.T, cfg Config) (*Manager, *fakeClock, *logBuffer) {
+func openWithClock(t *testing.T, cfg Config) (*Manager, *fakeClock, *logtest.Buffer) {
 	t.Helper()
-	logs := &logBuffer{}
+	logs := &logtest.Buffer{}
 	cfg.Logger = slog.New(slog.NewTextHandler(io.MultiWriter(logs, &testLogWriter{t: t}), &slog.HandlerOptions{Level: slog.LevelDebug}))
 	m := openTest(t, cfg)
 	clock := newFakeClock()
@@ -391,10 +365,10 @@ func TestACPUHolderThatKeepsDyingIsRestartedByApplyAtBackedOffTimesOnly(t *testi
 		}
 		started++
 	}
-	if n := logs.count("cpu holder keeps ending by itself; restarting it at most every 15s"); n != 1 {
+	if n := logs.Count("cpu holder keeps ending by itself; restarting it at most every 15s"); n != 1 {
 		t.Errorf("%d log lines that the CPU holder backs off, want 1", n)
 	}
-	if n := logs.count("level=WARN"); n != 2 {
+	if n := logs.Count("level=WARN"); n != 2 {
 		t.Errorf("%d warnings for %d CPU holders that died, want 2: the first, and the back-off", n, started-1)
 	}
 	if u := managerHeld(t, m); u.Failures.At(host.CPU) != uint64(started-1) {
@@ -405,7 +379,7 @@ func TestACPUHolderThatKeepsDyingIsRestartedByApplyAtBackedOffTimesOnly(t *testi
 	awaitReady(t, cpu)
 	clock.advance(stableAfter)
 	managerHeld(t, m)
-	if n := logs.count("cpu holder has run 10m0s; restarting it at once again should it end"); n != 1 {
+	if n := logs.Count("cpu holder has run 10m0s; restarting it at once again should it end"); n != 1 {
 		t.Errorf("%d log lines that the back-off ended, want 1", n)
 	}
 	killFromOutside(t, cpu)
@@ -484,7 +458,7 @@ func TestAHolderThatWouldExhaustThePidsLimitIsRefusedOnce(t *testing.T) {
 	if u.Refusals.At(host.Memory) != 3 || u.Refusals.At(host.CPU) != 3 {
 		t.Errorf("refusals after 3 applies: memory %d, cpu %d; want 3 each", u.Refusals.At(host.Memory), u.Refusals.At(host.CPU))
 	}
-	if n := logs.count("not starting memory holders"); n != 1 {
+	if n := logs.Count("not starting memory holders"); n != 1 {
 		t.Errorf("%d log lines for the memory refusals; want 1", n)
 	}
 	mu.Lock()
@@ -496,7 +470,7 @@ func TestAHolderThatWouldExhaustThePidsLimitIsRefusedOnce(t *testing.T) {
 	if u, err = m.Held(); err != nil || u.Holders.At(host.Memory) != 2 || u.Holders.At(host.CPU) != 1 {
 		t.Errorf("with room again: %+v, %v; want 2 memory holders and the burner", u, err)
 	}
-	if n := logs.count("holders start again"); n != 2 {
+	if n := logs.Count("holders start again"); n != 2 {
 		t.Errorf("%d log lines for starting again; want one for each kind", n)
 	}
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -19,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cro-exporter/cro-exporter/internal/logtest"
 	"github.com/google/go-cmp/cmp"
 )
 
@@ -78,7 +78,7 @@ const fixtures = "../../internal/host/fixtures"
 type exporter struct {
 	cmd    *exec.Cmd
 	url    string
-	stderr *logBuffer
+	stderr *logtest.Buffer
 	exited chan error
 }
 
@@ -117,7 +117,7 @@ func startWrapped(t *testing.T, wrapper []string, args ...string) *exporter {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	e := &exporter{cmd: cmd, stderr: new(logBuffer), exited: make(chan error, 1)}
+	e := &exporter{cmd: cmd, stderr: new(logtest.Buffer), exited: make(chan error, 1)}
 	t.Cleanup(func() {
 		cmd.Process.Kill()
 		<-e.exited
@@ -144,25 +144,6 @@ func startWrapped(t *testing.T, wrapper []string, args ...string) *exporter {
 		t.Fatalf("cro-exporter did not listen within 10 s:\n%s", e.stderr)
 	}
 	return e
-}
-
-// logBuffer is a process's output (the daemon's log, Prometheus'), written
-// as it runs and read by the test.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 func (e *exporter) get(t *testing.T, path string) (int, string) {

@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/cro-exporter/cro-exporter/internal/logtest"
 )
 
 // The objective under test: p95 of 5 s periods over 5 minutes at 0.20, 60
@@ -190,7 +192,7 @@ func startNodeExporter(t *testing.T) string {
 	addr := "127.0.0.1:" + freePort(t)
 	cmd := exec.Command(bin, "--web.listen-address="+addr, "--collector.disable-defaults", "--collector.cpu")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	log := new(logBuffer)
+	log := new(logtest.Buffer)
 	cmd.Stdout, cmd.Stderr = log, log
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -18,6 +18,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/cro-exporter/cro-exporter/internal/logtest"
 )
 
 // The shipped rules and dashboard, proved against the real exporter and a
@@ -298,7 +300,7 @@ func TestSubstituteReplacesEveryVariable(t *testing.T) {
 // promServer is a running Prometheus.
 type promServer struct {
 	url    string
-	log    *logBuffer
+	log    *logtest.Buffer
 	exited chan struct{}
 	client *http.Client
 }
@@ -344,7 +346,7 @@ scrape_configs:
 	}
 	p := &promServer{
 		url:    "http://127.0.0.1:" + freePort(t),
-		log:    new(logBuffer),
+		log:    new(logtest.Buffer),
 		exited: make(chan struct{}),
 		client: &http.Client{Timeout: 5 * time.Second},
 	}
