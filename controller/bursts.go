@@ -2,8 +2,8 @@ package controller
 
 import "time"
 
-// burstLead is how long before its period a burst starts: the watcher reads
-// four times a second, and the burner is a new process that must start and
+// burstLead is how long before its period a burst starts: the watcher wakes
+// then and looks four times a second through the burst, and the burner is a new process that must start and
 // settle into its duty cycles, so the lift is there from the period's first
 // moment. It costs a second a burst: 1.7% more for minutes.
 const burstLead = time.Second

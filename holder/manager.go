@@ -379,7 +379,8 @@ func (m *Manager) Held() (Held, error) {
 
 // CPUTime is the CPU time of every holder process since Open, as in
 // Held.CPUTime. It is cheap, and never waits for anything else the
-// manager does: the give-way watcher reads it four times a second.
+// manager does: the give-way watcher reads it four times a second while
+// the burner runs.
 func (m *Manager) CPUTime() (time.Duration, error) {
 	if m.closed.Load() {
 		return 0, errClosed

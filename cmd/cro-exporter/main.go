@@ -124,9 +124,9 @@ func daemon(ctx context.Context, cli *CLI, logger *slog.Logger) (err error) {
 	// stop its holders. With SIGPIPE ignored, a failed write is an EPIPE
 	// the log handler drops.
 	signal.Ignore(syscall.SIGPIPE)
-	// The give-way watcher reads /proc four times a second, so the heap
-	// grows to the collector's 4 MiB floor (at GOGC 100) however little
-	// is live. Half of it, 2 MiB, is ample for what stays live, and the
+	// The ticks, and the give-way watcher while anything is held, make
+	// garbage steadily, so the heap grows to the collector's 4 MiB floor
+	// (at GOGC 100) however little is live. Half of it, 2 MiB, is ample for what stays live, and the
 	// idle RSS (cro-bench idle measures it) is what the host pays for
 	// the daemon all day; the price, collections about twice as often,
 	// is a millisecond of CPU or so each. GOGC, when set, still wins.
