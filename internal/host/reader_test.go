@@ -238,7 +238,7 @@ func TestADiskLostSinceStartIsNotMeasuredAndTheRestIs(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			r, want := firstRead(t, fixtureTree("small-8g"), "/srv")
-			r.statfs = tt.statfs
+			r.sys.(*procSystem).statfs = tt.statfs
 			got, err := r.Read(readAt.Add(time.Second))
 			if err != nil {
 				t.Fatalf("Read() = %v, want a sample without the disk", err)
@@ -252,7 +252,7 @@ func TestADiskLostSinceStartIsNotMeasuredAndTheRestIs(t *testing.T) {
 			if got.MemoryTotal != want.MemoryTotal || got.MemoryAvailable != want.MemoryAvailable || got.CPUs != want.CPUs {
 				t.Errorf("memory and CPUs %+v, want them read as before: %+v", got, want)
 			}
-			r.statfs = fakeDisk(testDisk)
+			r.sys.(*procSystem).statfs = fakeDisk(testDisk)
 			if back, err := r.Read(readAt.Add(2 * time.Second)); err != nil || back.DiskErr != nil || back.DiskSize != testDisk.size {
 				t.Errorf("back on its filesystem: Read() = %+v, %v; want the disk measured again", back, err)
 			}

@@ -10,6 +10,9 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	// The build for another GOOS stops there, with one message.
+	_ "github.com/cro-exporter/cro-exporter/internal/platform"
 )
 
 // ForeignUID owns the files and dirs of tests that need another user's; no

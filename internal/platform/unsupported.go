@@ -1,0 +1,7 @@
+//go:build !linux
+
+package platform
+
+// This line is the build's one error on another GOOS: the compiler prints
+// the string.
+var _ int = "cro-exporter builds for Linux only: set GOOS=linux"
