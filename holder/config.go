@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/cro-exporter/cro-exporter/internal/cgroup"
@@ -27,7 +28,7 @@ type Config struct {
 	Logger  *slog.Logger
 
 	// binary is the executable started as holders, "" (always, outside
-	// this package's tests) meaning /proc/self/exe: the tests start the
+	// this package's tests) meaning selfExe: the tests start the
 	// binary they build, or a fake holder that misbehaves.
 	binary string
 }
@@ -47,7 +48,7 @@ func resolve(cfg Config) (resolved, error) {
 	if r.Logger == nil {
 		r.Logger = slog.New(slog.DiscardHandler)
 	}
-	r.proc = "/proc"
+	r.proc = procfsRoot
 	if r.StateDir == "" {
 		return r, errors.New("holder config: no state dir")
 	}
@@ -58,10 +59,10 @@ func resolve(cfg Config) (resolved, error) {
 		return r, fmt.Errorf("memory chunk %d: not between a page (%d) and %d bytes", r.Chunk, os.Getpagesize(), int64(MaxChunk))
 	}
 	if r.binary == "" {
-		// Started through /proc/self/exe, the binary we run even when an
-		// upgrade has replaced its file; argv[0] names it so that --recover
-		// and a later run know the holders as cro-exporter's.
-		r.binary = "/proc/self/exe"
+		// Started as selfExe, the binary we run even when an upgrade has
+		// replaced its file; argv[0] names it so that --recover and a later
+		// run know the holders as cro-exporter's.
+		r.binary = selfExe
 		r.argv0 = "cro-exporter"
 		if exe, err := os.Executable(); err == nil && isCroExporter(exe) {
 			r.argv0 = exe
@@ -87,4 +88,10 @@ func ownerOf(dir string) (string, error) {
 		return "", err
 	}
 	return filepath.EvalSymlinks(abs)
+}
+
+// isCroExporter tells whether argv0 (or an executable's path) names a
+// cro-exporter binary: its base name ends in "cro-exporter".
+func isCroExporter(argv0 string) bool {
+	return strings.HasSuffix(filepath.Base(strings.TrimSuffix(argv0, " (deleted)")), "cro-exporter")
 }

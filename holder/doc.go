@@ -2,5 +2,19 @@
 // a CPU burner, disk fill files; and the manager that starts, resizes, stops,
 // adopts and recovers them.
 //
-// Like all of cro-exporter, it builds and runs on Linux only.
+// What an operating system does its own way sits in its own files
+// (_linux.go), each behind a small interface or function the rest of the
+// package calls:
+//   - processes: starting holders tied to the daemon's life, and telling
+//     of them (process_linux.go);
+//   - ballast: memory held outside the Go heap (memory_linux.go);
+//   - diskFill: the fill files and their directory (fill*_linux.go);
+//   - the state dir's lock, and finding what a crashed run left
+//     (lock_linux.go, leftovers_linux.go, recover*_linux.go);
+//   - the burner's threads, which give way to real work (cpu_linux.go).
 package holder
+
+import (
+	// The build for another GOOS stops there, with one message.
+	_ "github.com/cro-exporter/cro-exporter/internal/platform"
+)

@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
-	"sync"
 )
 
 // MaxFillFile is the largest fill file, in bytes: the fill is as many
@@ -24,25 +23,18 @@ const (
 	maxFillNumber = 999999
 )
 
-// fill keeps fill files in one private directory. The files are
-// preallocated so the filesystem counts them as used, as df does; together
-// they hold the disk share the controller asks for. Its methods are safe
-// for concurrent use.
-type fill struct {
-	// fillDir is the directory, held while the fill owns it; mu guards it.
-	fillDir
-	// maxFile is the largest fill file: MaxFillFile, smaller in tests.
-	maxFile int64
-	// fallocate allocates [off, off+length) of fd with fallocate(2) mode 0;
-	// tests replace it to force the write fallback or ENOSPC.
-	fallocate func(fd int, off, length int64) error
-
-	mu sync.Mutex
-
-	// seen is what Usage found last: it answers with it while a resize,
-	// which may take seconds, holds mu.
-	seenMu sync.Mutex
-	seen   fillUsage
+// diskFill is the fill: files in one private directory, allocated so that
+// the filesystem counts them as used, as df does, and that together hold
+// the disk share the controller asks for. One per operating system, so
+// that another is a new file (fill_linux.go has Linux's); its methods are
+// safe for concurrent use.
+type diskFill interface {
+	// Resize makes the fill total bytes.
+	Resize(total int64) error
+	// Usage returns the fill files found and the bytes they hold.
+	Usage() (files int, bytes int64, err error)
+	// Remove removes every fill file and gives up the directory.
+	Remove() (files int, bytes int64, err error)
 }
 
 // fillUsage is the fill files found and the bytes they hold.
@@ -50,9 +42,6 @@ type fillUsage struct {
 	files int
 	bytes int64
 }
-
-// Dir returns the directory that holds the fill files.
-func (f *fill) Dir() string { return f.dir }
 
 // fillFile is one fill file as found in the directory.
 type fillFile struct {

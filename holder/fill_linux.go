@@ -6,9 +6,29 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sync"
 
 	"golang.org/x/sys/unix"
 )
+
+// fill is Linux's diskFill: files preallocated with fallocate(2), in a
+// directory held open and locked (fillDir).
+type fill struct {
+	// fillDir is the directory, held while the fill owns it; mu guards it.
+	fillDir
+	// maxFile is the largest fill file: MaxFillFile, smaller in tests.
+	maxFile int64
+	// fallocate allocates [off, off+length) of fd with fallocate(2) mode 0;
+	// tests replace it to force the write fallback or ENOSPC.
+	fallocate func(fd int, off, length int64) error
+
+	mu sync.Mutex
+
+	// seen is what Usage found last: it answers with it while a resize,
+	// which may take seconds, holds mu.
+	seenMu sync.Mutex
+	seen   fillUsage
+}
 
 // openFill opens the fill dir dir of the cro-exporter whose state dir is
 // owner (absolute, symlinks resolved, as ownerEnv holds it), and holds an
@@ -403,3 +423,6 @@ func pathErrno(err error) error {
 	}
 	return err
 }
+
+// Dir returns the directory that holds the fill files.
+func (f *fill) Dir() string { return f.dir }

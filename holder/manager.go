@@ -42,7 +42,7 @@ type Manager struct {
 	logger *slog.Logger
 	launch *launcher // its now is the clock of restarts and timeouts
 	lock   *stateLock
-	fill   *fill // nil without a fill dir
+	fill   diskFill // nil without a fill dir
 
 	closed atomic.Bool // set under mu
 
@@ -97,7 +97,7 @@ func Open(cfg Config) (*Manager, error) {
 	m := &Manager{
 		cfg:    r.Config,
 		logger: r.Logger,
-		launch: &launcher{binary: r.binary, argv0: r.argv0, owner: r.owner, proc: r.proc, logger: r.Logger, now: time.Now},
+		launch: &launcher{binary: r.binary, argv0: r.argv0, owner: r.owner, procs: newProcesses(r.proc), logger: r.Logger, now: time.Now},
 		lock:   lock,
 		restarts: map[Kind]*restarts{
 			kindMemory: {kind: kindMemory},
@@ -127,9 +127,11 @@ func Open(cfg Config) (*Manager, error) {
 		return fail(err)
 	}
 	if r.FillDir != "" {
-		if m.fill, err = openFill(r.FillDir, r.DiskPath, r.owner); err != nil {
+		f, err := openFill(r.FillDir, r.DiskPath, r.owner)
+		if err != nil {
 			return fail(err)
 		}
+		m.fill = f
 	}
 	m.registry = runLatest(func(entries []holderEntry) error { return saveRegistry(r.StateDir, entries) })
 	if m.fill != nil {
@@ -352,7 +354,7 @@ func (m *Manager) Held() (Held, error) {
 	m.mu.Unlock()
 	var errs []error
 	for _, p := range memory {
-		rss, err := readRSS(m.launch.proc, p.Pid)
+		rss, err := m.launch.procs.resident(p.Pid)
 		if p.hasExited() || errors.Is(err, errNoProcess) {
 			continue // ended just now; the next call reaps it
 		}
@@ -390,7 +392,7 @@ func (m *Manager) CPUTime() (time.Duration, error) {
 		if !p.hasExited() {
 			return false
 		}
-		final, _ := p.cpuTime(m.launch.proc) // reaped: no error
+		final, _ := p.cpuTime(m.launch.procs) // reaped: no error
 		m.ended += final
 		return true
 	})
@@ -398,7 +400,7 @@ func (m *Manager) CPUTime() (time.Duration, error) {
 	m.cpuMu.Unlock()
 	var errs []error
 	for _, p := range counted {
-		t, err := p.cpuTime(m.launch.proc)
+		t, err := p.cpuTime(m.launch.procs)
 		total += t
 		errs = append(errs, err)
 	}

@@ -220,7 +220,7 @@ func TestAGrowingFillStallsNoApplyUsageNorCPUTime(t *testing.T) {
 	entered, release := make(chan struct{}), make(chan struct{})
 	var enter, free sync.Once
 	// A filesystem that takes its time: every allocation waits for release.
-	m.fill.fallocate = func(fd int, off, length int64) error {
+	m.fill.(*fill).fallocate = func(fd int, off, length int64) error {
 		enter.Do(func() { close(entered) })
 		<-release
 		return fallocateMode0(fd, off, length)
@@ -413,7 +413,7 @@ func TestApplyRegrowsWhatWasRemovedFromOutsideAndCountsResizeFailures(t *testing
 
 	// A filesystem that refuses: each failed resize counts, and Apply
 	// says why.
-	m.fill.fallocate = func(int, int64, int64) error { return syscall.EIO }
+	m.fill.(*fill).fallocate = func(int, int64, int64) error { return syscall.EIO }
 	load.Disk = 4 * mib
 	if err := m.Apply(load); err != nil {
 		t.Fatal(err)

@@ -20,6 +20,42 @@ func CheckMemorySize(size int64) error {
 	return nil
 }
 
+// RunMemory is the memory holder process: it makes itself the first to go
+// when memory runs out, holds size bytes of ballast outside the Go heap,
+// every page resident with non-zero content, prints "ready <resident
+// bytes>" on out, and holds the memory until in ends or says "stop" (nil).
+// Any other line on in is an error naming it.
+func RunMemory(size int64, in io.Reader, out io.Writer) error {
+	if err := CheckMemorySize(size); err != nil {
+		return err
+	}
+	if err := becomeExpendable(); err != nil {
+		return err
+	}
+	b, err := holdMemory(size)
+	if err != nil {
+		return err
+	}
+	defer b.release()
+	resident, err := b.resident()
+	if err != nil {
+		return err
+	}
+	if _, err := fmt.Fprintf(out, "ready %d\n", resident); err != nil {
+		return fmt.Errorf("writing the ready line: %w", err)
+	}
+	return awaitStop(in)
+}
+
+// ballast is memory a memory holder holds outside the Go heap: one per
+// operating system, so that another is a new file (memory_linux.go has
+// Linux's). holdMemory makes it, every page resident.
+type ballast interface {
+	// resident returns the holder process's resident memory, in bytes.
+	resident() (int64, error)
+	release()
+}
+
 // readCommands hands each line of a holder's stdin, trimmed of surrounding
 // space, to handle until handle says it is done or returns an error, or in
 // ends (nil). A holder's parent only ever writes whole commands, so an empty

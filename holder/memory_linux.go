@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -14,35 +13,26 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// RunMemory is the memory holder process: it makes itself the OOM killer's
-// first choice, maps size bytes of anonymous memory outside the Go heap,
-// makes every page resident with non-zero content, prints "ready <resident
-// bytes>" on out, and holds the memory until in ends or says "stop" (nil).
-// Any other line on in is an error naming it.
-func RunMemory(size int64, in io.Reader, out io.Writer) error {
-	if err := CheckMemorySize(size); err != nil {
-		return err
-	}
-	if err := becomeExpendable(); err != nil {
-		return err
-	}
+// mapping is Linux's ballast: anonymous memory mapped with mmap(2).
+type mapping []byte
+
+// holdMemory maps size bytes of anonymous memory and makes every page of
+// it resident with non-zero content.
+func holdMemory(size int64) (ballast, error) {
 	mem, err := unix.Mmap(-1, 0, int(size), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
 	if err != nil {
-		return fmt.Errorf("mapping %d bytes: %w", size, err)
+		return nil, fmt.Errorf("mapping %d bytes: %w", size, err)
 	}
-	defer unix.Munmap(mem)
 	if err := fillMemory(mem); err != nil {
-		return err
+		unix.Munmap(mem)
+		return nil, err
 	}
-	resident, err := residentBytes()
-	if err != nil {
-		return err
-	}
-	if _, err := fmt.Fprintf(out, "ready %d\n", resident); err != nil {
-		return fmt.Errorf("writing the ready line: %w", err)
-	}
-	return awaitStop(in)
+	return mapping(mem), nil
 }
+
+func (mapping) resident() (int64, error) { return residentBytes() }
+
+func (m mapping) release() { unix.Munmap(m) }
 
 // fillMemory makes every page of mem resident and non-zero, as fast as the
 // kernel allows: MADV_POPULATE_WRITE, then one word written per page.

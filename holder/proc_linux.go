@@ -12,9 +12,12 @@ import (
 	"syscall"
 )
 
-// errNoProcess is returned when a process is gone: /proc/<pid> does not
-// exist.
-var errNoProcess = errors.New("no such process")
+// procfsRoot is where holders are looked up; selfExe is the binary we run,
+// even when an upgrade has replaced its file.
+const (
+	procfsRoot = "/proc"
+	selfExe    = "/proc/self/exe"
+)
 
 // procStat is what cro-exporter needs from /proc/<pid>/stat.
 type procStat struct {
@@ -192,12 +195,6 @@ func holderKindOf(argv []string) Kind {
 	return ""
 }
 
-// isCroExporter tells whether argv0 (or an executable's path) names a
-// cro-exporter binary: its base name ends in "cro-exporter".
-func isCroExporter(argv0 string) bool {
-	return strings.HasSuffix(filepath.Base(strings.TrimSuffix(argv0, " (deleted)")), "cro-exporter")
-}
-
 // isDaemon tells whether pid, whose command line is argv, is a cro-exporter
 // daemon: not a holder, and its argv[0] or its executable (<proc>/<pid>/exe)
 // names a cro-exporter binary.
@@ -210,13 +207,4 @@ func isDaemon(proc string, pid int, argv []string) bool {
 	}
 	exe, err := os.Readlink(filepath.Join(proc, strconv.Itoa(pid), "exe"))
 	return err == nil && isCroExporter(exe)
-}
-
-// abbreviate shortens s for an error message.
-func abbreviate(s string) string {
-	const max = 80
-	if len(s) > max {
-		return s[:max] + "..."
-	}
-	return s
 }

@@ -8,14 +8,11 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/cro-exporter/cro-exporter/internal/linux"
 )
 
 // Timeouts of the talk with a holder process. The manager never waits for
@@ -40,36 +37,20 @@ const (
 // lock, so any other process so marked is a leftover of an earlier run.
 const ownerEnv = "CRO_HOLDER_OWNER"
 
-// startRequest asks the starter thread to start a command.
-type startRequest struct {
-	cmd  *exec.Cmd
-	done chan<- error
-}
-
-var (
-	starterOnce sync.Once
-	starter     chan startRequest
-)
-
-// startOnLockedThread starts cmd from one goroutine locked to its OS thread
-// for the life of the process. The kernel sends a child its parent-death
-// signal when the thread that forked it exits, not the process: a thread the
-// Go runtime may end at any time would kill holders for nothing.
-func startOnLockedThread(cmd *exec.Cmd) error {
-	starterOnce.Do(func() {
-		starter = make(chan startRequest)
-		go func() {
-			// Never unlocked: a locked goroutine that returns takes its
-			// thread with it, and the parent-death signals would fire.
-			runtime.LockOSThread()
-			for req := range starter {
-				req.done <- req.cmd.Start()
-			}
-		}()
-	})
-	done := make(chan error, 1)
-	starter <- startRequest{cmd: cmd, done: done}
-	return <-done
+// processes is how an operating system starts holder processes tied to the
+// daemon's life and tells of them: one per operating system, so that
+// another is a new file (process_linux.go has Linux's).
+type processes interface {
+	// start starts cmd so that it ends with the daemon, even when the
+	// daemon is killed.
+	start(cmd *exec.Cmd) error
+	// times returns a running process's start time, which tells it from a
+	// later process that reused its pid, and its CPU time so far:
+	// errNoProcess once it is gone.
+	times(pid int) (start uint64, cpu time.Duration, err error)
+	// resident returns a running process's resident memory, in bytes:
+	// errNoProcess once it is gone.
+	resident(pid int) (int64, error)
 }
 
 // launcher starts holder processes.
@@ -77,7 +58,7 @@ type launcher struct {
 	binary string // the executable started
 	argv0  string // its argv[0]: a path ending in cro-exporter
 	owner  string // the state dir, put in ownerEnv
-	proc   string // procfs root
+	procs  processes
 	logger *slog.Logger
 	now    func() time.Time // the clock of the holders' timeouts
 }
@@ -90,7 +71,7 @@ type holderProcess struct {
 	Size      int64   // memory: the bytes asked for
 	Duty      float64 // cpu: the duty last asked for
 	Pid       int
-	StartTime uint64    // field 22 of /proc/<pid>/stat
+	StartTime uint64    // processes.times' start
 	started   time.Time // by clock
 
 	clock func() time.Time
@@ -156,15 +137,14 @@ func (l *launcher) start(kind Kind, size int64, duty float64) (*holderProcess, e
 		exited:  make(chan struct{}),
 	}
 	p.cmd = &exec.Cmd{
-		Path:        l.binary,
-		Args:        append([]string{l.argv0}, holderArgs(kind, size, duty)...),
-		Env:         append(os.Environ(), ownerEnv+"="+l.owner),
-		Stdin:       inR,
-		Stdout:      outW,
-		Stderr:      p.stderr,
-		SysProcAttr: holderSysProcAttr(),
+		Path:   l.binary,
+		Args:   append([]string{l.argv0}, holderArgs(kind, size, duty)...),
+		Env:    append(os.Environ(), ownerEnv+"="+l.owner),
+		Stdin:  inR,
+		Stdout: outW,
+		Stderr: p.stderr,
 	}
-	err = startOnLockedThread(p.cmd)
+	err = l.procs.start(p.cmd)
 	// The child has its own copies now; ours would keep the pipes open.
 	inR.Close()
 	outW.Close()
@@ -176,8 +156,8 @@ func (l *launcher) start(kind Kind, size int64, duty float64) (*holderProcess, e
 	p.Pid = p.cmd.Process.Pid
 	p.stderr.setPid(p.Pid)
 	// Not reaped yet, so the pid is still the child's, zombie or not.
-	st, statErr := readProcStat(l.proc, p.Pid)
-	p.StartTime = st.StartTime
+	var statErr error
+	p.StartTime, _, statErr = l.procs.times(p.Pid)
 	go p.readLines(outR)
 	go func() {
 		p.waitErr = p.cmd.Wait()
@@ -323,21 +303,22 @@ func (p *holderProcess) kill() {
 	p.closeStdin()
 }
 
-// cpuTime is the holder's CPU time so far, utime+stime: from
-// /proc/<pid>/stat under proc while it runs, from its rusage once reaped.
-func (p *holderProcess) cpuTime(proc string) (time.Duration, error) {
+// cpuTime is the holder's CPU time so far: from procs while it runs, from
+// its rusage once reaped.
+func (p *holderProcess) cpuTime(procs processes) (time.Duration, error) {
 	var read time.Duration
 	var err error
 	if p.hasExited() {
 		read = p.cmd.ProcessState.UserTime() + p.cmd.ProcessState.SystemTime()
 	} else {
-		var st procStat
-		st, err = readProcStat(proc, p.Pid)
+		var start uint64
+		var cpu time.Duration
+		start, cpu, err = procs.times(p.Pid)
 		switch {
 		case errors.Is(err, errNoProcess):
 			err = nil // reaped this moment: exited brings the final time
-		case err == nil && st.StartTime == p.StartTime:
-			read = time.Duration(st.UTime+st.STime) * time.Second / linux.UserHZ
+		case err == nil && start == p.StartTime:
+			read = cpu
 		}
 	}
 	for {
@@ -381,4 +362,17 @@ func isClosed(ch <-chan struct{}) bool {
 	default:
 		return false
 	}
+}
+
+// errNoProcess is returned when a process is gone: /proc/<pid> does not
+// exist.
+var errNoProcess = errors.New("no such process")
+
+// abbreviate shortens s for an error message.
+func abbreviate(s string) string {
+	const max = 80
+	if len(s) > max {
+		return s[:max] + "..."
+	}
+	return s
 }

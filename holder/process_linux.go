@@ -3,18 +3,37 @@ package holder
 import (
 	"errors"
 	"fmt"
+	"os/exec"
+	"runtime"
+	"sync"
 	"syscall"
 	"time"
 
+	"github.com/cro-exporter/cro-exporter/internal/linux"
 	"golang.org/x/sys/unix"
 )
 
-// holderSysProcAttr is how holder processes are started: with a
-// parent-death signal as the backup of the stdin pipe, so that the kernel
-// kills a holder whose parent died without its pipe closing.
-func holderSysProcAttr() *syscall.SysProcAttr {
-	return &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+// procRoot is Linux's processes: holders started with a parent-death
+// signal, and told of by /proc under this procfs root.
+type procRoot string
+
+func newProcesses(proc string) processes { return procRoot(proc) }
+
+// start starts cmd with a parent-death signal as the backup of the stdin
+// pipe, so that the kernel kills a holder whose parent died without its
+// pipe closing.
+func (procRoot) start(cmd *exec.Cmd) error {
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	return startOnLockedThread(cmd)
 }
+
+// times reads /proc/<pid>/stat: its start time and utime+stime.
+func (p procRoot) times(pid int) (uint64, time.Duration, error) {
+	st, err := readProcStat(string(p), pid)
+	return st.StartTime, time.Duration(st.UTime+st.STime) * time.Second / linux.UserHZ, err
+}
+
+func (p procRoot) resident(pid int) (int64, error) { return readRSS(string(p), pid) }
 
 // foreignProcess is a process that is not our child, held through a pidfd
 // (pidfd_open(2), Linux 5.3) so that a signal never reaches another process
@@ -66,3 +85,35 @@ func (f *foreignProcess) wait(timeout time.Duration) bool {
 }
 
 func (f *foreignProcess) close() { unix.Close(f.fd) }
+
+// startRequest asks the starter thread to start a command.
+type startRequest struct {
+	cmd  *exec.Cmd
+	done chan<- error
+}
+
+var (
+	starterOnce sync.Once
+	starter     chan startRequest
+)
+
+// startOnLockedThread starts cmd from one goroutine locked to its OS thread
+// for the life of the process. The kernel sends a child its parent-death
+// signal when the thread that forked it exits, not the process: a thread the
+// Go runtime may end at any time would kill holders for nothing.
+func startOnLockedThread(cmd *exec.Cmd) error {
+	starterOnce.Do(func() {
+		starter = make(chan startRequest)
+		go func() {
+			// Never unlocked: a locked goroutine that returns takes its
+			// thread with it, and the parent-death signals would fire.
+			runtime.LockOSThread()
+			for req := range starter {
+				req.done <- req.cmd.Start()
+			}
+		}()
+	})
+	done := make(chan error, 1)
+	starter <- startRequest{cmd: cmd, done: done}
+	return <-done
+}

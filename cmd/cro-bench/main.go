@@ -12,6 +12,9 @@ import (
 	"os"
 	"slices"
 	"strings"
+
+	// The build for another GOOS stops there, with one message.
+	_ "github.com/cro-exporter/cro-exporter/internal/platform"
 )
 
 func main() {

@@ -3,10 +3,8 @@ package main
 import (
 	"io"
 	"log/slog"
-	"os"
 
 	"github.com/lmittmann/tint"
-	"golang.org/x/sys/unix"
 )
 
 // newLogger logs at level in format "json" or "text"; text is coloured only
@@ -18,13 +16,4 @@ func newLogger(w io.Writer, level, format string) *slog.Logger {
 		return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l}))
 	}
 	return slog.New(tint.NewTextHandler(w, &tint.Options{Level: l, NoColor: !isTerminal(w)}))
-}
-
-func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
-	return err == nil
 }

@@ -378,17 +378,6 @@ func stopHolders(m *holder.Manager) error {
 // second, for a few hundred microseconds of CPU a second.
 const watchEvery = 250 * time.Millisecond
 
-// newReader opens the host's procfs and disk path, naming the flag at fault.
-func newReader(cli *CLI) (*host.Reader, error) {
-	r, err := host.NewReader(cli.PathProcfs, cli.DiskPath)
-	if _, ok := errors.AsType[*host.DiskError](err); ok {
-		return nil, usageError{fmt.Errorf("--disk.path=%s: %w", cli.DiskPath, err)}
-	} else if err != nil {
-		return nil, usageError{fmt.Errorf("--path.procfs=%s: %w", cli.PathProcfs, err)}
-	}
-	return r, nil
-}
-
 // holderConfig is what the daemon's holder manager and --recover share.
 func holderConfig(cli *CLI, logger *slog.Logger) holder.Config {
 	return holder.Config{StateDir: cli.StateDir, FillDir: cli.fillDir(), Chunk: int64(cli.MemoryChunk), Logger: logger}

@@ -1,5 +1,3 @@
-// Package linux holds what the kernel's user-space ABI fixes and more than
-// one of our packages needs.
 package linux
 
 import (
