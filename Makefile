@@ -64,6 +64,7 @@ lint: tools
 	$(GO) run $(STATICCHECK) ./...
 	$(GO) mod tidy -diff
 	promtool check rules alerts/cro-exporter.rules.yml
+	promtool check rules alerts/cloud-idle.rules.yml
 	promtool check config examples/prometheus.yml
 	t=$$(mktemp) && trap 'rm -f "$$t"' EXIT && \
 	printf 'scrape_configs:\n  - job_name: targets\n    file_sd_configs: [{files: ["%s"]}]\n' '$(CURDIR)/examples/targets.yml' >"$$t" && \
