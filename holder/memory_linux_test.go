@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -13,6 +14,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"testing/iotest"
 	"time"
 )
 
@@ -207,25 +209,12 @@ func TestMemoryHolderRefusesBadSizesBeforeAllocating(t *testing.T) {
 }
 
 func TestParseStatmResident(t *testing.T) {
-	tests := []struct {
-		name  string
-		input string
-		want  int64
-		err   bool
-	}{
+	testParse(t, "parseStatmResident", parseStatmResident, []parseCase[int64]{
 		{"the second field is read", "265155 263245 870 530 0 262819 0\n", 263245, false},
 		{"one field is an error", "265155\n", 0, true},
 		{"a word is an error", "265155 many 870\n", 0, true},
 		{"a negative count is an error", "265155 -3 870\n", 0, true},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got, err := parseStatmResident([]byte(tt.input))
-			if (err != nil) != tt.err || got != tt.want {
-				t.Errorf("parseStatmResident(%q) = %d, %v; want %d, error %v", tt.input, got, err, tt.want, tt.err)
-			}
-		})
-	}
+	})
 }
 
 func TestStampPagesMakesEveryPageNonZeroAndDistinct(t *testing.T) {
@@ -287,5 +276,72 @@ func TestPMDHugePagesAlways(t *testing.T) {
 				t.Errorf("pmdHugePagesAlways = %v, want %v", got, tt.want)
 			}
 		})
+	}
+}
+
+func TestCheckMemorySize(t *testing.T) {
+	tests := []struct {
+		name string
+		size int64
+		ok   bool
+	}{
+		{"one byte is held", 1, true},
+		{"one page is held", 4096, true},
+		{"the largest chunk is held", MaxChunk, true},
+		{"zero is refused", 0, false},
+		{"a negative size is refused", -1, false},
+		{"one byte over the largest chunk is refused", MaxChunk + 1, false},
+		{"2 GiB is refused", 2 << 30, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := CheckMemorySize(tt.size)
+			if (err == nil) != tt.ok {
+				t.Fatalf("CheckMemorySize(%d) = %v, want ok=%v", tt.size, err, tt.ok)
+			}
+			if err != nil && !strings.Contains(err.Error(), "1GiB") {
+				t.Errorf("CheckMemorySize(%d) = %q, want the limit named", tt.size, err)
+			}
+		})
+	}
+}
+
+func TestAwaitStop(t *testing.T) {
+	tests := []struct {
+		name    string
+		input   string
+		wantErr string // "" for a clean stop
+	}{
+		{"stop ends the hold", "stop\n", ""},
+		{"stop without a newline ends the hold", "stop", ""},
+		{"stop with surrounding space ends the hold", "  stop \t\n", ""},
+		{"the end of input ends the hold", "", ""},
+		{"lines after stop are not read", "stop\ngarbage\n", ""},
+		{"an unknown line is an error naming it", "jump\n", `"jump"`},
+		{"an empty line is an error", "\nstop\n", `""`},
+		{"stop with more words is an error", "stop now\n", `"stop now"`},
+		{"stop is case sensitive", "STOP\n", `"STOP"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := awaitStop(strings.NewReader(tt.input))
+			if tt.wantErr == "" {
+				if err != nil {
+					t.Fatalf("awaitStop(%q) = %v, want nil", tt.input, err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("awaitStop(%q) = %v, want an error containing %s", tt.input, err, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestReadCommandsReportsAReadError(t *testing.T) {
+	broken := errors.New("pipe broke")
+	err := awaitStop(iotest.ErrReader(broken))
+	if !errors.Is(err, broken) {
+		t.Fatalf("awaitStop(broken reader) = %v, want it to wrap %v", err, broken)
 	}
 }
