@@ -1,13 +1,9 @@
 package main
 
 import (
-	"bufio"
 	"fmt"
-	"io"
-	"os"
 	"os/exec"
 	"runtime"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -105,7 +101,7 @@ func benchCPUAccuracy(binary string, ncpu int) error {
 
 // benchCPUContended runs a busy loop on every CPU and reports the burner's
 // share of the machine meanwhile, then how soon it is back at its duty.
-func benchCPUContended(h *cpuHolder, ncpu int, otherSession bool) error {
+func benchCPUContended(h *holderProc, ncpu int, otherSession bool) error {
 	where := "this session"
 	if otherSession {
 		where = "another session"
@@ -151,48 +147,6 @@ func benchCPUContended(h *cpuHolder, ncpu int, otherSession bool) error {
 	fmt.Printf("cpu: burner's share while %d busy loops from %s hold the machine (busy %.3f): %.4f over %s (goal < %.3f; lookbusy 0.008, NeverIdle 0.026, stress-ng 0.273): %s; %s (NeverIdle ~20 s, lookbusy ~5 s)\n",
 		ncpu, where, m1.busySince(m0), share, cpuContended, cpuGoalYielded, verdict(share < cpuGoalYielded), backText)
 	return nil
-}
-
-// cpuHolder is a running CPU holder.
-type cpuHolder struct {
-	cmd   *exec.Cmd
-	stdin io.WriteCloser
-}
-
-// startCPUHolder starts a CPU holder at duty and waits for its ready line.
-func startCPUHolder(binary string, duty float64) (*cpuHolder, error) {
-	cmd := exec.Command(binary, "holder", "cpu", "--duty="+strconv.FormatFloat(duty, 'f', -1, 64))
-	cmd.Stderr = os.Stderr
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		return nil, err
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		return nil, err
-	}
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	h := &cpuHolder{cmd: cmd, stdin: stdin}
-	line, err := bufio.NewReader(stdout).ReadString('\n')
-	if err != nil || !strings.HasPrefix(line, "ready ") {
-		h.stop()
-		return nil, fmt.Errorf("CPU holder said %q, not its ready line (%v)", line, err)
-	}
-	return h, nil
-}
-
-// stop closes the holder's stdin, which ends it, and kills it if it has not
-// exited within 5 s. Stopping a stopped holder does nothing.
-func (h *cpuHolder) stop() {
-	if h.cmd.ProcessState != nil {
-		return
-	}
-	h.stdin.Close()
-	kill := time.AfterFunc(5*time.Second, func() { h.cmd.Process.Kill() })
-	defer kill.Stop()
-	h.cmd.Wait()
 }
 
 // startBusyLoops starts n shell busy loops, in a session of their own when
