@@ -7,8 +7,6 @@ import (
 	"strings"
 	"syscall"
 	"time"
-
-	"github.com/prometheus/procfs"
 )
 
 // The CPU benchmark's method: settle, idle baseline, 60 s in 10 s windows.
@@ -173,70 +171,6 @@ func stopAll(cmds []*exec.Cmd) {
 			cmd.Wait()
 		}
 	}
-}
-
-// cpuStat is the machine's CPU time, from the cpu line of /proc/stat, in
-// seconds.
-type cpuStat struct{ total, idle float64 }
-
-// readCPUStat reads the machine's CPU times: total is user through steal
-// (guest time is already in user), idle is idle plus iowait.
-func readCPUStat() (cpuStat, error) {
-	fs, err := procfs.NewDefaultFS()
-	if err != nil {
-		return cpuStat{}, err
-	}
-	st, err := fs.Stat()
-	if err != nil {
-		return cpuStat{}, err
-	}
-	c := st.CPUTotal
-	idle := c.Idle + c.Iowait
-	return cpuStat{total: idle + c.User + c.Nice + c.System + c.IRQ + c.SoftIRQ + c.Steal, idle: idle}, nil
-}
-
-// busySince is the machine's busy fraction between an earlier read and s.
-func (s cpuStat) busySince(earlier cpuStat) float64 {
-	total := s.total - earlier.total
-	if total == 0 {
-		return 0
-	}
-	return 1 - float64(s.idle-earlier.idle)/float64(total)
-}
-
-// machineBusyOver measures the machine's busy fraction over d.
-func machineBusyOver(d time.Duration) (float64, error) {
-	a, err := readCPUStat()
-	if err != nil {
-		return 0, err
-	}
-	time.Sleep(d)
-	b, err := readCPUStat()
-	return b.busySince(a), err
-}
-
-// cpuNow reads the machine's CPU counters and process pid's CPU time, in
-// seconds, one after the other.
-func cpuNow(pid int) (machine cpuStat, process float64, err error) {
-	if machine, err = readCPUStat(); err != nil {
-		return machine, 0, err
-	}
-	process, err = processCPU(pid)
-	return machine, process, err
-}
-
-// processCPU is a process's user plus system time, in seconds, from
-// /proc/<pid>/stat.
-func processCPU(pid int) (float64, error) {
-	p, err := procfs.NewProc(pid)
-	if err != nil {
-		return 0, err
-	}
-	st, err := p.Stat()
-	if err != nil {
-		return 0, err
-	}
-	return st.CPUTime(), nil
 }
 
 func minMax(xs []float64) (lo, hi float64) {
