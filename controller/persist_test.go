@@ -666,21 +666,13 @@ func TestCheckStateDirRefusesADirThatIsNotOurs(t *testing.T) {
 		make func(t *testing.T) string
 		want string // after the dir's name
 	}{
-		{"mode 1777", func(t *testing.T) string {
-			dir := t.TempDir()
-			must(t, os.Chmod(dir, os.ModeSticky|0o777))
-			return dir
-		}, "has mode 1777; cro-exporter needs 0700 (chmod 700 "},
+		{"mode 1777", statefiletest.ModeDir(os.ModeSticky | 0o777), "has mode 1777; cro-exporter needs 0700 (chmod 700 "},
 		{"a dangling symlink", func(t *testing.T) string {
 			link := filepath.Join(t.TempDir(), "state")
 			must(t, os.Symlink(filepath.Join(t.TempDir(), "missing"), link))
 			return link
 		}, "is a symlink"},
-		{"a regular file", func(t *testing.T) string {
-			file := filepath.Join(t.TempDir(), "state")
-			must(t, os.WriteFile(file, nil, 0o600))
-			return file
-		}, "not a directory"},
+		{"a regular file", statefiletest.RegularFile, "not a directory"},
 	} {
 		for _, write := range []bool{true, false} {
 			t.Run(tc.name+map[bool]string{true: "", false: " (read only)"}[write], func(t *testing.T) {
