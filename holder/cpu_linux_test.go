@@ -76,13 +76,8 @@ func TestCPUHolderAnswersAndRunsItsThreadsUnderSchedIdle(t *testing.T) {
 	if idle, ncpu := threadPolicies(t, h.cmd.Process.Pid)[5], runtime.NumCPU(); idle < ncpu {
 		t.Errorf("%d threads under SCHED_IDLE, want one per CPU (%d)", idle, ncpu)
 	}
-	if got := oomScoreAdj(t, h.cmd.Process.Pid); got != 1000 {
-		t.Errorf("oom_score_adj is %d, want 1000", got)
-	}
-	h.send(t, "stop")
-	if code := h.wait(t, 5*time.Second); code != 0 {
-		t.Errorf("exit status after stop is %d, want 0; stderr: %s", code, h.stderr.String())
-	}
+	h.checkOOMFirst(t)
+	h.stopCleanly(t)
 }
 
 func TestCPUHolderBurnsItsDutyAndNothingAtZero(t *testing.T) {

@@ -117,6 +117,24 @@ func oomScoreAdj(t *testing.T, pid int) int {
 	return v
 }
 
+// checkOOMFirst checks that h is the OOM killer's first pick: every holder
+// sets its oom_score_adj to 1000.
+func (h *liveHolder) checkOOMFirst(t *testing.T) {
+	t.Helper()
+	if got := oomScoreAdj(t, h.cmd.Process.Pid); got != 1000 {
+		t.Errorf("oom_score_adj is %d, want 1000", got)
+	}
+}
+
+// stopCleanly sends h stop and checks that it exits 0 within 5 s.
+func (h *liveHolder) stopCleanly(t *testing.T) {
+	t.Helper()
+	h.send(t, "stop")
+	if code := h.wait(t, 5*time.Second); code != 0 {
+		t.Errorf("exit status after stop is %d, want 0; stderr: %s", code, h.stderr.String())
+	}
+}
+
 func TestMemoryHolderHoldsItsSizeResident(t *testing.T) {
 	t.Parallel()
 	for _, size := range []int64{64 << 20, 32<<20 + 1} {
@@ -131,13 +149,8 @@ func TestMemoryHolderHoldsItsSizeResident(t *testing.T) {
 			if status, err := kernelProc(t, h.cmd.Process.Pid).NewStatus(); err != nil || status.RssAnon < uint64(size) {
 				t.Errorf("RssAnon is %d bytes (%v), want at least %d", status.RssAnon, err, size)
 			}
-			if got := oomScoreAdj(t, h.cmd.Process.Pid); got != 1000 {
-				t.Errorf("oom_score_adj is %d, want 1000", got)
-			}
-			h.send(t, "stop")
-			if code := h.wait(t, 5*time.Second); code != 0 {
-				t.Errorf("exit status after stop is %d, want 0; stderr: %s", code, h.stderr.String())
-			}
+			h.checkOOMFirst(t)
+			h.stopCleanly(t)
 		})
 	}
 }
