@@ -133,8 +133,7 @@ func startDeafDaemon(t *testing.T, cfg Config) *testParent {
 }
 
 func TestRecoverKillsADaemonThatIgnoresSIGTERM(t *testing.T) {
-	skipShort(t, "runs real holder processes")
-	cfg := testConfig(t)
+	cfg := liveConfig(t)
 	p := startDeafDaemon(t, cfg)
 	rep, err := Recover(cfg)
 	if err != nil {
@@ -152,8 +151,7 @@ func TestRecoverKillsADaemonThatIgnoresSIGTERM(t *testing.T) {
 }
 
 func TestRecoverKillsRegisteredMarkedAndOrphanedHolders(t *testing.T) {
-	skipShort(t, "runs real holder processes")
-	cfg := testConfig(t)
+	cfg := liveConfig(t)
 	l := startLeftovers(t, cfg)
 	registered, marked, orphan, otherOwner := l.registered, l.marked, l.orphan, l.otherOwner
 	rep, err := Recover(cfg)
@@ -304,8 +302,7 @@ func waitRegistered(t *testing.T, dir string, n int) []holderEntry {
 // another cro-exporter (marked with another state dir) gets that holder no
 // signal, from --recover or from a daemon's start.
 func TestARegistryEntryNamingAnotherDaemonsHolderIsNeverKilled(t *testing.T) {
-	skipShort(t, "runs real holder processes")
-	a := testConfig(t)
+	a := liveConfig(t)
 	a.FillDir = ""
 	m := openTest(t, a)
 	mustFill(t, m.Apply(Load{Memory: 8 * mib}))
