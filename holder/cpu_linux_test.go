@@ -35,15 +35,7 @@ func threadPolicies(t *testing.T, pid int) map[int]int {
 // the idle part (idle and iowait).
 func machineTimes(t *testing.T) (total, idle time.Duration) {
 	t.Helper()
-	fs, err := procfs.NewDefaultFS()
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := fs.Stat()
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := st.CPUTotal
+	c := kernelStat(t).CPUTotal
 	seconds := func(s float64) time.Duration { return time.Duration(math.Round(s * float64(time.Second))) }
 	idle = seconds(c.Idle + c.Iowait)
 	return idle + seconds(c.User+c.Nice+c.System+c.IRQ+c.SoftIRQ+c.Steal), idle

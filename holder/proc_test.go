@@ -7,34 +7,9 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/prometheus/procfs"
-
-	"github.com/cro-exporter/cro-exporter/internal/linux"
 )
-
-// kernelProc is pid as procfs reads it from /proc: the tests' independent
-// check of the hand parsers here and of what the holders' accounting reports.
-func kernelProc(t *testing.T, pid int) procfs.Proc {
-	t.Helper()
-	p, err := procfs.NewProc(pid)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
-// kernelCPUTime is pid's user plus system time, as procfs reads it.
-func kernelCPUTime(t *testing.T, pid int) time.Duration {
-	t.Helper()
-	st, err := kernelProc(t, pid).Stat()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return time.Duration(st.UTime+st.STime) * time.Second / linux.UserHZ
-}
 
 // statLine is a /proc/<pid>/stat line with comm as its command name, the
 // given utime, stime and start time, and ppid 1.
