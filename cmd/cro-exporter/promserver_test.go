@@ -12,7 +12,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -28,6 +27,8 @@ type promServer struct {
 	log    *logtest.Buffer
 	exited chan struct{}
 	client *http.Client
+	config string      // its configuration file
+	proc   *os.Process // to signal it
 }
 
 // freePort returns a loopback port nothing listens on now.
@@ -74,6 +75,7 @@ scrape_configs:
 		log:    new(logtest.Buffer),
 		exited: make(chan struct{}),
 		client: &http.Client{Timeout: 5 * time.Second},
+		config: config,
 	}
 	cmd := exec.Command(bin,
 		"--config.file="+config,
@@ -84,6 +86,7 @@ scrape_configs:
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	p.proc = cmd.Process
 	go func() {
 		cmd.Wait()
 		close(p.exited)
@@ -197,34 +200,21 @@ func startNodeExporter(t *testing.T) string {
 // configuration and has Prometheus reload it (SIGHUP).
 func (p *promServer) addScrapeJob(t *testing.T, job, target string) {
 	t.Helper()
-	listen := "--web.listen-address=" + strings.TrimPrefix(p.url, "http://")
-	for _, q := range allProcs() {
-		if q.dead() || !slices.Contains(q.argv, listen) {
-			continue
-		}
-		i := slices.IndexFunc(q.argv, func(a string) bool { return strings.HasPrefix(a, "--config.file=") })
-		if i < 0 {
-			break
-		}
-		config := strings.TrimPrefix(q.argv[i], "--config.file=")
-		f, err := os.OpenFile(config, os.O_APPEND|os.O_WRONLY, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		// The file ends in scrape_configs' list, indented as here.
-		_, err = fmt.Fprintf(f, "  - job_name: %s\n    static_configs:\n      - targets: [%q]\n", job, target)
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := syscall.Kill(q.pid, syscall.SIGHUP); err != nil {
-			t.Fatal(err)
-		}
-		return
+	f, err := os.OpenFile(p.config, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Fatalf("no Prometheus process with %s and a --config.file", listen)
+	// The file ends in scrape_configs' list, indented as here.
+	_, err = fmt.Fprintf(f, "  - job_name: %s\n    static_configs:\n      - targets: [%q]\n", job, target)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.proc.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // promSeries is one series of a query's result: Value for a vector, Values
