@@ -1,6 +1,8 @@
 package holder
 
 import (
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -82,4 +84,19 @@ func kernelStat(t *testing.T) procfs.Stat {
 		t.Fatal(err)
 	}
 	return st
+}
+
+// writeTree writes a fixture tree, such as a /proc or a /sys, under dir:
+// each file, named by its path below dir, holding its text.
+func writeTree(t *testing.T, dir string, files map[string]string) {
+	t.Helper()
+	for name, text := range files {
+		path := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 }

@@ -3,7 +3,6 @@ package holder
 import (
 	"errors"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -130,20 +129,12 @@ func TestHolderKindOf(t *testing.T) {
 
 func TestReadProcFilesOfAFixtureTree(t *testing.T) {
 	proc := t.TempDir()
-	dir := filepath.Join(proc, "4242")
-	if err := os.Mkdir(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	for name, text := range map[string]string{
-		"stat":    statLine(4242, "cro exporter", 150, 50, 777),
-		"status":  "Name:\tcro-exporter\nVmRSS:\t2048 kB\n",
-		"cmdline": "/usr/bin/cro-exporter\x00holder\x00cpu\x00--duty=0.5\x00",
-		"environ": "HOME=/root\x00" + ownerEnv + "=/var/lib/cro\x00",
-	} {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	writeTree(t, proc, map[string]string{
+		"4242/stat":    statLine(4242, "cro exporter", 150, 50, 777),
+		"4242/status":  "Name:\tcro-exporter\nVmRSS:\t2048 kB\n",
+		"4242/cmdline": "/usr/bin/cro-exporter\x00holder\x00cpu\x00--duty=0.5\x00",
+		"4242/environ": "HOME=/root\x00" + ownerEnv + "=/var/lib/cro\x00",
+	})
 	st, err := readProcStat(proc, 4242)
 	if err != nil || st.StartTime != 777 || st.UTime+st.STime != 200 {
 		t.Errorf("readProcStat = %+v, %v", st, err)
