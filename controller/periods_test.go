@@ -1,19 +1,10 @@
 package controller
 
 import (
-	"bytes"
-	"encoding/json"
-	"log/slog"
 	"math/rand/v2"
-	"os"
-	"path/filepath"
 	"slices"
-	"strings"
 	"testing"
 	"time"
-
-	"github.com/cro-exporter/cro-exporter/internal/host"
-	"github.com/google/go-cmp/cmp"
 )
 
 // minute is a period of 1 minute at 00:00 UTC of a day, and what follows.
@@ -121,112 +112,6 @@ func TestCPUBurstsAreSpreadOverTheWindow(t *testing.T) {
 	}
 	if n := len(bursts); n > 12+13*1000/200 {
 		t.Errorf("%d bursts in 1000 minutes, want the catch-up and 13 in 200", n)
-	}
-}
-
-func TestSaveThenLoadRestoresTheAuditPeriods(t *testing.T) {
-	dir := privateDir(t)
-	o := Objective{Quantile: 0.95, Window: time.Hour, Period: time.Minute}
-	saved := NewAverages(window, maxSpan)
-	saved.SetObjective(host.CPU, o)
-	for i := range 200 {
-		saved.update(host.CPU, minute.Add(time.Duration(i)*15*time.Second), float64(i%7)/10)
-	}
-	saved.periods[host.CPU].setBurst(saved.periods[host.CPU].closed, true)
-	loaded := saveAndLoad(t, dir, saved, o)
-	allow := cmp.AllowUnexported(Averages{}, average{}, periods{}, schedule{}, audited{})
-	if diff := cmp.Diff(saved, loaded, allow); diff != "" {
-		t.Errorf("loaded (-saved +loaded):\n%s", diff)
-	}
-
-	// Saved for another period, they start afresh, and say so.
-	var log bytes.Buffer
-	other := NewAverages(window, maxSpan)
-	other.SetObjective(host.CPU, Objective{Quantile: 0.95, Window: time.Hour, Period: 30 * time.Second})
-	if err := other.Load(dir, loadedAt, slog.New(slog.NewJSONHandler(&log, nil))); err != nil {
-		t.Fatal(err)
-	}
-	if p := other.periods[host.CPU]; p.closed != 0 || slices.Max(p.means) != 0 {
-		t.Errorf("periods saved for 1m restored as 30s ones: closed %d", p.closed)
-	}
-	if !strings.Contains(log.String(), "start afresh") || other.Value(host.CPU) != saved.Value(host.CPU) {
-		t.Errorf("want the averages restored and the periods started afresh with a log line; log %q", log.String())
-	}
-
-	// Run ahead of their last sample by more than a window (the clock
-	// stepped back far), they start afresh too.
-	saved.periods[host.CPU].closed += 200
-	if err := saved.save(dir); err != nil {
-		t.Fatal(err)
-	}
-	log.Reset()
-	ahead := NewAverages(window, maxSpan)
-	ahead.SetObjective(host.CPU, o)
-	if err := ahead.Load(dir, loadedAt, slog.New(slog.NewJSONHandler(&log, nil))); err != nil {
-		t.Fatal(err)
-	}
-	if p := ahead.periods[host.CPU]; p.closed != 0 || !strings.Contains(log.String(), "start afresh") {
-		t.Errorf("periods a window ahead of their last sample restored: closed %d; log %q", p.closed, log.String())
-	}
-}
-
-// saveAndLoad saves averages into dir and loads them into new averages
-// with CPU objective o.
-func saveAndLoad(t *testing.T, dir string, saved *Averages, o Objective) *Averages {
-	t.Helper()
-	if err := saved.save(dir); err != nil {
-		t.Fatal(err)
-	}
-	loaded := NewAverages(window, maxSpan)
-	loaded.SetObjective(host.CPU, o)
-	if err := loaded.Load(dir, loadedAt, discard()); err != nil {
-		t.Fatal(err)
-	}
-	return loaded
-}
-
-func TestLoadOfUnusableAuditPeriodsMovesTheFileAside(t *testing.T) {
-	o := Objective{Quantile: 0.95, Window: 2 * time.Minute, Period: time.Minute}
-	good := func() periodsJSON {
-		k := minute.Unix() / 60
-		return periodsJSON{Period: "1m0s", Closed: k - 1, Open: k, Sum: 3, Until: minute, Means: make([]byte, 4), Bursts: make([]byte, 8)}
-	}
-	for _, tc := range []struct {
-		name    string
-		change  func(*periodsJSON)
-		problem string
-	}{
-		{"a period that is not a duration", func(f *periodsJSON) { f.Period = "soon" }, `period \"soon\" is not a duration`},
-		{"a negative period number", func(f *periodsJSON) { f.Closed = -1 }, "negative"},
-		{"a sum above the period", func(f *periodsJSON) { f.Sum = 61 }, "sum 61 is not within"},
-		{"a sum without a time", func(f *periodsJSON) { f.Until = time.Time{} }, "without a time"},
-		{"bursts of the wrong length", func(f *periodsJSON) { f.Bursts = f.Bursts[:4] }, "4 bytes of bursts for 2 periods"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			f := good()
-			tc.change(&f)
-			file := averagesJSON{Version: fileVersion, Resources: map[host.Resource]averageJSON{}, Periods: map[host.Resource]periodsJSON{host.CPU: f}}
-			data, err := json.Marshal(file)
-			if err != nil {
-				t.Fatal(err)
-			}
-			dir := privateDir(t)
-			if err := os.WriteFile(filepath.Join(dir, averagesFile), data, 0o600); err != nil {
-				t.Fatal(err)
-			}
-			var log bytes.Buffer
-			a := NewAverages(window, maxSpan)
-			a.SetObjective(host.CPU, o)
-			if err := a.Load(dir, loadedAt, slog.New(slog.NewJSONHandler(&log, nil))); err != nil {
-				t.Fatal(err)
-			}
-			if !strings.Contains(log.String(), tc.problem) {
-				t.Errorf("log %q does not name %q", log.String(), tc.problem)
-			}
-			if _, err := os.Stat(filepath.Join(dir, averagesFile+".corrupt-1767225600")); err != nil {
-				t.Errorf("not moved aside: %v", err)
-			}
-		})
 	}
 }
 

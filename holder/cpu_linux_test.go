@@ -35,15 +35,7 @@ func threadPolicies(t *testing.T, pid int) map[int]int {
 // the idle part (idle and iowait).
 func machineTimes(t *testing.T) (total, idle time.Duration) {
 	t.Helper()
-	fs, err := procfs.NewDefaultFS()
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := fs.Stat()
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := st.CPUTotal
+	c := kernelStat(t).CPUTotal
 	seconds := func(s float64) time.Duration { return time.Duration(math.Round(s * float64(time.Second))) }
 	idle = seconds(c.Idle + c.Iowait)
 	return idle + seconds(c.User+c.Nice+c.System+c.IRQ+c.SoftIRQ+c.Steal), idle
@@ -76,13 +68,8 @@ func TestCPUHolderAnswersAndRunsItsThreadsUnderSchedIdle(t *testing.T) {
 	if idle, ncpu := threadPolicies(t, h.cmd.Process.Pid)[5], runtime.NumCPU(); idle < ncpu {
 		t.Errorf("%d threads under SCHED_IDLE, want one per CPU (%d)", idle, ncpu)
 	}
-	if got := oomScoreAdj(t, h.cmd.Process.Pid); got != 1000 {
-		t.Errorf("oom_score_adj is %d, want 1000", got)
-	}
-	h.send(t, "stop")
-	if code := h.wait(t, 5*time.Second); code != 0 {
-		t.Errorf("exit status after stop is %d, want 0; stderr: %s", code, h.stderr.String())
-	}
+	h.checkOOMFirst(t)
+	h.stopCleanly(t)
 }
 
 func TestCPUHolderBurnsItsDutyAndNothingAtZero(t *testing.T) {

@@ -1,31 +1,21 @@
 package holder
 
 import (
+	"strings"
 	"testing"
 	"time"
 )
 
 func TestContended(t *testing.T) {
 	ms := time.Millisecond
-	tests := []struct {
-		name      string
-		cpu, wall time.Duration
-		want      bool
-	}{
+	testDurations(t, "contended", contended, []durationsCase{ // cpu, wall
 		{"a burn that got its whole wall time is not contended", 30 * ms, 30*ms + 20*time.Microsecond, false},
 		{"a short interruption is not contended", 28 * ms, 30 * ms, false},
 		{"a small loss in a long burn is not contended", 30 * ms, 37 * ms, false},
 		{"losing half the wall time is contended", 15 * ms, 30 * ms, true},
 		{"getting almost nothing is contended", 100 * time.Microsecond, 60 * ms, true},
 		{"a tiny burn that lost most of a tiny wall time is not yet contended", 100 * time.Microsecond, 1 * ms, false},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			if got := contended(tt.cpu, tt.wall); got != tt.want {
-				t.Errorf("contended(%v, %v) = %v, want %v", tt.cpu, tt.wall, got, tt.want)
-			}
-		})
-	}
+	})
 }
 
 func TestBackoffPeriods(t *testing.T) {
@@ -42,11 +32,7 @@ func TestBackoffPeriods(t *testing.T) {
 
 func TestMachineFull(t *testing.T) {
 	ms := time.Millisecond
-	tests := []struct {
-		name       string
-		idle, wall time.Duration
-		want       bool
-	}{
+	testDurations(t, "machineFull", machineFull, []durationsCase{ // idle, wall
 		{"no idle time over a period is full", 0, 100 * ms, true},
 		{"a step of idle time over a period is full", 10 * ms, 100 * ms, true},
 		{"half a CPU idle is not full", 50 * ms, 100 * ms, false},
@@ -55,14 +41,7 @@ func TestMachineFull(t *testing.T) {
 		{"no idle time over the shortest telling wait is full", 0, 30 * ms, true},
 		{"a step of idle time over the shortest telling wait is not full", 10 * ms, 30 * ms, false},
 		{"no idle time over seconds of backing off is full", 0, 2 * time.Second, true},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			if got := machineFull(tt.idle, tt.wall); got != tt.want {
-				t.Errorf("machineFull(%v, %v) = %v, want %v", tt.idle, tt.wall, got, tt.want)
-			}
-		})
-	}
+	})
 }
 
 func TestLedger(t *testing.T) {
@@ -127,12 +106,7 @@ func TestBurnWindowLeavesRoomForTheBudget(t *testing.T) {
 }
 
 func TestParseUptimeIdle(t *testing.T) {
-	tests := []struct {
-		name  string
-		input string
-		want  time.Duration
-		err   bool
-	}{
+	testParse(t, "parseUptimeIdle", parseUptimeIdle, []parseCase[time.Duration]{
 		{"idle seconds are read", "1313.77 1709.25\n", 1709*time.Second + 250*time.Millisecond, false},
 		{"hundredths are read", "1.00 0.05\n", 50 * time.Millisecond, false},
 		{"a missing field is an error", "1313.77\n", 0, true},
@@ -140,13 +114,69 @@ func TestParseUptimeIdle(t *testing.T) {
 		{"one decimal is an error", "1313.77 1709.2\n", 0, true},
 		{"a negative time is an error", "1313.77 -1.00\n", 0, true},
 		{"garbage is an error", "x y\n", 0, true},
+	})
+}
+
+func TestParseCPUCommand(t *testing.T) {
+	tests := []parseCase[cpuCommand]{
+		{"stop stops", "stop", cpuCommand{stop: true}, false},
+		{"a duty is read", "duty 0.3", cpuCommand{duty: 0.3}, false},
+		{"duty 0 is read", "duty 0", cpuCommand{duty: 0}, false},
+		{"duty 1 is read", "duty 1", cpuCommand{duty: 1}, false},
+		{"a duty with a trailing dot is read", "duty 1.", cpuCommand{duty: 1}, false},
+		{"a duty with a leading dot is read", "duty .25", cpuCommand{duty: 0.25}, false},
+		{"spaces between the words are allowed", "duty   0.5", cpuCommand{duty: 0.5}, false},
+		{"a duty above 1 is refused", "duty 2", cpuCommand{}, true},
+		{"a duty just above 1 is refused", "duty 1.0000001", cpuCommand{}, true},
+		{"a negative duty is refused", "duty -0.1", cpuCommand{}, true},
+		{"a signed duty is refused", "duty +0.1", cpuCommand{}, true},
+		{"a percentage is refused", "duty 30%", cpuCommand{}, true},
+		{"an exponent is refused", "duty 1e-1", cpuCommand{}, true},
+		{"NaN is refused", "duty NaN", cpuCommand{}, true},
+		{"infinity is refused", "duty Inf", cpuCommand{}, true},
+		{"a hexadecimal float is refused", "duty 0x1p-2", cpuCommand{}, true},
+		{"a word is refused", "duty x", cpuCommand{}, true},
+		{"a lone dot is refused", "duty .", cpuCommand{}, true},
+		{"two dots are refused", "duty 0.1.2", cpuCommand{}, true},
+		{"a missing duty is refused", "duty", cpuCommand{}, true},
+		{"two duties are refused", "duty 0.1 0.2", cpuCommand{}, true},
+		{"an unknown command is refused", "jump", cpuCommand{}, true},
+		{"the empty line is refused", "", cpuCommand{}, true},
+		{"commands are case sensitive", "DUTY 0.5", cpuCommand{}, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := parseUptimeIdle([]byte(tt.input))
-			if (err != nil) != tt.err || got != tt.want {
-				t.Errorf("parseUptimeIdle(%q) = %v, %v; want %v, error %v", tt.input, got, err, tt.want, tt.err)
+			got, err := parseCPUCommand(tt.input)
+			if tt.err {
+				if err == nil {
+					t.Fatalf("parseCPUCommand(%q) = %+v, want an error", tt.input, got)
+				}
+				if !strings.Contains(err.Error(), `"`+tt.input+`"`) {
+					t.Errorf("parseCPUCommand(%q) = %q, want the line named", tt.input, err)
+				}
+				return
+			}
+			if err != nil || got != tt.want {
+				t.Fatalf("parseCPUCommand(%q) = %+v, %v; want %+v", tt.input, got, err, tt.want)
 			}
 		})
+	}
+}
+
+func TestFormatDutyIsReadBack(t *testing.T) {
+	for _, d := range []float64{0, 0.3, 1, 0.125, 1e-9, 0.1 + 0.2} {
+		got, err := parseDuty(formatDuty(d))
+		if err != nil || got != d {
+			t.Errorf("parseDuty(formatDuty(%v) = %q) = %v, %v", d, formatDuty(d), got, err)
+		}
+	}
+}
+
+func TestTheBurnerAnswersADutyLineWithItself(t *testing.T) {
+	for _, d := range []float64{0, 0.25, 1, 0.1 + 0.2} {
+		cmd, err := parseCPUCommand(dutyLine(d))
+		if err != nil || cmd.duty != d {
+			t.Errorf("parseCPUCommand(%q) = %+v, %v; want duty %v", dutyLine(d), cmd, err, d)
+		}
 	}
 }

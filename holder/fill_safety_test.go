@@ -3,56 +3,23 @@ package holder
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
-	"github.com/cro-exporter/cro-exporter/internal/host"
 	"github.com/google/go-cmp/cmp"
 	"golang.org/x/sys/unix"
+
+	"github.com/cro-exporter/cro-exporter/internal/host"
 )
 
 // strangerUID is the uid of another user, who needs no account: the tests
 // chown to it.
 const strangerUID = 54321
-
-// fileSnapshot is a file as another user left it: content, mode, owner.
-type fileSnapshot struct {
-	Data []byte
-	Mode fs.FileMode
-	UID  uint32
-}
-
-func snapshotOf(t *testing.T, path string) fileSnapshot {
-	t.Helper()
-	fi, err := os.Lstat(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return fileSnapshot{Data: data, Mode: fi.Mode(), UID: fi.Sys().(*syscall.Stat_t).Uid}
-}
-
-// entriesOf lists the names in dir.
-func entriesOf(t *testing.T, dir string) []string {
-	t.Helper()
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var names []string
-	for _, e := range entries {
-		names = append(names, e.Name())
-	}
-	return names
-}
 
 // An existing fill dir that cro-exporter did not make, such as a 1777 dir
 // holding a user's file named like a fill file, is refused at start: by
@@ -400,6 +367,197 @@ func TestAFillWhoseFilesystemLeftTheDiskPathIsReleasedAndNeverMadeElsewhere(t *t
 			}
 			if entries := entriesOf(t, now); len(entries) > 0 {
 				t.Errorf("%s, on another filesystem, holds %v", now, entries)
+			}
+		})
+	}
+}
+
+func TestFillLeavesForeignFilesAlone(t *testing.T) {
+	foreign := []string{"notes.txt", "fill-000001.tmp", "fill-1", "fill-0000001", "FILL-000002", "sub/fill-000001"}
+	// Each op but counting says what is in the way: the fill does not grow,
+	// nor is the dir removed, while anything not ours is there.
+	for _, tc := range []struct {
+		name    string
+		op      func(f *fill) error
+		wantErr bool
+	}{
+		{name: "growing", op: func(f *fill) error { return f.Resize(5 * fillMiB) }, wantErr: true},
+		{name: "shrinking", op: func(f *fill) error { return f.Resize(fillMiB) }, wantErr: true},
+		{name: "counting", op: func(f *fill) error { _, _, err := f.Usage(); return err }},
+		{name: "removing", op: func(f *fill) error { _, _, err := f.Remove(); return err }, wantErr: true},
+	} {
+		t.Run(tc.name+" leaves foreign files as they were", func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "fill")
+			f := openTestFill(t, dir)
+			mustFill(t, f.Resize(3*fillMiB))
+			mustFill(t, os.Mkdir(filepath.Join(dir, "sub"), 0o700))
+			want := map[string]string{}
+			for i, name := range foreign {
+				data := strings.Repeat(name, 1000+i)
+				mustFill(t, os.WriteFile(filepath.Join(dir, name), []byte(data), 0o640))
+				want[name] = data
+			}
+			before := lstatModes(t, dir)
+			err := tc.op(f)
+			const says = `holds "FILL-000002", which is not a fill file of ours, and other entries that are not`
+			if tc.wantErr && (err == nil || !strings.Contains(err.Error(), says)) || !tc.wantErr && err != nil {
+				t.Errorf("got error %v, want one saying %q: %v", err, says, tc.wantErr)
+			}
+			got := map[string]string{}
+			for _, name := range foreign {
+				data, err := os.ReadFile(filepath.Join(dir, name))
+				if err != nil {
+					t.Fatal(err)
+				}
+				got[name] = string(data)
+			}
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("foreign files changed (-want +got):\n%s", diff)
+			}
+			after := lstatModes(t, dir)
+			for path, mode := range before {
+				if _, ok := parseFillName(filepath.Base(path)); ok && filepath.Dir(path) == dir {
+					continue
+				}
+				if after[path] != mode {
+					t.Errorf("%s: mode %v, was %v", path, after[path], mode)
+				}
+			}
+		})
+	}
+}
+
+// symlinkOutside is a setup that puts a symlink to the file outside at
+// name in the fill dir, in place of what is there.
+func symlinkOutside(name string) func(t *testing.T, f *fill, outside string) {
+	return func(t *testing.T, f *fill, outside string) {
+		path := filepath.Join(f.Dir(), name)
+		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			t.Fatal(err)
+		}
+		mustFill(t, os.Symlink(outside, path))
+	}
+}
+
+// plantAt is a setup that has plant make something at name in the fill
+// dir, given the path of the file outside.
+func plantAt(name string, plant func(path, outside string) error) func(t *testing.T, f *fill, outside string) {
+	return func(t *testing.T, f *fill, outside string) {
+		mustFill(t, plant(filepath.Join(f.Dir(), name), outside))
+	}
+}
+
+// notAFillFileCase is one case of TestFillRefusesWhatIsNotAFillFile.
+type notAFillFileCase struct {
+	name      string
+	start     int64 // total before setup
+	setup     func(t *testing.T, f *fill, outside string)
+	op        func(f *fill) error
+	wantErr   string
+	wantSizes map[string]int64 // regular fill files afterwards
+}
+
+// notAFillFileCases are the cases of TestFillRefusesWhatIsNotAFillFile.
+var notAFillFileCases = []notAFillFileCase{
+	{
+		name:      "refuses to grow through a fill name that is a symlink to a file outside",
+		setup:     symlinkOutside("fill-000001"),
+		op:        func(f *fill) error { return f.Resize(3 * fillMiB) },
+		wantErr:   `holds "fill-000001", which is not a fill file of ours (it is a symlink)`,
+		wantSizes: map[string]int64{},
+	},
+	{
+		name:      "refuses to grow through a fill file replaced by a symlink",
+		start:     3 * fillMiB,
+		setup:     symlinkOutside("fill-000002"),
+		op:        func(f *fill) error { return f.Resize(5 * fillMiB) },
+		wantErr:   `holds "fill-000002", which is not a fill file of ours (it is a symlink)`,
+		wantSizes: map[string]int64{"fill-000001": 2 * fillMiB},
+	},
+	{
+		name:      "shrinks its own files, never through a fill file replaced by a symlink",
+		start:     5 * fillMiB,
+		setup:     symlinkOutside("fill-000002"),
+		op:        func(f *fill) error { return f.Resize(fillMiB) },
+		wantErr:   `holds "fill-000002", which is not a fill file of ours (it is a symlink)`,
+		wantSizes: map[string]int64{"fill-000001": fillMiB},
+	},
+	{
+		name:  "counts its own files, not a fill file replaced by a symlink",
+		start: 3 * fillMiB,
+		setup: symlinkOutside("fill-000002"),
+		op: func(f *fill) error {
+			files, n, err := f.Usage()
+			if err == nil && (files != 1 || roundFill(n) != 2*fillMiB) {
+				err = fmt.Errorf("counted %d files, %d bytes", files, n)
+			}
+			return err
+		},
+		wantSizes: map[string]int64{"fill-000001": 2 * fillMiB},
+	},
+	{
+		name:      "refuses to grow through a fill name that is a hard link to a file outside",
+		setup:     plantAt("fill-000001", func(path, outside string) error { return os.Link(outside, path) }),
+		op:        func(f *fill) error { return f.Resize(5 * fillMiB) },
+		wantErr:   `holds "fill-000001", which is not a fill file of ours (it has 2 links, not one)`,
+		wantSizes: map[string]int64{"fill-000001": 3 * fillMiB}, // the link, untouched
+	},
+	{
+		name:      "refuses a fill name that is a directory",
+		setup:     plantAt("fill-000001", func(path, _ string) error { return os.Mkdir(path, 0o700) }),
+		op:        func(f *fill) error { return f.Resize(fillMiB) },
+		wantErr:   `holds "fill-000001", which is not a fill file of ours (it is not a regular file)`,
+		wantSizes: map[string]int64{},
+	},
+	{
+		name:      "refuses a fill name that is a FIFO without blocking on it",
+		setup:     plantAt("fill-000001", func(path, _ string) error { return unix.Mkfifo(path, 0o600) }),
+		op:        func(f *fill) error { return f.Resize(fillMiB) },
+		wantErr:   `holds "fill-000001", which is not a fill file of ours (it is not a regular file)`,
+		wantSizes: map[string]int64{},
+	},
+	{
+		name:  "refuses a fill dir swapped for a symlink after it was opened",
+		start: fillMiB,
+		setup: func(t *testing.T, f *fill, outside string) {
+			moved := filepath.Join(filepath.Dir(f.Dir()), "moved")
+			mustFill(t, os.Rename(f.Dir(), moved))
+			mustFill(t, os.Symlink(moved, f.Dir()))
+		},
+		op:        func(f *fill) error { return f.Resize(3 * fillMiB) },
+		wantErr:   "is a symlink",
+		wantSizes: map[string]int64{"fill-000001": fillMiB},
+	},
+}
+
+func TestFillRefusesWhatIsNotAFillFile(t *testing.T) {
+	const mib = fillMiB
+	// Every case has a precious file outside the fill dir, and must leave
+	// it as it was.
+	precious := bytes.Repeat([]byte("precious"), 3*mib/8)
+	for _, tc := range notAFillFileCases {
+		t.Run(tc.name, func(t *testing.T) {
+			parent := t.TempDir()
+			outside := filepath.Join(parent, "outside")
+			mustFill(t, os.WriteFile(outside, precious, 0o600))
+			f := openTestFill(t, filepath.Join(parent, "fill"))
+			mustFill(t, f.Resize(tc.start))
+			tc.setup(t, f, outside)
+
+			err := tc.op(f)
+			if tc.wantErr == "" && err != nil || tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)) {
+				t.Errorf("got error %v, want one saying %q", err, tc.wantErr)
+			}
+			got, rerr := os.ReadFile(outside)
+			if rerr != nil {
+				t.Fatal(rerr)
+			}
+			if !bytes.Equal(got, precious) {
+				t.Errorf("the file outside changed: %d bytes, was %d", len(got), len(precious))
+			}
+			// Through a swapped dir's symlink, this reads the moved dir.
+			if diff := cmp.Diff(tc.wantSizes, fillSizes(t, f.Dir())); diff != "" {
+				t.Errorf("fill files (-want +got):\n%s", diff)
 			}
 		})
 	}

@@ -8,10 +8,9 @@ import (
 
 func TestFillNames(t *testing.T) {
 	for _, tc := range []struct {
-		name   string
-		file   string
-		wantN  int
-		wantOK bool
+		name, file string
+		wantN      int
+		wantOK     bool
 	}{
 		{name: "a six digit name is a fill file", file: "fill-000001", wantN: 1, wantOK: true},
 		{name: "the highest number is a fill file", file: "fill-999999", wantN: 999999, wantOK: true},

@@ -14,144 +14,118 @@ import (
 type openFillCase struct {
 	name     string
 	rootOnly bool
-	// setup prepares parent and returns the dir to open.
-	setup    func(t *testing.T, parent string) string
+	// at is the dir to open, below a fresh parent: "fill" when "".
+	at string
+	// setup, when not nil, makes what is at parent/fill.
+	setup    func(t *testing.T, parent, dir string)
 	wantErr  string
 	wantMode fs.FileMode
 }
 
+// ourFillDir makes an empty fill dir of ours at dir, as openFill does.
+func ourFillDir(t *testing.T, _, dir string) { makeTestFillDir(t, dir, testFillOwner) }
+
+// bareFillDir makes an empty dir at dir with mode 0700 and no marker.
+func bareFillDir(t *testing.T, _, dir string) { mustFill(t, os.Mkdir(dir, 0o700)) }
+
+// symlinkedFillDir makes dir a symlink to a dir elsewhere, with mode 0755.
+func symlinkedFillDir(t *testing.T, parent, dir string) {
+	target := filepath.Join(parent, "elsewhere")
+	mustFill(t, os.Mkdir(target, 0o700))
+	mustFill(t, os.Chmod(target, 0o755))
+	mustFill(t, os.Symlink(target, dir))
+}
+
 // openFillCases are the cases of TestOpenFill.
 var openFillCases = []openFillCase{
-	{
-		name:     "creates a missing dir with mode 0700",
-		setup:    func(t *testing.T, parent string) string { return filepath.Join(parent, "fill") },
-		wantMode: fs.ModeDir | 0o700,
-	},
+	{name: "creates a missing dir with mode 0700", wantMode: fs.ModeDir | 0o700},
 	{
 		name: "refuses our own dir with a wider mode and leaves its mode",
-		setup: func(t *testing.T, parent string) string {
-			dir := filepath.Join(parent, "fill")
-			makeTestFillDir(t, dir, testFillOwner)
+		setup: func(t *testing.T, parent, dir string) {
+			ourFillDir(t, parent, dir)
 			mustFill(t, os.Chmod(dir, 0o755))
-			return dir
 		},
 		wantErr: "has mode 0755, not 0700",
 	},
 	{
 		name: "opens our own dir with files in it",
-		setup: func(t *testing.T, parent string) string {
-			dir := filepath.Join(parent, "fill")
-			makeTestFillDir(t, dir, testFillOwner)
+		setup: func(t *testing.T, parent, dir string) {
+			ourFillDir(t, parent, dir)
 			writeTestFile(t, filepath.Join(dir, "fill-000001"), fillMiB, false)
-			return dir
 		},
 		wantMode: fs.ModeDir | 0o700,
 	},
 	{
 		name: "refuses a dir without a marker, even with only fill files in it",
-		setup: func(t *testing.T, parent string) string {
-			dir := filepath.Join(parent, "fill")
-			mustFill(t, os.Mkdir(dir, 0o700))
+		setup: func(t *testing.T, parent, dir string) {
+			bareFillDir(t, parent, dir)
 			writeTestFile(t, filepath.Join(dir, "fill-000001"), fillMiB, false)
-			return dir
 		},
 		wantErr: "has no .cro-exporter marker",
 	},
 	{
-		name: "adopts and marks an empty dir of ours without a marker, as a systemd unit makes it",
-		setup: func(t *testing.T, parent string) string {
-			dir := filepath.Join(parent, "fill")
-			mustFill(t, os.Mkdir(dir, 0o700))
-			return dir
-		},
+		name:     "adopts and marks an empty dir of ours without a marker, as a systemd unit makes it",
+		setup:    bareFillDir,
 		wantMode: fs.ModeDir | 0o700,
 	},
 	{
 		name: "refuses an empty dir without a marker with a wider mode",
-		setup: func(t *testing.T, parent string) string {
-			dir := filepath.Join(parent, "fill")
-			mustFill(t, os.Mkdir(dir, 0o700))
+		setup: func(t *testing.T, parent, dir string) {
+			bareFillDir(t, parent, dir)
 			mustFill(t, os.Chmod(dir, os.ModeSticky|0o777))
-			return dir
 		},
 		wantErr: "has mode 1777, not 0700",
 	},
 	{
-		name: "refuses a dir whose marker names another state dir",
-		setup: func(t *testing.T, parent string) string {
-			dir := filepath.Join(parent, "fill")
-			makeTestFillDir(t, dir, "/srv/other-state")
-			return dir
-		},
+		name:    "refuses a dir whose marker names another state dir",
+		setup:   func(t *testing.T, _, dir string) { makeTestFillDir(t, dir, "/srv/other-state") },
 		wantErr: `belongs to the cro-exporter with state dir "/srv/other-state"; give this one its own --disk.fill-dir`,
 	},
 	{
 		name: "refuses a dir whose marker is a symlink to a file naming us",
-		setup: func(t *testing.T, parent string) string {
+		setup: func(t *testing.T, parent, dir string) {
 			named := filepath.Join(parent, "named")
 			mustFill(t, os.WriteFile(named, []byte(testFillOwner+"\n"), 0o600))
-			dir := filepath.Join(parent, "fill")
-			mustFill(t, os.Mkdir(dir, 0o700))
+			bareFillDir(t, parent, dir)
 			mustFill(t, os.Symlink(named, filepath.Join(dir, fillMarker)))
-			return dir
 		},
 		wantErr: "marker that is a symlink",
 	},
 	{
 		name: "refuses a dir of ours holding a file that is not a fill file",
-		setup: func(t *testing.T, parent string) string {
-			dir := filepath.Join(parent, "fill")
-			makeTestFillDir(t, dir, testFillOwner)
+		setup: func(t *testing.T, parent, dir string) {
+			ourFillDir(t, parent, dir)
 			writeTestFile(t, filepath.Join(dir, "notes.txt"), 10, false)
-			return dir
 		},
 		wantErr: `holds "notes.txt", which is not a fill file of ours; cro-exporter adopts only a directory it made`,
 	},
 	{
 		name:    "refuses a dir whose parent is missing rather than make the tree",
-		setup:   func(t *testing.T, parent string) string { return filepath.Join(parent, "missing", "fill") },
+		at:      "missing/fill",
 		wantErr: "no such file or directory",
 	},
 	{
-		name: "refuses a dir that is a symlink",
-		setup: func(t *testing.T, parent string) string {
-			target := filepath.Join(parent, "elsewhere")
-			mustFill(t, os.Mkdir(target, 0o700))
-			mustFill(t, os.Chmod(target, 0o755))
-			dir := filepath.Join(parent, "fill")
-			mustFill(t, os.Symlink(target, dir))
-			return dir
-		},
+		name:    "refuses a dir that is a symlink",
+		setup:   symlinkedFillDir,
 		wantErr: "is a symlink",
 	},
 	{
-		name: "refuses a dir that is a symlink even named with a trailing slash",
-		setup: func(t *testing.T, parent string) string {
-			target := filepath.Join(parent, "elsewhere")
-			mustFill(t, os.Mkdir(target, 0o755))
-			dir := filepath.Join(parent, "fill")
-			mustFill(t, os.Symlink(target, dir))
-			return dir + "/"
-		},
+		name:    "refuses a dir that is a symlink even named with a trailing slash",
+		at:      "fill/",
+		setup:   symlinkedFillDir,
 		wantErr: "is a symlink",
 	},
 	{
-		name: "refuses a dir that is a regular file",
-		setup: func(t *testing.T, parent string) string {
-			dir := filepath.Join(parent, "fill")
-			writeTestFile(t, dir, 10, false)
-			return dir
-		},
+		name:    "refuses a dir that is a regular file",
+		setup:   func(t *testing.T, _, dir string) { writeTestFile(t, dir, 10, false) },
 		wantErr: "is not a directory",
 	},
 	{
 		name:     "refuses a dir owned by another uid",
 		rootOnly: true,
-		setup: func(t *testing.T, parent string) string {
-			dir := filepath.Join(parent, "fill")
+		setup: func(t *testing.T, _, dir string) {
 			mustFill(t, os.Mkdir(dir, 0o755))
 			mustFill(t, os.Chown(dir, 65534, 65534))
-			return dir
 		},
 		wantErr: "owned by uid 65534",
 	},
@@ -167,7 +141,13 @@ func TestOpenFill(t *testing.T) {
 				t.Skip("needs root")
 			}
 			parent := t.TempDir()
-			dir := tc.setup(t, parent)
+			dir := filepath.Join(parent, "fill")
+			if tc.setup != nil {
+				tc.setup(t, parent, dir)
+			}
+			if tc.at != "" {
+				dir = parent + "/" + tc.at
+			}
 			before := lstatModes(t, parent)
 			// The CLI's check before anything starts says what openFill says.
 			checkErr := CheckFillDir(dir, "", testFillOwner)

@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -161,4 +162,38 @@ func mustFill(t *testing.T, err error) {
 	if err != nil {
 		t.Fatal(err)
 	}
+}
+
+// fileSnapshot is a file as another user left it: content, mode, owner.
+type fileSnapshot struct {
+	Data []byte
+	Mode fs.FileMode
+	UID  uint32
+}
+
+func snapshotOf(t *testing.T, path string) fileSnapshot {
+	t.Helper()
+	fi, err := os.Lstat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fileSnapshot{Data: data, Mode: fi.Mode(), UID: fi.Sys().(*syscall.Stat_t).Uid}
+}
+
+// entriesOf lists the names in dir.
+func entriesOf(t *testing.T, dir string) []string {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	return names
 }

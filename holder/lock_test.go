@@ -8,6 +8,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cro-exporter/cro-exporter/internal/statefile/statefiletest"
+	"golang.org/x/sys/unix"
 )
 
 func TestLockIsExclusiveAndNamesItsOwner(t *testing.T) {
@@ -99,4 +102,36 @@ func TestADaemonThatStartedBeforeARecoverLetTheLockGoDoesNotStart(t *testing.T) 
 		t.Errorf("lock file holds %q, want our pid", data)
 	}
 	l.release()
+}
+
+func TestLockRefusesALockFileThatIsNotOurs(t *testing.T) {
+	const content = "a file that is not ours\n"
+	for _, p := range statefiletest.Plants() {
+		t.Run(p.Name, func(t *testing.T) {
+			dir := t.TempDir()
+			path := filepath.Join(dir, lockFile)
+			outside := p.Make(t, path, []byte(content))
+			var before unix.Stat_t
+			mustFill(t, unix.Lstat(path, &before))
+			var l *stateLock
+			var err error
+			statefiletest.Within(t, 5*time.Second, func() { l, err = lockStateDir(dir, time.Time{}) })
+			if err == nil {
+				l.release()
+			}
+			if err == nil || !strings.Contains(err.Error(), "lock file") || !strings.Contains(err.Error(), path+" "+p.Want) {
+				t.Errorf("lockStateDir = %v; want it refused: %s %s", err, path, p.Want)
+			}
+			if outside != "" {
+				if got, _ := os.ReadFile(outside); string(got) != content {
+					t.Errorf("the file outside became %q", got)
+				}
+			}
+			var after unix.Stat_t
+			mustFill(t, unix.Lstat(path, &after))
+			if after.Ino != before.Ino || after.Size != before.Size || after.Mode != before.Mode || after.Uid != before.Uid {
+				t.Errorf("the planted %s was changed", lockFile)
+			}
+		})
+	}
 }

@@ -25,8 +25,7 @@ func parentSpec(cfg Config) testParentSpec {
 }
 
 func TestKill9OfTheParentLeavesNoHolderAliveAfterOneSecond(t *testing.T) {
-	skipShort(t, "runs real holder processes")
-	cfg := testConfig(t)
+	cfg := liveConfig(t)
 	p := startParent(t, "holder.test", parentSpec(cfg))
 	if len(p.holders) != 3 {
 		t.Fatalf("the parent runs %d holders, want 3", len(p.holders))
@@ -42,8 +41,7 @@ func TestKill9OfTheParentLeavesNoHolderAliveAfterOneSecond(t *testing.T) {
 }
 
 func TestASecondManagerNamesThePidHoldingTheLock(t *testing.T) {
-	skipShort(t, "runs real holder processes")
-	cfg := testConfig(t)
+	cfg := liveConfig(t)
 	spec := parentSpec(cfg)
 	spec.Load = Load{Memory: 8 * mib}
 	p := startParent(t, "holder.test", spec)
@@ -234,8 +232,7 @@ func startLeftovers(t *testing.T, cfg Config) leftovers {
 }
 
 func TestOpenKillsTheHoldersAnEarlierRunLeft(t *testing.T) {
-	skipShort(t, "runs real holder processes")
-	cfg := testConfig(t)
+	cfg := liveConfig(t)
 	l := startLeftovers(t, cfg)
 	registered, marked, orphan, otherOwner := l.registered, l.marked, l.orphan, l.otherOwner
 
@@ -252,8 +249,7 @@ func TestOpenKillsTheHoldersAnEarlierRunLeft(t *testing.T) {
 }
 
 func TestOpenMovesACorruptRegistryAsideAndStillFindsLeftovers(t *testing.T) {
-	skipShort(t, "runs real holder processes")
-	cfg := testConfig(t)
+	cfg := liveConfig(t)
 	owner, err := ownerOf(cfg.StateDir)
 	if err != nil {
 		t.Fatal(err)
@@ -274,8 +270,7 @@ func TestOpenMovesACorruptRegistryAsideAndStillFindsLeftovers(t *testing.T) {
 }
 
 func TestOpenAdoptsTheFillFilesAnEarlierRunLeft(t *testing.T) {
-	skipShort(t, "runs real holder processes")
-	cfg := testConfig(t)
+	cfg := liveConfig(t)
 	p := startParent(t, "holder.test", parentSpec(cfg))
 	p.cmd.Process.Signal(syscall.SIGKILL)
 	<-p.exited

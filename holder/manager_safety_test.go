@@ -102,8 +102,7 @@ func managerHeld(t *testing.T, m *Manager) Held {
 const promptly = 250 * time.Millisecond
 
 func TestASIGSTOPpedHolderStallsNoApplyUsageOrClose(t *testing.T) {
-	skipShort(t, "runs real holder processes")
-	cfg := testConfig(t)
+	cfg := liveConfig(t)
 	m := openTest(t, cfg)
 	if err := m.Apply(Load{CPU: 0.02, Memory: 8 * mib}); err != nil {
 		t.Fatal(err)
@@ -143,8 +142,7 @@ func TestASIGSTOPpedHolderStallsNoApplyUsageOrClose(t *testing.T) {
 }
 
 func TestACPUHolderThatDoesNotAnswerIsKilledAtTheNextUsage(t *testing.T) {
-	skipShort(t, "runs real holder processes")
-	cfg := testConfig(t)
+	cfg := liveConfig(t)
 	m, clock, _ := openWithClock(t, cfg)
 	if err := m.Apply(Load{CPU: 0.02}); err != nil {
 		t.Fatal(err)
@@ -214,8 +212,7 @@ func TestACPUHolderWhosePipeIsFullIsReplacedByTheSameApply(t *testing.T) {
 }
 
 func TestAGrowingFillStallsNoApplyUsageNorCPUTime(t *testing.T) {
-	skipShort(t, "runs real holder processes")
-	cfg := testConfig(t)
+	cfg := liveConfig(t)
 	m := openTest(t, cfg)
 	entered, release := make(chan struct{}), make(chan struct{})
 	var enter, free sync.Once
@@ -265,8 +262,7 @@ func TestAGrowingFillStallsNoApplyUsageNorCPUTime(t *testing.T) {
 }
 
 func TestMemoryHoldersCPUTimeCountsInUsage(t *testing.T) {
-	skipShort(t, "runs real holder processes")
-	cfg := testConfig(t)
+	cfg := liveConfig(t)
 	m := openTest(t, cfg)
 	applyFilled(t, m, Load{Memory: 256 * mib})
 	memory, _ := holdersNow(m)
@@ -296,8 +292,7 @@ func TestMemoryHoldersCPUTimeCountsInUsage(t *testing.T) {
 }
 
 func TestAHolderKilledFromOutsideIsCountedAndReplacedAtTheNextApply(t *testing.T) {
-	skipShort(t, "runs real holder processes")
-	cfg := testConfig(t)
+	cfg := liveConfig(t)
 	m := openTest(t, cfg)
 	load := Load{CPU: 0.02, Memory: 48 * mib}
 	if err := m.Apply(load); err != nil {
@@ -327,8 +322,7 @@ func TestAHolderKilledFromOutsideIsCountedAndReplacedAtTheNextApply(t *testing.T
 }
 
 func TestACPUHolderThatKeepsDyingIsRestartedByApplyAtBackedOffTimesOnly(t *testing.T) {
-	skipShort(t, "runs real holder processes")
-	cfg := testConfig(t)
+	cfg := liveConfig(t)
 	m, clock, logs := openWithClock(t, cfg)
 	load := Load{CPU: 0.02}
 	apply := func() *holderProcess {

@@ -17,6 +17,14 @@ import (
 	"github.com/google/go-cmp/cmp/cmpopts"
 )
 
+// liveConfig is testConfig for a test that runs real holder processes,
+// which it skips under -short.
+func liveConfig(t *testing.T) Config {
+	t.Helper()
+	skipShort(t, "runs real holder processes")
+	return testConfig(t)
+}
+
 // testConfig is a Config for the test binary with its own state and fill
 // dirs and 32 MiB chunks.
 func testConfig(t *testing.T) Config {
@@ -98,6 +106,25 @@ func registryOf(t *testing.T, dir string) []holderEntry {
 	return entries
 }
 
+// fillNames lists the fill files in dir; a missing dir has none.
+func fillNames(t *testing.T, dir string) []string {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), fillPrefix) {
+			names = append(names, e.Name())
+		}
+	}
+	return names
+}
+
 // memorySizes are the sizes of the memory holders in a registry.
 func memorySizes(entries []holderEntry) []int64 {
 	var sizes []int64
@@ -149,8 +176,7 @@ func idsOf(entries []holderEntry) []procID {
 }
 
 func TestApplyHoldsMemoryInChunksAndUsageMeasuresIt(t *testing.T) {
-	skipShort(t, "runs real holder processes")
-	cfg := testConfig(t)
+	cfg := liveConfig(t)
 	m := openTest(t, cfg)
 
 	applyFilled(t, m, Load{Memory: 80 * mib})
@@ -340,8 +366,7 @@ func TestAHolderThatFailsToFillIsDropped(t *testing.T) {
 }
 
 func TestApplyRunsOneCPUHolderAndChangesItsDuty(t *testing.T) {
-	skipShort(t, "runs real holder processes")
-	m := openTest(t, testConfig(t))
+	m := openTest(t, liveConfig(t))
 	if err := m.Apply(Load{CPU: 0.05}); err != nil {
 		t.Fatal(err)
 	}
@@ -475,8 +500,7 @@ func TestOpenRejectsABadConfig(t *testing.T) {
 }
 
 func TestCloseStopsEverythingAndFreesTheLock(t *testing.T) {
-	skipShort(t, "runs real holder processes")
-	cfg := testConfig(t)
+	cfg := liveConfig(t)
 	m := openTest(t, cfg)
 	if err := m.Apply(Load{CPU: 0.02, Memory: 40 * mib, Disk: 2 * mib}); err != nil {
 		t.Fatal(err)
@@ -508,28 +532,8 @@ func TestCloseStopsEverythingAndFreesTheLock(t *testing.T) {
 	m2.Close()
 }
 
-// fillNames lists the fill files in dir; a missing dir has none.
-func fillNames(t *testing.T, dir string) []string {
-	t.Helper()
-	entries, err := os.ReadDir(dir)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	var names []string
-	for _, e := range entries {
-		if strings.HasPrefix(e.Name(), fillPrefix) {
-			names = append(names, e.Name())
-		}
-	}
-	return names
-}
-
 func TestAHolderThatDiesIsDroppedAndReplaced(t *testing.T) {
-	skipShort(t, "runs real holder processes")
-	cfg := testConfig(t)
+	cfg := liveConfig(t)
 	m := openTest(t, cfg)
 	applyFilled(t, m, Load{Memory: 48 * mib})
 	before := checkRegistryMatches(t, m)

@@ -8,7 +8,6 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -117,6 +116,24 @@ func oomScoreAdj(t *testing.T, pid int) int {
 	return v
 }
 
+// checkOOMFirst checks that h is the OOM killer's first pick: every holder
+// sets its oom_score_adj to 1000.
+func (h *liveHolder) checkOOMFirst(t *testing.T) {
+	t.Helper()
+	if got := oomScoreAdj(t, h.cmd.Process.Pid); got != 1000 {
+		t.Errorf("oom_score_adj is %d, want 1000", got)
+	}
+}
+
+// stopCleanly sends h stop and checks that it exits 0 within 5 s.
+func (h *liveHolder) stopCleanly(t *testing.T) {
+	t.Helper()
+	h.send(t, "stop")
+	if code := h.wait(t, 5*time.Second); code != 0 {
+		t.Errorf("exit status after stop is %d, want 0; stderr: %s", code, h.stderr.String())
+	}
+}
+
 func TestMemoryHolderHoldsItsSizeResident(t *testing.T) {
 	t.Parallel()
 	for _, size := range []int64{64 << 20, 32<<20 + 1} {
@@ -131,13 +148,8 @@ func TestMemoryHolderHoldsItsSizeResident(t *testing.T) {
 			if status, err := kernelProc(t, h.cmd.Process.Pid).NewStatus(); err != nil || status.RssAnon < uint64(size) {
 				t.Errorf("RssAnon is %d bytes (%v), want at least %d", status.RssAnon, err, size)
 			}
-			if got := oomScoreAdj(t, h.cmd.Process.Pid); got != 1000 {
-				t.Errorf("oom_score_adj is %d, want 1000", got)
-			}
-			h.send(t, "stop")
-			if code := h.wait(t, 5*time.Second); code != 0 {
-				t.Errorf("exit status after stop is %d, want 0; stderr: %s", code, h.stderr.String())
-			}
+			h.checkOOMFirst(t)
+			h.stopCleanly(t)
 		})
 	}
 }
@@ -207,25 +219,12 @@ func TestMemoryHolderRefusesBadSizesBeforeAllocating(t *testing.T) {
 }
 
 func TestParseStatmResident(t *testing.T) {
-	tests := []struct {
-		name  string
-		input string
-		want  int64
-		err   bool
-	}{
+	testParse(t, "parseStatmResident", parseStatmResident, []parseCase[int64]{
 		{"the second field is read", "265155 263245 870 530 0 262819 0\n", 263245, false},
 		{"one field is an error", "265155\n", 0, true},
 		{"a word is an error", "265155 many 870\n", 0, true},
 		{"a negative count is an error", "265155 -3 870\n", 0, true},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got, err := parseStatmResident([]byte(tt.input))
-			if (err != nil) != tt.err || got != tt.want {
-				t.Errorf("parseStatmResident(%q) = %d, %v; want %d, error %v", tt.input, got, err, tt.want, tt.err)
-			}
-		})
-	}
+	})
 }
 
 func TestStampPagesMakesEveryPageNonZeroAndDistinct(t *testing.T) {
@@ -274,15 +273,7 @@ func TestPMDHugePagesAlways(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := t.TempDir()
-			for name, text := range tt.files {
-				path := filepath.Join(dir, name)
-				if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-					t.Fatal(err)
-				}
-				if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
-					t.Fatal(err)
-				}
-			}
+			writeTree(t, dir, tt.files)
 			if got := pmdHugePagesAlways(dir); got != tt.want {
 				t.Errorf("pmdHugePagesAlways = %v, want %v", got, tt.want)
 			}

@@ -3,38 +3,12 @@ package holder
 import (
 	"errors"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/prometheus/procfs"
-
-	"github.com/cro-exporter/cro-exporter/internal/linux"
 )
-
-// kernelProc is pid as procfs reads it from /proc: the tests' independent
-// check of the hand parsers here and of what the holders' accounting reports.
-func kernelProc(t *testing.T, pid int) procfs.Proc {
-	t.Helper()
-	p, err := procfs.NewProc(pid)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
-// kernelCPUTime is pid's user plus system time, as procfs reads it.
-func kernelCPUTime(t *testing.T, pid int) time.Duration {
-	t.Helper()
-	st, err := kernelProc(t, pid).Stat()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return time.Duration(st.UTime+st.STime) * time.Second / linux.UserHZ
-}
 
 // statLine is a /proc/<pid>/stat line with comm as its command name, the
 // given utime, stime and start time, and ppid 1.
@@ -155,20 +129,12 @@ func TestHolderKindOf(t *testing.T) {
 
 func TestReadProcFilesOfAFixtureTree(t *testing.T) {
 	proc := t.TempDir()
-	dir := filepath.Join(proc, "4242")
-	if err := os.Mkdir(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	for name, text := range map[string]string{
-		"stat":    statLine(4242, "cro exporter", 150, 50, 777),
-		"status":  "Name:\tcro-exporter\nVmRSS:\t2048 kB\n",
-		"cmdline": "/usr/bin/cro-exporter\x00holder\x00cpu\x00--duty=0.5\x00",
-		"environ": "HOME=/root\x00" + ownerEnv + "=/var/lib/cro\x00",
-	} {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	writeTree(t, proc, map[string]string{
+		"4242/stat":    statLine(4242, "cro exporter", 150, 50, 777),
+		"4242/status":  "Name:\tcro-exporter\nVmRSS:\t2048 kB\n",
+		"4242/cmdline": "/usr/bin/cro-exporter\x00holder\x00cpu\x00--duty=0.5\x00",
+		"4242/environ": "HOME=/root\x00" + ownerEnv + "=/var/lib/cro\x00",
+	})
 	st, err := readProcStat(proc, 4242)
 	if err != nil || st.StartTime != 777 || st.UTime+st.STime != 200 {
 		t.Errorf("readProcStat = %+v, %v", st, err)

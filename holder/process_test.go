@@ -462,6 +462,18 @@ func TestACPUHolderThatAnswersBeforeTheWriteReturnsHasNotFailed(t *testing.T) {
 	}
 }
 
+// checkFailsPast checks that p has not failed by due, and has a second
+// later, with an error that says want.
+func checkFailsPast(t *testing.T, p *holderProcess, due time.Time, want string) {
+	t.Helper()
+	if err := p.failure(due); err != nil {
+		t.Errorf("failed within its time: %v", err)
+	}
+	if err := p.failure(due.Add(time.Second)); err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("past its time: failure %v, want one saying %q", err, want)
+	}
+}
+
 func TestHolderProcessNotReadyInTimeHasFailed(t *testing.T) {
 	l := testLauncher(t, t.TempDir())
 	l.binary = fakeHolder(t, "exec sleep 600") // never ready
@@ -469,12 +481,7 @@ func TestHolderProcessNotReadyInTimeHasFailed(t *testing.T) {
 	base := time.Now()
 	l.now = func() time.Time { return base }
 	p := startTest(t, l, kindMemory, mib, 0)
-	if err := p.failure(base.Add(readyTimeout)); err != nil {
-		t.Errorf("not ready yet, within its time: %v", err)
-	}
-	if err := p.failure(base.Add(readyTimeout + time.Second)); err == nil || !strings.Contains(err.Error(), "not ready") {
-		t.Errorf("not ready past its time: %v", err)
-	}
+	checkFailsPast(t, p, base.Add(readyTimeout), "not ready")
 }
 
 func TestHolderProcessThatDoesNotAnswerInTimeHasFailed(t *testing.T) {
@@ -491,12 +498,7 @@ func TestHolderProcessThatDoesNotAnswerInTimeHasFailed(t *testing.T) {
 	if err := p.setDuty(0.03); err != nil {
 		t.Fatal(err)
 	}
-	if err := p.failure(base.Add(replyTimeout)); err != nil {
-		t.Errorf("no answer yet, within its time: %v", err)
-	}
-	if err := p.failure(base.Add(replyTimeout + time.Second)); err == nil || !strings.Contains(err.Error(), "did not answer") {
-		t.Errorf("no answer past its time: %v", err)
-	}
+	checkFailsPast(t, p, base.Add(replyTimeout), "did not answer")
 }
 
 func TestHolderProcessThatSaysSomethingOutOfTurnHasFailed(t *testing.T) {

@@ -1,6 +1,8 @@
 package holder
 
 import (
+	"bytes"
+	"encoding/json"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -9,6 +11,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/cro-exporter/cro-exporter/internal/statefile/statefiletest"
 )
 
 func TestRegistryRoundTrips(t *testing.T) {
@@ -101,5 +105,71 @@ func TestCorruptRegistryNeverOverwritesAnEarlierOne(t *testing.T) {
 		if got, err := os.ReadFile(path + name); err != nil || string(got) != want {
 			t.Errorf("%s = %q, %v; want %q", name, got, err, want)
 		}
+	}
+}
+
+func TestLoadRegistryMovesAsideAFileThatIsNotOurs(t *testing.T) {
+	valid := []byte(`{"version": 1, "holders": [{"pid": 4242, "start_time": 5000, "kind": "cpu", "duty": 0.5}]}`)
+	for _, p := range statefiletest.Plants() {
+		t.Run(p.Name, func(t *testing.T) {
+			dir := t.TempDir()
+			path := filepath.Join(dir, registryFile)
+			outside := p.Make(t, path, valid)
+			var log bytes.Buffer
+			now := time.Unix(1700000000, 0)
+			var entries []holderEntry
+			var err error
+			statefiletest.Within(t, 5*time.Second, func() {
+				entries, err = loadRegistry(dir, now, slog.New(slog.NewJSONHandler(&log, nil)))
+			})
+			if err != nil || entries != nil {
+				t.Errorf("loadRegistry = %v, %v; want nothing", entries, err)
+			}
+			var warning struct {
+				Level, Err string
+				MovedTo    string `json:"moved_to"`
+			}
+			json.Unmarshal(log.Bytes(), &warning)
+			aside := path + ".corrupt-1700000000"
+			if warning.Level != "WARN" || !strings.Contains(warning.Err, path+" "+p.Want) || warning.MovedTo != aside {
+				t.Errorf("logged %s; want a warning that %s %s, moved to %s", log.String(), path, p.Want, aside)
+			}
+			if _, err := os.Lstat(path); !os.IsNotExist(err) {
+				t.Errorf("%s is still there (%v)", path, err)
+			}
+			if _, err := os.Lstat(aside); err != nil {
+				t.Errorf("not moved aside: %v", err)
+			}
+			if outside != "" {
+				if got, _ := os.ReadFile(outside); !bytes.Equal(got, valid) {
+					t.Errorf("the file outside became %q", got)
+				}
+			}
+		})
+	}
+}
+
+func TestLoadRegistryWarnsOfALongStringInShort(t *testing.T) {
+	long := strings.Repeat("A", 900_000)
+	for name, content := range map[string]string{
+		"a 10 MB kind": `{"version": 1, "holders": [{"pid": 12, "start_time": 3, "kind": "` + strings.Repeat("A", 10<<20) + `"}]}`,
+		"a long kind":  `{"version": 1, "holders": [{"pid": 12, "start_time": 3, "kind": "` + long + `"}]}`,
+		"a long field": `{"version": 1, "holders": [{"pid": 12, "start_time": 3, "kind": "cpu", "` + long + `": 1}]}`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			path := filepath.Join(dir, registryFile)
+			mustFill(t, os.WriteFile(path, []byte(content), 0o600))
+			var log bytes.Buffer
+			if _, err := loadRegistry(dir, time.Unix(1700000000, 0), slog.New(slog.NewJSONHandler(&log, nil))); err != nil {
+				t.Fatal(err)
+			}
+			if log.Len() >= 1024 || !strings.Contains(log.String(), `"level":"WARN"`) {
+				t.Errorf("logged %d bytes, want one warning under 1 KiB: %.2000s", log.Len(), log.String())
+			}
+			if moved, err := os.ReadFile(path + ".corrupt-1700000000"); err != nil || string(moved) != content {
+				t.Errorf("moved aside %d bytes (%v), want the %d of the file", len(moved), err, len(content))
+			}
+		})
 	}
 }

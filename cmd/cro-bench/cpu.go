@@ -1,18 +1,12 @@
 package main
 
 import (
-	"bufio"
 	"fmt"
-	"io"
-	"os"
 	"os/exec"
 	"runtime"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
-
-	"github.com/prometheus/procfs"
 )
 
 // The CPU benchmark's method: settle, idle baseline, 60 s in 10 s windows.
@@ -105,7 +99,7 @@ func benchCPUAccuracy(binary string, ncpu int) error {
 
 // benchCPUContended runs a busy loop on every CPU and reports the burner's
 // share of the machine meanwhile, then how soon it is back at its duty.
-func benchCPUContended(h *cpuHolder, ncpu int, otherSession bool) error {
+func benchCPUContended(h *holderProc, ncpu int, otherSession bool) error {
 	where := "this session"
 	if otherSession {
 		where = "another session"
@@ -153,48 +147,6 @@ func benchCPUContended(h *cpuHolder, ncpu int, otherSession bool) error {
 	return nil
 }
 
-// cpuHolder is a running CPU holder.
-type cpuHolder struct {
-	cmd   *exec.Cmd
-	stdin io.WriteCloser
-}
-
-// startCPUHolder starts a CPU holder at duty and waits for its ready line.
-func startCPUHolder(binary string, duty float64) (*cpuHolder, error) {
-	cmd := exec.Command(binary, "holder", "cpu", "--duty="+strconv.FormatFloat(duty, 'f', -1, 64))
-	cmd.Stderr = os.Stderr
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		return nil, err
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		return nil, err
-	}
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	h := &cpuHolder{cmd: cmd, stdin: stdin}
-	line, err := bufio.NewReader(stdout).ReadString('\n')
-	if err != nil || !strings.HasPrefix(line, "ready ") {
-		h.stop()
-		return nil, fmt.Errorf("CPU holder said %q, not its ready line (%v)", line, err)
-	}
-	return h, nil
-}
-
-// stop closes the holder's stdin, which ends it, and kills it if it has not
-// exited within 5 s. Stopping a stopped holder does nothing.
-func (h *cpuHolder) stop() {
-	if h.cmd.ProcessState != nil {
-		return
-	}
-	h.stdin.Close()
-	kill := time.AfterFunc(5*time.Second, func() { h.cmd.Process.Kill() })
-	defer kill.Stop()
-	h.cmd.Wait()
-}
-
 // startBusyLoops starts n shell busy loops, in a session of their own when
 // otherSession is set.
 func startBusyLoops(n int, otherSession bool) ([]*exec.Cmd, error) {
@@ -219,70 +171,6 @@ func stopAll(cmds []*exec.Cmd) {
 			cmd.Wait()
 		}
 	}
-}
-
-// cpuStat is the machine's CPU time, from the cpu line of /proc/stat, in
-// seconds.
-type cpuStat struct{ total, idle float64 }
-
-// readCPUStat reads the machine's CPU times: total is user through steal
-// (guest time is already in user), idle is idle plus iowait.
-func readCPUStat() (cpuStat, error) {
-	fs, err := procfs.NewDefaultFS()
-	if err != nil {
-		return cpuStat{}, err
-	}
-	st, err := fs.Stat()
-	if err != nil {
-		return cpuStat{}, err
-	}
-	c := st.CPUTotal
-	idle := c.Idle + c.Iowait
-	return cpuStat{total: idle + c.User + c.Nice + c.System + c.IRQ + c.SoftIRQ + c.Steal, idle: idle}, nil
-}
-
-// busySince is the machine's busy fraction between an earlier read and s.
-func (s cpuStat) busySince(earlier cpuStat) float64 {
-	total := s.total - earlier.total
-	if total == 0 {
-		return 0
-	}
-	return 1 - float64(s.idle-earlier.idle)/float64(total)
-}
-
-// machineBusyOver measures the machine's busy fraction over d.
-func machineBusyOver(d time.Duration) (float64, error) {
-	a, err := readCPUStat()
-	if err != nil {
-		return 0, err
-	}
-	time.Sleep(d)
-	b, err := readCPUStat()
-	return b.busySince(a), err
-}
-
-// cpuNow reads the machine's CPU counters and process pid's CPU time, in
-// seconds, one after the other.
-func cpuNow(pid int) (machine cpuStat, process float64, err error) {
-	if machine, err = readCPUStat(); err != nil {
-		return machine, 0, err
-	}
-	process, err = processCPU(pid)
-	return machine, process, err
-}
-
-// processCPU is a process's user plus system time, in seconds, from
-// /proc/<pid>/stat.
-func processCPU(pid int) (float64, error) {
-	p, err := procfs.NewProc(pid)
-	if err != nil {
-		return 0, err
-	}
-	st, err := p.Stat()
-	if err != nil {
-		return 0, err
-	}
-	return st.CPUTime(), nil
 }
 
 func minMax(xs []float64) (lo, hi float64) {

@@ -7,11 +7,8 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
-	"strings"
 	"syscall"
 	"time"
-
-	"github.com/prometheus/procfs"
 )
 
 // benchGiveWay measures how fast the daemon gives CPU and memory back to
@@ -119,34 +116,6 @@ func windows(c *cro, n int) (busy, burner []float64, err error) {
 	return busy, burner, nil
 }
 
-// holderCPU is the CPU time, in seconds, of each holder process of the given
-// kind that the daemon pid started. A child is listed under the thread that
-// forked it, and the daemon starts holders from a thread of their own, so
-// every thread's children are read.
-func holderCPU(daemon int, kind string) map[int]float64 {
-	spent := map[int]float64{}
-	lists, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", daemon))
-	var children []byte
-	for _, l := range lists {
-		c, _ := os.ReadFile(l)
-		children = append(append(children, c...), ' ')
-	}
-	for _, f := range strings.Fields(string(children)) {
-		pid, _ := strconv.Atoi(f)
-		p, err := procfs.NewProc(pid)
-		if err != nil {
-			continue
-		}
-		if argv, _ := p.CmdLine(); len(argv) < 3 || argv[1] != "holder" || argv[2] != kind {
-			continue
-		}
-		if t, err := processCPU(pid); err == nil {
-			spent[pid] = t
-		}
-	}
-	return spent
-}
-
 // benchMemoryGiveWay holds about 512 MiB of ballast in 128 MiB chunks with
 // the reserve just under what the host has free, then takes memory in
 // 128 MiB steps, as a real workload would, and times each release.
@@ -220,22 +189,6 @@ func benchMemoryGiveWay(binary string) error {
 	fmt.Printf("memory give-way: %d steps of 128 MiB under the reserve, ballast released %.2f s after each step began (median; %.2f-%.2f s) (goal < 1 s)\n",
 		len(latencies), median(latencies), lo, hi)
 	return nil
-}
-
-// meminfo is MemTotal and MemAvailable, in bytes.
-func meminfo() (total, avail int64, err error) {
-	fs, err := procfs.NewDefaultFS()
-	if err != nil {
-		return 0, 0, err
-	}
-	m, err := fs.Meminfo()
-	if err != nil {
-		return 0, 0, err
-	}
-	if m.MemTotalBytes == nil || m.MemAvailableBytes == nil {
-		return 0, 0, fmt.Errorf("/proc/meminfo lacks MemTotal or MemAvailable")
-	}
-	return int64(*m.MemTotalBytes), int64(*m.MemAvailableBytes), nil
 }
 
 // benchSimulate times 30 simulated days at a 15 s interval.

@@ -1,12 +1,8 @@
 package main
 
 import (
-	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"time"
 )
 
@@ -69,28 +65,4 @@ func benchIdle(binary string) error {
 		" node_exporter cpu+meminfo+filesystem %.1f ms (%.3f%%) (goal: cro-exporter <= node_exporter + %.2f%% of one CPU: %s)\n",
 		idleScrape, idleFor, cro*1e3, 100*cro/took, nodeCPU*1e3, 100*nodeCPU/took, 100*idleGoal, met(cro <= nodeCPU+idleGoal*took))
 	return nil
-}
-
-// cpuTime is the CPU time of every thread of process pid, to the
-// nanosecond: the first field of each /proc/<pid>/task/<tid>/schedstat.
-// A thread that has ended takes its time with it; the Go runtime keeps
-// its threads.
-func cpuTime(pid int) (time.Duration, error) {
-	tasks, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/schedstat", pid))
-	if err != nil || len(tasks) == 0 {
-		return 0, errors.Join(fmt.Errorf("no threads of pid %d", pid), err)
-	}
-	var sum time.Duration
-	for _, t := range tasks {
-		data, err := os.ReadFile(t)
-		if err != nil {
-			continue // the thread ended
-		}
-		ns, err := strconv.ParseInt(strings.Fields(string(data))[0], 10, 64)
-		if err != nil {
-			return 0, fmt.Errorf("%s: %w", t, err)
-		}
-		sum += time.Duration(ns)
-	}
-	return sum, nil
 }

@@ -1,12 +1,10 @@
 package main
 
 import (
-	"bufio"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 )
@@ -117,41 +115,13 @@ func timePopulate(populate string) (float64, error) {
 // seconds from its start to its ready line; it checks the resident bytes the
 // line reports, then closes the holder's stdin and waits for it to exit 0.
 func timeMemoryHolder(binary string, size int64) (float64, error) {
-	cmd := exec.Command(binary, "holder", "memory", "--size="+strconv.FormatInt(size, 10))
-	cmd.Stderr = os.Stderr
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		return 0, err
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		return 0, err
-	}
 	start := time.Now()
-	if err := cmd.Start(); err != nil {
+	h, err := startMemoryHolder(binary, size)
+	if err != nil {
 		return 0, err
 	}
-	done := false
-	defer func() {
-		if !done {
-			cmd.Process.Kill()
-			cmd.Wait()
-		}
-	}()
-	line, err := bufio.NewReader(stdout).ReadString('\n')
 	took := time.Since(start).Seconds()
-	if err != nil {
-		return 0, fmt.Errorf("memory holder said no ready line: %w", err)
-	}
-	n, err := strconv.ParseInt(strings.TrimPrefix(strings.TrimSpace(line), "ready "), 10, 64)
-	if err != nil || n < size {
-		return 0, fmt.Errorf("memory holder of %d bytes said %q", size, line)
-	}
-	stdin.Close()
-	done = true
-	kill := time.AfterFunc(5*time.Second, func() { cmd.Process.Kill() })
-	defer kill.Stop()
-	if err := cmd.Wait(); err != nil {
+	if err := h.stop(); err != nil {
 		return 0, fmt.Errorf("memory holder, stdin closed: %w", err)
 	}
 	return took, nil

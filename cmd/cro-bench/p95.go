@@ -9,9 +9,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"time"
-
-	"github.com/cro-exporter/cro-exporter/internal/linux"
-	"github.com/prometheus/procfs"
 )
 
 // The p95 burst cost's method: a CPU p95 of 15 s periods over 20 minutes at
@@ -146,27 +143,6 @@ func (m p95Measured) report(ncpu int, idleBefore, idleAfter float64) {
 	fmt.Printf("p95 burst cost: holders' share per period %s; the machine's busy CPU over the run minus the idle baseline: %.2f CPU-s, the daemon itself %.2f, others %+.2f (%s); idle baseline %.4f before, %.4f after\n",
 		formatRatios(m.periods), added, m.own, others, quiet, idleBefore, idleAfter)
 	fmt.Printf("p95 burst cost: a short window needs proportionally more bursts than a week of minutes (20 min of 15 s periods: 7 of 80 planned, about 9%%; 7 days of minutes: 556 of 10080, 5.5%%), so this ratio is an upper bound for real windows\n")
-}
-
-// holdersBurnt is the CPU time, in seconds, that the holders of the daemon
-// pid have burnt: the children it has reaped (cutime and cstime of its
-// /proc/<pid>/stat; a CPU holder asked for duty 0 is stopped) and the CPU
-// holders running now. A holder reaped between the two reads is missed,
-// at most one period's burn; the run's edges are between bursts.
-func holdersBurnt(pid int) float64 {
-	p, err := procfs.NewProc(pid)
-	if err != nil {
-		return math.NaN()
-	}
-	st, err := p.Stat()
-	if err != nil {
-		return math.NaN()
-	}
-	burnt := float64(st.CUTime+st.CSTime) / linux.UserHZ
-	for _, t := range holderCPU(pid, "cpu") {
-		burnt += t
-	}
-	return burnt
 }
 
 // writeSteadyWindow writes the daemon's state file as 20 minutes of running

@@ -16,8 +16,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-
-	"github.com/prometheus/procfs"
 )
 
 // benchScrape starts cro-exporter and node_exporter (cpu, meminfo and
@@ -181,28 +179,6 @@ func scrapes(url string, n int) error {
 	return nil
 }
 
-// memory is a process's resident memory in MiB, and how much of it is
-// anonymous (heap, stacks, runtime) and how much is files (the binary's
-// text and data, libraries).
-type memory struct{ rss, anon, file float64 }
-
-func (m memory) String() string {
-	return fmt.Sprintf("%.1f MiB (anonymous %.1f, files %.1f)", m.rss, m.anon, m.file)
-}
-
-// memoryOf reads /proc/<pid>/smaps_rollup; zero when the process is gone.
-func memoryOf(pid int) memory {
-	p, err := procfs.NewProc(pid)
-	if err != nil {
-		return memory{}
-	}
-	r, err := p.ProcSMapsRollup()
-	if err != nil {
-		return memory{}
-	}
-	return memory{rss: float64(r.Rss) / (1 << 20), anon: float64(r.Anonymous) / (1 << 20), file: float64(r.Rss-r.Anonymous) / (1 << 20)}
-}
-
 func met(ok bool) string {
 	if ok {
 		return "met"
@@ -334,20 +310,6 @@ func wrk(url string) (p50, p99 float64, err error) {
 		return 0, 0, fmt.Errorf("no latency distribution in wrk's output:\n%s", out)
 	}
 	return ms["50"], ms["99"], nil
-}
-
-// rss is a process's resident memory in MiB, from /proc/<pid>/status; 0
-// when it is gone.
-func rss(pid int) float64 {
-	p, err := procfs.NewProc(pid)
-	if err != nil {
-		return 0
-	}
-	status, err := p.NewStatus()
-	if err != nil {
-		return 0
-	}
-	return float64(status.VmRSS) / (1 << 20)
 }
 
 func median(xs []float64) float64 {

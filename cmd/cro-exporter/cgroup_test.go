@@ -136,9 +136,7 @@ func TestAPidsLimitRefusesHoldersAndTheDaemonLives(t *testing.T) {
 	if len(fillFiles(t, h.fillDir())) == 0 {
 		t.Errorf("no disk fill: the daemon should hold the disk, which takes no pid")
 	}
-	if _, err := signalAndWait(t, e, syscall.SIGTERM, 5*time.Second); err != nil {
-		t.Fatalf("exit after SIGTERM: %v\n%s", err, e.stderr)
-	}
+	stop(t, e)
 	if strings.Contains(e.stderr.String(), "fatal error") {
 		t.Errorf("the Go runtime crashed:\n%s", e.stderr)
 	}
@@ -160,6 +158,19 @@ func warnings(log string) []map[string]any {
 		}
 	}
 	return ws
+}
+
+// checkOutOfReach checks that the daemon warned that the cgroup's bound,
+// by, keeps the target of resource out of reach, by how much, and warned
+// of nothing else.
+func checkOutOfReach(t *testing.T, e *exporter, resource, by string) {
+	t.Helper()
+	ws := warnings(e.stderr.String())
+	if len(ws) == 0 || slices.ContainsFunc(ws, func(w map[string]any) bool {
+		return w["resource"] != resource || w["by"] != by || w["short_by"] == nil
+	}) {
+		t.Errorf("want warnings that %s keeps the %s target out of reach, by how much; got %v", by, resource, ws)
+	}
 }
 
 // cgroupValue is the number in file of a cgroup.
@@ -237,15 +248,8 @@ func TestInAMemoryCgroupBallastIsPlannedWithinItsLimit(t *testing.T) {
 	if got, least := value(body, `cro_target_shortfall_ratio{resource="memory"}`), float64(384*mib)/float64(total); !(got >= least) {
 		t.Errorf("cro_target_shortfall_ratio{resource=\"memory\"} = %v; want %.4f or more", got, least)
 	}
-	ws := warnings(e.stderr.String())
-	if len(ws) == 0 || slices.ContainsFunc(ws, func(w map[string]any) bool {
-		return w["resource"] != "memory" || w["by"] != "the cgroup's memory limit" || w["short_by"] == nil
-	}) {
-		t.Errorf("want warnings that the cgroup's memory limit keeps memory's target out of reach, by how much; got %v", ws)
-	}
-	if _, err := signalAndWait(t, e, syscall.SIGTERM, 5*time.Second); err != nil {
-		t.Fatalf("exit after SIGTERM: %v\n%s", err, e.stderr)
-	}
+	checkOutOfReach(t, e, "memory", "the cgroup's memory limit")
+	stop(t, e)
 }
 
 // TestInACPUQuotaTheBurnerIsPlannedWithinIt: under a quota of half a CPU
@@ -281,13 +285,6 @@ func TestInACPUQuotaTheBurnerIsPlannedWithinIt(t *testing.T) {
 		}
 	}
 	t.Logf("%d plans, all within the quota", planned)
-	ws := warnings(e.stderr.String())
-	if len(ws) == 0 || slices.ContainsFunc(ws, func(w map[string]any) bool {
-		return w["resource"] != "cpu" || w["by"] != "the cgroup's CPU quota" || w["short_by"] == nil
-	}) {
-		t.Errorf("want warnings that the cgroup's CPU quota keeps the CPU target out of reach, by how much; got %v", ws)
-	}
-	if _, err := signalAndWait(t, e, syscall.SIGTERM, 5*time.Second); err != nil {
-		t.Fatalf("exit after SIGTERM: %v\n%s", err, e.stderr)
-	}
+	checkOutOfReach(t, e, "cpu", "the cgroup's CPU quota")
+	stop(t, e)
 }

@@ -274,18 +274,7 @@ func TestSIGTERMSavesTheAveragesAndExitsZero(t *testing.T) {
 	// Live, holding nothing: a dry run saves nothing.
 	e := startLive(t, "--path.procfs="+filepath.Join(fixtures, "small-8g"), "--state.dir="+state,
 		"--target.cpu=0", "--target.memory=0", "--target.disk=0")
-	if err := e.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-e.exited:
-		e.exited <- err // for the cleanup
-		if err != nil {
-			t.Fatalf("exit after SIGTERM: %v\n%s", err, e.stderr)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatalf("still running 5 s after SIGTERM")
-	}
+	stop(t, e)
 	if _, err := os.Stat(filepath.Join(state, "averages.json")); err != nil {
 		t.Errorf("averages not saved at shutdown: %v", err)
 	}

@@ -230,6 +230,17 @@ func signalAndWait(t *testing.T, e *exporter, sig os.Signal, limit time.Duration
 	}
 }
 
+// stop ends e with SIGTERM, as systemd does, and fails the test unless it
+// exits cleanly within 5 s; it returns how long that took.
+func stop(t *testing.T, e *exporter) time.Duration {
+	t.Helper()
+	took, err := signalAndWait(t, e, syscall.SIGTERM, 5*time.Second)
+	if err != nil {
+		t.Fatalf("exit after SIGTERM: %v\n%s", err, e.stderr)
+	}
+	return took
+}
+
 // proc is a process as /proc shows it, read with procfs.
 type proc struct {
 	pid   int
@@ -292,6 +303,12 @@ func (p proc) kind() string {
 		return p.argv[2]
 	}
 	return ""
+}
+
+// sizeOf is a memory holder's --size.
+func sizeOf(p proc) int64 {
+	size, _ := strconv.ParseInt(strings.TrimPrefix(p.argv[len(p.argv)-1], "--size="), 10, 64)
+	return size
 }
 
 // dead is a zombie, or a process that is gone.
@@ -542,10 +559,7 @@ func TestSIGTERMStopsEveryHolderAndRemovesEveryFillFile(t *testing.T) {
 	}
 	t.Logf("holders: %v", held)
 
-	took, err := signalAndWait(t, e, syscall.SIGTERM, 5*time.Second)
-	if err != nil {
-		t.Fatalf("exit after SIGTERM: %v\n%s", err, e.stderr)
-	}
+	took := stop(t, e)
 	t.Logf("exited 0 %v after SIGTERM", took.Round(time.Millisecond))
 	// The daemon waits for its holders before it exits: none may be left.
 	if left := append(aliveOf(held), h.holders()...); len(left) > 0 {
@@ -605,10 +619,7 @@ func TestKillNineOfTheDaemonLeavesNoHolderAfterOneSecond(t *testing.T) {
 			sortedNames(adopted), disk, sortedNames(files))
 	}
 
-	took, err := signalAndWait(t, e, syscall.SIGTERM, 5*time.Second)
-	if err != nil {
-		t.Fatalf("exit after SIGTERM: %v\n%s", err, e.stderr)
-	}
+	took := stop(t, e)
 	t.Logf("restarted daemon exited 0 %v after SIGTERM", took.Round(time.Millisecond))
 	if files := fillFiles(t, h.fillDir()); len(files) > 0 {
 		t.Errorf("fill files left in %s after SIGTERM: %v", h.fillDir(), sortedNames(files))

@@ -8,17 +8,10 @@ package main
 import (
 	"fmt"
 	"math"
-	"net/url"
-	"os"
-	"os/exec"
 	"slices"
-	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
-
-	"github.com/cro-exporter/cro-exporter/internal/logtest"
 )
 
 // The objective under test: p95 of 5 s periods over 5 minutes at 0.20, 60
@@ -118,7 +111,7 @@ func periodTable(machine promSeries, holders []promSeries, busy []float64) strin
 		hold := math.NaN()
 		if len(holders) == 1 {
 			if j := slices.IndexFunc(holders[0].Values, func(w [2]any) bool { return w[0] == v[0] }); j >= 0 {
-				hold, _ = strconv.ParseFloat(holders[0].Values[j][1].(string), 64)
+				hold, _ = sampleValue(holders[0].Values[j][1])
 			}
 		}
 		fmt.Fprintf(&table, "%s       %.4f   %.4f\n", ts.Format(time.TimeOnly), busy[i], hold)
@@ -178,120 +171,6 @@ func checkBurstCost(t *testing.T, p *promServer, at int64, span string, table st
 	if burning > 0.5 {
 		t.Errorf("the holders burnt through %.0f%% of the run, more than half of it: bursts come only in the periods needed", 100*burning)
 	}
-}
-
-// startNodeExporter runs node_exporter (Debian's prometheus-node-exporter)
-// on a free loopback port with its cpu collector alone, and stops it when
-// the test ends, also on failure. It returns its address.
-func startNodeExporter(t *testing.T) string {
-	t.Helper()
-	bin, err := exec.LookPath("prometheus-node-exporter")
-	if err != nil {
-		t.Fatal("prometheus-node-exporter is not in PATH: install Debian's prometheus-node-exporter package")
-	}
-	addr := "127.0.0.1:" + freePort(t)
-	cmd := exec.Command(bin, "--web.listen-address="+addr, "--collector.disable-defaults", "--collector.cpu")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	log := new(logtest.Buffer)
-	cmd.Stdout, cmd.Stderr = log, log
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() {
-		cmd.Wait()
-		close(exited)
-	}()
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		<-exited
-		if t.Failed() {
-			t.Logf("node_exporter's log:\n%s", log)
-		}
-	})
-	return addr
-}
-
-// addScrapeJob adds a job scraping target every second to Prometheus'
-// configuration and has Prometheus reload it (SIGHUP).
-func (p *promServer) addScrapeJob(t *testing.T, job, target string) {
-	t.Helper()
-	listen := "--web.listen-address=" + strings.TrimPrefix(p.url, "http://")
-	for _, q := range allProcs() {
-		if q.dead() || !slices.Contains(q.argv, listen) {
-			continue
-		}
-		i := slices.IndexFunc(q.argv, func(a string) bool { return strings.HasPrefix(a, "--config.file=") })
-		if i < 0 {
-			break
-		}
-		config := strings.TrimPrefix(q.argv[i], "--config.file=")
-		f, err := os.OpenFile(config, os.O_APPEND|os.O_WRONLY, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		// The file ends in scrape_configs' list, indented as here.
-		_, err = fmt.Fprintf(f, "  - job_name: %s\n    static_configs:\n      - targets: [%q]\n", job, target)
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := syscall.Kill(q.pid, syscall.SIGHUP); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	t.Fatalf("no Prometheus process with %s and a --config.file", listen)
-}
-
-// promSeries is one series of a query's result: Value for a vector, Values
-// for a matrix, each [unix time, "value"].
-type promSeries struct {
-	Metric map[string]string `json:"metric"`
-	Value  [2]any            `json:"value"`
-	Values [][2]any          `json:"values"`
-}
-
-// series evaluates expr at the Unix time at.
-func (p *promServer) series(t *testing.T, at int64, expr string) []promSeries {
-	t.Helper()
-	var data struct {
-		Result []promSeries `json:"result"`
-	}
-	if err := p.api("query", url.Values{"query": {expr}, "time": {strconv.FormatInt(at, 10)}}, &data); err != nil {
-		t.Fatalf("%s: %v", expr, err)
-	}
-	return data.Result
-}
-
-// scalar evaluates expr, which must give one series, at the Unix time at.
-func (p *promServer) scalar(t *testing.T, at int64, expr string) float64 {
-	t.Helper()
-	s := p.series(t, at, expr)
-	if len(s) != 1 {
-		t.Fatalf("%s: %d series, want 1: %+v", expr, len(s), s)
-	}
-	v, err := strconv.ParseFloat(fmt.Sprint(s[0].Value[1]), 64)
-	if err != nil {
-		t.Fatalf("%s: %v", expr, err)
-	}
-	return v
-}
-
-// floats are a matrix series' values.
-func (s promSeries) floats(t *testing.T) []float64 {
-	t.Helper()
-	var xs []float64
-	for _, v := range s.Values {
-		x, err := strconv.ParseFloat(fmt.Sprint(v[1]), 64)
-		if err != nil {
-			t.Fatal(err)
-		}
-		xs = append(xs, x)
-	}
-	return xs
 }
 
 // linearQuantile is the q-quantile as Prometheus' quantile_over_time

@@ -5,21 +5,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
-	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
-
-	"github.com/cro-exporter/cro-exporter/internal/logtest"
 )
 
 // The shipped rules and dashboard, proved against the real exporter and a
@@ -127,18 +120,6 @@ func (d *dashboard) variable(name string) *dashVariable {
 		}
 	}
 	return nil
-}
-
-// query returns a query variable's query, which Grafana stores as a string
-// or as an object with a "query" field.
-func (v *dashVariable) query() string {
-	var s string
-	if json.Unmarshal(v.Query, &s) == nil {
-		return s
-	}
-	var o struct{ Query string }
-	json.Unmarshal(v.Query, &o)
-	return o.Query
 }
 
 // selectors matches every series selector of the metrics the dashboard
@@ -297,133 +278,6 @@ func TestSubstituteReplacesEveryVariable(t *testing.T) {
 	}
 }
 
-// promServer is a running Prometheus.
-type promServer struct {
-	url    string
-	log    *logtest.Buffer
-	exited chan struct{}
-	client *http.Client
-}
-
-// freePort returns a loopback port nothing listens on now.
-func freePort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
-}
-
-// startPrometheus runs Prometheus on loopback, scraping target every second
-// as job cro-exporter and evaluating the shipped rules every second, and
-// stops it when the test ends, also on failure.
-func startPrometheus(t *testing.T, target string) *promServer {
-	t.Helper()
-	bin, err := exec.LookPath("prometheus")
-	if err != nil {
-		t.Fatal("prometheus is not in PATH: install Debian's prometheus package (`make tools` does it as root, .ci/run does it in CI)")
-	}
-	rules, err := filepath.Abs(rulesFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir() // before the Cleanup below, so removed after Prometheus stops
-	config := filepath.Join(dir, "prometheus.yml")
-	if err := os.WriteFile(config, fmt.Appendf(nil, `global:
-  scrape_interval: 1s
-  scrape_timeout: 1s
-  evaluation_interval: 1s
-rule_files:
-  - %q
-scrape_configs:
-  - job_name: %s
-    static_configs:
-      - targets: [%q]
-`, rules, promJob, target), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	p := &promServer{
-		url:    "http://127.0.0.1:" + freePort(t),
-		log:    new(logtest.Buffer),
-		exited: make(chan struct{}),
-		client: &http.Client{Timeout: 5 * time.Second},
-	}
-	cmd := exec.Command(bin,
-		"--config.file="+config,
-		"--storage.tsdb.path="+filepath.Join(dir, "data"),
-		"--web.listen-address="+strings.TrimPrefix(p.url, "http://"),
-	)
-	cmd.Stdout, cmd.Stderr = p.log, p.log
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		cmd.Wait()
-		close(p.exited)
-	}()
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-p.exited:
-		case <-time.After(10 * time.Second):
-			cmd.Process.Kill()
-			<-p.exited
-		}
-	})
-	p.await(t, 15*time.Second, "Prometheus to be ready", func() (bool, string) {
-		resp, err := p.client.Get(p.url + "/-/ready")
-		if err != nil {
-			return false, err.Error()
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK, resp.Status
-	})
-	return p
-}
-
-// await waits as waitFor does until cond holds, failing the test with
-// Prometheus' log when timeout passes or as soon as Prometheus exits.
-func (p *promServer) await(t *testing.T, timeout time.Duration, what string, cond func() (bool, string)) {
-	t.Helper()
-	waitFor(t, timeout, what, func() (bool, string) {
-		ok, last := cond()
-		if ok {
-			return true, last
-		}
-		select {
-		case <-p.exited:
-			t.Fatalf("Prometheus exited while waiting for %s (%s):\n%s", what, last, p.log)
-		default:
-		}
-		return false, fmt.Sprintf("%s; Prometheus' log:\n%s", last, p.log)
-	})
-}
-
-// api GETs an /api/v1 endpoint and decodes its data, failing on anything
-// but status success.
-func (p *promServer) api(path string, params url.Values, data any) error {
-	resp, err := p.client.Get(p.url + "/api/v1/" + path + "?" + params.Encode())
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	var body struct {
-		Status    string          `json:"status"`
-		ErrorType string          `json:"errorType"`
-		Error     string          `json:"error"`
-		Data      json.RawMessage `json:"data"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
-		return fmt.Errorf("%s: %s: %w", path, resp.Status, err)
-	}
-	if body.Status != "success" {
-		return fmt.Errorf("%s: status %q: %s: %s", path, body.Status, body.ErrorType, body.Error)
-	}
-	return json.Unmarshal(body.Data, data)
-}
-
 // query evaluates expr now and returns how many series (or scalars) it gave.
 func (p *promServer) query(expr string) (int, error) {
 	var data struct {
@@ -564,7 +418,7 @@ func (p *promServer) awaitScrapes(t *testing.T, n int) {
 		if err != nil || len(data.Result) == 0 {
 			return false, fmt.Sprint("no scrape yet ", err)
 		}
-		got, _ := strconv.ParseFloat(fmt.Sprint(data.Result[0].Value[1]), 64)
+		got, _ := sampleValue(data.Result[0].Value[1])
 		return got >= float64(n), fmt.Sprintf("%v successful scrapes", got)
 	})
 }

@@ -18,7 +18,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -42,12 +41,6 @@ func scrapeWithin(t *testing.T, e *exporter, timeout time.Duration) string {
 		t.Fatalf("GET /metrics: %d, %v", resp.StatusCode, err)
 	}
 	return string(body)
-}
-
-// sizeOf is a memory holder's --size.
-func sizeOf(p proc) int64 {
-	size, _ := strconv.ParseInt(strings.TrimPrefix(p.argv[len(p.argv)-1], "--size="), 10, 64)
-	return size
 }
 
 // ofKind is the processes of ps of one kind.

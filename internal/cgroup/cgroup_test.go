@@ -75,40 +75,41 @@ func TestMissingFilesAreNoLimitAndAMissingUsageIsAnError(t *testing.T) {
 	}
 }
 
+// parseCase is a case of a parser: its input, and the value it reads, or
+// an error when bad.
+type parseCase[T comparable] struct {
+	in   string
+	want T
+	bad  bool
+}
+
+// checkParse runs parse, named name in failures, on each case.
+func checkParse[T comparable](t *testing.T, name string, parse func(string) (T, error), cases []parseCase[T]) {
+	t.Helper()
+	for _, tc := range cases {
+		got, err := parse(tc.in)
+		if got != tc.want || (err != nil) != tc.bad {
+			t.Errorf("%s(%q) = %v, %v; want %v, error %v", name, tc.in, got, err, tc.want, tc.bad)
+		}
+	}
+}
+
 func TestParseLimits(t *testing.T) {
-	for _, tc := range []struct {
-		in   string
-		want int64
-		bad  bool
-	}{
+	checkParse(t, "parseLimit", parseLimit, []parseCase[int64]{
 		{"max\n", 0, false},
 		{"9223372036854771712\n", 0, false}, // v1's "no limit"
 		{"268435456\n", 256 * mib, false},
 		{"12", 12, false},
 		{"-1", 0, true},
 		{"lots", 0, true},
-	} {
-		got, err := parseLimit(tc.in)
-		if got != tc.want || (err != nil) != tc.bad {
-			t.Errorf("parseLimit(%q) = %d, %v; want %d, error %v", tc.in, got, err, tc.want, tc.bad)
-		}
-	}
-	for _, tc := range []struct {
-		max  string
-		want float64
-		bad  bool
-	}{
+	})
+	checkParse(t, "parseCPUMax", parseCPUMax, []parseCase[float64]{
 		{"max 100000\n", 0, false},
 		{"25000 100000\n", 0.25, false},
 		{"150000 100000", 1.5, false},
 		{"25000", 0, true},
 		{"25000 0", 0, true},
-	} {
-		got, err := parseCPUMax(tc.max)
-		if got != tc.want || (err != nil) != tc.bad {
-			t.Errorf("parseCPUMax(%q) = %v, %v; want %v, error %v", tc.max, got, err, tc.want, tc.bad)
-		}
-	}
+	})
 	if got, err := parseCFS("-1\n", "100000\n"); got != 0 || err != nil {
 		t.Errorf("parseCFS(-1) = %v, %v; want no quota", got, err)
 	}

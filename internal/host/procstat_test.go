@@ -156,77 +156,45 @@ func TestReadPartsAllocatesNextToNothing(t *testing.T) {
 }
 
 func TestParseStat(t *testing.T) {
-	tests := []struct {
-		name      string
-		stat      string
-		wantTicks cpuTicks
-		wantCPUs  int
-		wantErr   string // the start of the message; "" for none
+	for _, tt := range []struct {
+		name, stat string
+		ticks      cpuTicks
+		cpus       int
 	}{
-		{
-			name:      "ten counters: guest and guest_nice left out",
-			stat:      "cpu  1 2 3 4 5 6 7 8 100 200\ncpu0 1 2 3 4 5 6 7 8 100 200\n",
-			wantTicks: cpuTicks{busy: 1 + 2 + 3 + 6 + 7 + 8, idle: 4 + 5}, wantCPUs: 1,
-		},
-		{
-			name:      "an older kernel's four counters, the rest 0",
-			stat:      "cpu 10 20 30 40\ncpu0 5 10 15 20\ncpu1 5 10 15 20\n",
-			wantTicks: cpuTicks{busy: 60, idle: 40}, wantCPUs: 2,
-		},
-		{
-			name:      "counters past the tenth ignored",
-			stat:      "cpu  1 2 3 4 5 6 7 8 9 10 1000 2000\ncpu0 1 2 3 4 5 6 7 8 9 10 1000\n",
-			wantTicks: cpuTicks{busy: 27, idle: 9}, wantCPUs: 1,
-		},
-		{
-			name:      "the cpu lines anywhere, tabs, no final newline",
-			stat:      "intr 1 2 3\ncpu0\t1 1 1 1\nbtime 5\ncpu \t7 0 0 3",
-			wantTicks: cpuTicks{busy: 7, idle: 3}, wantCPUs: 1,
-		},
-		{
-			name:      "a line with a name alone is skipped",
-			stat:      "cpu\ncpu  1 0 0 1\ncpu0\ncpu1 1 0 0 1\n",
-			wantTicks: cpuTicks{busy: 1, idle: 1}, wantCPUs: 1,
-		},
-		{
-			name: "no cpu line gives zero ticks", stat: "cpu0 1 2 3 4\n",
-			wantCPUs: 1,
-		},
-		{
-			name: "an empty file", stat: "",
-		},
-		{
-			name:    "a counter that is not a number",
-			stat:    "cpu  1 2 x 4\ncpu0 1 2 3 4\n",
-			wantErr: `error parsing file: couldn't parse "cpu  1 2 x 4" (cpu): strconv.ParseUint: parsing "x": invalid syntax`,
-		},
-		{
-			name:    "a negative counter",
-			stat:    "cpu  1 2 3 4\ncpu0 1 -2 3 4\n",
-			wantErr: `error parsing file: couldn't parse "cpu0 1 -2 3 4" (cpu): strconv.ParseUint: parsing "-2": invalid syntax`,
-		},
-		{
-			name:    "a counter past 64 bits",
-			stat:    "cpu  18446744073709551616 0 0 1\ncpu0 1 0 0 1\n",
-			wantErr: `error parsing file: couldn't parse "cpu  18446744073709551616 0 0 1" (cpu): strconv.ParseUint: parsing "18446744073709551616": value out of range`,
-		},
-		{
-			name:    "a cpu line that is not cpuN",
-			stat:    "cpu  1 0 0 1\ncpux 1 0 0 1\n",
-			wantErr: `error parsing file: couldn't parse "cpux 1 0 0 1" (cpu/cpuid): `,
-		},
-	}
-	for _, tt := range tests {
+		{"ten counters: guest and guest_nice left out", "cpu  1 2 3 4 5 6 7 8 100 200\ncpu0 1 2 3 4 5 6 7 8 100 200\n",
+			cpuTicks{busy: 1 + 2 + 3 + 6 + 7 + 8, idle: 4 + 5}, 1},
+		{"an older kernel's four counters, the rest 0", "cpu 10 20 30 40\ncpu0 5 10 15 20\ncpu1 5 10 15 20\n",
+			cpuTicks{busy: 60, idle: 40}, 2},
+		{"counters past the tenth ignored", "cpu  1 2 3 4 5 6 7 8 9 10 1000 2000\ncpu0 1 2 3 4 5 6 7 8 9 10 1000\n",
+			cpuTicks{busy: 27, idle: 9}, 1},
+		{"the cpu lines anywhere, tabs, no final newline", "intr 1 2 3\ncpu0\t1 1 1 1\nbtime 5\ncpu \t7 0 0 3",
+			cpuTicks{busy: 7, idle: 3}, 1},
+		{"a line with a name alone is skipped", "cpu\ncpu  1 0 0 1\ncpu0\ncpu1 1 0 0 1\n",
+			cpuTicks{busy: 1, idle: 1}, 1},
+		{"no cpu line gives zero ticks", "cpu0 1 2 3 4\n", cpuTicks{}, 1},
+		{"an empty file", "", cpuTicks{}, 0},
+	} {
 		t.Run(tt.name, func(t *testing.T) {
 			ticks, cpus, err := parseStat([]byte(tt.stat))
-			if tt.wantErr != "" {
-				if err == nil || !strings.HasPrefix(err.Error(), tt.wantErr) || !errors.Is(err, procfs.ErrFileParse) {
-					t.Fatalf("parseStat() error = %v, want %q... wrapping procfs.ErrFileParse", err, tt.wantErr)
-				}
-				return
+			if err != nil || ticks != tt.ticks || cpus != tt.cpus {
+				t.Errorf("parseStat() = %+v, %d, %v; want %+v, %d", ticks, cpus, err, tt.ticks, tt.cpus)
 			}
-			if err != nil || ticks != tt.wantTicks || cpus != tt.wantCPUs {
-				t.Errorf("parseStat() = %+v, %d, %v; want %+v, %d", ticks, cpus, err, tt.wantTicks, tt.wantCPUs)
+		})
+	}
+	// The error's start is all the cases say of it.
+	for _, tt := range []struct{ name, stat, wantErr string }{
+		{"a counter that is not a number", "cpu  1 2 x 4\ncpu0 1 2 3 4\n",
+			`error parsing file: couldn't parse "cpu  1 2 x 4" (cpu): strconv.ParseUint: parsing "x": invalid syntax`},
+		{"a negative counter", "cpu  1 2 3 4\ncpu0 1 -2 3 4\n",
+			`error parsing file: couldn't parse "cpu0 1 -2 3 4" (cpu): strconv.ParseUint: parsing "-2": invalid syntax`},
+		{"a counter past 64 bits", "cpu  18446744073709551616 0 0 1\ncpu0 1 0 0 1\n",
+			`error parsing file: couldn't parse "cpu  18446744073709551616 0 0 1" (cpu): strconv.ParseUint: parsing "18446744073709551616": value out of range`},
+		{"a cpu line that is not cpuN", "cpu  1 0 0 1\ncpux 1 0 0 1\n",
+			`error parsing file: couldn't parse "cpux 1 0 0 1" (cpu/cpuid): `},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, _, err := parseStat([]byte(tt.stat)); err == nil || !strings.HasPrefix(err.Error(), tt.wantErr) || !errors.Is(err, procfs.ErrFileParse) {
+				t.Fatalf("parseStat() error = %v, want %q... wrapping procfs.ErrFileParse", err, tt.wantErr)
 			}
 		})
 	}

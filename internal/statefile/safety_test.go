@@ -134,16 +134,8 @@ func TestCheckDir(t *testing.T) {
 	}{
 		{"a dir of ours with mode 0700", func(t *testing.T) string { return good }, ""},
 		{"a dir of ours, named with a trailing slash", func(t *testing.T) string { return good + "/" }, ""},
-		{"mode 1777", func(t *testing.T) string {
-			dir := t.TempDir()
-			must(t, os.Chmod(dir, os.ModeSticky|0o777))
-			return dir
-		}, "has mode 1777; cro-exporter needs 0700 (chmod 700 "},
-		{"mode 0750", func(t *testing.T) string {
-			dir := t.TempDir()
-			must(t, os.Chmod(dir, 0o750))
-			return dir
-		}, "has mode 0750"},
+		{"mode 1777", statefiletest.ModeDir(os.ModeSticky | 0o777), "has mode 1777; cro-exporter needs 0700 (chmod 700 "},
+		{"mode 0750", statefiletest.ModeDir(0o750), "has mode 0750"},
 		{"another user's", func(t *testing.T) string {
 			statefiletest.NeedRoot(t)
 			dir := t.TempDir()
@@ -160,11 +152,7 @@ func TestCheckDir(t *testing.T) {
 			must(t, os.Symlink(good, link))
 			return link + "/"
 		}, "is a symlink"},
-		{"a regular file", func(t *testing.T) string {
-			file := filepath.Join(t.TempDir(), "file")
-			must(t, os.WriteFile(file, nil, 0o600))
-			return file
-		}, "is not a directory (it is a regular file)"},
+		{"a regular file", statefiletest.RegularFile, "is not a directory (it is a regular file)"},
 		{"missing", func(t *testing.T) string { return filepath.Join(t.TempDir(), "missing") }, "no such file"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -62,21 +62,22 @@ type Plant struct {
 
 // Plants are the files a state file's name must never be used as.
 func Plants() []Plant {
-	elsewhere := func(t *testing.T, valid []byte) string {
-		outside := filepath.Join(t.TempDir(), "outside")
-		must(t, os.WriteFile(outside, valid, 0o600))
-		return outside
+	// elsewhere makes path, with link, a link to a file outside that holds
+	// valid.
+	elsewhere := func(link func(oldname, newname string) error) func(t *testing.T, path string, valid []byte) string {
+		return func(t *testing.T, path string, valid []byte) string {
+			outside := filepath.Join(t.TempDir(), "outside")
+			must(t, os.WriteFile(outside, valid, 0o600))
+			must(t, link(outside, path))
+			return outside
+		}
 	}
 	return []Plant{
 		{"a symlink to /dev/zero", func(t *testing.T, path string, _ []byte) string {
 			must(t, os.Symlink("/dev/zero", path))
 			return ""
 		}, "is a symlink", unix.S_IFLNK},
-		{"a symlink to a valid file elsewhere", func(t *testing.T, path string, valid []byte) string {
-			outside := elsewhere(t, valid)
-			must(t, os.Symlink(outside, path))
-			return outside
-		}, "is a symlink", unix.S_IFLNK},
+		{"a symlink to a valid file elsewhere", elsewhere(os.Symlink), "is a symlink", unix.S_IFLNK},
 		{"a FIFO", func(t *testing.T, path string, _ []byte) string {
 			must(t, unix.Mkfifo(path, 0o600))
 			return ""
@@ -86,13 +87,8 @@ func Plants() []Plant {
 			must(t, unix.Mknod(path, unix.S_IFCHR|0o600, int(unix.Mkdev(1, 5)))) // /dev/zero
 			return ""
 		}, "is a device", unix.S_IFCHR},
-		{"a hard link to a valid file elsewhere", func(t *testing.T, path string, valid []byte) string {
-			// Root may link a file of its own even with
-			// fs.protected_hardlinks=1.
-			outside := elsewhere(t, valid)
-			must(t, os.Link(outside, path))
-			return outside
-		}, "has 2 links", unix.S_IFREG},
+		// Root may link a file of its own even with fs.protected_hardlinks=1.
+		{"a hard link to a valid file elsewhere", elsewhere(os.Link), "has 2 links", unix.S_IFREG},
 		{"another user's valid file", func(t *testing.T, path string, valid []byte) string {
 			NeedRoot(t)
 			must(t, os.WriteFile(path, valid, 0o600))
@@ -100,6 +96,24 @@ func Plants() []Plant {
 			return ""
 		}, "is owned by uid 54321", unix.S_IFREG},
 	}
+}
+
+// ModeDir makes, for a table of dirs, a fresh dir with mode: t.TempDir()
+// makes 0777 less the umask.
+func ModeDir(mode os.FileMode) func(t *testing.T) string {
+	return func(t *testing.T) string {
+		dir := t.TempDir()
+		must(t, os.Chmod(dir, mode))
+		return dir
+	}
+}
+
+// RegularFile makes an empty regular file in a fresh dir: what must never
+// be taken for a dir.
+func RegularFile(t *testing.T) string {
+	file := filepath.Join(t.TempDir(), "file")
+	must(t, os.WriteFile(file, nil, 0o600))
+	return file
 }
 
 func must(t *testing.T, err error) {
