@@ -235,20 +235,30 @@ func (f *fill) Usage() (files int, bytes int64, err error) {
 	if lost, _, err := f.checkLost(); lost != nil {
 		return 0, 0, err
 	}
-	d, err := f.open(false)
+	d, found, _, err := f.scan()
 	if err != nil || d == nil {
 		return 0, 0, err
 	}
 	defer d.Close()
-	found, _, err := scanFillDir(d, f.dir)
-	if err != nil {
-		return 0, 0, err
-	}
 	for _, file := range found {
 		bytes += file.alloc
 	}
 	f.setSeen(fillUsage{len(found), bytes})
 	return len(found), bytes, nil
+}
+
+// scan opens the dir, when there is one, and lists the fill files of ours
+// in it and anything else there; the caller closes d, which is nil without
+// a dir.
+func (f *fill) scan() (d *os.File, found []fillFile, foreign []foreignEntry, err error) {
+	if d, err = f.open(false); err != nil || d == nil {
+		return nil, nil, nil, err
+	}
+	if found, foreign, err = scanFillDir(d, f.dir); err != nil {
+		d.Close()
+		return nil, nil, nil, fmt.Errorf("scanning the fill: %w", err)
+	}
+	return d, found, foreign, nil
 }
 
 // Remove removes every fill file of ours, then the marker and the dir (when
@@ -264,15 +274,11 @@ func (f *fill) Remove() (files int, bytes int64, err error) {
 	if lost, removed, err := f.checkLost(); lost != nil {
 		return removed.files, removed.bytes, err
 	}
-	d, err := f.open(false)
+	d, found, foreign, err := f.scan()
 	if err != nil || d == nil {
 		return 0, 0, err
 	}
 	defer d.Close()
-	found, foreign, err := scanFillDir(d, f.dir)
-	if err != nil {
-		return 0, 0, fmt.Errorf("removing fill: %w", err)
-	}
 	removed, err := f.removeFiles(d, found)
 	files, bytes = removed.files, removed.bytes
 	if err != nil {
