@@ -43,7 +43,7 @@ func TestAPercentileIsHeldByBurstsAsTheAuditorComputesIt(t *testing.T) {
 	// nothing is filled, and the test needs no root.
 	h := hostOn(t, t.TempDir())
 
-	node := startNodeExporter(t)
+	node := startNodeExporter(t, "cpu")
 	addr := "127.0.0.1:" + freePort(t)
 	p := startPrometheus(t, addr)
 	p.addScrapeJob(t, "node", node)

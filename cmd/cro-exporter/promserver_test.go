@@ -47,6 +47,13 @@ func freePort(t *testing.T) string {
 // stops it when the test ends, also on failure.
 func startPrometheus(t *testing.T, target string) *promServer {
 	t.Helper()
+	return runPrometheus(t, rulesFile, promJob, target)
+}
+
+// runPrometheus is startPrometheus of the rules file rules, scraping target
+// as job.
+func runPrometheus(t *testing.T, rulesFile, job, target string) *promServer {
+	t.Helper()
 	bin, err := exec.LookPath("prometheus")
 	if err != nil {
 		t.Fatal("prometheus is not in PATH: install Debian's prometheus package (`make tools` does it as root, .ci/run does it in CI)")
@@ -67,7 +74,7 @@ scrape_configs:
   - job_name: %s
     static_configs:
       - targets: [%q]
-`, rules, promJob, target), 0o600); err != nil {
+`, rules, job, target), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	p := &promServer{
@@ -165,16 +172,20 @@ func (v *dashVariable) query() string {
 }
 
 // startNodeExporter runs node_exporter (Debian's prometheus-node-exporter)
-// on a free loopback port with its cpu collector alone, and stops it when
-// the test ends, also on failure. It returns its address.
-func startNodeExporter(t *testing.T) string {
+// on a free loopback port with the collectors named alone, and stops it
+// when the test ends, also on failure. It returns its address.
+func startNodeExporter(t *testing.T, collectors ...string) string {
 	t.Helper()
 	bin, err := exec.LookPath("prometheus-node-exporter")
 	if err != nil {
 		t.Fatal("prometheus-node-exporter is not in PATH: install Debian's prometheus-node-exporter package")
 	}
 	addr := "127.0.0.1:" + freePort(t)
-	cmd := exec.Command(bin, "--web.listen-address="+addr, "--collector.disable-defaults", "--collector.cpu")
+	args := []string{"--web.listen-address=" + addr, "--collector.disable-defaults"}
+	for _, c := range collectors {
+		args = append(args, "--collector."+c)
+	}
+	cmd := exec.Command(bin, args...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	log := new(logtest.Buffer)
 	cmd.Stdout, cmd.Stderr = log, log
