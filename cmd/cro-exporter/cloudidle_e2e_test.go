@@ -11,12 +11,17 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 )
 
-const cloudIdleRules = "../../alerts/cloud-idle.rules.yml"
+const (
+	cloudIdleRules = "../../alerts/cloud-idle.rules.yml"
+	// cloudIdleTable is the dashboard's panel of the rules' statistics.
+	cloudIdleTable = "What each cloud's idle rule computes"
+)
 
 // clockGate is the condition that has a rule of the 1-minute group write a
 // block's value only at the minute that closes the block (":00 and :30",
@@ -91,6 +96,27 @@ func TestCloudIdleRulesRecordEveryStatisticFromARealNodeExporter(t *testing.T) {
 	for _, stat := range statistics {
 		if v := p.scalar(t, at, stat); v < 0 || math.IsNaN(v) {
 			t.Errorf("%s = %v, want a number of at least 0", stat, v)
+		}
+	}
+	checkCloudIdleTable(t, p, node)
+}
+
+// checkCloudIdleTable runs the queries of the dashboard's cloud idle table
+// for node, as Grafana would: each gives the node's figure.
+func checkCloudIdleTable(t *testing.T, p *promServer, node string) {
+	t.Helper()
+	panels := readDashboard(t).panels()
+	i := slices.IndexFunc(panels, func(p dashPanel) bool { return p.Title == cloudIdleTable })
+	if i < 0 {
+		t.Fatalf("the dashboard has no panel %q", cloudIdleTable)
+	}
+	for _, q := range panels[i].Targets {
+		expr, err := substitute(q.Expr, map[string]string{"node": node})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n, err := p.query(expr); n != 1 || err != nil {
+			t.Errorf("%s, query %s: %s: %d series, %v; want the node's", cloudIdleTable, q.RefID, expr, n, err)
 		}
 	}
 }

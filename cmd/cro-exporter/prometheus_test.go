@@ -28,6 +28,7 @@ const (
 // nothing on a healthy host, and why. Their queries must still succeed.
 var mayBeEmpty = map[string]string{
 	"Instances below target": "it lists only averages under their target, and a healthy host has none",
+	cloudIdleTable:           "it reads the cloud idle rules' series, which this Prometheus does not record: TestCloudIdleRulesRecordEveryStatisticFromARealNodeExporter runs its queries where they are",
 }
 
 // dashboard is the part of a Grafana dashboard these tests read.
@@ -124,6 +125,9 @@ func (d *dashboard) variable(name string) *dashVariable {
 
 // selectors matches every series selector of the metrics the dashboard
 // shows: cro_ and cro: (recording rule) metrics, and up.
+// cloudIdlePrefix starts the names of the cloud idle rules' series.
+const cloudIdlePrefix = "cro_cloud_idle_"
+
 var selectors = regexp.MustCompile(`\b(cro[_:][A-Za-z0-9_:]*|up)\b(\{[^}]*\})?`)
 
 func TestDashboardFollowsStyle(t *testing.T) {
@@ -222,7 +226,13 @@ func checkPanel(t *testing.T, name string, p dashPanel) {
 			t.Errorf("%s, query %s: %q selects no cro_ metric", name, q.RefID, q.Expr)
 		}
 		for _, s := range found {
-			if !strings.Contains(s[2], `job=~"$job"`) || !strings.Contains(s[2], `instance=~"$instance"`) {
+			switch {
+			case strings.HasPrefix(s[1], cloudIdlePrefix):
+				// node_exporter's hosts, which need not run cro-exporter.
+				if !strings.Contains(s[2], `instance=~"$node"`) {
+					t.Errorf("%s, query %s: selector %s lacks instance=~\"$node\"", name, q.RefID, s[0])
+				}
+			case !strings.Contains(s[2], `job=~"$job"`) || !strings.Contains(s[2], `instance=~"$instance"`):
 				t.Errorf("%s, query %s: selector %s lacks job=~\"$job\" and instance=~\"$instance\"", name, q.RefID, s[0])
 			}
 		}
@@ -355,7 +365,7 @@ func TestPrometheusScrapesAndEvaluatesEverything(t *testing.T) {
 	})
 
 	d := readDashboard(t)
-	vars := map[string]string{"job": promJob, "instance": instance}
+	vars := map[string]string{"job": promJob, "instance": instance, "node": instance}
 
 	t.Run("the job and instance variables find the exporter", func(t *testing.T) {
 		labelValues := regexp.MustCompile(`^label_values\((.+),\s*(\w+)\)$`)
