@@ -15,7 +15,15 @@ func (p *periods) planBurst(now time.Time, target, q float64) {
 	n := len(p.means)
 	need, plan := atLeast(n, q), planned(n, q)
 	p.thr = threshold(target)
-	p.sched.advance(p.number(now), func(next int64, current bool) bool {
+	k := p.number(now)
+	if p.sched.decided == 0 && (p.length >= meanControlled || p.sub > 0) {
+		// The first decision, at a start or a restart, is for the period
+		// in progress too where a burst of it still counts: a mean held
+		// over what is left of it, or its last sub-period. A day's
+		// burst is not lost to a restart.
+		p.sched = schedule{decided: k, bursts: [2]bool{false, p.burstNext(k, target, need, plan, false)}}
+	}
+	p.sched.advance(k, func(next int64, current bool) bool {
 		return p.burstNext(next, target, need, plan, current)
 	})
 }

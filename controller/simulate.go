@@ -140,13 +140,22 @@ func (sim *Simulation) Run(days int) []Day {
 	perDay := int(24 * time.Hour / sim.Interval)
 	for d := range days {
 		day = Day{}
-		for range perDay {
+		// The first sample only starts the clock: the first day has one
+		// more, so that every day's last is at its end, and the audit at
+		// the day's end sees the whole day.
+		n := perDay
+		if d == 0 {
+			n++
+		}
+		for range n {
 			now := sim.Start.Add(time.Duration(ticks) * sim.Interval)
 			ticks++
 			s, _ := sim.Model.Read(now)
 			sim.audit.add(s)
 			real := sim.Model.Real(now.Sub(sim.Start))[0]
-			day.ConstantCPUHours += max(0, sim.Targets[host.CPU]-real) * sim.Interval.Hours() * float64(s.CPUs)
+			if ticks > 1 {
+				day.ConstantCPUHours += max(0, sim.Targets[host.CPU]-real) * sim.Interval.Hours() * float64(s.CPUs)
+			}
 			down := sim.down(now.Sub(sim.Start))
 			if !down && loop == nil {
 				sim.restart(now)
@@ -172,7 +181,7 @@ func (sim *Simulation) Run(days int) []Day {
 			}
 		}
 		for i := range day.Holder {
-			day.Holder[i] /= float64(perDay)
+			day.Holder[i] /= float64(n)
 		}
 		day.HolderCPUHours = (sim.Model.cpuTime - cpuTime).Hours()
 		cpuTime = sim.Model.cpuTime
