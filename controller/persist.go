@@ -199,10 +199,11 @@ func (a *Averages) fresh() {
 
 // restorer returns what replaces the averages and the audit periods with
 // those of a state file's content, or leaves them as they are and says why
-// the content is not valid. Audit periods saved for another period or
-// window, or ahead of their last sample, start afresh, and are logged: they
-// would count other periods. So do the disk's average and periods measured
-// another way than diskUsage: they would hold the disk at another figure.
+// the content is not valid. Audit periods saved for another period,
+// sub-period or window, or ahead of their last sample, start afresh, and
+// are logged: they would count other periods. So do the disk's average and
+// periods measured another way than diskUsage: they would hold the disk at
+// another figure.
 func (a *Averages) restorer(logger *slog.Logger) func(data []byte) error {
 	return func(data []byte) error {
 		var file averagesJSON
@@ -235,7 +236,8 @@ func (a *Averages) restorer(logger *slog.Logger) func(data []byte) error {
 				return fmt.Errorf("%s periods: %w", r, err)
 			}
 			if saved == nil {
-				logger.Info("audit periods saved for another period or window, or ahead of the clock; they start afresh", "resource", r, "saved_period", statefile.Quote(f.Period))
+				logger.Info("audit periods saved for another period, sub-period or window, or ahead of the clock; they start afresh",
+					"resource", r, "saved_period", statefile.Quote(f.Period), "saved_subperiod", statefile.Quote(f.Subperiod))
 				saved = p
 			}
 			restored[r] = saved
