@@ -46,7 +46,7 @@ type CLI struct {
 	ObjectiveMemory *Statistic `name:"objective.memory" placeholder:"STAT" help:"What the auditor computes of memory usage (default: mean, or the preset's)."`
 	ObjectiveDisk   *Statistic `name:"objective.disk" placeholder:"STAT" help:"What the auditor computes of disk usage (default: mean, or the preset's)."`
 	AuditPeriod     *Duration  `name:"audit.period" placeholder:"DURATION" help:"The period whose mean a percentile takes as one sample, aligned to the clock; must divide a day (default: 1m, or the preset's)."`
-	AuditSubperiod  *Duration  `name:"audit.subperiod" placeholder:"DURATION" help:"Makes a period's value the max of the means of its sub-periods of this length, which divides --audit.period, for a percentile (default: none, a period's value is its mean; or the preset's)."`
+	AuditSubperiod  *Duration  `name:"audit.subperiod" placeholder:"DURATION" help:"Makes a period's value the max of the means of its sub-periods of this length, which divides --audit.period, for a percentile other than max; must divide a day (default: none, a period's value is its mean; or the preset's)."`
 	Window          *Duration  `placeholder:"DURATION" help:"The trailing window the auditor looks at, e.g. 30d (default: 30d, or the preset's)."`
 	WindowCPU       *Duration  `name:"window.cpu" placeholder:"DURATION" help:"The CPU audit window (default: --window)."`
 	WindowMemory    *Duration  `name:"window.memory" placeholder:"DURATION" help:"The memory audit window (default: --window)."`
@@ -255,15 +255,22 @@ func (c *CLI) resolve(flag string, given *Duration, preset, builtin time.Duratio
 	return builtin, fmt.Sprintf("%s=%s", flag, Duration(builtin))
 }
 
-// checkPeriod checks the audit period: it must divide a day, so that
-// periods line up with the clock's days as an auditor's do; and for every
-// resource with a percentile objective, it must be a multiple of
-// --interval (a period of whole samples), no longer than the window, and
-// the window may hold at most controller.MaxPeriods of them.
+// checkPeriod checks the audit period and sub-period: each must divide a
+// day, so that periods line up with the clock's days as an auditor's do,
+// whatever the objectives (a mean ignores both); and for every resource
+// with a percentile objective, the period must be a multiple of --interval
+// (a period of whole samples), no longer than the window, and the window
+// may hold at most controller.MaxPeriods of them.
 func (c *CLI) checkPeriod() error {
 	p, from := c.period()
-	if (24*time.Hour)%p != 0 {
-		return fmt.Errorf("%s must divide a day evenly (1m, 5m, 15s, 1h, ...)", from)
+	sub, subFrom := c.subperiod()
+	for _, d := range []struct {
+		d    time.Duration
+		from string
+	}{{p, from}, {sub, subFrom}} {
+		if d.d > 0 && (24*time.Hour)%d.d != 0 {
+			return fmt.Errorf("%s must divide a day evenly (1m, 5m, 15s, 1h, ...)", d.from)
+		}
 	}
 	for _, r := range host.Resources {
 		s, objective := c.objective(r)
