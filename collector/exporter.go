@@ -32,7 +32,7 @@ type Exporter struct {
 	window, interval                            *prometheus.Desc
 	failures, refusals, holdOff, saveFailures   *prometheus.Desc
 	clockSteps                                  *prometheus.Desc
-	objective, audit, auditPeriod               *prometheus.Desc
+	objective, audit, auditPeriod, auditSub     *prometheus.Desc
 	auditPassing, auditNeeded                   *prometheus.Desc
 }
 
@@ -50,6 +50,7 @@ func NewExporter() *Exporter {
 		objective:       desc("objective_info", "The statistic the auditor computes of the resource's utilization over its window: mean, or a percentile of audit period means such as p95.", "resource", "statistic"),
 		audit:           desc("audit_ratio", "The resource's statistic as the auditor computes it now over the trailing window, 0..1: the average for the mean; for a percentile, that percentile of the window's period means, periods nobody saw counted as 0.", "resource"),
 		auditPeriod:     desc("audit_period_seconds", "The audit period whose means a percentile objective is taken of, aligned to the clock (--audit.period).", "resource"),
+		auditSub:        desc("audit_subperiod_seconds", "The sub-period whose means' max is an audit period's value, aligned to the clock (--audit.subperiod); absent where a period's value is its mean.", "resource"),
 		auditPassing:    desc("audit_passing_ratio", "Share of the window's audit periods whose mean is at or above the target, for a percentile objective.", "resource"),
 		auditNeeded:     desc("audit_periods_needed", "Periods at or above the target the window still needs for its percentile to reach the target; 0 when it does.", "resource"),
 		setpoint:        desc("setpoint_ratio", "Total utilization of the resource the controller aims at now, 0..1.", "resource"),
@@ -91,7 +92,7 @@ func (e *Exporter) Describe(ch chan<- *prometheus.Desc) {
 		e.ceiling, e.spec, e.cpus, e.lastSample, e.memoryTotal, e.memoryAvailable,
 		e.diskSize, e.diskUsed, e.diskAvailable, e.diskPresent, e.diskLosses, e.pressureStalled, e.reserve, e.window, e.interval,
 		e.failures, e.refusals, e.holdOff, e.saveFailures, e.clockSteps,
-		e.objective, e.audit, e.auditPeriod, e.auditPassing, e.auditNeeded,
+		e.objective, e.audit, e.auditPeriod, e.auditSub, e.auditPassing, e.auditNeeded,
 	} {
 		ch <- d
 	}
@@ -120,6 +121,9 @@ func (e *Exporter) Collect(ch chan<- prometheus.Metric) {
 			gauge(e.auditPeriod, rs.Period.Seconds(), string(r))
 			gauge(e.auditPassing, rs.Passing, string(r))
 			gauge(e.auditNeeded, float64(rs.Needed), string(r))
+		}
+		if rs.Subperiod > 0 {
+			gauge(e.auditSub, rs.Subperiod.Seconds(), string(r))
 		}
 		gauge(e.setpoint, rs.Setpoint, string(r))
 		gauge(e.history, rs.History.Seconds(), string(r))

@@ -65,18 +65,15 @@ func NewAverages(window, maxSpan time.Duration) *Averages {
 
 // SetObjective makes o r's objective, with fresh audit periods for a
 // percentile; call it before Load. It panics on an objective the CLI would
-// have refused: a window that is not positive, or for a percentile a
-// quantile outside (0, 1) or a period that does not divide the window into
-// at most MaxPeriods.
+// have refused (Objective.valid).
 func (a *Averages) SetObjective(r host.Resource, o Objective) {
-	percentile := o.Quantile != 0
-	if o.Window <= 0 || percentile && (o.Quantile <= 0 || o.Quantile >= 1 || o.Period <= 0 || o.Period > o.Window || o.Window/o.Period > MaxPeriods) {
+	if !o.valid() {
 		panic(fmt.Sprintf("controller.SetObjective(%s, %+v): not a valid objective", r, o))
 	}
 	a.objectives[r] = o
 	delete(a.periods, r)
-	if percentile {
-		a.periods[r] = newPeriods(o.Period, o.Window)
+	if o.Quantile != 0 {
+		a.periods[r] = newSubPeriods(o.Period, o.Sub, o.Window)
 	}
 }
 

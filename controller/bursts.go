@@ -14,7 +14,16 @@ const burstLead = time.Second
 func (p *periods) planBurst(now time.Time, target, q float64) {
 	n := len(p.means)
 	need, plan := atLeast(n, q), planned(n, q)
-	p.sched.advance(p.number(now), func(next int64, current bool) bool {
+	p.thr = threshold(target)
+	k := p.number(now)
+	if p.sched.decided == 0 && (p.length >= meanControlled || p.sub > 0) {
+		// The first decision, at a start or a restart, is for the period
+		// in progress too where a burst of it still counts: a mean held
+		// over what is left of it, or its last sub-period. A day's
+		// burst is not lost to a restart.
+		p.sched = schedule{decided: k, bursts: [2]bool{false, p.burstNext(k, target, need, plan, false)}}
+	}
+	p.sched.advance(k, func(next int64, current bool) bool {
 		return p.burstNext(next, target, need, plan, current)
 	})
 }
@@ -22,16 +31,58 @@ func (p *periods) planBurst(now time.Time, target, q float64) {
 // burning tells whether the CPU holds its lift at now: through a burst,
 // from burstLead before it.
 func (p *periods) burning(now time.Time) bool {
-	return p.sched.burns(p.number(now)) || p.sched.burns(p.number(now.Add(burstLead)))
+	return p.burns(now) || p.burns(now.Add(burstLead))
+}
+
+// burns tells whether t is in a burst. With sub-periods, a burst period
+// burns through its last sub-period alone, and not even that when one of
+// its sub-periods before already reached the target by real work: the max
+// of its sub-periods' means is its value.
+func (p *periods) burns(t time.Time) bool {
+	k := p.number(t)
+	if !p.sched.burns(k) {
+		return false
+	}
+	if p.sub == 0 {
+		return true
+	}
+	last := p.start(k + 1).Add(-p.sub)
+	return !t.Before(last) && !(k == p.open && p.best >= p.thr && p.thr > 0)
 }
 
 // nextBurst is when the burst decided after now's period starts, burstLead
-// before that period; zero when none is.
+// before it (before its last sub-period with sub-periods); zero when none
+// is.
 func (p *periods) nextBurst(now time.Time) time.Time {
 	if d := p.sched.decided; d > p.number(now) && p.sched.burns(d) {
-		return p.start(d).Add(-burstLead)
+		start := p.start(d)
+		if p.sub > 0 {
+			start = p.start(d + 1).Add(-p.sub)
+		}
+		return start.Add(-burstLead)
 	}
 	return time.Time{}
+}
+
+// meanControlled is the shortest period whose bursts hold the period's
+// mean rather than a level: over an hour or more, the duty's error and
+// real work moving average out, and what the period lacks so far (a
+// restart, a moment of give-way) is made up before it ends.
+const meanControlled = time.Hour
+
+// burstLevel is the total usage a burst holds at now for target: the
+// target and the lift; for a period of meanControlled or more, the
+// constant level that brings the period's mean to target and margin by
+// its end, from what it holds so far.
+func (p *periods) burstLevel(now time.Time, target float64) float64 {
+	if p.length < meanControlled || p.sub > 0 || p.until.IsZero() {
+		return target + lift
+	}
+	left := p.start(p.open + 1).Sub(p.until).Seconds()
+	if left <= 0 {
+		return target + lift
+	}
+	return max(0, ((target+margin)*p.length.Seconds()-p.sum)/left)
 }
 
 // burstNext tells whether the CPU burns through period next, for a

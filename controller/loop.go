@@ -335,7 +335,7 @@ func (l *Loop) state(s host.Sample, used holder.Held, held host.Each[float64]) *
 			Refusals:    used.Refusals.At(r),
 		}
 		if p := l.cfg.Averages.periods[r]; p != nil {
-			rs.Period = o.Period
+			rs.Period, rs.Subperiod = o.Period, o.Sub
 			rs.Audit, rs.Passing, rs.Needed = p.lastAudit(s.Time, o.Quantile, l.cfg.Targets[r])
 		}
 		state.Resources[r] = rs
@@ -366,15 +366,23 @@ func (l *Loop) apply(again bool) {
 
 // setpoint is the total usage of r to aim at, as of now, within limit: for
 // the mean, what brings the average to target; for a percentile, the
-// target with a lift, which CPU holders hold through bursts alone (it
-// decides the next burst here) and memory and disk holders always.
+// target with a lift (for CPU, periods of an hour or more: the level that
+// brings the period's mean to target, burstLevel), which CPU holders hold
+// through bursts alone (it decides the next burst here) and memory and
+// disk holders always. A target of 0 holds nothing.
 func (l *Loop) setpoint(r host.Resource, now time.Time, limit float64) float64 {
 	o, target := l.cfg.Averages.objective(r), l.cfg.Targets[r]
+	if target == 0 {
+		// A target of 0 holds nothing: no margin or lift over it.
+		return 0
+	}
 	if o.Quantile == 0 {
 		return l.cfg.Averages.Setpoint(r, target, limit)
 	}
 	if r == host.CPU {
-		l.cfg.Averages.periods[r].planBurst(now, target, o.Quantile)
+		p := l.cfg.Averages.periods[r]
+		p.planBurst(now, target, o.Quantile)
+		return min(p.burstLevel(now, target), limit)
 	}
 	return min(target+lift, limit)
 }

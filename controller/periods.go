@@ -32,6 +32,17 @@ type periods struct {
 	open  int64
 	sum   float64
 	until time.Time
+	// sub, when above 0, makes a period's value the max of the means of
+	// its sub-periods of that length: subOpen is the sub-period in
+	// progress, subSum its usage-seconds, and best the highest mean of
+	// the open period's sub-periods closed so far.
+	sub     time.Duration
+	subOpen int64
+	subSum  float64
+	best    uint16
+	// thr is the threshold of the target bursts are planned for, so that
+	// a burst of a sub-period knows when real work carried its period.
+	thr uint16
 	// scratch is window's; audited the last audit, for the window ending
 	// at its end with the periods closed then.
 	scratch []uint16
@@ -53,6 +64,36 @@ func newPeriods(length, window time.Duration) *periods {
 	return &periods{length: length, means: make([]uint16, n), bursts: make([]uint64, (n+63)/64)}
 }
 
+// newSubPeriods is newPeriods whose periods' values are the max of the
+// means of their sub-periods of sub; 0 is newPeriods.
+func newSubPeriods(length, sub, window time.Duration) *periods {
+	p := newPeriods(length, window)
+	p.sub = sub
+	return p
+}
+
+// subNumber is the sub-period t falls in.
+func (p *periods) subNumber(t time.Time) int64 { return t.UnixNano() / int64(p.sub) }
+
+// closeSub folds the sub-period in progress into its period's best; time
+// in it nobody saw counts as 0.
+func (p *periods) closeSub() {
+	mean := clamp(p.subSum/p.sub.Seconds(), 0, 1)
+	p.best = max(p.best, uint16(math.Floor(mean*meanScale)))
+}
+
+// enter makes the sub-period t falls in the one in progress, closing the
+// one before it; without sub-periods it does nothing.
+func (p *periods) enter(t time.Time) {
+	if p.sub == 0 {
+		return
+	}
+	if j := p.subNumber(t); j != p.subOpen {
+		p.closeSub()
+		p.subOpen, p.subSum = j, 0
+	}
+}
+
 // number is the period t falls in; a period's start belongs to it.
 func (p *periods) number(t time.Time) int64 { return t.UnixNano() / int64(p.length) }
 
@@ -69,6 +110,7 @@ func (p *periods) observe(now time.Time, x float64, maxSpan time.Duration) {
 		k := p.number(now)
 		p.open, p.sum, p.until = k, 0, now
 		p.closed = max(p.closed, k-1)
+		p.restartSubs(now)
 		return
 	}
 	if !now.After(p.until) {
@@ -78,20 +120,39 @@ func (p *periods) observe(now time.Time, x float64, maxSpan time.Duration) {
 	from := later(p.until, now.Add(-maxSpan))
 	p.until = now
 	for from.Before(now) {
+		// A sub-period closes before the period it ends.
+		p.enter(from)
 		if k := p.number(from); k != p.open {
 			p.close()
-			p.open, p.sum = k, 0
+			p.open, p.sum, p.best = k, 0, 0
 		}
 		end := p.start(p.open + 1)
+		if p.sub > 0 {
+			end = time.Unix(0, (p.subOpen+1)*int64(p.sub))
+		}
 		if end.After(now) {
 			end = now
 		}
 		p.sum += x * end.Sub(from).Seconds()
+		if p.sub > 0 {
+			p.subSum += x * end.Sub(from).Seconds()
+		}
 		from = end
 	}
+	p.enter(now)
 	if now.Equal(p.start(p.open + 1)) {
 		p.close()
-		p.open, p.sum = p.open+1, 0
+		p.open, p.sum, p.best = p.open+1, 0, 0
+	}
+}
+
+// restartSubs makes the sub-period now falls in the one in progress, from
+// nothing, and forgets the open period's best: after a step of the clock
+// back it could hold sub-periods the clock comes to again, and a period's
+// value is never made higher by what was not seen.
+func (p *periods) restartSubs(now time.Time) {
+	if p.sub > 0 {
+		p.subOpen, p.subSum, p.best = p.subNumber(now), 0, 0
 	}
 }
 
@@ -123,6 +184,7 @@ func (p *periods) resume(from time.Time) {
 	}
 	p.forget(k)
 	p.open, p.sum, p.until = k, mean*from.Sub(start).Seconds(), from
+	p.restartSubs(from)
 }
 
 // forget makes the periods from k on never seen: those closed count as 0,
@@ -146,6 +208,9 @@ func (p *periods) close() {
 	}
 	mean := clamp(p.sum/p.length.Seconds(), 0, 1)
 	p.means[k%n] = uint16(math.Floor(mean * meanScale))
+	if p.sub > 0 {
+		p.means[k%n] = p.best
+	}
 	p.setBurst(k, p.sched.burns(k))
 	p.closed = k
 }
@@ -247,10 +312,14 @@ func atLeast(n int, q float64) int {
 // that fail however they were planned (a burst the daemon stops in, a
 // restart, a moment of give-way in a short period). A short window needs
 // more than 1-q of its periods: p95 of 80 periods needs 5 (6.3%), planned
-// 7.
+// 7. The spare ones are at most half of the periods the quantile lets fall
+// under the target: a low quantile of few periods (p25 of 14 days needs
+// 11, and lets 3 fall) would otherwise plan nearly all of them, at more
+// than a constant hold's cost.
 func planned(n int, q float64) int {
 	need := atLeast(n, q)
-	return min(n, need+max(2, int(math.Ceil(0.1*float64(need)))))
+	spare := min(max(2, int(math.Ceil(0.1*float64(need)))), max(0, n-need)/2)
+	return min(n, need+spare)
 }
 
 func later(a, b time.Time) time.Time {

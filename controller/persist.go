@@ -57,6 +57,16 @@ type periodsJSON struct {
 	Until  time.Time `json:"until,omitzero"`
 	Means  []byte    `json:"means"`
 	Bursts []byte    `json:"bursts"`
+	// Subperiod is the sub-period whose means' max is a period's value,
+	// absent where a period's value is its mean, with the one in progress
+	// (SubOpen), its usage-seconds (SubSum) and the open period's highest
+	// sub-period mean so far (Best). A version without them refuses a
+	// file that has them (the decoder takes no unknown field): it would
+	// read maxes as means.
+	Subperiod string  `json:"subperiod,omitempty"`
+	SubOpen   int64   `json:"sub_open,omitempty"`
+	SubSum    float64 `json:"sub_sum,omitempty"`
+	Best      uint16  `json:"best,omitempty"`
 }
 
 // CheckStateDir makes sure dir can hold the state, and that what it holds is
@@ -129,7 +139,11 @@ func (a *Averages) save(dir string) error {
 		for _, b := range p.bursts {
 			bursts = binary.LittleEndian.AppendUint64(bursts, b)
 		}
-		file.Periods[r] = periodsJSON{Period: p.length.String(), Closed: p.closed, Open: p.open, Sum: p.sum, Until: p.until.UTC(), Means: means, Bursts: bursts}
+		f := periodsJSON{Period: p.length.String(), Closed: p.closed, Open: p.open, Sum: p.sum, Until: p.until.UTC(), Means: means, Bursts: bursts}
+		if p.sub > 0 {
+			f.Subperiod, f.SubOpen, f.SubSum, f.Best = p.sub.String(), p.subOpen, p.subSum, p.best
+		}
+		file.Periods[r] = f
 	}
 	data, err := json.MarshalIndent(file, "", "  ")
 	if err != nil {
@@ -179,16 +193,17 @@ func (a *Averages) Read(dir string, logger *slog.Logger) {
 func (a *Averages) fresh() {
 	a.avg = freshAverages()
 	for r, p := range a.periods {
-		a.periods[r] = newPeriods(p.length, a.objectives[r].Window)
+		a.periods[r] = newSubPeriods(p.length, p.sub, a.objectives[r].Window)
 	}
 }
 
 // restorer returns what replaces the averages and the audit periods with
 // those of a state file's content, or leaves them as they are and says why
-// the content is not valid. Audit periods saved for another period or
-// window, or ahead of their last sample, start afresh, and are logged: they
-// would count other periods. So do the disk's average and periods measured
-// another way than diskUsage: they would hold the disk at another figure.
+// the content is not valid. Audit periods saved for another period,
+// sub-period or window, or ahead of their last sample, start afresh, and
+// are logged: they would count other periods. So do the disk's average and
+// periods measured another way than diskUsage: they would hold the disk at
+// another figure.
 func (a *Averages) restorer(logger *slog.Logger) func(data []byte) error {
 	return func(data []byte) error {
 		var file averagesJSON
@@ -216,12 +231,13 @@ func (a *Averages) restorer(logger *slog.Logger) func(data []byte) error {
 				restored[r] = p
 				continue
 			}
-			saved, err := parsePeriods(f, p.length, len(p.means))
+			saved, err := parsePeriods(f, p.length, p.sub, len(p.means))
 			if err != nil {
 				return fmt.Errorf("%s periods: %w", r, err)
 			}
 			if saved == nil {
-				logger.Info("audit periods saved for another period or window, or ahead of the clock; they start afresh", "resource", r, "saved_period", statefile.Quote(f.Period))
+				logger.Info("audit periods saved for another period, sub-period or window, or ahead of the clock; they start afresh",
+					"resource", r, "saved_period", statefile.Quote(f.Period), "saved_subperiod", statefile.Quote(f.Subperiod))
 				saved = p
 			}
 			restored[r] = saved
@@ -231,7 +247,7 @@ func (a *Averages) restorer(logger *slog.Logger) func(data []byte) error {
 				"saved_as", statefile.Quote(file.DiskUsage))
 			avgs[host.Disk] = average{}
 			if p, ok := a.periods[host.Disk]; ok {
-				restored[host.Disk] = newPeriods(p.length, a.objectives[host.Disk].Window)
+				restored[host.Disk] = newSubPeriods(p.length, p.sub, a.objectives[host.Disk].Window)
 			}
 		}
 		a.avg, a.periods = avgs, restored
@@ -281,14 +297,24 @@ func parseAverages(file averagesJSON) (map[host.Resource]average, error) {
 }
 
 // parsePeriods checks one resource's saved audit periods: nil, nil when
-// they were saved for another period length or count, or run ahead of
-// their last sample.
-func parsePeriods(f periodsJSON, length time.Duration, n int) (*periods, error) {
+// they were saved for another period length, sub-period or count, or run
+// ahead of their last sample.
+func parsePeriods(f periodsJSON, length, sub time.Duration, n int) (*periods, error) {
 	saved, err := time.ParseDuration(f.Period)
+	savedSub, subErr := time.Duration(0), error(nil)
+	if f.Subperiod != "" {
+		savedSub, subErr = time.ParseDuration(f.Subperiod)
+	}
 	switch {
 	case err != nil || saved <= 0:
 		return nil, fmt.Errorf("period %s is not a duration", statefile.Quote(f.Period))
-	case saved != length || len(f.Means) != 2*n:
+	case subErr != nil || savedSub < 0 || f.Subperiod != "" && savedSub == 0:
+		return nil, fmt.Errorf("subperiod %s is not a duration", statefile.Quote(f.Subperiod))
+	case savedSub == 0 && (f.SubOpen != 0 || f.SubSum != 0 || f.Best != 0):
+		return nil, fmt.Errorf("sub-period figures without a subperiod")
+	case savedSub > 0 && !(f.SubSum >= 0 && f.SubSum <= savedSub.Seconds()):
+		return nil, fmt.Errorf("sub_sum %v is not within 0 and %v usage-seconds", f.SubSum, savedSub.Seconds())
+	case saved != length || savedSub != sub || len(f.Means) != 2*n:
 		return nil, nil
 	case len(f.Bursts) != 8*((n+63)/64):
 		return nil, fmt.Errorf("%d bytes of bursts for %d periods", len(f.Bursts), n)
@@ -305,8 +331,9 @@ func parsePeriods(f periodsJSON, length time.Duration, n int) (*periods, error) 
 	if at := f.Until.UnixNano() / int64(length); !f.Until.IsZero() && (f.Open > at+1 || f.Closed > at+int64(n)) {
 		return nil, nil
 	}
-	p := newPeriods(length, time.Duration(n)*length)
+	p := newSubPeriods(length, sub, time.Duration(n)*length)
 	p.closed, p.open, p.sum, p.until = f.Closed, f.Open, f.Sum, f.Until
+	p.subOpen, p.subSum, p.best = f.SubOpen, f.SubSum, f.Best
 	for i := range p.means {
 		p.means[i] = binary.LittleEndian.Uint16(f.Means[2*i:])
 	}

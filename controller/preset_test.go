@@ -16,14 +16,14 @@ func TestATargetGivenWinsOverThePresets(t *testing.T) {
 	}{
 		{"no preset, none given", Presets["default"], nil, map[host.Resource]float64{}},
 		{"no preset", Presets["default"], map[host.Resource]float64{host.CPU: 0.3}, map[host.Resource]float64{host.CPU: 0.3}},
-		{"the preset's", oracle, nil, map[host.Resource]float64{host.CPU: 0.2, host.Memory: 0.2, host.Disk: 0}},
+		{"the preset's", oracle, nil, map[host.Resource]float64{host.CPU: 0.2, host.Memory: 0, host.Disk: 0}},
 		{"one given", oracle, map[host.Resource]float64{host.Memory: 0.25}, map[host.Resource]float64{host.CPU: 0.2, host.Memory: 0.25, host.Disk: 0}},
 	} {
-		if got := tc.preset.WithTargets(tc.given); !maps.Equal(got, tc.want) {
+		if got := tc.preset.WithTargets(tc.given, 2); !maps.Equal(got, tc.want) {
 			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
 		}
 	}
-	if oracle.Targets[host.Memory] != 0.2 {
+	if oracle.Targets[host.Memory] != 0 {
 		t.Errorf("WithTargets changed the preset's table: %v", oracle.Targets)
 	}
 }

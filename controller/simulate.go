@@ -140,13 +140,22 @@ func (sim *Simulation) Run(days int) []Day {
 	perDay := int(24 * time.Hour / sim.Interval)
 	for d := range days {
 		day = Day{}
-		for range perDay {
+		// The first sample only starts the clock: the first day has one
+		// more, so that every day's last is at its end, and the audit at
+		// the day's end sees the whole day.
+		n := perDay
+		if d == 0 {
+			n++
+		}
+		for range n {
 			now := sim.Start.Add(time.Duration(ticks) * sim.Interval)
 			ticks++
 			s, _ := sim.Model.Read(now)
 			sim.audit.add(s)
 			real := sim.Model.Real(now.Sub(sim.Start))[0]
-			day.ConstantCPUHours += max(0, sim.Targets[host.CPU]-real) * sim.Interval.Hours() * float64(s.CPUs)
+			if ticks > 1 {
+				day.ConstantCPUHours += max(0, sim.Targets[host.CPU]-real) * sim.Interval.Hours() * float64(s.CPUs)
+			}
 			down := sim.down(now.Sub(sim.Start))
 			if !down && loop == nil {
 				sim.restart(now)
@@ -172,7 +181,7 @@ func (sim *Simulation) Run(days int) []Day {
 			}
 		}
 		for i := range day.Holder {
-			day.Holder[i] /= float64(perDay)
+			day.Holder[i] /= float64(n)
 		}
 		day.HolderCPUHours = (sim.Model.cpuTime - cpuTime).Hours()
 		cpuTime = sim.Model.cpuTime
@@ -228,19 +237,27 @@ func (sim *Simulation) down(elapsed time.Duration) bool {
 // every period since the start, each sample standing for the interval
 // before it.
 type auditor struct {
-	objectives  map[host.Resource]Objective
+	objectives map[host.Resource]Objective
+	// period is what the sums are kept per: the sub-period where a
+	// period's value is the max of its sub-periods' means, else the
+	// period; group is how many of them make an audit period.
 	period      [len(host.Resources)]time.Duration
+	group       [len(host.Resources)]int
 	start, last time.Time
 	sums        [len(host.Resources)][]float64
 }
 
-// newAuditor audits each percentile over its objective's periods, and each
-// mean over periods of one sampling interval.
+// newAuditor audits each percentile over its objective's periods (kept per
+// sub-period where it has them), and each mean over periods of one
+// sampling interval.
 func newAuditor(a *Averages, interval time.Duration) *auditor {
 	au := &auditor{objectives: a.objectives}
 	for i, r := range host.Resources {
-		au.period[i] = interval
-		if o := a.objectives[r]; o.Quantile != 0 {
+		au.period[i], au.group[i] = interval, 1
+		switch o := a.objectives[r]; {
+		case o.Quantile != 0 && o.Sub > 0:
+			au.period[i], au.group[i] = o.Sub, int(o.Period/o.Sub)
+		case o.Quantile != 0:
 			au.period[i] = o.Period
 		}
 	}
@@ -271,14 +288,17 @@ func (au *auditor) add(s host.Sample) {
 	au.last = s.Time
 }
 
-// means are r's complete periods' means.
+// means are the values of r's complete audit periods: their means, or the
+// max of their sub-periods' means.
 func (au *auditor) means(r host.Resource) []float64 {
 	i := slices.Index(host.Resources[:], r)
-	p := au.period[i]
-	complete := min(len(au.sums[i]), int(au.last.Sub(au.start)/p))
+	p, g := au.period[i], au.group[i]
+	complete := min(len(au.sums[i]), int(au.last.Sub(au.start)/p)) / g
 	means := make([]float64, complete)
 	for k := range means {
-		means[k] = au.sums[i][k] / p.Seconds()
+		for _, sum := range au.sums[i][k*g : (k+1)*g] {
+			means[k] = max(means[k], sum/p.Seconds())
+		}
 	}
 	return means
 }
@@ -290,7 +310,7 @@ func (au *auditor) statistics() [len(host.Resources)]float64 {
 	for i, r := range host.Resources {
 		o := au.objectives[r]
 		means := au.means(r)
-		means = means[max(0, len(means)-int(o.Window/au.period[i])):]
+		means = means[max(0, len(means)-int(o.Window/au.period[i])/au.group[i]):]
 		if len(means) == 0 {
 			continue
 		}

@@ -34,7 +34,8 @@ type State struct {
 // ResourceState is what the controller knows of one resource.
 type ResourceState struct {
 	// Statistic is what the auditor computes of the resource's usage
-	// over Window: "mean", or a percentile of Period means such as "p95".
+	// over Window: "mean", or a percentile of Period values such as "p95",
+	// or "max".
 	Statistic string
 	// Window is the trailing window the auditor looks at; the average's
 	// time constant is half of it.
@@ -42,6 +43,9 @@ type ResourceState struct {
 	// Period is the audit period whose means a percentile is taken of,
 	// aligned to the clock; 0 for the mean.
 	Period time.Duration
+	// Subperiod, when above 0, makes a period's value the max of the
+	// means of its sub-periods of this length.
+	Subperiod time.Duration
 	// Audit is the statistic as the auditor computes it now over the
 	// trailing window: the average for the mean; for a percentile, that
 	// percentile (nearest rank) of the window's period means, periods

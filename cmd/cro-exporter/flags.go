@@ -41,20 +41,21 @@ type CLI struct {
 	// given: a flag given (or its environment variable) wins over the
 	// preset, the preset over the built-in default. objectives and targets
 	// resolve them.
-	Preset          string     `default:"default" enum:"default,oracle-always-free" help:"A known auditor's rule, which sets the defaults of the objectives, windows, audit period and targets; flags given win: ${enum}. default: the mean over 30d at the spec's targets; oracle-always-free: CPU and memory p95 of 1m means over 7d at 20%, disk 0."`
-	ObjectiveCPU    *Statistic `name:"objective.cpu" placeholder:"STAT" help:"What the auditor computes of CPU usage: mean, or a percentile of audit period means such as p95 (default: mean, or the preset's)."`
+	Preset          string     `default:"default" enum:"default,oracle-always-free,azure-advisor,gcp-idle-vm,aws-trusted-advisor,huawei-idle-ecs,oci-cloud-advisor" help:"A known auditor's rule, which sets the defaults of the objectives, windows, audit periods and targets; flags given win: default, oracle-always-free, azure-advisor, gcp-idle-vm, aws-trusted-advisor, huawei-idle-ecs or oci-cloud-advisor. default: the mean over 30d at the spec's targets. The others hold CPU alone, memory and disk at 0: oracle-always-free: p95 of 1m means over 7d at 20%; azure-advisor: p95 of 30m periods, each the max of its 1m means, over 7d at 3%; gcp-idle-vm: p97 of 1m means over 1d at 0.03cpus; aws-trusted-advisor: p25 of daily means over 14d at 10%; huawei-idle-ecs: max of 5m means over 7d at 3%; oci-cloud-advisor: the mean over 7d at 15%."`
+	ObjectiveCPU    *Statistic `name:"objective.cpu" placeholder:"STAT" help:"What the auditor computes of CPU usage: mean, a percentile of audit period values such as p95, or their max (default: mean, or the preset's)."`
 	ObjectiveMemory *Statistic `name:"objective.memory" placeholder:"STAT" help:"What the auditor computes of memory usage (default: mean, or the preset's)."`
 	ObjectiveDisk   *Statistic `name:"objective.disk" placeholder:"STAT" help:"What the auditor computes of disk usage (default: mean, or the preset's)."`
 	AuditPeriod     *Duration  `name:"audit.period" placeholder:"DURATION" help:"The period whose mean a percentile takes as one sample, aligned to the clock; must divide a day (default: 1m, or the preset's)."`
+	AuditSubperiod  *Duration  `name:"audit.subperiod" placeholder:"DURATION" help:"Makes a period's value the max of the means of its sub-periods of this length, which divides --audit.period, for a percentile other than max; must divide a day (default: none, a period's value is its mean; or the preset's)."`
 	Window          *Duration  `placeholder:"DURATION" help:"The trailing window the auditor looks at, e.g. 30d (default: 30d, or the preset's)."`
 	WindowCPU       *Duration  `name:"window.cpu" placeholder:"DURATION" help:"The CPU audit window (default: --window)."`
 	WindowMemory    *Duration  `name:"window.memory" placeholder:"DURATION" help:"The memory audit window (default: --window)."`
 	WindowDisk      *Duration  `name:"window.disk" placeholder:"DURATION" help:"The disk audit window (default: --window)."`
 
-	TargetCPU    *Ratio `name:"target.cpu" placeholder:"RATIO" help:"Target for the CPU objective, e.g. 0.4 or 40% (default: from the host's spec, or the preset's)."`
-	TargetMemory *Ratio `name:"target.memory" placeholder:"RATIO" help:"Target for the memory objective (default: from the host's spec, or the preset's)."`
-	TargetDisk   *Ratio `name:"target.disk" placeholder:"RATIO" help:"Target for the disk objective (default: from the host's spec, or the preset's)."`
-	Ceiling      Ratio  `default:"90%" help:"No target or setpoint is ever above this ratio."`
+	TargetCPU    *CPUTarget `name:"target.cpu" placeholder:"RATIO" help:"Target for the CPU objective, e.g. 0.4 or 40%, or in CPUs, e.g. 0.03cpus (default: from the host's spec, or the preset's)."`
+	TargetMemory *Ratio     `name:"target.memory" placeholder:"RATIO" help:"Target for the memory objective (default: from the host's spec, or the preset's)."`
+	TargetDisk   *Ratio     `name:"target.disk" placeholder:"RATIO" help:"Target for the disk objective (default: from the host's spec, or the preset's)."`
+	Ceiling      Ratio      `default:"90%" help:"No target or setpoint is ever above this ratio."`
 
 	MemoryReserve *Size  `name:"memory.reserve" placeholder:"SIZE" help:"MemAvailable that holders always leave to real work (default: 15% of MemTotal, at least 512MiB)."`
 	DiskReserve   *Size  `name:"disk.reserve" placeholder:"SIZE" help:"Free disk space that fill files always leave (default: 10% of the filesystem, at least 1GiB)."`
@@ -87,7 +88,7 @@ func (c *CLI) Validate() error {
 	}
 	for _, r := range host.Resources {
 		t, ok := controller.Presets[c.Preset].Targets[r]
-		if ok && c.targetFlags()[r] == nil && t > float64(c.Ceiling) {
+		if ok && !c.targetGiven(r) && t > float64(c.Ceiling) {
 			return fmt.Errorf("--preset=%s sets a %s target of %s, above --ceiling=%s: lower --target.%[2]s or raise the ceiling", c.Preset, r, Ratio(t), c.Ceiling)
 		}
 	}
@@ -149,21 +150,35 @@ func (c *CLI) reserves(s host.Sample) (memory, disk int64) {
 }
 
 // targets returns the targets given on the command line, and the preset's
-// for resources without one; resources with neither take their spec's
-// default.
-func (c *CLI) targets() map[host.Resource]float64 {
+// for resources without one, for a host of cpus CPUs (which converts a CPU
+// target in CPUs); resources with neither take their spec's default. A CPU
+// target of more CPUs than the host has is an error naming the flag.
+func (c *CLI) targets(cpus int) (map[host.Resource]float64, error) {
 	given := map[host.Resource]float64{}
-	for r, t := range c.targetFlags() {
+	if c.TargetCPU != nil {
+		t, err := c.TargetCPU.of(cpus)
+		if err != nil {
+			return nil, err
+		}
+		given[host.CPU] = t
+	}
+	for r, t := range map[host.Resource]*Ratio{host.Memory: c.TargetMemory, host.Disk: c.TargetDisk} {
 		if t != nil {
 			given[r] = float64(*t)
 		}
 	}
-	return controller.Presets[c.Preset].WithTargets(given)
+	return controller.Presets[c.Preset].WithTargets(given, cpus), nil
 }
 
-// targetFlags are the --target.* flags, nil where not given.
-func (c *CLI) targetFlags() map[host.Resource]*Ratio {
-	return map[host.Resource]*Ratio{host.CPU: c.TargetCPU, host.Memory: c.TargetMemory, host.Disk: c.TargetDisk}
+// targetGiven tells whether r's --target flag is given.
+func (c *CLI) targetGiven(r host.Resource) bool {
+	switch r {
+	case host.CPU:
+		return c.TargetCPU != nil
+	case host.Memory:
+		return c.TargetMemory != nil
+	}
+	return c.TargetDisk != nil
 }
 
 // objectives resolves the objective of every resource: a flag given wins,
@@ -171,13 +186,14 @@ func (c *CLI) targetFlags() map[host.Resource]*Ratio {
 // mean's Period is 0.
 func (c *CLI) objectives() map[host.Resource]controller.Objective {
 	period, _ := c.period()
+	sub, _ := c.subperiod()
 	objectives := make(map[host.Resource]controller.Objective, len(host.Resources))
 	for _, r := range host.Resources {
 		s, _ := c.objective(r)
 		w, _ := c.window(r)
 		o := controller.Objective{Quantile: s.Quantile(), Window: w}
 		if s.Quantile() > 0 {
-			o.Period = period
+			o.Period, o.Sub = period, sub
 		}
 		objectives[r] = o
 	}
@@ -221,6 +237,12 @@ func (c *CLI) period() (time.Duration, string) {
 	return c.resolve("--audit.period", c.AuditPeriod, controller.Presets[c.Preset].Period, controller.DefaultPeriod)
 }
 
+// subperiod is the audit sub-period, 0 for none, and the flag it comes
+// from.
+func (c *CLI) subperiod() (time.Duration, string) {
+	return c.resolve("--audit.subperiod", c.AuditSubperiod, controller.Presets[c.Preset].Sub, 0)
+}
+
 // resolve is a duration flag's value, and how messages name it: the value
 // given, or else the preset's (when above 0), or else the built-in one.
 func (c *CLI) resolve(flag string, given *Duration, preset, builtin time.Duration) (time.Duration, string) {
@@ -233,15 +255,22 @@ func (c *CLI) resolve(flag string, given *Duration, preset, builtin time.Duratio
 	return builtin, fmt.Sprintf("%s=%s", flag, Duration(builtin))
 }
 
-// checkPeriod checks the audit period: it must divide a day, so that
-// periods line up with the clock's days as an auditor's do; and for every
-// resource with a percentile objective, it must be a multiple of
-// --interval (a period of whole samples), no longer than the window, and
-// the window may hold at most controller.MaxPeriods of them.
+// checkPeriod checks the audit period and sub-period: each must divide a
+// day, so that periods line up with the clock's days as an auditor's do,
+// whatever the objectives (a mean ignores both); and for every resource
+// with a percentile objective, the period must be a multiple of --interval
+// (a period of whole samples), no longer than the window, and the window
+// may hold at most controller.MaxPeriods of them.
 func (c *CLI) checkPeriod() error {
 	p, from := c.period()
-	if (24*time.Hour)%p != 0 {
-		return fmt.Errorf("%s must divide a day evenly (1m, 5m, 15s, 1h, ...)", from)
+	sub, subFrom := c.subperiod()
+	for _, d := range []struct {
+		d    time.Duration
+		from string
+	}{{p, from}, {sub, subFrom}} {
+		if d.d > 0 && (24*time.Hour)%d.d != 0 {
+			return fmt.Errorf("%s must divide a day evenly (1m, 5m, 15s, 1h, ...)", d.from)
+		}
 	}
 	for _, r := range host.Resources {
 		s, objective := c.objective(r)
@@ -259,15 +288,39 @@ func (c *CLI) checkPeriod() error {
 		case w/p > controller.MaxPeriods:
 			return fmt.Errorf("%s makes %d periods of %s, for %s: at most %d; lengthen the period or shorten the window", from, w/p, window, objective, controller.MaxPeriods)
 		}
+		if err := c.checkSubperiod(s, objective, p, from); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkSubperiod checks the sub-period, if any, for a percentile objective
+// s (named objective) of periods p (named from): a multiple of --interval
+// that divides the period into more than one, and not for the max, where
+// the max of sub-period maxes is the max of the sub-periods' means.
+func (c *CLI) checkSubperiod(s Statistic, objective string, p time.Duration, from string) error {
+	sub, name := c.subperiod()
+	switch {
+	case sub == 0:
+	case s.Quantile() == controller.Max:
+		return fmt.Errorf("%s with %s: the max of the sub-periods' maxes is the max of their means; give the sub-period as --audit.period instead", name, objective)
+	case sub%c.Interval.D() != 0:
+		return fmt.Errorf("%s must be a multiple of --interval=%s, for %s", name, c.Interval, objective)
+	case sub >= p || p%sub != 0:
+		return fmt.Errorf("%s must divide %s into two or more, for %s", name, from, objective)
 	}
 	return nil
 }
 
 // describe is an objective as the start line shows it: "mean over 30d",
-// "p95 of 1m over 7d".
+// "p95 of 1m over 7d", "p95 of 30m maxes of 1m over 7d".
 func describe(o controller.Objective) string {
-	if o.Quantile == 0 {
+	switch {
+	case o.Quantile == 0:
 		return "mean over " + Duration(o.Window).String()
+	case o.Sub > 0:
+		return fmt.Sprintf("%s of %s maxes of %s over %s", o.Statistic(), Duration(o.Period), Duration(o.Sub), Duration(o.Window))
 	}
 	return fmt.Sprintf("%s of %s over %s", o.Statistic(), Duration(o.Period), Duration(o.Window))
 }

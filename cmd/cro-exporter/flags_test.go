@@ -98,7 +98,7 @@ func TestPresetsGiveDefaultsThatFlagsOverride(t *testing.T) {
 			objectives{host.CPU: mean30, host.Memory: mean30, host.Disk: mean30}, targets{}},
 		{"oracle-always-free", []string{"--preset=oracle-always-free"}, nil,
 			objectives{host.CPU: oracle, host.Memory: oracle, host.Disk: {Window: 7 * day}},
-			targets{host.CPU: 0.2, host.Memory: 0.2, host.Disk: 0}},
+			targets{host.CPU: 0.2, host.Memory: 0, host.Disk: 0}},
 		{"explicit flags win over the preset",
 			[]string{"--preset=oracle-always-free", "--objective.cpu=p99.9", "--objective.memory=mean", "--window=14d", "--window.cpu=3d", "--audit.period=5m", "--target.memory=25%"}, nil,
 			objectives{
@@ -114,10 +114,10 @@ func TestPresetsGiveDefaultsThatFlagsOverride(t *testing.T) {
 				host.Memory: {Quantile: 0.95, Window: day, Period: 15 * time.Minute},
 				host.Disk:   {Window: 7 * day},
 			},
-			targets{host.CPU: 0.2, host.Memory: 0.2, host.Disk: 0.3}},
+			targets{host.CPU: 0.2, host.Memory: 0, host.Disk: 0.3}},
 		{"the preset from the environment", nil, map[string]string{"CRO_PRESET": "oracle-always-free"},
 			objectives{host.CPU: oracle, host.Memory: oracle, host.Disk: {Window: 7 * day}},
-			targets{host.CPU: 0.2, host.Memory: 0.2, host.Disk: 0}},
+			targets{host.CPU: 0.2, host.Memory: 0, host.Disk: 0}},
 		{"a window per resource", []string{"--window=10d", "--window.disk=30d", "--objective.disk=p50", "--audit.period=1h", "--target.cpu=0.3"}, nil,
 			objectives{
 				host.CPU:    {Window: 10 * day},
@@ -134,7 +134,7 @@ func TestPresetsGiveDefaultsThatFlagsOverride(t *testing.T) {
 			if diff := cmp.Diff(tc.want, cli.objectives()); diff != "" {
 				t.Errorf("objectives (-want +got):\n%s", diff)
 			}
-			if diff := cmp.Diff(tc.targets, cli.targets()); diff != "" {
+			if diff := cmp.Diff(tc.targets, must(cli.targets(2))); diff != "" {
 				t.Errorf("targets (-want +got):\n%s", diff)
 			}
 		})
@@ -146,11 +146,11 @@ func TestATargetOfZeroIsAccepted(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	targets, err := controller.Targets(controller.Classify(24<<30), cli.targets(), float64(cli.Ceiling))
+	targets, err := controller.Targets(controller.Classify(24<<30), must(cli.targets(2)), float64(cli.Ceiling))
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := map[host.Resource]float64{host.CPU: 0.2, host.Memory: 0.2, host.Disk: 0}
+	want := map[host.Resource]float64{host.CPU: 0.2, host.Memory: 0, host.Disk: 0}
 	if diff := cmp.Diff(want, targets); diff != "" {
 		t.Errorf("targets of a large host under oracle-always-free (-want +got):\n%s", diff)
 	}

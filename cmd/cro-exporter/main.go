@@ -250,7 +250,11 @@ func checkHost(cli *CLI) (*checked, error) {
 		return nil, err
 	}
 	spec := controller.Classify(first.MemoryTotal)
-	targets, err := controller.Targets(spec, cli.targets(), float64(cli.Ceiling))
+	given, err := cli.targets(first.CPUs)
+	if err != nil {
+		return nil, usageError{err}
+	}
+	targets, err := controller.Targets(spec, given, float64(cli.Ceiling))
 	if err != nil {
 		return nil, usageError{err}
 	}

@@ -156,7 +156,11 @@ func simulate(cli *CLI, w io.Writer) error {
 		source = "from " + sc.Trace
 	}
 	spec := controller.Classify(memory)
-	targets, err := controller.Targets(spec, cli.targets(), float64(cli.Ceiling))
+	given, err := cli.targets(sc.CPUs)
+	if err != nil {
+		return usageError{err}
+	}
+	targets, err := controller.Targets(spec, given, float64(cli.Ceiling))
 	if err != nil {
 		return usageError{err}
 	}

@@ -22,6 +22,9 @@ type Ratio float64
 // UnmarshalText parses a ratio.
 func (r *Ratio) UnmarshalText(text []byte) error {
 	s := string(text)
+	if _, cpus := cutCPUs(s); cpus {
+		return fmt.Errorf("%q is a number of CPUs, which only --target.cpu takes; give a ratio (0.4 or 40%%)", s)
+	}
 	num, percent := strings.CutSuffix(s, "%")
 	v, err := strconv.ParseFloat(num, 64)
 	if percent {
@@ -40,9 +43,63 @@ func (r Ratio) String() string {
 	return strconv.FormatFloat(math.Round(float64(r)*1e8)/1e6, 'f', -1, 64) + "%"
 }
 
+// CPUTarget is the CPU target: a Ratio of the machine, or a number of
+// CPUs, written 0.03cpus (Google's idle rule counts vCPUs), which the
+// host's CPU count converts to a ratio.
+type CPUTarget struct {
+	Ratio Ratio
+	// CPUs is above 0 for a target in CPUs; Ratio is 0 then.
+	CPUs float64
+}
+
+// cutCPUs is s without a "cpus" or "cpu" suffix, and whether it had one.
+func cutCPUs(s string) (string, bool) {
+	for _, suffix := range []string{"cpus", "cpu"} {
+		if num, ok := strings.CutSuffix(s, suffix); ok {
+			return num, true
+		}
+	}
+	return s, false
+}
+
+// UnmarshalText parses a CPU target.
+func (c *CPUTarget) UnmarshalText(text []byte) error {
+	num, cpus := cutCPUs(string(text))
+	if !cpus {
+		*c = CPUTarget{}
+		return c.Ratio.UnmarshalText(text)
+	}
+	v, err := strconv.ParseFloat(num, 64)
+	if err != nil || !(v > 0) || math.IsInf(v, 0) {
+		return fmt.Errorf("%q is not a ratio (0.4 or 40%%) nor a positive number of CPUs (0.03cpus)", text)
+	}
+	*c = CPUTarget{CPUs: v}
+	return nil
+}
+
+// String formats the target as it was most likely written.
+func (c CPUTarget) String() string {
+	if c.CPUs > 0 {
+		return strconv.FormatFloat(c.CPUs, 'f', -1, 64) + "cpus"
+	}
+	return c.Ratio.String()
+}
+
+// of is the target as a ratio of a host of cpus CPUs; an error, naming the
+// flag, when it is more CPUs than the host has.
+func (c CPUTarget) of(cpus int) (float64, error) {
+	if c.CPUs == 0 {
+		return float64(c.Ratio), nil
+	}
+	if cpus <= 0 || c.CPUs > float64(cpus) {
+		return 0, fmt.Errorf("--target.cpu=%s is more than the host's %d CPUs", c, cpus)
+	}
+	return c.CPUs / float64(cpus), nil
+}
+
 // Statistic is what an auditor computes of a resource's usage: the mean
-// (0), or a percentile of audit period means, kept as its quantile (0.95
-// for p95). It is written mean, p95 or p99.9.
+// (0), a percentile of audit period values, kept as its quantile (0.95
+// for p95), or their max (1). It is written mean, p95, p99.9 or max.
 type Statistic float64
 
 // percentile is the form of a percentile: digits, with decimals or not.
@@ -50,13 +107,17 @@ var percentile = regexp.MustCompile(`^p([0-9]{1,2})(?:\.([0-9]{1,9}))?$`)
 
 // UnmarshalText parses a statistic.
 func (s *Statistic) UnmarshalText(text []byte) error {
-	if string(text) == "mean" {
+	switch string(text) {
+	case "mean":
 		*s = 0
+		return nil
+	case "max":
+		*s = controller.Max
 		return nil
 	}
 	m := percentile.FindSubmatch(text)
 	if m == nil {
-		return fmt.Errorf("%q is not mean or a percentile pNN with 0 < NN < 100, such as p95 or p99.9", text)
+		return fmt.Errorf("%q is not mean, max or a percentile pNN with 0 < NN < 100, such as p95 or p99.9", text)
 	}
 	// The digits as a whole number over a power of ten, both exact, so
 	// that the quotient is the float nearest the decimal: p99.9 is 999/1000,
@@ -70,10 +131,11 @@ func (s *Statistic) UnmarshalText(text []byte) error {
 	return nil
 }
 
-// Quantile is the percentile as a fraction (0.95 for p95), 0 for the mean.
+// Quantile is the percentile as a fraction (0.95 for p95), 0 for the mean,
+// 1 for the max.
 func (s Statistic) Quantile() float64 { return float64(s) }
 
-// String formats the statistic as it is written: mean, p95, p99.9.
+// String formats the statistic as it is written: mean, p95, p99.9, max.
 func (s Statistic) String() string {
 	return controller.Statistic(float64(s))
 }
