@@ -191,20 +191,6 @@ func benchMemoryGiveWay(binary string) error {
 	return nil
 }
 
-// benchSimulate times 30 simulated days at a 15 s interval.
-func benchSimulate(binary string) error {
-	var took []float64
-	for range 3 {
-		start := time.Now()
-		if out, err := exec.Command(binary, "simulate", "--days=30").CombinedOutput(); err != nil {
-			return fmt.Errorf("simulate: %v\n%s", err, out)
-		}
-		took = append(took, time.Since(start).Seconds())
-	}
-	fmt.Printf("simulate: 30 days at 15 s in %.2f s (median of 3; goal < 2 s)\n", median(took))
-	return nil
-}
-
 // terminate stops a process the way systemd would, so that a daemon stops
 // its holders and removes its fill files.
 func terminate(cmd *exec.Cmd) {

@@ -2,8 +2,9 @@
 // measured in the same run by the method in the README's "How the bench
 // measures": scrape latency and memory, the CPU spent holding nothing,
 // ballast fill time, the CPU holder's accuracy, how fast load gives way to real work, also under attack, what a
-// percentile objective's CPU bursts cost beside a constant hold, and the
-// simulator's speed. `make bench` runs it.
+// percentile objective's CPU bursts cost beside a constant hold, the
+// simulator's speed, and what each cloud preset's rule costs beside a
+// constant hold. `make bench` runs it.
 package main
 
 import (
@@ -19,7 +20,7 @@ import (
 
 func main() {
 	binary := flag.String("binary", "bin/cro-exporter", "the cro-exporter binary to measure")
-	only := flag.String("only", "scrape,idle,memory,cpu,giveway,p95,simulate", "comma-separated benchmarks to run")
+	only := flag.String("only", "scrape,idle,memory,cpu,giveway,p95,simulate,presets", "comma-separated benchmarks to run")
 	flag.Parse()
 	benches := []struct {
 		name string
@@ -33,6 +34,7 @@ func main() {
 		{"hostile", benchHostileGiveWay},
 		{"p95", benchP95},
 		{"simulate", benchSimulate},
+		{"presets", benchPresets},
 	}
 	failed := false
 	for _, b := range benches {
