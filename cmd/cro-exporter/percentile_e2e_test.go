@@ -131,31 +131,38 @@ func TestAPercentileIsHeldByBurstsAsTheAuditorComputesIt(t *testing.T) {
 }
 
 // Azure Advisor's rule, end to end at a short scale: 2 s means stand for
-// its 1-minute means, 4 s periods for its 30 minutes, 40 s for its week.
+// its 1-minute means, 8 s periods for its 30 minutes, 40 s for its week.
 // Each period's value is the max of its sub-periods' means; the P95 of
 // those must reach the target. The target is 20%, not the preset's 3%:
 // the machine's own noise reaches 3% in some 2 s without the daemon, which
 // would prove nothing.
 func TestAzureAdvisorsRuleIsHeldByOneSubPeriodBurstPerPeriodNeeded(t *testing.T) {
 	skipShort(t, "runs the live daemon, node_exporter and a real Prometheus for about a minute")
-	const sub, period, periods = 2 * time.Second, 4 * time.Second, 10
+	const sub, period, periods, target = 2 * time.Second, 8 * time.Second, 5, 0.2
 	a := runLiveAudit(t, period, periods, "--preset=azure-advisor", "--audit.period="+period.String(),
-		"--audit.subperiod="+sub.String(), "--window.cpu=40s", "--target.cpu=20%")
+		"--audit.subperiod="+sub.String(), "--window.cpu=40s", "--target.cpu="+ratioFlag(target))
 	// Azure's value of a period: the max of its sub-periods' means, from
 	// node_exporter's counters, evaluated at the sub-periods' ends.
-	value := fmt.Sprintf("max_over_time((%s)[%ds:%ds])", busyShare(sub), int(period.Seconds())-1, int(sub.Seconds()))
+	steps := fmt.Sprintf("[%ds:%ds]", int(period.Seconds())-1, int(sub.Seconds()))
+	value := "max_over_time((" + busyShare(sub) + ")" + steps + ")"
 	series, values := a.values(t, value)
+	_, means := a.values(t, "avg_over_time(("+busyShare(sub)+")"+steps+")")
 	table := periodTable(series, nil, values)
 	t.Logf("the run's periods, each the max of its %s means:\n%s", sub, table)
 	promP95 := a.p.scalar(t, a.end.Unix(), fmt.Sprintf("quantile_over_time(0.95, (%s)%s)", value, a.span()))
 	linear, nearest := linearQuantile(values, 0.95), nearestRank(values, 0.95)
-	t.Logf("Azure's P95: quantile_over_time %.4f, linear %.4f, nearest rank %.4f (target 0.20)", promP95, linear, nearest)
-	if promP95 < 0.2 || linear < 0.2 || nearest < 0.2 {
-		t.Errorf("Azure's P95 of the periods' maxes is under 0.20: the host would be flagged")
+	t.Logf("Azure's P95: quantile_over_time %.4f, linear %.4f, nearest rank %.4f (target %.2f)", promP95, linear, nearest, target)
+	if promP95 < target || linear < target || nearest < target {
+		t.Errorf("Azure's P95 of the periods' maxes is under %.2f: the host would be flagged", target)
 	}
-	// One burst of one sub-period per period needed: most of the run burns
-	// nothing.
-	a.checkBurstCost(t, 0.2, 0.35, table)
+	// A period is carried by one sub-period's burst (from a second before
+	// it): its mean stays well under its max.
+	for i, v := range values {
+		if v >= target && means[i] > 0.6*v {
+			t.Errorf("period %d: mean %.4f of its max %.4f: it burnt through more than its last sub-period", i+1, means[i], v)
+		}
+	}
+	a.checkBurstCost(t, target, 0.5, table)
 }
 
 // Google's idle VM rule, end to end at a short scale: 2 s means stand for
@@ -179,7 +186,7 @@ func TestGooglesIdleVMRuleIsHeldInCPUs(t *testing.T) {
 	if got, want := value(a.e.metrics(t), `cro_target_ratio{resource="cpu"}`), cpus/float64(runtime.NumCPU()); math.Abs(got-want) > 1e-9 {
 		t.Errorf("cro_target_ratio{resource=\"cpu\"} %v, want %g CPUs of %d: %v", got, cpus, runtime.NumCPU(), want)
 	}
-	a.checkBurstCost(t, cpus/float64(runtime.NumCPU()), 0.35, table)
+	a.checkBurstCost(t, cpus/float64(runtime.NumCPU()), 0.5, table)
 }
 
 // periodTable shows the run's periods, one a line: when each ends, the
@@ -236,7 +243,9 @@ func checkAuditorsP95(t *testing.T, a *liveAudit, busy []float64, table string) 
 // checkBurstCost checks what holding the objective cost over the run: a
 // constant hold burns about the target all the time, bursts a fraction of
 // it. Other work on the machine only lowers what holders burn, so these
-// fail only for a hold that burns through more than burning of the run.
+// fail only for a hold that burns through more than burning of the run. At
+// the tests' short scale a window plans bursts in a fifth to a half of its
+// periods, each from a second before it: far more than a week's share.
 func (a *liveAudit) checkBurstCost(t *testing.T, target, burning float64, table string) {
 	t.Helper()
 	run := time.Duration(a.periods) * a.period
