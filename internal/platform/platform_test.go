@@ -20,7 +20,8 @@ func TestAnotherGOOSStopsWithOneMessage(t *testing.T) {
 		t.Skip("short: builds the whole module for another GOOS")
 	}
 	const message = "cro-exporter builds for Linux only: set GOOS=linux"
-	for _, goos := range []string{"windows", "darwin"} {
+	// One GOOS: on a fresh machine each builds its standard library first.
+	for _, goos := range []string{"windows"} {
 		t.Run(goos, func(t *testing.T) {
 			cmd := exec.Command("go", "build", "./...")
 			cmd.Dir = "../.."
