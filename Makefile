@@ -42,7 +42,7 @@ export SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 
 IMAGE ?= localhost/cro-exporter:$(VERSION)
 
 .PHONY: build run test lint bench update-golden tools bench-tools clean \
-	dist-binary package package-test package-tools image image-tools
+	dist-binary package package-test package-tools image image-tools wine-tools
 
 # A static binary: it runs on any Linux of the architecture, and without
 # libc mapped in, it stays a megabyte smaller in memory.
@@ -157,6 +157,14 @@ package-tools:
 
 image-tools:
 	$(call ensure,podman,podman)
+
+# The Windows build's tests run under Wine (tools/wine, WINDOWS.md): wine64
+# and the mingw-w64 gcc that builds the DLL Debian 12's Wine lacks for Go.
+# Not part of make test yet.
+wine-tools:
+	$(call ensure,wine64,/usr/lib/wine/wine64)
+	$(call ensure,gcc-mingw-w64-x86-64-win32,x86_64-w64-mingw32-gcc)
+	$(call ensure,util-linux,flock)
 
 bench-tools: tools
 	$(call ensure,wrk,wrk)
