@@ -3,20 +3,17 @@ package host
 import (
 	"errors"
 	"fmt"
-	"io/fs"
 	"time"
-
-	"github.com/cro-exporter/cro-exporter/internal/regfile"
 
 	// The build for another GOOS stops there, with one message.
 	_ "github.com/cro-exporter/cro-exporter/internal/platform"
 )
 
 // Reader reads the host into a Sample through its operating system's
-// system (reader_linux.go). It keeps the previous CPU counters so that each
-// read of the CPU reports the busy fraction since the one before, and the
-// disk path's filesystem at the start, the only one it measures. ReadParts,
-// which has no pressure, allocates nothing.
+// system (reader_linux.go, reader_windows.go). It keeps the previous CPU
+// counters so that each read of the CPU reports the busy fraction since the
+// one before, and the disk path's filesystem at the start, the only one it
+// measures. ReadParts, which has no pressure, allocates nothing.
 type Reader struct {
 	sys      system
 	diskPath string
@@ -179,22 +176,9 @@ type DiskError struct {
 	Err  error
 }
 
-func (e *DiskError) Error() string { return "statfs " + e.Path + ": " + e.Err.Error() }
+func (e *DiskError) Error() string { return diskErrorPrefix + e.Path + ": " + e.Err.Error() }
 
 func (e *DiskError) Unwrap() error { return e.Err }
-
-// readError names the file a read failed on. It drops an *fs.PathError's
-// own "open <path>" so the line says it once, but keeps its cause wrapped;
-// a file refused (regfile.Error) is named already.
-func readError(path string, err error) error {
-	if _, ok := errors.AsType[*regfile.Error](err); ok {
-		return err
-	}
-	if pe, ok := errors.AsType[*fs.PathError](err); ok {
-		return fmt.Errorf("reading %s: %w", pe.Path, pe.Err)
-	}
-	return fmt.Errorf("reading %s: %w", path, err)
-}
 
 // cpuTicks are the CPU counters of all CPUs together, in the system's
 // ticks.

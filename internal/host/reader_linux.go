@@ -16,6 +16,9 @@ import (
 	"github.com/prometheus/procfs"
 )
 
+// diskErrorPrefix begins a DiskError: the call that measures the disk.
+const diskErrorPrefix = "statfs "
+
 // statfsDisk measures the filesystem holding path with fstatfs(2), and
 // its device with fstat(2), both on one O_PATH descriptor of path, so that
 // the two describe the same filesystem.
@@ -249,4 +252,17 @@ func stallOf(st procfs.PSIStats) (Stall, error) {
 
 func micros(us uint64) time.Duration {
 	return time.Duration(min(us, math.MaxInt64/uint64(time.Microsecond))) * time.Microsecond
+}
+
+// readError names the file a read failed on. It drops an *fs.PathError's
+// own "open <path>" so the line says it once, but keeps its cause wrapped;
+// a file refused (regfile.Error) is named already.
+func readError(path string, err error) error {
+	if _, ok := errors.AsType[*regfile.Error](err); ok {
+		return err
+	}
+	if pe, ok := errors.AsType[*fs.PathError](err); ok {
+		return fmt.Errorf("reading %s: %w", pe.Path, pe.Err)
+	}
+	return fmt.Errorf("reading %s: %w", path, err)
 }

@@ -1,7 +1,8 @@
 // Package host reads the host through procfs and statfs into a Sample: the
 // utilization of its resources, as an auditor's agent measures it.
 //
-// Like all of cro-exporter, it builds and runs on Linux only.
+// It is the first of cro-exporter ported to Windows (WINDOWS.md), where it
+// reads GetSystemTimes, GlobalMemoryStatusEx and GetDiskFreeSpaceEx.
 package host
 
 import (

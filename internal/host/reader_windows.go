@@ -1,0 +1,171 @@
+package host
+
+import (
+	"fmt"
+	"syscall"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/windows"
+)
+
+// Windows' system measures what a Windows auditor's agent sees (psutil,
+// the CloudWatch agent, Azure's): the busy share of all logical processors
+// from GetSystemTimes, the physical memory in use from
+// GlobalMemoryStatusEx, and the volume holding the disk path from
+// GetDiskFreeSpaceEx. Windows has no stall times.
+
+var (
+	kernel32                 = windows.NewLazySystemDLL("kernel32.dll")
+	procGetSystemTimes       = kernel32.NewProc("GetSystemTimes")
+	procGlobalMemoryStatusEx = kernel32.NewProc("GlobalMemoryStatusEx")
+)
+
+// diskErrorPrefix begins a DiskError, whose cause names the call that
+// failed: "disk C:\: GetDiskFreeSpaceEx: ...".
+const diskErrorPrefix = "disk "
+
+// fileTimeTick is the unit of GetSystemTimes' counters: a FILETIME counts
+// 100 ns intervals.
+const fileTimeTick = 100 * time.Nanosecond
+
+// NewReader checks, once, everything Read needs: GetSystemTimes,
+// GlobalMemoryStatusEx, and GetDiskFreeSpaceEx of diskPath (normally C:\),
+// whose volume is the one the Reader measures for its whole life.
+func NewReader(diskPath string) (*Reader, error) {
+	sys, err := newWinSystem(diskPath)
+	if err != nil {
+		return nil, err
+	}
+	return open(sys, diskPath, fileTimeTick)
+}
+
+// winSystem is Windows' system.
+type winSystem struct {
+	// diskPath is the path the Reader measures, spelled once in UTF-16 so
+	// that a read allocates nothing.
+	diskPath string
+	diskPtr  *uint16
+	// The calls' results, kept here so that a read allocates nothing:
+	// what escapes to a system call would be allocated each time.
+	idle, kernel, user              windows.Filetime
+	mem                             memoryStatusEx
+	root                            [windows.MAX_PATH + 1]uint16
+	volume                          device
+	availToCaller, total, totalFree uint64
+}
+
+func newWinSystem(diskPath string) (*winSystem, error) {
+	if err := procGetSystemTimes.Find(); err != nil {
+		return nil, err
+	}
+	if err := procGlobalMemoryStatusEx.Find(); err != nil {
+		return nil, err
+	}
+	ptr, err := windows.UTF16PtrFromString(diskPath)
+	if err != nil {
+		return nil, &DiskError{Path: diskPath, Err: err}
+	}
+	return &winSystem{diskPath: diskPath, diskPtr: ptr}, nil
+}
+
+// cpu returns GetSystemTimes' counters, of all logical processors
+// together, in 100 ns: busy is kernel + user time less idle time (the
+// kernel time includes the idle time), and the number of active logical
+// processors of all processor groups, which those counters cover.
+func (w *winSystem) cpu() (cpuTicks, int, error) {
+	r, _, err := syscall.SyscallN(procGetSystemTimes.Addr(),
+		uintptr(unsafe.Pointer(&w.idle)), uintptr(unsafe.Pointer(&w.kernel)), uintptr(unsafe.Pointer(&w.user)))
+	if r == 0 {
+		return cpuTicks{}, 0, fmt.Errorf("GetSystemTimes: %w", err)
+	}
+	i, k, u := filetime(w.idle), filetime(w.kernel), filetime(w.user)
+	// Never more idle than all the time there was: a busy count that wraps
+	// would read as the whole machine busy.
+	ticks := cpuTicks{busy: k + u - min(i, k+u), idle: i}
+	if ticks.total() == 0 {
+		return cpuTicks{}, 0, fmt.Errorf("GetSystemTimes: all counters are 0")
+	}
+	cpus := int(windows.GetActiveProcessorCount(windows.ALL_PROCESSOR_GROUPS))
+	if cpus == 0 {
+		return cpuTicks{}, 0, fmt.Errorf("GetActiveProcessorCount: 0 processors")
+	}
+	return ticks, cpus, nil
+}
+
+func filetime(ft windows.Filetime) uint64 {
+	return uint64(ft.HighDateTime)<<32 | uint64(ft.LowDateTime)
+}
+
+// memoryStatusEx is MEMORYSTATUSEX.
+type memoryStatusEx struct {
+	length               uint32
+	memoryLoad           uint32
+	totalPhys            uint64
+	availPhys            uint64
+	totalPageFile        uint64
+	availPageFile        uint64
+	totalVirtual         uint64
+	availVirtual         uint64
+	availExtendedVirtual uint64
+}
+
+// memory returns GlobalMemoryStatusEx's physical memory and the part of it
+// available (ullTotalPhys, ullAvailPhys): in use is the difference, Task
+// Manager's "In use" and psutil's virtual_memory().percent.
+func (w *winSystem) memory() (total, avail uint64, err error) {
+	w.mem = memoryStatusEx{length: uint32(unsafe.Sizeof(w.mem))}
+	r, _, callErr := syscall.SyscallN(procGlobalMemoryStatusEx.Addr(), uintptr(unsafe.Pointer(&w.mem)))
+	if r == 0 {
+		return 0, 0, fmt.Errorf("GlobalMemoryStatusEx: %w", callErr)
+	}
+	if w.mem.totalPhys == 0 {
+		return 0, 0, fmt.Errorf("GlobalMemoryStatusEx: total physical memory is 0")
+	}
+	return w.mem.totalPhys, w.mem.availPhys, nil
+}
+
+// device is a volume, by its volume GUID path (\\?\Volume{GUID}\), which
+// names one volume wherever it is mounted: a path now on another volume
+// (another mounted on a folder in the path, a drive letter given to
+// another disk) is on another device.
+type device struct {
+	name [50]uint16
+}
+
+func (d device) String() string { return windows.UTF16ToString(d.name[:]) }
+
+// disk measures the volume holding path with GetDiskFreeSpaceEx, counted as
+// psutil counts it on Windows: the caller's available bytes as available,
+// total less total free as used. Bytes a quota keeps from the caller count
+// as neither, as the root's reserve does on Linux.
+func (w *winSystem) disk(path string) (diskSpace, error) {
+	ptr := w.diskPtr
+	if path != w.diskPath {
+		var err error
+		if ptr, err = windows.UTF16PtrFromString(path); err != nil {
+			return diskSpace{}, err
+		}
+	}
+	// The mount point the path is under (C:\, or the folder another volume
+	// is mounted on), then the volume mounted there.
+	if err := windows.GetVolumePathName(ptr, &w.root[0], uint32(len(w.root))); err != nil {
+		return diskSpace{}, fmt.Errorf("GetVolumePathName: %w", err)
+	}
+	if err := windows.GetVolumeNameForVolumeMountPoint(&w.root[0], &w.volume.name[0], uint32(len(w.volume.name))); err != nil {
+		return diskSpace{}, fmt.Errorf("GetVolumeNameForVolumeMountPoint %s: %w", windows.UTF16ToString(w.root[:]), err)
+	}
+	if err := windows.GetDiskFreeSpaceEx(ptr, &w.availToCaller, &w.total, &w.totalFree); err != nil {
+		return diskSpace{}, fmt.Errorf("GetDiskFreeSpaceEx: %w", err)
+	}
+	disk := diskSpace{
+		size:  w.total,
+		used:  w.total - min(w.totalFree, w.total),
+		avail: min(w.availToCaller, w.total),
+		dev:   w.volume,
+	}
+	return disk, nil
+}
+
+// pressure is nil: Windows has no stall times.
+func (w *winSystem) pressure() (map[Resource]Stall, error) { return nil, nil }
