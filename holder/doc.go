@@ -15,6 +15,8 @@
 package holder
 
 import (
-	// The build for another GOOS stops there, with one message.
+	// The build for another GOOS stops there, with one message; for
+	// Windows, which this package is not ported to yet, at notyet.
 	_ "github.com/cro-exporter/cro-exporter/internal/platform"
+	_ "github.com/cro-exporter/cro-exporter/internal/platform/notyet"
 )

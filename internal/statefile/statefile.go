@@ -24,8 +24,10 @@ import (
 
 	"github.com/cro-exporter/cro-exporter/internal/regfile"
 
-	// The build for another GOOS stops there, with one message.
+	// The build for another GOOS stops there, with one message; for
+	// Windows, which this package is not ported to yet, at notyet.
 	_ "github.com/cro-exporter/cro-exporter/internal/platform"
+	_ "github.com/cro-exporter/cro-exporter/internal/platform/notyet"
 )
 
 // maxSize is the largest state file read: the real ones hold a few hundred

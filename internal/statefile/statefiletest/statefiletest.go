@@ -11,8 +11,10 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	// The build for another GOOS stops there, with one message.
+	// The build for another GOOS stops there, with one message; for
+	// Windows, which this package is not ported to yet, at notyet.
 	_ "github.com/cro-exporter/cro-exporter/internal/platform"
+	_ "github.com/cro-exporter/cro-exporter/internal/platform/notyet"
 )
 
 // ForeignUID owns the files and dirs of tests that need another user's; no
