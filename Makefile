@@ -42,7 +42,7 @@ export SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 
 IMAGE ?= localhost/cro-exporter:$(VERSION)
 
 .PHONY: build run test lint bench update-golden tools bench-tools clean \
-	dist-binary package package-test package-tools image image-tools wine-tools
+	dist-binary package package-test package-tools image image-tools wine-tools test-windows
 
 # A static binary: it runs on any Linux of the architecture, and without
 # libc mapped in, it stays a megabyte smaller in memory.
@@ -165,6 +165,13 @@ wine-tools:
 	$(call ensure,wine64,/usr/lib/wine/wine64)
 	$(call ensure,gcc-mingw-w64-x86-64-win32,x86_64-w64-mingw32-gcc)
 	$(call ensure,util-linux,flock)
+
+# The Windows build's tests of the packages ported so far, under Wine;
+# internal/host's compare with this host's /proc and df (WINDOWS.md).
+WINDOWS_PKGS := ./internal/host ./internal/regfile
+test-windows: wine-tools
+	CRO_HOST_DF_TMP="$$(df -B1 --output=size,used,avail /tmp | tail -n1)" GOOS=windows CGO_ENABLED=0 \
+		$(GO) test -count=1 -exec '$(CURDIR)/tools/wine/exec.sh' $(WINDOWS_PKGS)
 
 bench-tools: tools
 	$(call ensure,wrk,wrk)

@@ -9,4 +9,13 @@
 # caller's environment.
 set -eu
 prefix=$("$(dirname "$0")/prefix.sh")
-WINEPREFIX=$prefix WINEDEBUG=${WINEDEBUG:--all} exec "${WINE64:-/usr/lib/wine/wine64}" "$@"
+export WINEPREFIX="$prefix" WINEDEBUG="${WINEDEBUG:--all}"
+wine64=${WINE64:-/usr/lib/wine/wine64}
+# The first Wine program of a session (the wineserver and its services,
+# winedevice.exe and the like, which stay some seconds after the last
+# program ends, waiting for another) starts those services, and they
+# inherit its stdout: go test would wait seconds for them to let it go.
+# So the session starts here, detached from stdout; later programs, this
+# one too, join it.
+"$wine64" wineboot </dev/null >/dev/null 2>&1 || true
+exec "$wine64" "$@"
