@@ -48,11 +48,11 @@ type winSystem struct {
 	diskPtr  *uint16
 	// The calls' results, kept here so that a read allocates nothing:
 	// what escapes to a system call would be allocated each time.
-	idle, kernel, user              windows.Filetime
-	mem                             memoryStatusEx
-	root                            [windows.MAX_PATH + 1]uint16
-	volume                          device
-	availToCaller, total, totalFree uint64
+	idle, kernel, user windows.Filetime
+	mem                memoryStatusEx
+	root               [windows.MAX_PATH + 1]uint16
+	volume             device
+	total, totalFree   uint64
 }
 
 func newWinSystem(diskPath string) (*winSystem, error) {
@@ -136,9 +136,11 @@ type device struct {
 func (d device) String() string { return windows.UTF16ToString(d.name[:]) }
 
 // disk measures the volume holding path with GetDiskFreeSpaceEx, counted as
-// psutil counts it on Windows: the caller's available bytes as available,
-// total less total free as used. Bytes a quota keeps from the caller count
-// as neither, as the root's reserve does on Linux.
+// psutil counts it on Windows (disk_usage().percent is (total - free) /
+// total): the volume's free bytes as available, the rest used, so that
+// used / (used + available) is psutil's figure. Windows keeps no reserve
+// for an administrator; a disk quota, which leaves the caller fewer bytes
+// than are free, is not counted (WINDOWS.md).
 func (w *winSystem) disk(path string) (diskSpace, error) {
 	ptr := w.diskPtr
 	if path != w.diskPath {
@@ -155,13 +157,13 @@ func (w *winSystem) disk(path string) (diskSpace, error) {
 	if err := windows.GetVolumeNameForVolumeMountPoint(&w.root[0], &w.volume.name[0], uint32(len(w.volume.name))); err != nil {
 		return diskSpace{}, fmt.Errorf("GetVolumeNameForVolumeMountPoint %s: %w", windows.UTF16ToString(w.root[:]), err)
 	}
-	if err := windows.GetDiskFreeSpaceEx(ptr, &w.availToCaller, &w.total, &w.totalFree); err != nil {
+	if err := windows.GetDiskFreeSpaceEx(ptr, nil, &w.total, &w.totalFree); err != nil {
 		return diskSpace{}, fmt.Errorf("GetDiskFreeSpaceEx: %w", err)
 	}
 	disk := diskSpace{
 		size:  w.total,
 		used:  w.total - min(w.totalFree, w.total),
-		avail: min(w.availToCaller, w.total),
+		avail: min(w.totalFree, w.total),
 		dev:   w.volume,
 	}
 	return disk, nil
