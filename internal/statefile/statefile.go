@@ -8,7 +8,9 @@
 // to be: it is opened without following a symlink and without blocking on a
 // FIFO, and used only when fstat shows a regular file with one link, owned
 // by our effective uid, of at most 1 MiB. Nothing read from a file
-// is echoed in an error at more than about a hundred bytes.
+// is echoed in an error at more than about a hundred bytes. On Windows
+// (ours_windows.go) "ours" is an owner SID and a DACL instead of a uid and
+// a mode.
 package statefile
 
 import (
@@ -24,10 +26,8 @@ import (
 
 	"github.com/cro-exporter/cro-exporter/internal/regfile"
 
-	// The build for another GOOS stops there, with one message; for
-	// Windows, which this package is not ported to yet, at notyet.
+	// The build for another GOOS stops there, with one message.
 	_ "github.com/cro-exporter/cro-exporter/internal/platform"
-	_ "github.com/cro-exporter/cro-exporter/internal/platform/notyet"
 )
 
 // maxSize is the largest state file read: the real ones hold a few hundred
