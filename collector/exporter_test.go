@@ -36,7 +36,7 @@ func TestExporterShowsEachObjectiveAndItsAudit(t *testing.T) {
 	// The percentile's period, passing share and periods needed exist for
 	// percentile objectives only: a mean has no periods.
 	want := `
-# HELP cro_objective_info The statistic the auditor computes of the resource's utilization over its window: mean, or a percentile of audit period means such as p95.
+# HELP cro_objective_info The statistic the auditor computes of the resource's utilization over its window: mean, a percentile of audit period values such as p95, or their max (a period's value is its mean, or the max of its sub-periods' means).
 # TYPE cro_objective_info gauge
 cro_objective_info{resource="cpu",statistic="p95"} 1
 cro_objective_info{resource="disk",statistic="mean"} 1
@@ -50,7 +50,7 @@ cro_audit_ratio{resource="memory"} 0.125
 # TYPE cro_audit_period_seconds gauge
 cro_audit_period_seconds{resource="cpu"} 60
 cro_audit_period_seconds{resource="memory"} 60
-# HELP cro_audit_passing_ratio Share of the window's audit periods whose mean is at or above the target, for a percentile objective.
+# HELP cro_audit_passing_ratio Share of the window's audit periods whose value (mean, or max of sub-period means) is at or above the target, for a percentile objective.
 # TYPE cro_audit_passing_ratio gauge
 cro_audit_passing_ratio{resource="cpu"} 0.0625
 cro_audit_passing_ratio{resource="memory"} 0.0015625

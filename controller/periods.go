@@ -252,7 +252,7 @@ func threshold(target float64) uint16 {
 	return uint16(clamp(math.Ceil(target*meanScale), 0, meanScale))
 }
 
-// passing counts the periods (end-n, end] whose mean is at or above target.
+// passing counts the periods (end-n, end] whose value is at or above target.
 func (p *periods) passing(end int64, target float64) int {
 	thr, c := threshold(target), 0
 	for _, m := range p.window(end) {

@@ -314,6 +314,9 @@ func parsePeriods(f periodsJSON, length, sub time.Duration, n int) (*periods, er
 		return nil, fmt.Errorf("sub-period figures without a subperiod")
 	case savedSub > 0 && !(f.SubSum >= 0 && f.SubSum <= savedSub.Seconds()):
 		return nil, fmt.Errorf("sub_sum %v is not within 0 and %v usage-seconds", f.SubSum, savedSub.Seconds())
+	case savedSub > 0 && !f.Until.IsZero() && f.SubOpen != f.Until.UnixNano()/int64(savedSub):
+		// The sub-period in progress is always the last sample's.
+		return nil, fmt.Errorf("sub_open %d is not the sub-period of until", f.SubOpen)
 	case saved != length || savedSub != sub || len(f.Means) != 2*n:
 		return nil, nil
 	case len(f.Bursts) != 8*((n+63)/64):

@@ -428,6 +428,12 @@ func TestLoadOfUnusableAuditPeriodsMovesTheFileAside(t *testing.T) {
 		{"a sum above the period", func(f *periodsJSON) { f.Sum = 61 }, "sum 61 is not within"},
 		{"a sum without a time", func(f *periodsJSON) { f.Until = time.Time{} }, "without a time"},
 		{"bursts of the wrong length", func(f *periodsJSON) { f.Bursts = f.Bursts[:4] }, "4 bytes of bursts for 2 periods"},
+		{"a sub-period in progress that is not the last sample's", func(f *periodsJSON) {
+			f.Subperiod, f.SubOpen = "30s", minute.Add(time.Minute).UnixNano()/int64(30*time.Second)
+		}, "sub_open"},
+		{"a sub-period sum above the sub-period", func(f *periodsJSON) {
+			f.Subperiod, f.SubOpen, f.SubSum = "30s", minute.UnixNano()/int64(30*time.Second), 31
+		}, "sub_sum 31 is not within"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := good()

@@ -108,10 +108,8 @@ func TestAPercentileIsHeldByBurstsAsTheAuditorComputesIt(t *testing.T) {
 	skipShort(t, "runs the live daemon, node_exporter and a real Prometheus for about 2 minutes")
 	a := runLiveAudit(t, e2ePeriod, e2ePeriods, "--objective.cpu=p95", "--audit.period="+e2ePeriod.String(),
 		"--window.cpu="+e2eWindow.String(), "--target.cpu="+ratioFlag(e2eTarget))
-	at := a.end.Unix()
 	machine, busy := a.values(t, busyShare(e2ePeriod))
-	holders := a.p.series(t, at, fmt.Sprintf(`avg_over_time(cro_holder_usage_ratio{resource="cpu"}[%ds])`, int(e2ePeriod.Seconds()))+a.span())
-	table := periodTable(machine, holders, busy)
+	table := a.table(t, machine, busy)
 	t.Logf("the run's periods:\n%s", table)
 
 	checkAuditorsP95(t, a, busy, table)
@@ -147,7 +145,7 @@ func TestAzureAdvisorsRuleIsHeldByOneSubPeriodBurstPerPeriodNeeded(t *testing.T)
 	value := "max_over_time((" + busyShare(sub) + ")" + steps + ")"
 	series, values := a.values(t, value)
 	_, means := a.values(t, "avg_over_time(("+busyShare(sub)+")"+steps+")")
-	table := periodTable(series, nil, values)
+	table := a.table(t, series, values)
 	t.Logf("the run's periods, each the max of its %s means:\n%s", sub, table)
 	promP95 := a.p.scalar(t, a.end.Unix(), fmt.Sprintf("quantile_over_time(0.95, (%s)%s)", value, a.span()))
 	linear, nearest := linearQuantile(values, 0.95), nearestRank(values, 0.95)
@@ -176,7 +174,7 @@ func TestGooglesIdleVMRuleIsHeldInCPUs(t *testing.T) {
 	a := runLiveAudit(t, period, periods, "--preset=gcp-idle-vm", "--audit.period="+period.String(),
 		"--window.cpu=40s", fmt.Sprintf("--target.cpu=%gcpus", cpus))
 	series, used := a.values(t, busyCPUs(period))
-	table := periodTable(series, nil, used)
+	table := a.table(t, series, used)
 	t.Logf("the run's periods, CPUs in use:\n%s", table)
 	idle := a.p.scalar(t, a.end.Unix(), fmt.Sprintf("avg_over_time((%s < bool %g)%s)", busyCPUs(period), cpus, a.span()))
 	t.Logf("Google's share of the run under %g CPUs: %.4f (flagged at 0.97 or more)", cpus, idle)
@@ -189,10 +187,11 @@ func TestGooglesIdleVMRuleIsHeldInCPUs(t *testing.T) {
 	a.checkBurstCost(t, cpus/float64(runtime.NumCPU()), 0.5, table)
 }
 
-// periodTable shows the run's periods, one a line: when each ends, the
-// machine's busy share (busy, machine's values as numbers) and the
-// holders' mean share.
-func periodTable(machine promSeries, holders []promSeries, busy []float64) string {
+// table shows the run's periods, one a line: when each ends, the machine's
+// figure (machine, its values as numbers) and the holders' mean share.
+func (a *liveAudit) table(t *testing.T, machine promSeries, busy []float64) string {
+	t.Helper()
+	holders := a.p.series(t, a.end.Unix(), fmt.Sprintf(`avg_over_time(cro_holder_usage_ratio{resource="cpu"}[%ds])`, int(a.period.Seconds()))+a.span())
 	var table strings.Builder
 	fmt.Fprintf(&table, "period ending  machine  holders (approximate: their ticks lag the period by one)\n")
 	for i, v := range machine.Values {
