@@ -3,6 +3,7 @@ package holder
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -94,4 +95,27 @@ func ownerOf(dir string) (string, error) {
 // cro-exporter binary: its base name ends in "cro-exporter".
 func isCroExporter(argv0 string) bool {
 	return strings.HasSuffix(filepath.Base(strings.TrimSuffix(argv0, " (deleted)")), "cro-exporter")
+}
+
+// resolvePath is path made absolute with its symlinks resolved, as ownerOf
+// makes it, also when path, or its end, does not exist yet: the part that
+// exists is resolved and the rest appended.
+func resolvePath(path string) (string, error) {
+	p, err := filepath.Abs(path)
+	if err != nil {
+		return "", err
+	}
+	rest := ""
+	for {
+		resolved, err := filepath.EvalSymlinks(p)
+		if err == nil {
+			return filepath.Join(resolved, rest), nil
+		}
+		parent := filepath.Dir(p)
+		if !errors.Is(err, fs.ErrNotExist) || parent == p {
+			return "", err
+		}
+		rest = filepath.Join(filepath.Base(p), rest)
+		p = parent
+	}
 }

@@ -18,8 +18,6 @@
 package holder
 
 import (
-	// The build for another GOOS stops there, with one message; for
-	// Windows, which this package is not ported to yet, at notyet.
+	// The build for another GOOS stops there, with one message.
 	_ "github.com/cro-exporter/cro-exporter/internal/platform"
-	_ "github.com/cro-exporter/cro-exporter/internal/platform/notyet"
 )

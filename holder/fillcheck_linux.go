@@ -165,29 +165,6 @@ func markerProblem(st *unix.Stat_t) string {
 	return ""
 }
 
-// resolvePath is path made absolute with its symlinks resolved, as ownerOf
-// makes it, also when path, or its end, does not exist yet: the part that
-// exists is resolved and the rest appended.
-func resolvePath(path string) (string, error) {
-	p, err := filepath.Abs(path)
-	if err != nil {
-		return "", err
-	}
-	rest := ""
-	for {
-		resolved, err := filepath.EvalSymlinks(p)
-		if err == nil {
-			return filepath.Join(resolved, rest), nil
-		}
-		parent := filepath.Dir(p)
-		if !errors.Is(err, fs.ErrNotExist) || parent == p {
-			return "", err
-		}
-		rest = filepath.Join(filepath.Base(p), rest)
-		p = parent
-	}
-}
-
 // foreignEntry is an entry of the fill dir that is neither a fill file of
 // ours nor the marker.
 type foreignEntry struct {

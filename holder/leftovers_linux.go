@@ -12,14 +12,6 @@ import (
 	"github.com/cro-exporter/cro-exporter/internal/statefile"
 )
 
-// cleanup is what cleanLeftovers did.
-type cleanup struct {
-	stopped   []StoppedHolder
-	notes     []string      // processes left alone, and why
-	failures  []string      // holders that could not be killed
-	survivors []holderEntry // registry entries still running
-}
-
 // cleanLeftovers kills the holders an earlier run left: those of the
 // registry entries whose pid, start time and command line (our holder
 // subcommand, of the kind recorded) still match and that are marked
