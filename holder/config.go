@@ -29,7 +29,7 @@ type Config struct {
 	Logger  *slog.Logger
 
 	// binary is the executable started as holders, "" (always, outside
-	// this package's tests) meaning selfExe: the tests start the
+	// this package's tests) meaning selfExe's: the tests start the
 	// binary they build, or a fake holder that misbehaves.
 	binary string
 }
@@ -38,7 +38,6 @@ type Config struct {
 type resolved struct {
 	Config
 	argv0 string // the holders' argv[0]
-	proc  string // the procfs root our holders are looked up in
 	owner string // StateDir, absolute with symlinks resolved: ownerEnv's value
 }
 
@@ -49,7 +48,6 @@ func resolve(cfg Config) (resolved, error) {
 	if r.Logger == nil {
 		r.Logger = slog.New(slog.DiscardHandler)
 	}
-	r.proc = procfsRoot
 	if r.StateDir == "" {
 		return r, errors.New("holder config: no state dir")
 	}
@@ -60,10 +58,14 @@ func resolve(cfg Config) (resolved, error) {
 		return r, fmt.Errorf("memory chunk %d: not between a page (%d) and %d bytes", r.Chunk, os.Getpagesize(), int64(MaxChunk))
 	}
 	if r.binary == "" {
-		// Started as selfExe, the binary we run even when an upgrade has
-		// replaced its file; argv[0] names it so that --recover and a later
-		// run know the holders as cro-exporter's.
-		r.binary = selfExe
+		// Started as selfExe's, the binary we run; argv[0] names it so
+		// that --recover and a later run know the holders as
+		// cro-exporter's.
+		bin, err := selfExe()
+		if err != nil {
+			return r, fmt.Errorf("holder binary: %w", err)
+		}
+		r.binary = bin
 		r.argv0 = "cro-exporter"
 		if exe, err := os.Executable(); err == nil && isCroExporter(exe) {
 			r.argv0 = exe
@@ -94,7 +96,9 @@ func ownerOf(dir string) (string, error) {
 // isCroExporter tells whether argv0 (or an executable's path) names a
 // cro-exporter binary: its base name ends in "cro-exporter".
 func isCroExporter(argv0 string) bool {
-	return strings.HasSuffix(filepath.Base(strings.TrimSuffix(argv0, " (deleted)")), "cro-exporter")
+	// Linux marks a replaced binary " (deleted)"; Windows names it .exe.
+	base := filepath.Base(strings.TrimSuffix(argv0, " (deleted)"))
+	return strings.HasSuffix(strings.TrimSuffix(base, ".exe"), "cro-exporter")
 }
 
 // resolvePath is path made absolute with its symlinks resolved, as ownerOf

@@ -1,27 +1,11 @@
 package holder
 
 import (
-	"errors"
 	"fmt"
 	"time"
 
 	"golang.org/x/sys/unix"
 )
-
-// errNotOurs marks a process that is not the one we look for, such as a
-// pid reused by another process. It is left alone.
-var errNotOurs = errors.New("not ours")
-
-// notOursError says why a process is not ours; it is errNotOurs.
-type notOursError struct{ msg string }
-
-func (e *notOursError) Error() string        { return e.msg }
-func (e *notOursError) Is(target error) bool { return target == errNotOurs }
-
-// notOurs is an errNotOurs with its reason.
-func notOurs(format string, args ...any) error {
-	return &notOursError{msg: fmt.Sprintf(format, args...)}
-}
 
 // openForeign opens pid and checks, after the process handle is open, that
 // it is the process check accepts. The check sees its stat and command

@@ -22,7 +22,7 @@ func cleanLeftovers(r resolved, entries []holderEntry) cleanup {
 	var c cleanup
 	failed := map[int]bool{}
 	for _, e := range entries {
-		p, err := openForeign(r.proc, e.Pid, func(st procStat, argv []string) error {
+		p, err := openForeign(procfsRoot, e.Pid, func(st procStat, argv []string) error {
 			if st.StartTime != e.StartTime {
 				return notOurs("pid %d in the holder registry is another process now (started at tick %d, not %d); left alone", e.Pid, st.StartTime, e.StartTime)
 			}
@@ -41,7 +41,7 @@ func cleanLeftovers(r resolved, entries []holderEntry) cleanup {
 		}
 	}
 
-	strays, notes, err := findStrayHolders(r.proc, r.owner)
+	strays, notes, err := findStrayHolders(procfsRoot, r.owner)
 	c.notes = append(c.notes, notes...)
 	if err != nil {
 		c.failures = append(c.failures, fmt.Sprintf("scanning for holder processes: %v", err))
@@ -50,7 +50,7 @@ func cleanLeftovers(r resolved, entries []holderEntry) cleanup {
 		if failed[s.pid] {
 			continue
 		}
-		p, err := openForeign(r.proc, s.pid, func(st procStat, argv []string) error {
+		p, err := openForeign(procfsRoot, s.pid, func(st procStat, argv []string) error {
 			if st.StartTime != s.startTime || holderKindOf(argv) != s.kind {
 				return errNoProcess // gone, and its pid taken since the scan
 			}
@@ -83,7 +83,7 @@ func (c *cleanup) kill(p *foreignProcess, err error, pid int, kind Kind) bool {
 // be killed only when it is marked with our state dir: a registry is only a
 // file, and one may name the holder of another cro-exporter.
 func checkMark(r resolved, e holderEntry) error {
-	mark, ok, err := readEnviron(r.proc, e.Pid, ownerEnv)
+	mark, ok, err := readEnviron(procfsRoot, e.Pid, ownerEnv)
 	switch {
 	case errors.Is(err, fs.ErrNotExist) || errors.Is(err, unix.ESRCH):
 		return fmt.Errorf("pid %d: %w", e.Pid, errNoProcess)

@@ -90,6 +90,10 @@ func Open(cfg Config) (*Manager, error) {
 	if r.owner, err = ownerOf(r.StateDir); err != nil {
 		return nil, fmt.Errorf("state dir: %w", err)
 	}
+	procs, err := newProcesses()
+	if err != nil {
+		return nil, err
+	}
 	lock, err := lockStateDir(r.StateDir, r.Started)
 	if err != nil {
 		return nil, err
@@ -97,7 +101,7 @@ func Open(cfg Config) (*Manager, error) {
 	m := &Manager{
 		cfg:    r.Config,
 		logger: r.Logger,
-		launch: &launcher{binary: r.binary, argv0: r.argv0, owner: r.owner, procs: newProcesses(r.proc), logger: r.Logger, now: time.Now},
+		launch: &launcher{binary: r.binary, argv0: r.argv0, owner: r.owner, procs: procs, logger: r.Logger, now: time.Now},
 		lock:   lock,
 		restarts: map[Kind]*restarts{
 			kindMemory: {kind: kindMemory},

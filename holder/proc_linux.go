@@ -12,12 +12,11 @@ import (
 	"syscall"
 )
 
-// procfsRoot is where holders are looked up; selfExe is the binary we run,
-// even when an upgrade has replaced its file.
-const (
-	procfsRoot = "/proc"
-	selfExe    = "/proc/self/exe"
-)
+// procfsRoot is where holders are looked up.
+const procfsRoot = "/proc"
+
+// selfExe is the binary we run, even when an upgrade has replaced its file.
+func selfExe() (string, error) { return "/proc/self/exe", nil }
 
 // procStat is what cro-exporter needs from /proc/<pid>/stat.
 type procStat struct {

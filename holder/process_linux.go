@@ -17,7 +17,8 @@ import (
 // signal, and told of by /proc under this procfs root.
 type procRoot string
 
-func newProcesses(proc string) processes { return procRoot(proc) }
+// newProcesses is the holders' processes: /proc's, which cannot fail.
+func newProcesses() (processes, error) { return procRoot(procfsRoot), nil }
 
 // start starts cmd with a parent-death signal as the backup of the stdin
 // pipe, so that the kernel kills a holder whose parent died without its

@@ -316,7 +316,7 @@ func waitGone(ids []procID, within time.Duration) []procID {
 // testLauncher starts holders of the test binary for a state dir.
 func testLauncher(t *testing.T, owner string) *launcher {
 	skipShort(t, "runs real holder processes")
-	return &launcher{binary: testBinary, argv0: testBinary, owner: owner, procs: newProcesses("/proc"),
+	return &launcher{binary: testBinary, argv0: testBinary, owner: owner, procs: procRoot("/proc"),
 		logger: slog.New(slog.NewTextHandler(&testLogWriter{t: t}, nil)), now: time.Now}
 }
 
@@ -379,7 +379,7 @@ func TestHolderProcessStartsReadyAndIsKilled(t *testing.T) {
 	}
 	// Its CPU time is its final rusage now.
 	final := p.cmd.ProcessState.UserTime() + p.cmd.ProcessState.SystemTime()
-	if got, err := p.cpuTime(newProcesses("/proc")); err != nil || got < final || got > final+10*time.Millisecond {
+	if got, err := p.cpuTime(procRoot("/proc")); err != nil || got < final || got > final+10*time.Millisecond {
 		t.Errorf("cpuTime after the end = %v, %v; want its rusage, %v", got, err, final)
 	}
 }

@@ -3,163 +3,22 @@ package holder
 import (
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
-	"path/filepath"
-	"slices"
 	"time"
 
 	"golang.org/x/sys/unix"
-
-	"github.com/cro-exporter/cro-exporter/internal/statefile"
 )
-
-// How long Recover waits for a daemon it asked to stop (variables for the
-// tests).
-var (
-	daemonTermTimeout = 10 * time.Second // after SIGTERM, for the lock
-	daemonKillTimeout = 5 * time.Second  // after SIGKILL, for the lock
-)
-
-// Recover stops whatever cro-exporter left running or allocated on this
-// host, for `cro-exporter --recover`: the daemon holding the state dir's
-// lock (SIGTERM, then SIGKILL after 10 s, and only when that pid really is
-// a cro-exporter), every holder in the registry whose pid, start time and
-// command line still match and that is marked with this state dir, every
-// holder a scan of /proc finds that is marked with this state dir or whose
-// parent is gone, every fill file with the fill dir, when the dir's marker
-// names this state dir, and the temporary files (*.tmp) in the state dir.
-// It never touches the averages' history, nor another cro-exporter's
-// holders or fill. Two runs on one state dir go one after the other. What
-// it could not do is in the Report's Failures; the error is for a Config it
-// cannot work with, as Open would refuse it.
-func Recover(cfg Config) (Report, error) {
-	var rep Report
-	r, err := resolve(cfg)
-	if err != nil {
-		return rep, fmt.Errorf("recover: %w", err)
-	}
-	info, err := os.Stat(r.StateDir)
-	stateExists := err == nil && info.IsDir()
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		rep.Failures = append(rep.Failures, fmt.Sprintf("state dir %s: %v", r.StateDir, err))
-	}
-
-	var lock *stateLock
-	var entries []holderEntry
-	var before daemonState
-	if stateExists {
-		serial, err := lockRecover(r.StateDir)
-		if err != nil {
-			rep.Failures = append(rep.Failures, err.Error())
-			return rep, nil
-		}
-		defer serial.Close()
-		if r.owner, err = ownerOf(r.StateDir); err != nil {
-			rep.Failures = append(rep.Failures, fmt.Sprintf("state dir %s: %v", r.StateDir, err))
-		}
-		before = daemonStateOf(r)
-		lock = rep.stopDaemon(r)
-		aside := ""
-		entries, aside, err = readRegistry(r.StateDir, time.Now())
-		switch {
-		case aside != "":
-			rep.Notes = append(rep.Notes, fmt.Sprintf("the holder registry was not usable; moved it to %s", aside))
-		case err != nil:
-			rep.Failures = append(rep.Failures, err.Error())
-		}
-	}
-
-	c := cleanLeftovers(r, entries)
-	rep.Holders = append(rep.Holders, c.stopped...)
-	rep.Notes = append(rep.Notes, c.notes...)
-	rep.Failures = append(rep.Failures, c.failures...)
-
-	if r.FillDir != "" {
-		rep.removeFill(r)
-	}
-	if stateExists {
-		rep.removeTemp(r.StateDir)
-	}
-	if rep.Daemon != 0 {
-		rep.creditDaemon(r, before)
-	}
-	if lock != nil {
-		if _, err := os.Lstat(filepath.Join(r.StateDir, registryFile)); err == nil || len(c.survivors) > 0 {
-			if err := saveRegistry(r.StateDir, c.survivors); err != nil {
-				rep.Failures = append(rep.Failures, err.Error())
-			}
-		}
-		if err := lock.releaseRecovered(); err != nil {
-			rep.Failures = append(rep.Failures, err.Error())
-		}
-	}
-	return rep, nil
-}
-
-// daemonState is what a running daemon held before Recover stopped it.
-type daemonState struct {
-	holders   []holderEntry // from the registry, verified running
-	fillFiles int
-	fillBytes int64
-}
-
-// daemonStateOf reads what the daemon holds, without changing anything: a
-// daemon that stops cleanly removes it all by itself, and the report should
-// still say what was freed.
-func daemonStateOf(r resolved) daemonState {
-	var s daemonState
-	var entries []holderEntry
-	statefile.ParseFile(filepath.Join(r.StateDir, registryFile), func(data []byte) (err error) {
-		entries, err = parseRegistry(data)
-		return err
-	})
-	for _, e := range entries {
-		if isRunningEntry(r.proc, e) {
-			s.holders = append(s.holders, e)
-		}
-	}
-	if r.FillDir != "" {
-		s.fillFiles, s.fillBytes, _ = countFill(r.FillDir, r.owner)
-	}
-	return s
-}
 
 // isRunningEntry tells whether the registry entry's process still runs: its
 // pid with the same start time and our holder command line of its kind.
-func isRunningEntry(proc string, e holderEntry) bool {
-	st, err := readProcStat(proc, e.Pid)
+func isRunningEntry(e holderEntry) bool {
+	st, err := readProcStat(procfsRoot, e.Pid)
 	if err != nil || st.exited() || st.StartTime != e.StartTime {
 		return false
 	}
-	argv, err := readCmdline(proc, e.Pid)
+	argv, err := readCmdline(procfsRoot, e.Pid)
 	return err == nil && holderKindOf(argv) == e.Kind
 }
-
-// creditDaemon adds to the report what the daemon Recover stopped freed by
-// itself: the holders it ran that are gone now, and its fill files, when
-// none is left.
-func (rep *Report) creditDaemon(r resolved, before daemonState) {
-	for _, e := range before.holders {
-		if slices.ContainsFunc(rep.Holders, func(h StoppedHolder) bool { return h.Pid == e.Pid }) || isRunningEntry(r.proc, e) {
-			continue
-		}
-		rep.Holders = append(rep.Holders, StoppedHolder{Pid: e.Pid, Kind: e.Kind})
-	}
-	if before.fillFiles <= rep.FillFiles {
-		return
-	}
-	if _, err := os.Lstat(r.FillDir); err == nil {
-		if files, _, ok := countFill(r.FillDir, r.owner); !ok || files > 0 {
-			return
-		}
-	}
-	rep.FillDir, rep.FillFiles, rep.FillBytes = filepath.Clean(r.FillDir), before.fillFiles, before.fillBytes
-}
-
-// recoverLockTimeout bounds the wait of a Recover for another one on the
-// same state dir (a variable for the tests).
-var recoverLockTimeout = 2 * time.Minute
 
 // lockRecover takes an flock on the state dir itself, waiting for another
 // Recover that holds it, so that two runs go one after the other: the second
@@ -193,28 +52,12 @@ func lockRecover(dir string) (*os.File, error) {
 // stopDaemon stops the daemon that holds the state dir's lock, if any, and
 // returns the lock, held, or nil when it could not be taken.
 func (rep *Report) stopDaemon(r resolved) *stateLock {
-	f, err := openLockFile(r.StateDir)
-	if err != nil {
-		rep.Failures = append(rep.Failures, err.Error())
-		return nil
-	}
-	locked, err := tryLock(f)
-	if err != nil {
-		rep.Failures = append(rep.Failures, err.Error())
-		f.Close()
-		return nil
-	}
-	if locked {
-		return &stateLock{f: f}
-	}
-	pid := waitLockPid(f)
+	f, pid := rep.lockOrHolder(r.StateDir)
 	if pid == 0 {
-		rep.Failures = append(rep.Failures, fmt.Sprintf("%s is held by a process that did not write its pid; it was not stopped", f.Name()))
-		f.Close()
-		return nil
+		return lockOf(f)
 	}
-	daemon, err := openForeign(r.proc, pid, func(st procStat, argv []string) error {
-		if isDaemon(r.proc, pid, argv) {
+	daemon, err := openForeign(procfsRoot, pid, func(st procStat, argv []string) error {
+		if isDaemon(procfsRoot, pid, argv) {
 			return nil
 		}
 		return notOurs("pid %d (%s) is not a cro-exporter", pid, st.Comm)
@@ -249,18 +92,4 @@ func (rep *Report) stopDaemon(r resolved) *stateLock {
 	rep.Failures = append(rep.Failures, fmt.Sprintf("cro-exporter daemon (pid %d) still holds %s after SIGTERM and SIGKILL (%v)", pid, f.Name(), killErr))
 	f.Close()
 	return nil
-}
-
-// waitForLock tries to take the lock on f every 50 ms for up to timeout.
-func waitForLock(f *os.File, timeout time.Duration) bool {
-	deadline := time.Now().Add(timeout)
-	for {
-		if ok, err := tryLock(f); ok || err != nil {
-			return ok
-		}
-		if time.Now().After(deadline) {
-			return false
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }

@@ -1,0 +1,85 @@
+package holder
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/cro-exporter/cro-exporter/internal/winholder"
+)
+
+// lockRecover takes the lock of the byte after the daemon's in the state
+// dir's lock file, waiting for another Recover that holds it, so that two
+// runs go one after the other (recover_linux.go says why). Closing the file
+// releases it.
+func lockRecover(dir string) (*os.File, error) {
+	f, err := openLockFile(dir)
+	if err != nil {
+		return nil, err
+	}
+	deadline := time.Now().Add(recoverLockTimeout)
+	for {
+		ok, err := lockByte(f, lockOffset+1)
+		switch {
+		case ok:
+			return f, nil
+		case err != nil:
+			f.Close()
+			return nil, err
+		case time.Now().After(deadline):
+			f.Close()
+			return nil, fmt.Errorf("another cro-exporter --recover on state dir %s still runs after %v; did nothing", dir, recoverLockTimeout)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// stopDaemon stops the daemon that holds the state dir's lock, if any, and
+// returns the lock, held, or nil when it could not be taken. The service is
+// asked to stop through the service control manager, which would otherwise
+// count its end as a failure; a daemon that is not the service, or that
+// does not stop within daemonTermTimeout, is ended with TerminateProcess,
+// and its job object then ends its holders. Windows has no SIGTERM to ask
+// a daemon run from a console to stop cleanly: it keeps its averages as of
+// their last save.
+func (rep *Report) stopDaemon(r resolved) *stateLock {
+	f, pid := rep.lockOrHolder(r.StateDir)
+	if pid == 0 {
+		return lockOf(f)
+	}
+	daemon, err := winholder.Open(pid)
+	switch {
+	case errors.Is(err, winholder.ErrNoProcess):
+		// It ended between the two looks; the lock is free or about to be.
+		if waitForLock(f, daemonKillTimeout) {
+			return lockOf(f)
+		}
+		err = fmt.Errorf("pid %d is gone but the lock is still held", pid)
+	case err == nil && !isCroExporter(daemon.Image):
+		daemon.Close()
+		err = fmt.Errorf("pid %d (%s) is not a cro-exporter", pid, daemon.Image)
+	}
+	if err != nil {
+		rep.Failures = append(rep.Failures, fmt.Sprintf("%s is held by pid %d, which was not stopped: %v", f.Name(), pid, err))
+		f.Close()
+		return nil
+	}
+	defer daemon.Close()
+	if svcPid, err := winholder.ServicePid(winholder.ServiceName); err == nil && svcPid == pid {
+		if err := winholder.StopService(winholder.ServiceName); err != nil {
+			rep.Notes = append(rep.Notes, err.Error())
+		} else if waitForLock(f, daemonTermTimeout) {
+			rep.Daemon = pid
+			return lockOf(f)
+		}
+	}
+	killErr := daemon.Kill(daemonKillTimeout)
+	if killErr == nil && waitForLock(f, daemonKillTimeout) {
+		rep.Daemon = pid
+		return lockOf(f)
+	}
+	rep.Failures = append(rep.Failures, fmt.Sprintf("cro-exporter daemon (pid %d) still holds %s after TerminateProcess (%v)", pid, f.Name(), killErr))
+	f.Close()
+	return nil
+}
