@@ -82,7 +82,7 @@ func CheckStateDir(dir string, write bool) error {
 		if !write {
 			return nil
 		}
-		if err := os.MkdirAll(dir, 0o700); err != nil {
+		if err := statefile.MkdirAll(dir); err != nil {
 			return fmt.Errorf("state dir %s is not usable: %w", dir, err)
 		}
 	}

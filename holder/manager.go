@@ -4,13 +4,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/cro-exporter/cro-exporter/internal/host"
+	"github.com/cro-exporter/cro-exporter/internal/statefile"
 )
 
 // Kind is the kind of a holder process.
@@ -84,7 +84,7 @@ func Open(cfg Config) (*Manager, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(r.StateDir, 0o700); err != nil {
+	if err := statefile.MkdirAll(r.StateDir); err != nil {
 		return nil, fmt.Errorf("state dir: %w", err)
 	}
 	if r.owner, err = ownerOf(r.StateDir); err != nil {

@@ -31,9 +31,9 @@ type CLI struct {
 	WebTelemetryPath string   `name:"web.telemetry-path" default:"/metrics" placeholder:"PATH" help:"Path under which to expose metrics."`
 	WebConfigFile    string   `name:"web.config.file" type:"existingfile" placeholder:"FILE" help:"Path to a web configuration file (TLS, basic auth), in the format of the Prometheus exporter-toolkit."`
 
-	PathProcfs string `name:"path.procfs" default:"/proc" placeholder:"DIR" help:"procfs mountpoint; point it at the host's /proc from a container."`
-	DiskPath   string `name:"disk.path" default:"/" placeholder:"DIR" help:"A path on the filesystem whose utilization (df's used / (used + avail)) is measured and held."`
-	StateDir   string `name:"state.dir" default:"/var/lib/cro-exporter" placeholder:"DIR" help:"Directory for the saved averages (created 0700 if missing)."`
+	platformFlags `embed:""`
+	DiskPath      string `name:"disk.path" default:"${disk_path}" placeholder:"DIR" help:"${disk_path_help}"`
+	StateDir      string `name:"state.dir" default:"${state_dir}" placeholder:"DIR" help:"Directory for the saved averages (created ${state_dir_mode} if missing)."`
 
 	Interval Duration `default:"15s" help:"How often to sample the host, e.g. 15s, 1m."`
 
@@ -107,7 +107,11 @@ func (c *CLI) Validate() error {
 // cliVars are the variables the flags' tags use: the version, and the
 // largest memory holder, the holder package's.
 func cliVars(version string) kong.Vars {
-	return kong.Vars{"version": version, "max_chunk": Size(holder.MaxChunk).String()}
+	vars := kong.Vars{"version": version, "max_chunk": Size(holder.MaxChunk).String()}
+	for k, v := range platformVars() {
+		vars[k] = v
+	}
+	return vars
 }
 
 // minChunk is the smallest --holder.memory-chunk. Every chunk is a process

@@ -137,9 +137,7 @@ func daemon(ctx context.Context, cli *CLI, logger *slog.Logger) (err error) {
 	if err != nil || ctx.Err() != nil {
 		return stopped(ctx, err)
 	}
-	if h.cgroups, err = cgroup.Self(); err != nil {
-		logger.Warn("holders are planned without the limits of the daemon's cgroups", "err", err)
-	}
+	h.cgroups = ownCgroups(logger)
 	listeners, err := listen(cli.WebListenAddress)
 	if err != nil || ctx.Err() != nil {
 		return stopped(ctx, err)

@@ -7,12 +7,41 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/alecthomas/kong"
+	"github.com/cro-exporter/cro-exporter/internal/cgroup"
 	"github.com/cro-exporter/cro-exporter/internal/host"
 )
+
+// platformFlags are the flags of Linux alone.
+type platformFlags struct {
+	PathProcfs string `name:"path.procfs" default:"/proc" placeholder:"DIR" help:"procfs mountpoint; point it at the host's /proc from a container."`
+}
+
+// platformVars are the defaults and help texts that differ by operating
+// system.
+func platformVars() kong.Vars {
+	return kong.Vars{
+		"disk_path":      "/",
+		"disk_path_help": "A path on the filesystem whose utilization (df's used / (used + avail)) is measured and held.",
+		"state_dir":      "/var/lib/cro-exporter",
+		"state_dir_mode": "0700",
+	}
+}
+
+// ownCgroups is the daemon's cgroups, whose limits bound the holders; nil,
+// with a warning, when they cannot be found.
+func ownCgroups(logger *slog.Logger) *cgroup.Group {
+	g, err := cgroup.Self()
+	if err != nil {
+		logger.Warn("holders are planned without the limits of the daemon's cgroups", "err", err)
+	}
+	return g
+}
 
 // isTerminal tells whether w is a terminal, which gets colored log lines.
 func isTerminal(w io.Writer) bool {

@@ -90,3 +90,7 @@ func Write(path string, data []byte) error {
 	}
 	return nil
 }
+
+// MkdirAll makes dir, mode 0700, and its missing parents; an existing dir
+// is left as it is, for CheckDir to judge.
+func MkdirAll(dir string) error { return os.MkdirAll(dir, 0o700) }

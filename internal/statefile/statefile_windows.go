@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"unsafe"
 
 	"github.com/cro-exporter/cro-exporter/internal/regfile"
 	"golang.org/x/sys/windows"
@@ -192,6 +193,39 @@ func createSynced(path string, data []byte) error {
 			err = errors.Join(err, rerr)
 		}
 		return err
+	}
+	return nil
+}
+
+// MkdirAll makes dir, with a protected DACL that grants our token's user
+// alone full control (inherited by what is made in it), and its missing
+// parents, which inherit their parents' ACLs; an existing dir is left as
+// it is, for CheckDir to judge. Without it a dir under ProgramData would
+// inherit its write access for Users, and CheckDir would refuse it.
+func MkdirAll(dir string) error {
+	dir = filepath.Clean(dir)
+	if _, err := os.Lstat(dir); err == nil {
+		return nil
+	}
+	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+		return err
+	}
+	tr, err := us()
+	if err != nil {
+		return err
+	}
+	sd, err := windows.SecurityDescriptorFromString("D:P(A;OICI;FA;;;" + tr.user + ")")
+	if err != nil {
+		return fmt.Errorf("making %s: %w", dir, err)
+	}
+	p, err := windows.UTF16PtrFromString(dir)
+	if err != nil {
+		return fmt.Errorf("making %s: %w", dir, err)
+	}
+	sa := windows.SecurityAttributes{SecurityDescriptor: sd}
+	sa.Length = uint32(unsafe.Sizeof(sa))
+	if err := windows.CreateDirectory(p, &sa); err != nil && !errors.Is(err, windows.ERROR_ALREADY_EXISTS) {
+		return &os.PathError{Op: "mkdir", Path: dir, Err: err}
 	}
 	return nil
 }

@@ -295,3 +295,18 @@ func mustUs(t *testing.T) trust {
 	must(t, err)
 	return tr
 }
+
+// MkdirAll makes the dir and its parents, and the dir is one CheckDir
+// accepts: its own DACL, read back, grants no one but us.
+func TestMkdirAllMakesADirOfOurs(t *testing.T) {
+	dir := filepath.Join(tempDir(t), "parent", "state")
+	must(t, MkdirAll(dir))
+	must(t, CheckDir(dir))
+	must(t, MkdirAll(dir)) // an existing dir is left as it is
+	sd, err := windows.GetNamedSecurityInfo(dir, windows.SE_FILE_OBJECT, windows.DACL_SECURITY_INFORMATION)
+	must(t, err)
+	t.Logf("DACL read back: %s", sd.String())
+	if !strings.Contains(sd.String(), mustUs(t).user) {
+		t.Errorf("DACL %s grants nothing to us, %s", sd, mustUs(t).user)
+	}
+}
