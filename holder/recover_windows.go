@@ -36,13 +36,10 @@ func lockRecover(dir string) (*os.File, error) {
 }
 
 // stopDaemon stops the daemon that holds the state dir's lock, if any, and
-// returns the lock, held, or nil when it could not be taken. The service is
-// asked to stop through the service control manager, which would otherwise
-// count its end as a failure; a daemon that is not the service, or that
-// does not stop within daemonTermTimeout, is ended with TerminateProcess,
-// and its job object then ends its holders. Windows has no SIGTERM to ask
-// a daemon run from a console to stop cleanly: it keeps its averages as of
-// their last save.
+// returns the lock, held, or nil when it could not be taken. It asks the
+// daemon to stop (askStop); one that has not let the lock go within
+// daemonTermTimeout is ended with TerminateProcess, and its job object
+// then ends its holders.
 func (rep *Report) stopDaemon(r resolved) *stateLock {
 	f, pid := rep.lockOrHolder(r.StateDir)
 	if pid == 0 {
@@ -66,13 +63,9 @@ func (rep *Report) stopDaemon(r resolved) *stateLock {
 		return nil
 	}
 	defer daemon.Close()
-	if svcPid, err := winholder.ServicePid(winholder.ServiceName); err == nil && svcPid == pid {
-		if err := winholder.StopService(winholder.ServiceName); err != nil {
-			rep.Notes = append(rep.Notes, err.Error())
-		} else if waitForLock(f, daemonTermTimeout) {
-			rep.Daemon = pid
-			return lockOf(f)
-		}
+	if rep.askStop(r, pid) && waitForLock(f, daemonTermTimeout) {
+		rep.Daemon = pid
+		return lockOf(f)
 	}
 	killErr := daemon.Kill(daemonKillTimeout)
 	if killErr == nil && waitForLock(f, daemonKillTimeout) {
@@ -82,4 +75,23 @@ func (rep *Report) stopDaemon(r resolved) *stateLock {
 	rep.Failures = append(rep.Failures, fmt.Sprintf("cro-exporter daemon (pid %d) still holds %s after TerminateProcess (%v)", pid, f.Name(), killErr))
 	f.Close()
 	return nil
+}
+
+// askStop asks the daemon pid to stop, as SIGTERM does on Linux, and tells
+// whether it could: the service through the service control manager, which
+// would otherwise count its end as a failure, any other daemon through its
+// state dir's stop event (winholder.StopEvent).
+func (rep *Report) askStop(r resolved, pid int) bool {
+	if svcPid, err := winholder.ServicePid(winholder.ServiceName); err == nil && svcPid == pid {
+		if err := winholder.StopService(winholder.ServiceName); err != nil {
+			rep.Notes = append(rep.Notes, err.Error())
+			return false
+		}
+		return true
+	}
+	asked, err := winholder.AskStop(r.owner)
+	if err != nil {
+		rep.Notes = append(rep.Notes, err.Error())
+	}
+	return asked
 }

@@ -80,6 +80,12 @@ type testHost struct {
 	state, disk string
 	owner       string // the state dir as holders are marked with it
 	daemons     []int  // pids of the daemons started
+	// command runs the daemon: the Linux binary, or the Windows build
+	// under Wine (wineHost).
+	command []string
+	// wineHolder is, under Wine, the argv[0] that tells the holders: Wine
+	// starts them as children of init, with no mark Linux can read.
+	wineHolder string
 }
 
 func newHost(t *testing.T) *testHost {
@@ -93,7 +99,7 @@ func newHost(t *testing.T) *testHost {
 // holders are killed at the test's end, after its daemons are and before
 // what was set up earlier (the tmpfs of disk) is undone.
 func hostOn(t *testing.T, disk string) *testHost {
-	h := &testHost{t: t, disk: disk, state: privateDir(t)}
+	h := &testHost{t: t, disk: disk, state: privateDir(t), command: []string{binaryPath(t)}}
 	owner, err := filepath.EvalSymlinks(h.state)
 	if err != nil {
 		t.Fatal(err)
@@ -122,7 +128,7 @@ func (h *testHost) start(extra ...string) *exporter {
 // from its first instruction.
 func (h *testHost) startIn(dirs []string, extra ...string) *exporter {
 	h.t.Helper()
-	e := startWrapped(h.t, inCgroups(dirs), h.args(extra...)...)
+	e := startCommand(h.t, append(inCgroups(dirs), h.command...), h.args(extra...)...)
 	h.daemons = append(h.daemons, e.cmd.Process.Pid)
 	return e
 }
@@ -131,7 +137,7 @@ func (h *testHost) startIn(dirs []string, extra ...string) *exporter {
 // stderr goes to the buffer returned, and ctx's end kills it.
 func (h *testHost) spawn(ctx context.Context, extra ...string) (*exec.Cmd, *bytes.Buffer) {
 	h.t.Helper()
-	cmd := exec.CommandContext(ctx, binaryPath(h.t), h.args(extra...)...)
+	cmd := exec.CommandContext(ctx, h.command[0], append(h.command[1:], h.args(extra...)...)...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	stderr := new(bytes.Buffer)
 	cmd.Stderr = stderr
@@ -164,7 +170,10 @@ func (h *testHost) fillDir() string { return filepath.Join(h.disk, ".cro-fill") 
 func (h *testHost) holders() []proc {
 	var hs []proc
 	for _, p := range allProcs() {
-		if p.isHolder() && !p.dead() && (slices.Contains(h.daemons, p.ppid) || markedWith(p.pid, h.owner)) {
+		if !p.isHolder() || p.dead() {
+			continue
+		}
+		if slices.Contains(h.daemons, p.ppid) || markedWith(p.pid, h.owner) || h.wineHolder != "" && p.argv[0] == h.wineHolder {
 			hs = append(hs, p)
 		}
 	}
@@ -295,7 +304,8 @@ func childrenOf(pid int) []proc {
 }
 
 func (p proc) isHolder() bool {
-	return len(p.argv) >= 2 && strings.HasSuffix(p.argv[0], "cro-exporter") && p.argv[1] == "holder"
+	// The Windows build's, under Wine, is cro-exporter.exe.
+	return len(p.argv) >= 2 && strings.HasSuffix(strings.TrimSuffix(p.argv[0], ".exe"), "cro-exporter") && p.argv[1] == "holder"
 }
 
 func (p proc) kind() string {
@@ -572,7 +582,12 @@ func TestSIGTERMStopsEveryHolderAndRemovesEveryFillFile(t *testing.T) {
 }
 
 func TestKillNineOfTheDaemonLeavesNoHolderAfterOneSecond(t *testing.T) {
-	h := newHost(t)
+	testKillNine(t, newHost(t))
+}
+
+// testKillNine kills h's daemon with SIGKILL once it holds memory, CPU and
+// disk: its holders must be gone within a second.
+func testKillNine(t *testing.T, h *testHost) {
 	cpu := cpuTarget(t)
 	args := []string{"--target.memory=" + memoryTarget(t, 350*mib), "--target.cpu=" + ratioFlag(cpu), "--target.disk=0.5"}
 	e := h.start(args...)
@@ -671,7 +686,13 @@ func TestASecondDaemonRefusesNamingTheFirstsPid(t *testing.T) {
 // stderr after it.
 func recoverHostCmd(t *testing.T, state, disk string) (string, error) {
 	t.Helper()
-	cmd := exec.Command(binaryPath(t), "--recover", "--state.dir="+state, "--disk.path="+disk)
+	return recoverWith(t, []string{binaryPath(t)}, state, disk)
+}
+
+// recoverWith is recoverHostCmd with the binary run by command.
+func recoverWith(t *testing.T, command []string, state, disk string) (string, error) {
+	t.Helper()
+	cmd := exec.Command(command[0], append(command[1:], "--recover", "--state.dir="+state, "--disk.path="+disk)...)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
@@ -700,6 +721,14 @@ func fillFileCount(n int) string {
 
 func TestRecover(t *testing.T) {
 	h := newHost(t)
+	testRecover(t, h, true)
+}
+
+// testRecover runs --recover beside h's daemon holding memory and disk,
+// then again, then on fresh dirs. Unless linuxPids, the report names pids
+// Linux does not know (Windows', under Wine): it is checked for the kinds
+// stopped.
+func testRecover(t *testing.T, h *testHost, linuxPids bool) {
 	e := h.start("--target.memory="+memoryTarget(t, 350*mib), "--target.cpu=0", "--target.disk=0.5")
 	h.waitHeld(e, 0)
 	held := h.holders()
@@ -710,19 +739,26 @@ func TestRecover(t *testing.T) {
 	}
 
 	// (a) A live daemon holding memory and disk.
-	out, err := recoverHostCmd(t, h.state, h.disk)
+	out, err := recoverWith(t, h.command, h.state, h.disk)
 	t.Logf("--recover:\n%s", out)
 	if err != nil {
 		t.Fatalf("--recover: %v", err)
 	}
 	want := []string{
-		fmt.Sprintf("Stopped the cro-exporter daemon (pid %d).", e.cmd.Process.Pid),
 		fmt.Sprintf("Removed %s from %s, freeing", fillFileCount(len(files)), h.fillDir()),
 		fmt.Sprintf("(%d bytes)", fillBytes),
 		"Host usage now: CPU ",
 	}
-	for _, p := range held {
-		want = append(want, fmt.Sprintf("%s (pid %d)", p.kind(), p.pid))
+	if linuxPids {
+		want = append(want, fmt.Sprintf("Stopped the cro-exporter daemon (pid %d).", e.cmd.Process.Pid))
+		for _, p := range held {
+			want = append(want, fmt.Sprintf("%s (pid %d)", p.kind(), p.pid))
+		}
+	} else {
+		want = append(want, "Stopped the cro-exporter daemon (pid ")
+		if got, n := strings.Count(out, "memory (pid "), countKind(held, "memory"); got != n {
+			t.Errorf("--recover's report names %d memory holders, want %d", got, n)
+		}
 	}
 	for _, w := range want {
 		if !strings.Contains(out, w) {
@@ -749,7 +785,7 @@ func TestRecover(t *testing.T) {
 	saved := checkAveragesSaved(t, h.state)
 
 	// (b) Again: nothing left.
-	out, err = recoverHostCmd(t, h.state, h.disk)
+	out, err = recoverWith(t, h.command, h.state, h.disk)
 	if err != nil || !strings.Contains(out, "Nothing to recover") {
 		t.Errorf("--recover a second time: %v, want exit 0 and \"Nothing to recover\":\n%s", err, out)
 	}
@@ -759,7 +795,7 @@ func TestRecover(t *testing.T) {
 
 	// (c) Nothing ever started here.
 	fresh := filepath.Join(t.TempDir(), "state")
-	out, err = recoverHostCmd(t, fresh, t.TempDir())
+	out, err = recoverWith(t, h.command, fresh, t.TempDir())
 	if err != nil || !strings.Contains(out, "Nothing to recover") {
 		t.Errorf("--recover on fresh dirs: %v, want exit 0 and \"Nothing to recover\":\n%s", err, out)
 	}

@@ -137,6 +137,9 @@ func daemon(ctx context.Context, cli *CLI, logger *slog.Logger) (err error) {
 	if err != nil || ctx.Err() != nil {
 		return stopped(ctx, err)
 	}
+	if ctx, err = askedToStop(ctx, cli.StateDir); err != nil {
+		return err
+	}
 	h.cgroups = ownCgroups(logger)
 	listeners, err := listen(cli.WebListenAddress)
 	if err != nil || ctx.Err() != nil {

@@ -94,18 +94,18 @@ func start(t *testing.T, args ...string) *exporter {
 // holders small.
 func startLive(t *testing.T, args ...string) *exporter {
 	t.Helper()
-	return startWrapped(t, nil, args...)
+	return startCommand(t, []string{binaryPath(t)}, args...)
 }
 
-// startWrapped is startLive with the binary and its arguments run by the
-// command wrapper, which must exec them in its own process.
-func startWrapped(t *testing.T, wrapper []string, args ...string) *exporter {
+// startCommand is startLive with the daemon run by command and args: the
+// binary, or a wrapper that execs it in its own process, then the binary.
+func startCommand(t *testing.T, command []string, args ...string) *exporter {
 	t.Helper()
 	args = append([]string{
 		"--web.listen-address=127.0.0.1:0", "--log.format=json",
 		"--state.dir=" + privateDir(t), "--disk.path=" + t.TempDir(),
 	}, args...)
-	argv := append(append(slices.Clone(wrapper), binaryPath(t)), args...)
+	argv := append(slices.Clone(command), args...)
 	cmd := exec.Command(argv[0], argv[1:]...)
 	// Should the test binary die (a -timeout), the daemon dies with it, and
 	// its holders with the daemon.

@@ -4,6 +4,7 @@ package main
 // brings a file of its own with these functions.
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -42,6 +43,10 @@ func ownCgroups(logger *slog.Logger) *cgroup.Group {
 	}
 	return g
 }
+
+// askedToStop is ctx: --recover asks a Linux daemon to stop with SIGTERM,
+// which main's signal context catches.
+func askedToStop(ctx context.Context, _ string) (context.Context, error) { return ctx, nil }
 
 // isTerminal tells whether w is a terminal, which gets colored log lines.
 func isTerminal(w io.Writer) bool {

@@ -4,6 +4,7 @@ package main
 // Linux's).
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/cro-exporter/cro-exporter/internal/cgroup"
 	"github.com/cro-exporter/cro-exporter/internal/host"
+	"github.com/cro-exporter/cro-exporter/internal/winholder"
 )
 
 // platformFlags: Windows has none of its own.
@@ -44,6 +46,31 @@ func platformVars() kong.Vars {
 // ownCgroups: Windows has no cgroups, so the holders are planned without
 // such limits.
 func ownCgroups(*slog.Logger) *cgroup.Group { return nil }
+
+// askedToStop is ctx, ended also when --recover signals the stop event of
+// the state dir (winholder.StopEvent): Windows has no SIGTERM. The event
+// is held, and waited on, for the life of the process. It is named by the
+// state dir as --recover finds it (absolute, symlinks resolved); a dry
+// run's may not exist, and it holds nothing to stop anyway.
+func askedToStop(ctx context.Context, stateDir string) (context.Context, error) {
+	owner, err := filepath.Abs(stateDir)
+	if err != nil {
+		return nil, fmt.Errorf("state dir %s: %w", stateDir, err)
+	}
+	if resolved, err := filepath.EvalSymlinks(owner); err == nil {
+		owner = resolved
+	}
+	ev, err := winholder.StopEvent(owner)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	go func() {
+		windows.WaitForSingleObject(ev, windows.INFINITE)
+		cancel()
+	}()
+	return ctx, nil
+}
 
 // isTerminal tells whether w is a console, which gets colored log lines.
 func isTerminal(w io.Writer) bool {
