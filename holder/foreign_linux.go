@@ -1,16 +1,11 @@
 package holder
 
 import (
-	"errors"
 	"fmt"
 	"time"
 
 	"golang.org/x/sys/unix"
 )
-
-// errNotOurs marks a process that is not the one we look for, such as a
-// pid reused by another process. It is left alone.
-var errNotOurs = errors.New("not ours")
 
 // notOursError says why a process is not ours; it is errNotOurs.
 type notOursError struct{ msg string }

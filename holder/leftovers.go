@@ -1,5 +1,12 @@
 package holder
 
+import "errors"
+
+// errNotOurs marks what is not ours to touch: a process that is not the one
+// we look for (such as a pid reused by another process), a fill dir that
+// another made. It is left alone.
+var errNotOurs = errors.New("not ours")
+
 // cleanup is what cleanLeftovers did.
 type cleanup struct {
 	stopped   []StoppedHolder
