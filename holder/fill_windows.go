@@ -199,7 +199,7 @@ func (f *fill) openFile(name string, create bool) (*os.File, *statefile.Stat, er
 		disposition = windows.CREATE_NEW
 	}
 	path := filepath.Join(f.dir, name)
-	fh, st, err := openHandle(path, windows.GENERIC_READ|windows.GENERIC_WRITE, windows.FILE_SHARE_READ, disposition, 0)
+	fh, st, err := openHandle(path, windows.GENERIC_WRITE, windows.FILE_SHARE_READ, disposition, 0)
 	if err != nil {
 		return nil, nil, err
 	}

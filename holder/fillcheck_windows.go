@@ -52,7 +52,9 @@ const shareAll = windows.FILE_SHARE_READ | windows.FILE_SHARE_WRITE | windows.FI
 // openFillDir opens the fill dir itself (a symlink or junction there is
 // refused, never followed) without FILE_SHARE_DELETE, so that while it is
 // open the dir can be neither renamed nor removed and its path names it. A
-// missing dir is an error wrapping fs.ErrNotExist.
+// missing dir is an error wrapping fs.ErrNotExist. It asks GENERIC_READ
+// (listing) because a handle with attribute and security access alone
+// takes no part in sharing checks, and would keep nothing out.
 func openFillDir(dir string) (*os.File, *statefile.Stat, error) {
 	d, st, err := openHandle(dir, windows.GENERIC_READ, windows.FILE_SHARE_READ|windows.FILE_SHARE_WRITE,
 		windows.OPEN_EXISTING, windows.FILE_FLAG_BACKUP_SEMANTICS)

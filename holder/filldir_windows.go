@@ -31,9 +31,9 @@ type fillDir struct {
 	// owner is the state dir of the cro-exporter whose fill this is,
 	// absolute with symlinks resolved: the content of the dir's marker.
 	owner string
-	// held is the fill dir and marker the marker, open and locked, while
-	// the fill owns the dir; nil before it is made and after Remove or
-	// Close.
+	// held is the fill dir, open, and marker its marker, open and locked,
+	// while the fill owns the dir; both nil before it is made and after
+	// Remove or Close.
 	held, marker *os.File
 }
 
