@@ -8,7 +8,8 @@
 //   - processes: starting holders tied to the daemon's life, and telling
 //     of them (process_linux.go);
 //   - ballast: memory held outside the Go heap (memory_linux.go);
-//   - diskFill: the fill files and their directory (fill*_linux.go);
+//   - diskFill: the fill files and their directory (fill*_linux.go,
+//     fill*_windows.go);
 //   - the state dir's lock, and finding what a crashed run left
 //     (lock_linux.go, leftovers_linux.go, recover*_linux.go);
 //   - the burner's threads, which give way to real work (cpu_linux.go).

@@ -2,8 +2,11 @@ package holder
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
+	"io/fs"
 	"math/rand/v2"
+	"os"
 )
 
 // MaxFillFile is the largest fill file, in bytes: the fill is as many
@@ -26,8 +29,8 @@ const (
 // diskFill is the fill: files in one private directory, allocated so that
 // the filesystem counts them as used, as df does, and that together hold
 // the disk share the controller asks for. One per operating system, so
-// that another is a new file (fill_linux.go has Linux's); its methods are
-// safe for concurrent use.
+// that another is a new file (fill_linux.go has Linux's, fill_windows.go
+// Windows'); its methods are safe for concurrent use.
 type diskFill interface {
 	// Resize makes the fill total bytes.
 	Resize(total int64) error
@@ -110,3 +113,65 @@ func stampFill(b []byte, off int64) {
 		binary.LittleEndian.PutUint64(b[p:], uint64(off+int64(p))|1<<63)
 	}
 }
+
+// openFill opens the fill dir dir of the cro-exporter whose state dir is
+// owner (absolute, symlinks resolved, as ownerEnv holds it), and holds it
+// locked until Remove or Close (Linux: an flock(2) on the dir; Windows: a
+// lock on its marker), so that no other cro-exporter uses it meanwhile. A
+// missing dir is made, private to us (Linux: mode 0700; Windows: a DACL of
+// us alone), with its marker naming owner (its parent must exist). An
+// existing one is adopted only when this cro-exporter made it: see
+// CheckFillDir, whose rules it enforces again. With diskPath set, the dir
+// must be on the filesystem of diskPath. It never changes the mode or ACL
+// of a dir, nor anything in one it refuses. The fill
+// files found there, from an earlier run, are adopted: every call works on
+// the files it finds, and nothing but fill files and the marker is ever
+// touched.
+func openFill(dir, diskPath, owner string) (*fill, error) {
+	f, err := newFill(dir, diskPath, owner)
+	if err != nil {
+		return nil, err
+	}
+	d, err := f.take(true, true)
+	if err != nil {
+		return nil, err
+	}
+	if d == nil {
+		return nil, &fillDirError{dir: f.dir, found: "was removed as soon as it was made"}
+	}
+	return f, d.Close()
+}
+
+// removeFiles removes the fill files found in d, from the highest number
+// down, and returns how many it removed and the bytes they held, valid
+// even with an error.
+func (f *fill) removeFiles(d *os.File, found []fillFile) (removed fillUsage, err error) {
+	for i := len(found) - 1; i >= 0; i-- {
+		if err := f.unlink(d, found[i].name); err != nil {
+			return removed, err
+		}
+		removed.files++
+		removed.bytes += found[i].alloc
+	}
+	return removed, nil
+}
+
+// setSeen records what Usage found last.
+func (f *fill) setSeen(u fillUsage) {
+	f.seenMu.Lock()
+	f.seen = u
+	f.seenMu.Unlock()
+}
+
+// pathErrno returns the error inside a *fs.PathError, whose path the caller
+// already names.
+func pathErrno(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
+// Dir returns the directory that holds the fill files.
+func (f *fill) Dir() string { return f.dir }

@@ -30,32 +30,6 @@ type fill struct {
 	seen   fillUsage
 }
 
-// openFill opens the fill dir dir of the cro-exporter whose state dir is
-// owner (absolute, symlinks resolved, as ownerEnv holds it), and holds an
-// flock(2) on it until Remove or Close, so that no other cro-exporter uses
-// it meanwhile. A missing dir is made, mode 0700, with its marker naming
-// owner (its parent must exist). An existing one is adopted only when this
-// cro-exporter made it: see CheckFillDir, whose rules it enforces again.
-// With diskPath set, the dir must be on the filesystem of diskPath. It
-// never changes the mode of a dir, nor anything in one it refuses. The fill
-// files found there, from an earlier run, are adopted: every call works on
-// the files it finds, and nothing but fill files and the marker is ever
-// touched.
-func openFill(dir, diskPath, owner string) (*fill, error) {
-	f, err := newFill(dir, diskPath, owner)
-	if err != nil {
-		return nil, err
-	}
-	d, err := f.take(true, true)
-	if err != nil {
-		return nil, err
-	}
-	if d == nil {
-		return nil, &fillDirError{dir: f.dir, found: "was removed as soon as it was made"}
-	}
-	return f, d.Close()
-}
-
 // newFill is a fill of dir that holds nothing yet.
 func newFill(dir, diskPath, owner string) (*fill, error) {
 	if dir == "" {
@@ -108,27 +82,6 @@ func (f *fill) checkLost() (lost error, removed fillUsage, err error) {
 	}
 	removed, err = f.removeFiles(d, found)
 	return lost, removed, err
-}
-
-// removeFiles removes the fill files found in d, from the highest number
-// down, and returns how many it removed and the bytes they held, valid
-// even with an error.
-func (f *fill) removeFiles(d *os.File, found []fillFile) (removed fillUsage, err error) {
-	for i := len(found) - 1; i >= 0; i-- {
-		if err := f.unlink(d, found[i].name); err != nil {
-			return removed, err
-		}
-		removed.files++
-		removed.bytes += found[i].alloc
-	}
-	return removed, nil
-}
-
-// setSeen records what Usage found last.
-func (f *fill) setSeen(u fillUsage) {
-	f.seenMu.Lock()
-	f.seen = u
-	f.seenMu.Unlock()
 }
 
 // Close releases the fill dir's lock, leaving the fill files in place.
@@ -419,16 +372,3 @@ func (f *fill) allocate(fh *os.File, from, to int64) error {
 	}
 	return err
 }
-
-// pathErrno returns the error inside a *fs.PathError, whose path the caller
-// already names.
-func pathErrno(err error) error {
-	var pe *fs.PathError
-	if errors.As(err, &pe) {
-		return pe.Err
-	}
-	return err
-}
-
-// Dir returns the directory that holds the fill files.
-func (f *fill) Dir() string { return f.dir }

@@ -185,16 +185,6 @@ func (f *fillDir) hold(d *os.File, st *unix.Stat_t) (*os.File, error) {
 	return os.NewFile(uintptr(fd), f.dir), nil
 }
 
-// writeMarker writes the marker naming owner into the dir d, which we just
-// made, and makes it durable: a dir whose marker a crash lost would be
-// refused at the next start.
-func writeMarker(d *os.File, dir, owner string) error {
-	if err := statefile.WriteNew(d, dir, fillMarker, []byte(owner+"\n")); err != nil {
-		return fmt.Errorf("writing the fill dir's marker: %w", err)
-	}
-	return nil
-}
-
 // lockFillDir takes the exclusive flock on the fill dir d without waiting.
 func lockFillDir(d *os.File, dir string) error {
 	for {

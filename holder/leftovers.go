@@ -13,8 +13,9 @@ type cleanup struct {
 	survivors []holderEntry // registry entries still running
 }
 
-// errNotOurs marks a process that is not the one we look for, such as a
-// pid reused by another process. It is left alone.
+// errNotOurs marks what is not ours to touch: a process that is not the one
+// we look for (such as a pid reused by another process), a fill dir that
+// another made. It is left alone.
 var errNotOurs = errors.New("not ours")
 
 // notOursError says why a process is not ours; it is errNotOurs.
