@@ -162,6 +162,15 @@ func (h *testHost) track(cmd *exec.Cmd) chan error {
 	return exited
 }
 
+// stopSignal is the signal that stops h's daemon cleanly: SIGTERM, or
+// under Wine SIGINT, which Wine hands the Windows build as a Ctrl-C.
+func (h *testHost) stopSignal() syscall.Signal {
+	if h.wineHolder != "" {
+		return syscall.SIGINT
+	}
+	return syscall.SIGTERM
+}
+
 func (h *testHost) fillDir() string { return filepath.Join(h.disk, ".cro-fill") }
 
 // holders lists the live holder processes of h: children of its daemons,

@@ -13,7 +13,6 @@ import (
 	"os"
 	"os/exec"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -95,7 +94,13 @@ type allocStepDone struct {
 }
 
 func TestMemoryBallastGivesWayWithinASecond(t *testing.T) {
-	h := newHost(t)
+	testMemoryGiveWay(t, newHost(t))
+}
+
+// testMemoryGiveWay has a helper take memory, step by step, beside h's
+// daemon holding ballast: each step that brings MemAvailable under the
+// reserve must have ballast released within a second.
+func testMemoryGiveWay(t *testing.T, h *testHost) {
 	// The helper first: its start must not move MemAvailable while the
 	// test measures it.
 	a := startAllocator(t)
@@ -146,8 +151,8 @@ func TestMemoryBallastGivesWayWithinASecond(t *testing.T) {
 	a.stop(t)
 
 	// The log, once the daemon has exited (its buffer is then ours).
-	if _, err := signalAndWait(t, e, syscall.SIGTERM, 5*time.Second); err != nil {
-		t.Errorf("exit after SIGTERM: %v", err)
+	if _, err := signalAndWait(t, e, h.stopSignal(), 5*time.Second); err != nil {
+		t.Errorf("exit after %v: %v", h.stopSignal(), err)
 	}
 	plans, releases := ballastLog(e)
 	latencies := tieReleases(t, steps, plans, releases, reserve, tick)
