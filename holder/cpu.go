@@ -16,8 +16,9 @@ const cpuPeriod = 100 * time.Millisecond
 // not know that the burner's threads are idle ones (measured on a 2-core
 // VM). So each burner thread also watches for itself, two ways:
 //   - Before it burns, it looks at the machine's idle time (/proc/uptime;
-//     GetSystemTimes on Windows) over the time it was off: (almost) none means real work is taking
-//     every CPU, and it skips the period without burning at all.
+//     GetSystemTimes on Windows) over the time it was off: (almost) none
+//     means real work is taking every CPU, and it skips the period without
+//     burning at all.
 //   - While it burns, it compares its thread's CPU time with the wall time:
 //     much lost means other tasks wanted its CPU, and it stops for the rest
 //     of the period.
