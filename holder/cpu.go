@@ -1,11 +1,6 @@
 package holder
 
-import (
-	"fmt"
-	"strconv"
-	"strings"
-	"time"
-)
+import "time"
 
 // cpuPeriod is the length of one duty cycle of a burner thread: short
 // enough that a sampler sees a steady load and real work never waits behind
@@ -20,9 +15,10 @@ const cpuPeriod = 100 * time.Millisecond
 // the scheduler first shares the CPUs between the groups, whose weights do
 // not know that the burner's threads are idle ones (measured on a 2-core
 // VM). So each burner thread also watches for itself, two ways:
-//   - Before it burns, it looks at the machine's idle time (/proc/uptime)
-//     over the time it was off: (almost) none means real work is taking
-//     every CPU, and it skips the period without burning at all.
+//   - Before it burns, it looks at the machine's idle time (/proc/uptime;
+//     GetSystemTimes on Windows) over the time it was off: (almost) none
+//     means real work is taking every CPU, and it skips the period without
+//     burning at all.
 //   - While it burns, it compares its thread's CPU time with the wall time:
 //     much lost means other tasks wanted its CPU, and it stops for the rest
 //     of the period.
@@ -41,11 +37,10 @@ const (
 	cpuLostShare = 0.25
 	// cpuMaxBackoff is the most periods a burner sits out in a row.
 	cpuMaxBackoff = 20
-	// uptimeStep is the resolution of /proc/uptime.
-	uptimeStep = 10 * time.Millisecond
 	// cpuEvidenceMin is the least time a burner must have been off for the
-	// machine's idle time over it to tell anything at that resolution.
-	cpuEvidenceMin = 3 * uptimeStep
+	// machine's idle time over it to tell anything at its resolution
+	// (idleStep, per OS).
+	cpuEvidenceMin = 3 * idleStep
 )
 
 // contended tells whether a burn that got cpu of its thread's CPU time over
@@ -68,27 +63,11 @@ func backoffPeriods(streak int) int {
 // machineFull tells whether the machine, over wall time in which a burner
 // thread was off, had so little idle time (all CPUs together, as
 // /proc/uptime counts it) that real work wants every CPU: less than half a
-// CPU, counting idle time a step of /proc/uptime high. A burner that finds
+// CPU, counting idle time a step (idleStep) high. A burner that finds
 // the machine alone always sees its own CPU idle, at least wall less a
 // step, so this never holds then. Too short a time tells nothing (false).
 func machineFull(idle, wall time.Duration) bool {
-	return wall >= cpuEvidenceMin && 2*(idle+uptimeStep) < wall
-}
-
-// parseUptimeIdle returns the second field of /proc/uptime: the time all
-// CPUs together have been idle, written in seconds with two decimals.
-func parseUptimeIdle(b []byte) (time.Duration, error) {
-	f := strings.Fields(string(b))
-	if len(f) != 2 {
-		return 0, fmt.Errorf("want 2 fields, got %q", b)
-	}
-	secs, cents, ok := strings.Cut(f[1], ".")
-	s, err1 := strconv.ParseUint(secs, 10, 63)
-	c, err2 := strconv.ParseUint(cents, 10, 7)
-	if !ok || err1 != nil || err2 != nil || len(cents) != 2 {
-		return 0, fmt.Errorf("idle time %q is not in seconds with two decimals", f[1])
-	}
-	return time.Duration(s)*time.Second + time.Duration(c)*10*time.Millisecond, nil
+	return wall >= cpuEvidenceMin && 2*(idle+idleStep) < wall
 }
 
 // cpuTimes is what a burner's ledger reads at a period boundary: its own

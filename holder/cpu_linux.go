@@ -1,237 +1,56 @@
 package holder
 
 import (
-	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"os"
-	"runtime"
-	"sync"
-	"sync/atomic"
+	"strconv"
+	"strings"
 	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
 
-// RunCPU is the CPU holder process: one burner thread per CPU, each under
-// SCHED_IDLE, together burning duty of the whole machine (0.3 = 30% of all
-// CPUs together). It prints "ready <duty>" on out once every thread runs,
-// then reads lines from in: "duty R" sets a new duty and is answered
-// "duty R"; "stop", or the end of in, stops (nil). Any other line is an
-// error naming it.
-func RunCPU(duty float64, in io.Reader, out io.Writer) error {
-	if !(duty >= 0 && duty <= 1) {
-		return fmt.Errorf("duty %v is not between 0 and 1", duty)
-	}
-	if err := becomeExpendable(); err != nil {
-		return err
-	}
-	n := runtime.NumCPU()
-	// One P more than there are burners, so that the command reader and the
-	// runtime never wait for a burner to be preempted.
-	runtime.GOMAXPROCS(n + 1)
+// idleStep is the resolution of the machine's idle time, /proc/uptime's
+// hundredths of a second.
+const idleStep = 10 * time.Millisecond
 
-	ctl := newCPUControl(duty)
-	var clocks burnerClocks
-	started := make(chan error, n)
-	var wg sync.WaitGroup
-	for range n {
-		wg.Go(func() { burn(ctl, &clocks, started) })
-	}
-	defer func() {
-		ctl.update(0, true)
-		wg.Wait()
-	}()
-	var errs []error
-	for range n {
-		errs = append(errs, <-started)
-	}
-	if err := errors.Join(errs...); err != nil {
-		return err
-	}
-	if _, err := fmt.Fprintln(out, readyLine(duty)); err != nil {
-		return fmt.Errorf("writing the ready line: %w", err)
-	}
-	return readCommands(in, func(line string) (bool, error) {
-		cmd, err := parseCPUCommand(line)
-		if err != nil || cmd.stop {
-			return cmd.stop, err
-		}
-		ctl.update(cmd.duty, false)
-		if _, err := fmt.Fprintln(out, dutyLine(cmd.duty)); err != nil {
-			return false, fmt.Errorf("answering %q: %w", line, err)
-		}
-		return false, nil
-	})
-}
-
-// cpuControl is what the burner threads are told: the duty, or to stop.
-type cpuControl struct {
-	mu      sync.Mutex
-	duty    float64
-	stopped bool
-	changed chan struct{} // closed, and replaced, on every update
-}
-
-func newCPUControl(duty float64) *cpuControl {
-	return &cpuControl{duty: duty, changed: make(chan struct{})}
-}
-
-// get returns the duty, whether to stop, and a channel closed at the next
-// update.
-func (c *cpuControl) get() (duty float64, stopped bool, changed <-chan struct{}) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.duty, c.stopped, c.changed
-}
-
-// update sets a new duty, or stops the burners, and wakes those that wait.
-func (c *cpuControl) update(duty float64, stop bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.duty, c.stopped = duty, c.stopped || stop
-	close(c.changed)
-	c.changed = make(chan struct{})
-}
-
-// burn is one burner thread. Each period it burns duty of the period in CPU
-// time, counted by its ledger (see cpu.go): its own thread's CPU clock, so
-// that time taken by other tasks is not counted as burnt, and its share of
-// the rest of the process's. Periods have absolute boundaries on
-// CLOCK_MONOTONIC, so sleeping late does not add up. It gives way to real
-// work as cpu.go's "Giving way" says: it skips a period when the machine had
-// no idle time while it was off, stops a burn that loses its CPU, and backs
-// off while either goes on.
-func burn(ctl *cpuControl, clocks *burnerClocks, started chan<- error) {
-	// The thread stays locked to this goroutine and ends with it: a
-	// SCHED_IDLE thread must never run another goroutine.
-	runtime.LockOSThread()
-	err := idleThread()
-	if err == nil {
-		clocks.add()
-	}
-	started <- err
-	if err != nil {
-		return
-	}
-	var sink uint64
-	defer func() { spinSink.Add(sink) }()
-	uptime := openUptime()
-	defer uptime.close()
-	var account ledger
-	streak := 0 // periods in a row in which real work wanted the CPUs
-	next := monotonic()
-	offSince, idleSince := next, uptime.idle()
-	for {
-		duty, stopped, changed := ctl.get()
-		if stopped {
-			return
-		}
-		if duty == 0 {
-			<-changed // sleep, no spinning, until told otherwise
-			streak, next = 0, monotonic()
-			account.forgive()
-			offSince, idleSince = next, uptime.idle()
-			continue
-		}
-		start := next
-		next = start + int64(cpuPeriod)
-		base := time.Duration(duty * float64(cpuPeriod))
-		budget := account.roll(base, clocks.read())
-		if !sleepUntil(start+int64(burnWindow(cpuPeriod, budget, rand.Float64())), changed) {
-			next = monotonic() // a new duty, or stop
-			account.forgive()
-			continue
-		}
-		now, idle := monotonic(), uptime.idle()
-		wanted := idle >= 0 && idleSince >= 0 && machineFull(idle-idleSince, time.Duration(now-offSince))
-		if wanted {
-			offSince, idleSince = now, idle
-		} else {
-			cpu, wall := spin(budget, next, &sink)
-			wanted = contended(cpu, wall)
-			offSince, idleSince = monotonic(), uptime.idle()
-		}
-		if wanted {
-			streak++
-		} else {
-			streak = 0
-		}
-		if streak >= 2 {
-			account.forgive() // a blip is made up; what real work goes on taking is not
-		}
-		next += int64(backoffPeriods(streak)) * int64(cpuPeriod)
-		if !sleepUntil(next, changed) {
-			next = monotonic()
-			account.forgive()
-			continue
-		}
-		if now := monotonic(); now-next > int64(cpuPeriod) {
-			next = now // stopped or starved for long: start afresh, no burst
-			account.forgive()
-		}
-	}
-}
-
-// spinSink keeps the burners' arithmetic from being optimised away.
-var spinSink atomic.Uint64
-
-// spin burns the thread's CPU until it has burnt budget, the monotonic clock
-// reaches deadline, or the burn is contended. It returns the CPU time burnt
-// and the wall time it took.
-func spin(budget time.Duration, deadline int64, sink *uint64) (cpu, wall time.Duration) {
-	cpu0, wall0 := threadCPU(), monotonic()
-	for cpu < budget {
-		*sink += spinWork(*sink)
-		now := monotonic()
-		cpu, wall = threadCPU()-cpu0, time.Duration(now-wall0)
-		if now >= deadline || contended(cpu, wall) {
-			break
-		}
-	}
-	return cpu, wall
-}
-
-// spinWork is about 20 µs of arithmetic: fine enough steps to stop within
-// a hair of the budget, coarse enough that reading the clocks between
-// steps costs little.
-//
-//go:noinline
-func spinWork(x uint64) uint64 {
-	for range 8192 {
-		x = x*6364136223846793005 + 1442695040888963407
-	}
-	return x
-}
+// burnerThread is a burner thread's id.
+type burnerThread int
 
 // idleThread puts the calling thread under SCHED_IDLE, so that any other
 // runnable task of its group takes the CPU first; where that is refused,
-// it gets nice 19.
-func idleThread() error {
+// it gets nice 19. It returns the thread, for burnerClocks.
+func idleThread() (burnerThread, error) {
+	tid := unix.Gettid()
 	attr := unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: unix.SCHED_IDLE, Nice: 19}
 	err := unix.SchedSetAttr(0, &attr, 0)
 	if err == nil {
-		return nil
+		return burnerThread(tid), nil
 	}
-	tid := unix.Gettid()
 	if nerr := unix.Setpriority(unix.PRIO_PROCESS, tid, 19); nerr != nil {
-		return fmt.Errorf("burner thread %d: setting SCHED_IDLE: %v; setting nice 19: %w", tid, err, nerr)
+		return 0, fmt.Errorf("burner thread %d: setting SCHED_IDLE: %v; setting nice 19: %w", tid, err, nerr)
 	}
-	return nil
+	return burnerThread(tid), nil
 }
 
-// uptimeFile is /proc/uptime, kept open: a burner reads it every period.
-type uptimeFile struct{ f *os.File }
+// cpu reads the thread's CPU clock, from any thread of the process.
+func (t burnerThread) cpu() time.Duration { return cpuClock(threadClock(int(t))) }
 
-func openUptime() uptimeFile {
+// processCPU reads the process's CPU clock: all its threads together.
+func processCPU() time.Duration { return cpuClock(unix.CLOCK_PROCESS_CPUTIME_ID) }
+
+// machineIdle is /proc/uptime, kept open: a burner reads it every period.
+type machineIdle struct{ f *os.File }
+
+func openMachineIdle() machineIdle {
 	f, _ := os.Open("/proc/uptime") // a nil file reads as unknown
-	return uptimeFile{f}
+	return machineIdle{f}
 }
 
 // idle is the time all CPUs together have been idle, or -1 when unknown.
-func (u uptimeFile) idle() time.Duration {
+func (u machineIdle) idle() time.Duration {
 	if u.f == nil {
 		return -1
 	}
@@ -247,10 +66,26 @@ func (u uptimeFile) idle() time.Duration {
 	return idle
 }
 
-func (u uptimeFile) close() {
+func (u machineIdle) close() {
 	if u.f != nil {
 		u.f.Close()
 	}
+}
+
+// parseUptimeIdle returns the second field of /proc/uptime: the time all
+// CPUs together have been idle, written in seconds with two decimals.
+func parseUptimeIdle(b []byte) (time.Duration, error) {
+	f := strings.Fields(string(b))
+	if len(f) != 2 {
+		return 0, fmt.Errorf("want 2 fields, got %q", b)
+	}
+	secs, cents, ok := strings.Cut(f[1], ".")
+	s, err1 := strconv.ParseUint(secs, 10, 63)
+	c, err2 := strconv.ParseUint(cents, 10, 7)
+	if !ok || err1 != nil || err2 != nil || len(cents) != 2 {
+		return 0, fmt.Errorf("idle time %q is not in seconds with two decimals", f[1])
+	}
+	return time.Duration(s)*time.Second + time.Duration(c)*10*time.Millisecond, nil
 }
 
 // monoBase is the origin of monotonic.
@@ -260,30 +95,13 @@ var monoBase = time.Now()
 // through the vDSO: no system call.
 func monotonic() int64 { return int64(time.Since(monoBase)) }
 
-// burnerClocks reads the CPU clocks a burner's ledger counts by.
-type burnerClocks struct {
-	mu   sync.Mutex
-	tids []int // the burner threads
-}
+// spinClock is the CPU time of a spin: the thread's CPU clock, exact to the
+// nanosecond, since its start.
+type spinClock time.Duration
 
-// add counts the calling thread as a burner.
-func (c *burnerClocks) add() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.tids = append(c.tids, unix.Gettid())
-}
+func startSpin() spinClock { return spinClock(threadCPU()) }
 
-// read returns the calling burner's CPU time and its share of the CPU time
-// the rest of the process has used: everything but the burner threads.
-func (c *burnerClocks) read() cpuTimes {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	rest := cpuClock(unix.CLOCK_PROCESS_CPUTIME_ID)
-	for _, tid := range c.tids {
-		rest -= cpuClock(threadClock(tid))
-	}
-	return cpuTimes{own: threadCPU(), rest: rest / time.Duration(len(c.tids))}
-}
+func (c spinClock) cpu() time.Duration { return threadCPU() - time.Duration(c) }
 
 // threadClock is the clock id of another thread's CPU clock, as the kernel
 // makes it (MAKE_THREAD_CPUCLOCK with CPUCLOCK_SCHED): any thread of the
@@ -302,24 +120,4 @@ func cpuClock(id int32) time.Duration {
 	var ts unix.Timespec
 	unix.RawSyscall(unix.SYS_CLOCK_GETTIME, uintptr(id), uintptr(unsafe.Pointer(&ts)), 0)
 	return time.Duration(ts.Nano())
-}
-
-// sleepUntil sleeps until monotonic() reaches t (true), or until
-// changed is closed (false). It parks the goroutine on a runtime timer
-// rather than blocking its thread in clock_nanosleep: a thread blocked in a
-// system call keeps the runtime's sysmon thread polling every few
-// microseconds, which alone cost 0.5% of a CPU.
-func sleepUntil(t int64, changed <-chan struct{}) bool {
-	d := time.Duration(t - monotonic())
-	if d <= 0 {
-		return true
-	}
-	timer := time.NewTimer(d)
-	defer timer.Stop()
-	select {
-	case <-timer.C:
-		return true
-	case <-changed:
-		return false
-	}
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/prometheus/procfs"
+	"golang.org/x/sys/unix"
 )
 
 // threadPolicies counts a process's threads by scheduling policy, from
@@ -157,7 +158,7 @@ func TestBurnerClocksTellTheBurnersFromTheRest(t *testing.T) {
 	inOneOfRounds(t, 5, func() error {
 		var clocks burnerClocks
 		type result struct {
-			tid         int
+			thread      burnerThread
 			before, end cpuTimes
 		}
 		done, release := make(chan result), make(chan struct{})
@@ -165,8 +166,9 @@ func TestBurnerClocksTellTheBurnersFromTheRest(t *testing.T) {
 		go func() {
 			// Like a burner: its own thread, counted, spinning on its clock.
 			runtime.LockOSThread() // never unlocked: the thread ends with it
-			clocks.add()
-			r := result{tid: clocks.tids[0], before: clocks.read()}
+			r := result{thread: burnerThread(unix.Gettid())}
+			clocks.add(r.thread)
+			r.before = clocks.read()
 			var sink uint64
 			spin(burnt, monotonic()+int64(time.Minute), &sink)
 			r.end = clocks.read()
@@ -181,9 +183,21 @@ func TestBurnerClocksTellTheBurnersFromTheRest(t *testing.T) {
 		if rest := r.end.rest - r.before.rest; rest >= burnt/2 {
 			t.Errorf("the rest of the process moved %v over the burner's spin of %v: the burner's time is counted as the rest's", rest, burnt)
 		}
-		if got := cpuClock(threadClock(r.tid)); got < r.end.own || got > r.end.own+10*time.Millisecond {
+		if got := r.thread.cpu(); got < r.end.own || got > r.end.own+10*time.Millisecond {
 			t.Errorf("another thread reads the burner's clock as %v, the burner read %v", got, r.end.own)
 		}
 		return nil
+	})
+}
+
+func TestParseUptimeIdle(t *testing.T) {
+	testParse(t, "parseUptimeIdle", parseUptimeIdle, []parseCase[time.Duration]{
+		{"idle seconds are read", "1313.77 1709.25\n", 1709*time.Second + 250*time.Millisecond, false},
+		{"hundredths are read", "1.00 0.05\n", 50 * time.Millisecond, false},
+		{"a missing field is an error", "1313.77\n", 0, true},
+		{"a missing fraction is an error", "1313.77 1709\n", 0, true},
+		{"one decimal is an error", "1313.77 1709.2\n", 0, true},
+		{"a negative time is an error", "1313.77 -1.00\n", 0, true},
+		{"garbage is an error", "x y\n", 0, true},
 	})
 }

@@ -12,7 +12,8 @@
 //     fill*_windows.go);
 //   - the state dir's lock, and finding what a crashed run left
 //     (lock_linux.go, leftovers_linux.go, recover*_linux.go);
-//   - the burner's threads, which give way to real work (cpu_linux.go).
+//   - the burner's threads, which give way to real work (cpu_linux.go,
+//     cpu_windows.go; the burner itself is burner.go).
 //
 // The package does not build for Windows yet; the Windows halves of
 // processes and ballast are in internal/winholder meanwhile (WINDOWS.md).

@@ -25,7 +25,7 @@ type fillDir struct {
 	// diskPath is a path on the volume the fill must be on, "" when that
 	// is not checked.
 	diskPath string
-	// volume is diskPath's volume when the fill was made (volumeOf): the
+	// volume is diskPath's volume when the fill was made (host.VolumeOf): the
 	// only one it is ever on, for the daemon's whole life.
 	volume string
 	// owner is the state dir of the cro-exporter whose fill this is,

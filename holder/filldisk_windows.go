@@ -6,49 +6,16 @@ import (
 	"path/filepath"
 	"strings"
 
-	"golang.org/x/sys/windows"
-
+	"github.com/cro-exporter/cro-exporter/internal/host"
 	"github.com/cro-exporter/cro-exporter/internal/statefile"
 )
-
-// volumeOf names the volume path is on: its volume GUID path
-// (\\?\Volume{GUID}\), which internal/host's reader names the disk by and
-// which names one volume wherever it is mounted. Where the mount point has
-// none (a network share, a SUBST drive; under Wine, any Unix mount point
-// other than a drive's root) it is the mount point itself, which tells
-// volumes apart as well within one run. path need not exist.
-func volumeOf(path string) (string, error) {
-	p, err := windows.UTF16FromString(path)
-	if err != nil {
-		return "", fmt.Errorf("volume of %s: %w", path, err)
-	}
-	// The mount point is at most the path and a backslash.
-	root := make([]uint16, max(len(p)+1, windows.MAX_PATH+1))
-	if err := windows.GetVolumePathName(&p[0], &root[0], uint32(len(root))); err != nil {
-		return "", fmt.Errorf("volume of %s: GetVolumePathName: %w", path, err)
-	}
-	mount := windows.UTF16ToString(root)
-	if !strings.HasSuffix(mount, `\`) {
-		// Wine leaves it off where the path has none; the next call needs it.
-		mount += `\`
-	}
-	m, err := windows.UTF16PtrFromString(mount)
-	if err != nil {
-		return "", fmt.Errorf("volume of %s: %w", path, err)
-	}
-	var guid [50]uint16
-	if err := windows.GetVolumeNameForVolumeMountPoint(m, &guid[0], uint32(len(guid))); err != nil {
-		return mount, nil
-	}
-	return windows.UTF16ToString(guid[:]), nil
-}
 
 // diskVolume is the volume of diskPath, which must exist.
 func diskVolume(diskPath string) (string, error) {
 	if _, err := os.Stat(diskPath); err != nil {
 		return "", fmt.Errorf("disk path: %w", err)
 	}
-	return volumeOf(diskPath)
+	return host.VolumeOf(diskPath)
 }
 
 // checkDisk checks that the fill dir is on the volume of diskPath; ""
@@ -70,7 +37,7 @@ func dirOnDisk(dir, diskPath string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	got, err := volumeOf(dir)
+	got, err := host.VolumeOf(dir)
 	if err != nil {
 		return "", err
 	}

@@ -20,12 +20,16 @@ func CheckMemorySize(size int64) error {
 	return nil
 }
 
-// RunMemory is the memory holder process: it holds size bytes of ballast
+// RunMemory is the memory holder process: it makes itself the first whose
+// memory the system takes back (becomeExpendable), holds size bytes of ballast
 // outside the Go heap, every page resident with non-zero content, prints
 // "ready <resident bytes>" on out, and holds the memory until in ends or
 // says "stop" (nil). Any other line on in is an error naming it.
 func RunMemory(size int64, in io.Reader, out io.Writer) error {
 	if err := CheckMemorySize(size); err != nil {
+		return err
+	}
+	if err := becomeExpendable(); err != nil {
 		return err
 	}
 	b, err := holdMemory(size)
@@ -45,8 +49,7 @@ func RunMemory(size int64, in io.Reader, out io.Writer) error {
 
 // ballast is memory a memory holder holds outside the Go heap: one per
 // operating system, so that another is a new file (memory_linux.go has
-// Linux's). holdMemory makes it, every page resident, in a process
-// that is the first to go where the system kills one when memory runs out.
+// Linux's). holdMemory makes it, every page resident.
 type ballast interface {
 	// resident returns the holder process's resident memory, in bytes.
 	resident() (int64, error)

@@ -16,13 +16,9 @@ import (
 // mapping is Linux's ballast: anonymous memory mapped with mmap(2).
 type mapping []byte
 
-// holdMemory makes the process the OOM killer's first choice, maps size
-// bytes of anonymous memory and makes every page of it resident with
-// non-zero content.
+// holdMemory maps size bytes of anonymous memory and makes every page of
+// it resident with non-zero content.
 func holdMemory(size int64) (ballast, error) {
-	if err := becomeExpendable(); err != nil {
-		return nil, err
-	}
 	mem, err := unix.Mmap(-1, 0, int(size), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
 	if err != nil {
 		return nil, fmt.Errorf("mapping %d bytes: %w", size, err)

@@ -2,6 +2,7 @@ package host
 
 import (
 	"fmt"
+	"slices"
 	"syscall"
 	"time"
 	"unsafe"
@@ -50,7 +51,7 @@ type winSystem struct {
 	// what escapes to a system call would be allocated each time.
 	idle, kernel, user windows.Filetime
 	mem                memoryStatusEx
-	root               [windows.MAX_PATH + 1]uint16
+	root               [windows.MAX_PATH + 2]uint16
 	volume             device
 	total, totalFree   uint64
 }
@@ -128,12 +129,50 @@ func (w *winSystem) memory() (total, avail uint64, err error) {
 // device is a volume, by its volume GUID path (\\?\Volume{GUID}\), which
 // names one volume wherever it is mounted: a path now on another volume
 // (another mounted on a folder in the path, a drive letter given to
-// another disk) is on another device.
+// another disk) is on another device. Where the mount point has no GUID
+// (a network share, a SUBST drive; under Wine, a Unix mount point other
+// than a drive's root), it is the mount point, which tells volumes apart
+// as well while they stay mounted.
 type device struct {
-	name [50]uint16
+	name [windows.MAX_PATH + 2]uint16
 }
 
 func (d device) String() string { return windows.UTF16ToString(d.name[:]) }
+
+// of sets d to the volume path is on; root, of d's length, is where the
+// mount point is read, so that nothing is allocated.
+func (d *device) of(path *uint16, root []uint16) error {
+	// The mount point the path is under: C:\, or the folder another
+	// volume is mounted on.
+	if err := windows.GetVolumePathName(path, &root[0], uint32(len(root)-1)); err != nil {
+		return fmt.Errorf("GetVolumePathName: %w", err)
+	}
+	// Wine leaves the trailing backslash off a folder; the next call
+	// wants it, and there is room for it.
+	if n := slices.Index(root, 0); n > 0 && root[n-1] != '\\' {
+		root[n], root[n+1] = '\\', 0
+	}
+	// What a read before left must not make one volume read as two.
+	clear(d.name[:])
+	if windows.GetVolumeNameForVolumeMountPoint(&root[0], &d.name[0], uint32(len(d.name))) != nil {
+		copy(d.name[:], root)
+	}
+	return nil
+}
+
+// VolumeOf names the volume path is on, as the Reader names the disk's.
+func VolumeOf(path string) (string, error) {
+	p, err := windows.UTF16PtrFromString(path)
+	if err != nil {
+		return "", err
+	}
+	var d device
+	var root [len(d.name)]uint16
+	if err := d.of(p, root[:]); err != nil {
+		return "", fmt.Errorf("volume of %s: %w", path, err)
+	}
+	return d.String(), nil
+}
 
 // disk measures the volume holding path with GetDiskFreeSpaceEx, counted as
 // psutil counts it on Windows (disk_usage().percent is (total - free) /
@@ -149,13 +188,8 @@ func (w *winSystem) disk(path string) (diskSpace, error) {
 			return diskSpace{}, err
 		}
 	}
-	// The mount point the path is under (C:\, or the folder another volume
-	// is mounted on), then the volume mounted there.
-	if err := windows.GetVolumePathName(ptr, &w.root[0], uint32(len(w.root))); err != nil {
-		return diskSpace{}, fmt.Errorf("GetVolumePathName: %w", err)
-	}
-	if err := windows.GetVolumeNameForVolumeMountPoint(&w.root[0], &w.volume.name[0], uint32(len(w.volume.name))); err != nil {
-		return diskSpace{}, fmt.Errorf("GetVolumeNameForVolumeMountPoint %s: %w", windows.UTF16ToString(w.root[:]), err)
+	if err := w.volume.of(ptr, w.root[:]); err != nil {
+		return diskSpace{}, err
 	}
 	if err := windows.GetDiskFreeSpaceEx(ptr, nil, &w.total, &w.totalFree); err != nil {
 		return diskSpace{}, fmt.Errorf("GetDiskFreeSpaceEx: %w", err)

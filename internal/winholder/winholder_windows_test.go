@@ -295,7 +295,14 @@ func TestBallastTakesPhysicalMemory(t *testing.T) {
 	if err := b.Release(); err != nil {
 		t.Fatal(err)
 	}
-	after := memAvailable(t)
+	// Frees show in MemAvailable late, and other tests allocate meanwhile:
+	// give it up to 2 s to rise by half the ballast.
+	var after int64
+	for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if after = memAvailable(t); after-held >= size/2 || time.Now().After(deadline) {
+			break
+		}
+	}
 	t.Logf("MemAvailable: %d MiB, holding %d MiB: %d MiB (down %d MiB), released: %d MiB; our working set %d MiB",
 		before>>20, size>>20, held>>20, (before-held)>>20, after>>20, own>>20)
 	// Not to the byte: on this test's host a native 1 GiB mmap, touched,
