@@ -252,9 +252,20 @@ func signalAndWait(t *testing.T, e *exporter, sig os.Signal, limit time.Duration
 // exits cleanly within 5 s; it returns how long that took.
 func stop(t *testing.T, e *exporter) time.Duration {
 	t.Helper()
-	took, err := signalAndWait(t, e, syscall.SIGTERM, 5*time.Second)
+	return stopWith(t, e, syscall.SIGTERM)
+}
+
+// stop stops h's daemon e as stop does, with h's stop signal.
+func (h *testHost) stop(e *exporter) time.Duration {
+	h.t.Helper()
+	return stopWith(h.t, e, h.stopSignal())
+}
+
+func stopWith(t *testing.T, e *exporter, sig syscall.Signal) time.Duration {
+	t.Helper()
+	took, err := signalAndWait(t, e, sig, 5*time.Second)
 	if err != nil {
-		t.Fatalf("exit after SIGTERM: %v\n%s", err, e.stderr)
+		t.Fatalf("exit after %v: %v\n%s", sig, err, e.stderr)
 	}
 	return took
 }
@@ -643,10 +654,10 @@ func testKillNine(t *testing.T, h *testHost) {
 			sortedNames(adopted), disk, sortedNames(files))
 	}
 
-	took := stop(t, e)
-	t.Logf("restarted daemon exited 0 %v after SIGTERM", took.Round(time.Millisecond))
+	took := h.stop(e)
+	t.Logf("restarted daemon exited 0 %v after %v", took.Round(time.Millisecond), h.stopSignal())
 	if files := fillFiles(t, h.fillDir()); len(files) > 0 {
-		t.Errorf("fill files left in %s after SIGTERM: %v", h.fillDir(), sortedNames(files))
+		t.Errorf("fill files left in %s after %v: %v", h.fillDir(), h.stopSignal(), sortedNames(files))
 	}
 	if left := h.holders(); len(left) > 0 {
 		t.Errorf("holder processes alive after the daemon exited: %v", left)
@@ -730,14 +741,14 @@ func fillFileCount(n int) string {
 
 func TestRecover(t *testing.T) {
 	h := newHost(t)
-	testRecover(t, h, true)
+	testRecover(t, h)
 }
 
 // testRecover runs --recover beside h's daemon holding memory and disk,
-// then again, then on fresh dirs. Unless linuxPids, the report names pids
-// Linux does not know (Windows', under Wine): it is checked for the kinds
-// stopped.
-func testRecover(t *testing.T, h *testHost, linuxPids bool) {
+// then again, then on fresh dirs. Under Wine the report names pids Linux
+// does not know, Windows', and is checked for the kinds stopped; and paths
+// as Windows spells them.
+func testRecover(t *testing.T, h *testHost) {
 	e := h.start("--target.memory="+memoryTarget(t, 350*mib), "--target.cpu=0", "--target.disk=0.5")
 	h.waitHeld(e, 0)
 	held := h.holders()
@@ -753,12 +764,16 @@ func testRecover(t *testing.T, h *testHost, linuxPids bool) {
 	if err != nil {
 		t.Fatalf("--recover: %v", err)
 	}
+	fillDir := h.fillDir()
+	if h.wineHolder != "" {
+		fillDir = strings.ReplaceAll(fillDir, "/", `\`)
+	}
 	want := []string{
-		fmt.Sprintf("Removed %s from %s, freeing", fillFileCount(len(files)), h.fillDir()),
+		fmt.Sprintf("Removed %s from %s, freeing", fillFileCount(len(files)), fillDir),
 		fmt.Sprintf("(%d bytes)", fillBytes),
 		"Host usage now: CPU ",
 	}
-	if linuxPids {
+	if h.wineHolder == "" {
 		want = append(want, fmt.Sprintf("Stopped the cro-exporter daemon (pid %d).", e.cmd.Process.Pid))
 		for _, p := range held {
 			want = append(want, fmt.Sprintf("%s (pid %d)", p.kind(), p.pid))

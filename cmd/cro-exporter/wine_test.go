@@ -68,7 +68,7 @@ func TestTheWindowsBuildsHoldersDieWithItsDaemonUnderWine(t *testing.T) {
 }
 
 func TestTheWindowsBuildsRecoverUnderWine(t *testing.T) {
-	testRecover(t, wineHost(t), false)
+	testRecover(t, wineHost(t))
 }
 
 func TestTheWindowsBuildsBallastGivesWayUnderWine(t *testing.T) {
