@@ -168,7 +168,7 @@ wine-tools:
 
 # The Windows build's tests of the packages ported so far, under Wine;
 # internal/host's compare with this host's /proc and df (WINDOWS.md).
-WINDOWS_PKGS := ./internal/host ./internal/regfile ./internal/statefile ./internal/winholder
+WINDOWS_PKGS := ./internal/host ./internal/regfile ./internal/statefile ./internal/winholder ./internal/winservice
 test-windows: wine-tools
 	CRO_HOST_DF_TMP="$$(df -B1 --output=size,used,avail /tmp | tail -n1)" GOOS=windows CGO_ENABLED=0 \
 		$(GO) test -count=1 -exec '$(CURDIR)/tools/wine/exec.sh' $(WINDOWS_PKGS)
