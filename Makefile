@@ -38,11 +38,19 @@ PKG_MAINTAINER ?= $(shell git log -1 --format='%an <%ae>' 2>/dev/null)
 # Reproducible packages and man page: file times and dates are the last
 # commit's (nfpm and `cro-exporter generate man` read it).
 export SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
+# The MSI's ProductVersion, which takes three numbers alone: the package
+# version's, less what follows them (1.2.3+git4.abc1234 -> 1.2.3, any
+# untagged build 0.0.0). The MSI replaces an installed one of the same
+# version, so a rebuild still installs (examples/windows/cro-exporter.wxs).
+MSI_VERSION := $(shell echo '$(PKG_VERSION)' | sed -E 's/^([0-9]+\.[0-9]+\.[0-9]+).*/\1/')
+# The Windows packages' names in dist/, .msi and .zip.
+WINDOWS_DIST := dist/cro-exporter-$(PKG_VERSION)-windows-amd64
 # The container image make image builds and saves into dist/.
 IMAGE ?= localhost/cro-exporter:$(VERSION)
 
 .PHONY: build run test lint bench update-golden tools bench-tools clean \
-	dist-binary package package-test package-tools image image-tools wine-tools test-windows
+	dist-binary package package-test package-tools image image-tools wine-tools test-windows \
+	dist-windows-binary package-windows msi-tools
 
 # A static binary: it runs on any Linux of the architecture, and without
 # libc mapped in, it stays a megabyte smaller in memory.
@@ -114,6 +122,27 @@ package: dist-binary
 			$(GO) run $(NFPM) package --config nfpm.yaml --packager $$p --target dist/ || exit 1; \
 	done
 
+# The Windows binary, stripped as dist-binary's.
+dist-windows-binary:
+	mkdir -p dist
+	GOOS=windows GOARCH=amd64 CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w $(LDFLAGS)' -o dist/cro-exporter.exe ./cmd/cro-exporter
+
+# The MSI (examples/windows/cro-exporter.wxs, built with wixl) and a zip of
+# the binary with README.md and LICENSE, into dist/, of dist-windows-binary's
+# binary, or of WINDOWS_EXE's when given (a binary built elsewhere). Not yet
+# part of package: cmd/cro-exporter does not build for Windows yet.
+# wixl takes the binary by a relative path (an absolute Source fails), so
+# it is staged in dist/win/ first, with the zip's files and times.
+WINDOWS_EXE ?=
+package-windows: msi-tools $(if $(WINDOWS_EXE),,dist-windows-binary)
+	rm -rf dist/win $(WINDOWS_DIST).msi $(WINDOWS_DIST).zip
+	mkdir -p dist/win
+	cp $(or $(WINDOWS_EXE),dist/cro-exporter.exe) dist/win/cro-exporter.exe
+	cp README.md LICENSE dist/win/
+	touch -d @$(SOURCE_DATE_EPOCH) dist/win/*
+	wixl -a x64 -D Version=$(MSI_VERSION) -D Exe=dist/win/cro-exporter.exe -o $(WINDOWS_DIST).msi examples/windows/cro-exporter.wxs
+	cd dist/win && TZ=UTC zip -q -X ../$(notdir $(WINDOWS_DIST)).zip cro-exporter.exe README.md LICENSE
+
 # The packages checked as their users' tools check them, and the image:
 # examples/package/test.sh says what it checks. It changes nothing outside
 # temporary directories and dist/: the image is built in a podman store of
@@ -134,8 +163,9 @@ image: dist-binary image-tools
 
 # ensure installs Debian package $(1) when command $(2) is missing: the
 # tests need promtool, a real Prometheus and node_exporter, mkfs.ext4 for
-# a filesystem with reserved blocks, the package
-# test lintian, rpm and podman, the bench wrk and stress-ng.
+# a filesystem with reserved blocks, wixl, msiinfo (msitools) and zip for
+# the MSI and its test, the package test lintian, rpm and podman, the
+# bench wrk and stress-ng.
 define ensure
 	@command -v $(2) >/dev/null || { \
 		if [ "$$(id -u)" = 0 ]; then \
@@ -146,10 +176,15 @@ define ensure
 		fi; }
 endef
 
-tools:
+tools: msi-tools
 	$(call ensure,prometheus,promtool)
 	$(call ensure,prometheus-node-exporter,prometheus-node-exporter)
 	$(call ensure,e2fsprogs,mkfs.ext4)
+
+msi-tools:
+	$(call ensure,wixl,wixl)
+	$(call ensure,msitools,msiinfo)
+	$(call ensure,zip,zip)
 
 package-tools:
 	$(call ensure,lintian,lintian)
@@ -170,7 +205,7 @@ wine-tools:
 # internal/host's compare with this host's /proc and df (WINDOWS.md).
 # holder's fill tests fill a 64 MiB tmpfs mounted for them (as root), never
 # the real disk; it is unmounted however the tests end.
-WINDOWS_PKGS := ./internal/host ./internal/regfile ./internal/statefile ./internal/winholder ./holder
+WINDOWS_PKGS := ./internal/host ./internal/regfile ./internal/statefile ./internal/winholder ./internal/winservice ./holder
 test-windows: wine-tools
 	fill="$$(mktemp -d)" && mount -t tmpfs -o size=64m tmpfs "$$fill" && \
 	trap 'umount "$$fill" && rmdir "$$fill"' EXIT && \

@@ -47,7 +47,7 @@ func TestAnotherGOOSStopsWithOneMessage(t *testing.T) {
 		})
 	}
 	t.Run("windows ported", func(t *testing.T) {
-		if out, err := build("windows", "./internal/host", "./internal/regfile", "./internal/statefile", "./internal/winholder"); err != nil {
+		if out, err := build("windows", "./internal/host", "./internal/regfile", "./internal/statefile", "./internal/winholder", "./internal/winservice"); err != nil {
 			t.Errorf("GOOS=windows go build of the ported packages: %v\n%s", err, out)
 		}
 	})
