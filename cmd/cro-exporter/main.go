@@ -11,7 +11,6 @@ import (
 	"net"
 	"os"
 	"os/signal"
-	"runtime"
 	"runtime/debug"
 	"syscall"
 	"time"
@@ -46,20 +45,11 @@ const (
 // usageError marks an error as the user's to fix on the command line.
 type usageError struct{ error }
 
-func main() {
-	// No /debug/pprof is served, so a heap profile could never be read:
-	// recording one would only cost memory (its hash table and buckets).
-	runtime.MemProfileRate = 0
-	// Every signal that would end the process ends the daemon cleanly:
-	// holders stopped, fill removed, averages saved.
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT)
-	defer stop()
-	os.Exit(run(ctx, os.Args[1:], os.Stderr))
-}
-
 // run parses args and runs the exporter until ctx ends; it returns the exit
-// status.
-func run(ctx context.Context, args []string, stderr io.Writer) int {
+// status. It writes usage errors to stderr, and logs there too unless
+// handler is given, which makes the log's handler at its level (a Windows
+// service logs to the event log).
+func run(ctx context.Context, args []string, stderr io.Writer, handler func(slog.Level) slog.Handler) int {
 	var cli CLI
 	parser, err := kong.New(&cli,
 		kong.Name("cro-exporter"),
@@ -76,7 +66,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "cro-exporter: error: %v\n", err)
 		return exitUsage
 	}
-	logger := newLogger(stderr, cli.LogLevel, cli.LogFormat)
+	logger := newLogger(stderr, cli.LogLevel, cli.LogFormat, handler)
 	switch kctx.Command() {
 	case "holder memory":
 		err = holderMemory(int64(cli.Holder.Memory.Size))

@@ -2,6 +2,7 @@ package winservice
 
 import (
 	"context"
+	"io"
 	"log/slog"
 	"strings"
 	"sync"
@@ -140,6 +141,19 @@ func (s *sink) Write(p []byte) (int, error) {
 		err = s.w.Info(eventID, text)
 	}
 	if err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+// ErrorWriter is an io.Writer whose every write is one Error event of w:
+// for what a service would write to stderr, which it has not.
+func ErrorWriter(w Writer) io.Writer { return errorWriter{w} }
+
+type errorWriter struct{ w Writer }
+
+func (e errorWriter) Write(p []byte) (int, error) {
+	if err := e.w.Error(eventID, strings.TrimSpace(string(p))); err != nil {
 		return 0, err
 	}
 	return len(p), nil

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -168,5 +169,19 @@ func TestInstallSource(t *testing.T) {
 	installed = false
 	if _, err := registry.OpenKey(registry.LOCAL_MACHINE, key, registry.QUERY_VALUE); err == nil {
 		t.Errorf("%s is still there after RemoveSource", key)
+	}
+}
+
+// A service's usage error, written as to stderr, is one Error event of the
+// line, without its newline.
+func TestErrorWriter(t *testing.T) {
+	var l fakeLog
+	line := "cro-exporter: error: --interval=0s: must be positive\n"
+	if n, err := fmt.Fprint(ErrorWriter(&l), line); err != nil || n != len(line) {
+		t.Fatalf("Write: %d, %v; want %d, nil", n, err, len(line))
+	}
+	want := []event{{kind: "Error", eid: eventID, msg: strings.TrimSuffix(line, "\n")}}
+	if !slices.Equal(l.events, want) {
+		t.Errorf("events %+v, want %+v", l.events, want)
 	}
 }

@@ -1,6 +1,7 @@
 // Package statefiletest holds what the tests of every state file share:
 // the files a hostile local user plants at a state file's name, and the
-// guards such tests need. Only tests import it.
+// guards such tests need. Only Linux's tests import it: the plants are
+// Linux's (FIFOs, other uids); Windows' tests make their own.
 package statefiletest
 
 import (
@@ -10,11 +11,6 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
-
-	// The build for another GOOS stops there, with one message; for
-	// Windows, which this package is not ported to yet, at notyet.
-	_ "github.com/cro-exporter/cro-exporter/internal/platform"
-	_ "github.com/cro-exporter/cro-exporter/internal/platform/notyet"
 )
 
 // ForeignUID owns the files and dirs of tests that need another user's; no
