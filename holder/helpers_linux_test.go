@@ -59,3 +59,16 @@ func writeTree(t *testing.T, dir string, files map[string]string) {
 		}
 	}
 }
+
+// testParse runs parse, named fname in failures, on each case's input.
+func testParse[T comparable](t *testing.T, fname string, parse func([]byte) (T, error), cases []parseCase[T]) {
+	t.Helper()
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := parse([]byte(tc.input))
+			if (err != nil) != tc.err || got != tc.want {
+				t.Errorf("%s(%q) = %v, %v; want %v, error %v", fname, tc.input, got, err, tc.want, tc.err)
+			}
+		})
+	}
+}

@@ -5,28 +5,6 @@ import (
 	"time"
 )
 
-// parseCase is a case of a table test of a parser: its input, and the value
-// it reads, or an error when err.
-type parseCase[T comparable] struct {
-	name  string
-	input string
-	want  T
-	err   bool
-}
-
-// testParse runs parse, named fname in failures, on each case's input.
-func testParse[T comparable](t *testing.T, fname string, parse func([]byte) (T, error), cases []parseCase[T]) {
-	t.Helper()
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			got, err := parse([]byte(tc.input))
-			if (err != nil) != tc.err || got != tc.want {
-				t.Errorf("%s(%q) = %v, %v; want %v, error %v", fname, tc.input, got, err, tc.want, tc.err)
-			}
-		})
-	}
-}
-
 // durationsCase is a case of a table test of a predicate of two durations.
 type durationsCase struct {
 	name string
@@ -44,4 +22,13 @@ func testDurations(t *testing.T, fname string, f func(a, b time.Duration) bool, 
 			}
 		})
 	}
+}
+
+// parseCase is a case of a table test of a parser: its input, and the value
+// it reads, or an error when err.
+type parseCase[T comparable] struct {
+	name  string
+	input string
+	want  T
+	err   bool
 }

@@ -14,10 +14,8 @@ import (
 	"slices"
 	"strings"
 
-	// The build for another GOOS stops there, with one message; for
-	// Windows, which this package is not ported to yet, at notyet.
+	// The build for another GOOS stops there, with one message.
 	_ "github.com/cro-exporter/cro-exporter/internal/platform"
-	_ "github.com/cro-exporter/cro-exporter/internal/platform/notyet"
 )
 
 func main() {

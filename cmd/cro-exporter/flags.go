@@ -31,6 +31,7 @@ type CLI struct {
 	WebTelemetryPath string   `name:"web.telemetry-path" default:"/metrics" placeholder:"PATH" help:"Path under which to expose metrics."`
 	WebConfigFile    string   `name:"web.config.file" type:"existingfile" placeholder:"FILE" help:"Path to a web configuration file (TLS, basic auth), in the format of the Prometheus exporter-toolkit."`
 
+	//lint:ignore U1000 empty on Windows; kong reads the CLI by reflection
 	platformFlags `embed:""`
 	DiskPath      string `name:"disk.path" default:"${disk_path}" placeholder:"DIR" help:"${disk_path_help}"`
 	StateDir      string `name:"state.dir" default:"${state_dir}" placeholder:"DIR" help:"Directory for the saved averages (created ${state_dir_mode} if missing)."`
