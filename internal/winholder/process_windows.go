@@ -3,6 +3,7 @@ package winholder
 import (
 	"errors"
 	"fmt"
+	"os"
 	"os/exec"
 	"time"
 	"unsafe"
@@ -83,7 +84,8 @@ func openProcess(pid int) (windows.Handle, error) {
 
 // Times returns a running process's creation time (FILETIME, 100 ns units
 // since 1601), which tells it from a later process with its pid, and its
-// CPU time so far, kernel and user, from GetProcessTimes. A process that
+// CPU time so far, kernel and user, from GetProcessTimes (under Wine, from
+// its threads': underWine). A process that
 // has ended is ErrNoProcess, though its object lives while a handle to it
 // is open (exec.Cmd's, until Wait; Wine's server keeps it a while longer):
 // the holder's final CPU time comes from exec.Cmd's ProcessState.
@@ -100,7 +102,58 @@ func Times(pid int) (start uint64, cpu time.Duration, err error) {
 	if filetime(exit) != 0 {
 		return 0, 0, fmt.Errorf("pid %d: ended: %w", pid, ErrNoProcess)
 	}
-	return filetime(creation), time.Duration(filetime(kernel)+filetime(user)) * 100, nil
+	cpu = time.Duration(filetime(kernel)+filetime(user)) * 100
+	if underWine && pid != os.Getpid() {
+		threads, err := threadsCPU(uint32(pid))
+		if err != nil {
+			return 0, 0, fmt.Errorf("pid %d: %w", pid, err)
+		}
+		cpu = max(cpu, threads)
+	}
+	return filetime(creation), cpu, nil
+}
+
+// underWine tells whether we run under Wine, whose ntdll exports
+// wine_get_version. Wine 8's GetProcessTimes of another process counts
+// its main thread alone (a busy holder's burner threads read 20 ms after
+// seconds), while each thread's GetThreadTimes is current: there, Times
+// adds up its threads'. On Windows, GetProcessTimes counts every thread,
+// ended ones too.
+var underWine = windows.NewLazySystemDLL("ntdll.dll").NewProc("wine_get_version").Find() == nil
+
+// getThreadTimes is kernel32's, which x/sys/windows has no wrapper for.
+var getThreadTimes = windows.NewLazySystemDLL("kernel32.dll").NewProc("GetThreadTimes")
+
+// threadsCPU adds up the kernel and user time of the threads of pid that
+// run now, from a Toolhelp snapshot of the system's threads.
+func threadsCPU(pid uint32) (time.Duration, error) {
+	snap, err := windows.CreateToolhelp32Snapshot(windows.TH32CS_SNAPTHREAD, 0)
+	if err != nil {
+		return 0, fmt.Errorf("CreateToolhelp32Snapshot: %w", err)
+	}
+	defer windows.CloseHandle(snap)
+	var sum time.Duration
+	te := windows.ThreadEntry32{Size: uint32(unsafe.Sizeof(windows.ThreadEntry32{}))}
+	for err = windows.Thread32First(snap, &te); err == nil; err = windows.Thread32Next(snap, &te) {
+		if te.OwnerProcessID != pid {
+			continue
+		}
+		h, err := windows.OpenThread(windows.THREAD_QUERY_LIMITED_INFORMATION, false, te.ThreadID)
+		if err != nil {
+			continue // ended since the snapshot
+		}
+		var creation, exit, kernel, user windows.Filetime
+		r, _, _ := getThreadTimes.Call(uintptr(h), uintptr(unsafe.Pointer(&creation)), uintptr(unsafe.Pointer(&exit)),
+			uintptr(unsafe.Pointer(&kernel)), uintptr(unsafe.Pointer(&user)))
+		windows.CloseHandle(h)
+		if r != 0 {
+			sum += time.Duration(filetime(kernel)+filetime(user)) * 100
+		}
+	}
+	if !errors.Is(err, windows.ERROR_NO_MORE_FILES) {
+		return 0, fmt.Errorf("Thread32Next: %w", err)
+	}
+	return sum, nil
 }
 
 func filetime(ft windows.Filetime) uint64 {
