@@ -19,24 +19,9 @@ type Writer interface {
 }
 
 // eventID is every record's event ID. The source's messages are those of
-// EventCreate.exe (InstallSource), whose IDs 1 to 1000 each show their one
-// insertion string as it is: the message is the whole text.
+// EventCreate.exe (the MSI registers it so), whose IDs 1 to 1000 each show
+// their one insertion string as it is: the message is the whole text.
 const eventID = 1
-
-// InstallSource registers name as an event source of the Application log,
-// with EventCreate.exe's messages and the types Error, Warning and
-// Information, so that Event Viewer shows a record's text alone rather
-// than "The description for Event ID 1 cannot be found". It needs an
-// administrator, and fails if the source is registered already. The MSI
-// writes the same registry values itself.
-func InstallSource(name string) error {
-	return eventlog.InstallAsEventCreate(name, eventlog.Error|eventlog.Warning|eventlog.Info)
-}
-
-// RemoveSource unregisters the event source name.
-func RemoveSource(name string) error {
-	return eventlog.Remove(name)
-}
 
 // OpenLog opens the event log of the source name for writing. It succeeds
 // whether or not the source is registered; unregistered, its records are

@@ -5,15 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
-
-	"golang.org/x/sys/windows/registry"
 )
 
 // event is one call to a fakeLog.
@@ -130,45 +127,6 @@ func TestHandlerWriteError(t *testing.T) {
 	h := NewHandler(&l, slog.LevelInfo)
 	if err := h.Handle(context.Background(), slog.NewRecord(time.Time{}, slog.LevelInfo, "m", 0)); !errors.Is(err, l.err) {
 		t.Errorf("Handle: %v, want %v", err, l.err)
-	}
-}
-
-// TestInstallSource registers a source in Wine's (or Windows') registry as
-// the MSI does, refuses to register it twice, and removes it.
-func TestInstallSource(t *testing.T) {
-	name := "cro-winservice-test-" + strconv.Itoa(os.Getpid())
-	key := `SYSTEM\CurrentControlSet\Services\EventLog\Application\` + name
-	if err := InstallSource(name); err != nil {
-		t.Fatalf("InstallSource: %v", err)
-	}
-	installed := true
-	defer func() {
-		if installed {
-			RemoveSource(name)
-		}
-	}()
-	k, err := registry.OpenKey(registry.LOCAL_MACHINE, key, registry.QUERY_VALUE)
-	if err != nil {
-		t.Fatal(err)
-	}
-	file, typ, err := k.GetStringValue("EventMessageFile")
-	if err != nil || file != `%SystemRoot%\System32\EventCreate.exe` || typ != registry.EXPAND_SZ {
-		t.Errorf("EventMessageFile: %q (type %d), %v; want %%SystemRoot%%\\System32\\EventCreate.exe, REG_EXPAND_SZ", file, typ, err)
-	}
-	types, _, err := k.GetIntegerValue("TypesSupported")
-	if err != nil || types != 7 {
-		t.Errorf("TypesSupported: %d, %v; want 7 (error, warning, information)", types, err)
-	}
-	k.Close()
-	if err := InstallSource(name); err == nil {
-		t.Error("InstallSource of a source registered already: no error")
-	}
-	if err := RemoveSource(name); err != nil {
-		t.Fatalf("RemoveSource: %v", err)
-	}
-	installed = false
-	if _, err := registry.OpenKey(registry.LOCAL_MACHINE, key, registry.QUERY_VALUE); err == nil {
-		t.Errorf("%s is still there after RemoveSource", key)
 	}
 }
 
