@@ -1,8 +1,7 @@
-// Package host reads the host through procfs and statfs into a Sample: the
-// utilization of its resources, as an auditor's agent measures it.
-//
-// It is the first of cro-exporter ported to Windows (WINDOWS.md), where it
-// reads GetSystemTimes, GlobalMemoryStatusEx and GetDiskFreeSpaceEx.
+// Package host reads the host into a Sample: the utilization of its
+// resources, as an auditor's agent measures it: on Linux through procfs
+// and statfs, on Windows through GetSystemTimes, GlobalMemoryStatusEx and
+// GetDiskFreeSpaceEx.
 package host
 
 import (

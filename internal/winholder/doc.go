@@ -1,10 +1,10 @@
-// Package winholder holds the Windows halves of the holder package's
-// seams (holder/doc.go): a job object that kills holder processes when the
-// daemon dies, the CPU time, start time and working set of a process, and
-// memory ballast. They live here, not in holder, because holder does not
-// build for Windows yet (WINDOWS.md): here they build and are tested under
-// Wine on their own, and holder's _windows.go files call them once the
-// rest of holder is ported. On Linux the package is empty.
+// Package winholder holds the Windows calls behind holder's Windows files
+// and the daemon's life on Windows: a job object that kills holder
+// processes when the daemon dies, the CPU time, start time and working set
+// of a process, memory ballast, another process opened to end it, the
+// service's pid and stop, and the stop event --recover signals. Its tests
+// start child processes of their own, under Wine (tools/wine). On Linux
+// the package is empty.
 package winholder
 
 import (
