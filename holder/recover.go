@@ -162,6 +162,33 @@ func waitForLock(f *os.File, timeout time.Duration) bool {
 	}
 }
 
+// lockRecover takes the recover lock of the state dir, waiting for another
+// Recover that holds it, so that two runs go one after the other: the second
+// finds what the first left, and never claims what the first did, nor stops
+// the first as the daemon (the first holds the lock file's lock meanwhile).
+// Closing the file releases it.
+func lockRecover(dir string) (*os.File, error) {
+	f, err := openRecoverLock(dir)
+	if err != nil {
+		return nil, err
+	}
+	deadline := time.Now().Add(recoverLockTimeout)
+	for {
+		ok, err := tryRecoverLock(f)
+		switch {
+		case ok:
+			return f, nil
+		case err != nil:
+			f.Close()
+			return nil, err
+		case time.Now().After(deadline):
+			f.Close()
+			return nil, fmt.Errorf("another cro-exporter --recover on state dir %s still runs after %v; did nothing", dir, recoverLockTimeout)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 // lockOrHolder opens the state dir's lock file and takes its lock (pid 0),
 // or names the pid of the daemon that holds it. A nil file is a failure,
 // in the report.

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -20,34 +19,18 @@ func isRunningEntry(e holderEntry) bool {
 	return err == nil && holderKindOf(argv) == e.Kind
 }
 
-// lockRecover takes an flock on the state dir itself, waiting for another
-// Recover that holds it, so that two runs go one after the other: the second
-// finds what the first left, and never claims what the first did, nor stops
-// the first as the daemon (the first holds the lock file's lock meanwhile).
-// Closing the file releases it.
-func lockRecover(dir string) (*os.File, error) {
+// openRecoverLock opens the state dir itself, whose flock is the recover
+// lock.
+func openRecoverLock(dir string) (*os.File, error) {
 	d, err := os.OpenFile(dir, os.O_RDONLY|unix.O_DIRECTORY, 0)
 	if err != nil {
 		return nil, fmt.Errorf("state dir: %w", err)
 	}
-	deadline := time.Now().Add(recoverLockTimeout)
-	for {
-		err := unix.Flock(int(d.Fd()), unix.LOCK_EX|unix.LOCK_NB)
-		switch {
-		case err == nil:
-			return d, nil
-		case err == unix.EINTR:
-			continue
-		case err != unix.EWOULDBLOCK:
-			d.Close()
-			return nil, fmt.Errorf("locking state dir %s: %w", dir, err)
-		case time.Now().After(deadline):
-			d.Close()
-			return nil, fmt.Errorf("another cro-exporter --recover on state dir %s still runs after %v; did nothing", dir, recoverLockTimeout)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	return d, nil
 }
+
+// tryRecoverLock takes the recover lock without waiting.
+func tryRecoverLock(d *os.File) (bool, error) { return tryLock(d) }
 
 // stopDaemon stops the daemon that holds the state dir's lock, if any, and
 // returns the lock, held, or nil when it could not be taken.

@@ -4,36 +4,16 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"time"
 
 	"github.com/cro-exporter/cro-exporter/internal/winholder"
 )
 
-// lockRecover takes the lock of the byte after the daemon's in the state
-// dir's lock file, waiting for another Recover that holds it, so that two
-// runs go one after the other (recover_linux.go says why). Closing the file
-// releases it.
-func lockRecover(dir string) (*os.File, error) {
-	f, err := openLockFile(dir)
-	if err != nil {
-		return nil, err
-	}
-	deadline := time.Now().Add(recoverLockTimeout)
-	for {
-		ok, err := lockByte(f, lockOffset+1)
-		switch {
-		case ok:
-			return f, nil
-		case err != nil:
-			f.Close()
-			return nil, err
-		case time.Now().After(deadline):
-			f.Close()
-			return nil, fmt.Errorf("another cro-exporter --recover on state dir %s still runs after %v; did nothing", dir, recoverLockTimeout)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
+// openRecoverLock opens the state dir's lock file, whose byte after the
+// daemon's is the recover lock.
+func openRecoverLock(dir string) (*os.File, error) { return openLockFile(dir) }
+
+// tryRecoverLock takes the recover lock without waiting.
+func tryRecoverLock(f *os.File) (bool, error) { return lockByte(f, lockOffset+1) }
 
 // stopDaemon stops the daemon that holds the state dir's lock, if any, and
 // returns the lock, held, or nil when it could not be taken. It asks the
