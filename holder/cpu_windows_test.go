@@ -41,8 +41,8 @@ type testBurner struct {
 	in    io.WriteCloser
 	lines *bufio.Scanner
 	// linuxPid is its process's pid on the Linux host under Wine, whose
-	// /proc tells its CPU time: Wine's GetProcessTimes of another
-	// process is stale (WINDOWS.md).
+	// /proc tells its CPU time as Linux counts it, the judge of what the
+	// burner burns.
 	linuxPid int
 }
 
