@@ -29,6 +29,18 @@ func fillTmpfs(t *testing.T) string {
 	return `Z:` + filepath.FromSlash(p)
 }
 
+// tmpfsFill opens a fill in a new dir on the tmpfs (fillTmpfs), closed
+// when the test ends, and returns it, its dir and the tmpfs.
+func tmpfsFill(t *testing.T) (f *fill, dir, vol string) {
+	t.Helper()
+	vol = fillTmpfs(t)
+	dir = filepath.Join(wintest.TempDirIn(t, vol), "fill")
+	f, err := openFill(dir, vol, fillOwner)
+	wintest.Must(t, err)
+	t.Cleanup(func() { f.Close() })
+	return f, dir, vol
+}
+
 // freeBytes is GetDiskFreeSpaceEx's total free bytes of path's volume.
 func freeBytes(t *testing.T, path string) int64 {
 	t.Helper()
@@ -54,13 +66,7 @@ func near(t *testing.T, what string, got, want, slack int64) {
 const fillOwner = `C:\cro-exporter-state`
 
 func TestFillWindowsResizeMovesFreeBytes(t *testing.T) {
-	vol := fillTmpfs(t)
-	dir := filepath.Join(wintest.TempDirIn(t, vol), "fill")
-	f, err := openFill(dir, vol, fillOwner)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
+	f, dir, vol := tmpfsFill(t)
 	f.maxFile = 4 << 20
 	if b, err := os.ReadFile(filepath.Join(dir, fillMarker)); err != nil || string(b) != fillOwner+"\n" {
 		t.Fatalf("marker: %q, %v", b, err)
@@ -100,15 +106,9 @@ func TestFillWindowsResizeMovesFreeBytes(t *testing.T) {
 }
 
 func TestFillWindowsStopsWhenFull(t *testing.T) {
-	vol := fillTmpfs(t)
-	dir := filepath.Join(wintest.TempDirIn(t, vol), "fill")
-	f, err := openFill(dir, vol, fillOwner)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
+	f, _, vol := tmpfsFill(t)
 	start := freeBytes(t, vol)
-	err = f.Resize(start + 8<<20)
+	err := f.Resize(start + 8<<20)
 	files, bytes, uerr := f.Usage()
 	t.Logf("Resize past the %d free bytes: %v; Usage %d files, %d bytes; free now %d", start, err, files, bytes, freeBytes(t, vol))
 	if !errors.Is(err, windows.ERROR_DISK_FULL) {
