@@ -164,7 +164,7 @@ func scanFillDir(_ *os.File, dir string) ([]fillFile, []foreignEntry, error) {
 			foreign = append(foreign, foreignEntry{name: name, problem: problem})
 			continue
 		}
-		alloc, err := allocated(h)
+		_, alloc, err := sizes(h)
 		h.Close()
 		if err != nil {
 			return nil, nil, err
@@ -185,16 +185,16 @@ type fileStandardInfo struct {
 	Directory      bool
 }
 
-// allocated returns the bytes the file f holds on its volume:
-// FILE_STANDARD_INFO's AllocationSize, Windows' st_blocks*512 (Wine's is
-// exactly that).
-func allocated(f *os.File) (int64, error) {
+// sizes returns the size of f (FILE_STANDARD_INFO's EndOfFile) and the
+// bytes it holds on its volume: AllocationSize, Windows' st_blocks*512
+// (Wine's is exactly that).
+func sizes(f *os.File) (size, alloc int64, err error) {
 	var info fileStandardInfo
 	if err := windows.GetFileInformationByHandleEx(windows.Handle(f.Fd()), windows.FileStandardInfo,
 		(*byte)(unsafe.Pointer(&info)), uint32(unsafe.Sizeof(info))); err != nil {
-		return 0, &fs.PathError{Op: "GetFileInformationByHandleEx", Path: f.Name(), Err: err}
+		return 0, 0, &fs.PathError{Op: "GetFileInformationByHandleEx", Path: f.Name(), Err: err}
 	}
-	return info.AllocationSize, nil
+	return info.EndOfFile, info.AllocationSize, nil
 }
 
 // isEmptyDir tells whether the dir holds no entry at all. d, open, keeps

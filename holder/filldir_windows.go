@@ -242,9 +242,11 @@ func (f *fillDir) unlink(_ *os.File, name string) error {
 
 // removeEmpty lets the dir, emptied of fill files, go, then removes its
 // marker and the dir itself where its parent lets us. A marker that is not
-// one we wrote is left, and the dir with it. The held handles go first:
-// they keep the marker and the dir from being deleted.
-func (f *fillDir) removeEmpty() error {
+// one we wrote is left, and the dir with it. The open dir d and the held
+// handles go first: they keep the marker and the dir from being deleted;
+// the caller's own Close of d then does nothing.
+func (f *fillDir) removeEmpty(d *os.File) error {
+	d.Close()
 	if err := f.release(); err != nil {
 		return err
 	}
