@@ -45,8 +45,7 @@ type diskFill interface {
 // fill is the diskFill: files allocated for real (never sparse), in a
 // directory held open and locked (fillDir). The flow is here; what each
 // operating system does is behind small functions in its files (openFile,
-// sizes, holdsNothing, allocate, unlink, scanFillDir, removeEmpty,
-// checkLost).
+// sizes, holdsNothing, allocate, unlink, removeEmpty, checkLost).
 type fill struct {
 	// fillDir is the directory, held while the fill owns it; mu guards it.
 	fillDir

@@ -46,11 +46,10 @@ func (f *fill) checkLost() (lost error, removed fillUsage, err error) {
 		return lost, fillUsage{}, nil
 	}
 	defer f.release()
-	fd, err := unix.Openat(int(f.held.Fd()), ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	d, err := reopenDir(f.held, f.dir)
 	if err != nil {
-		return lost, fillUsage{}, &fs.PathError{Op: "open", Path: f.dir, Err: err}
+		return lost, fillUsage{}, err
 	}
-	d := os.NewFile(uintptr(fd), f.dir)
 	defer d.Close()
 	found, _, err := scanFillDir(d, f.dir)
 	if errors.Is(err, fs.ErrNotExist) {
