@@ -195,16 +195,7 @@ func TestFillWindowsRefusesADirOthersMayWriteTo(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.Close()
-	u, err := windows.GetCurrentProcessToken().GetTokenUser()
-	wintest.Must(t, err)
-	sd, err := windows.SecurityDescriptorFromString("D:P(A;OICI;FA;;;" + u.User.Sid.String() + ")(A;;0x116;;;WD)")
-	wintest.Must(t, err)
-	dacl, _, err := sd.DACL()
-	wintest.Must(t, err)
-	if err := windows.SetNamedSecurityInfo(dir, windows.SE_FILE_OBJECT,
-		windows.DACL_SECURITY_INFORMATION|windows.PROTECTED_DACL_SECURITY_INFORMATION, nil, nil, dacl, nil); err != nil {
-		t.Skipf("SetNamedSecurityInfo: %v", err)
-	}
+	wintest.LetEveryoneWrite(t, dir)
 	mustRefuse(t, dir, "", "grants S-1-1-0 write access")
 	var rep Report
 	rep.removeFill(resolved{Config: Config{FillDir: dir}, owner: fillOwner})

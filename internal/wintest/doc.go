@@ -1,6 +1,6 @@
 // Package wintest holds what the Windows tests, which run under Wine
-// (tools/wine), share: a temp dir Wine can clean up, and must. On Linux the
-// package is empty.
+// (tools/wine), share: a temp dir Wine can clean up, Must, and a dir
+// others may write to. On Linux the package is empty.
 package wintest
 
 import (

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
+
+	"golang.org/x/sys/windows"
 )
 
 // TempDir is t.TempDir for Wine: TempDirIn of the default temp dir.
@@ -49,5 +51,23 @@ func Must(t *testing.T, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// LetEveryoneWrite gives path a protected DACL granting us full control
+// and Everyone (S-1-1-0) write access (0x116: write data, append, write
+// extended attributes and attributes): what cro-exporter must refuse as
+// not ours. It skips the test where the volume cannot keep a DACL.
+func LetEveryoneWrite(t *testing.T, path string) {
+	t.Helper()
+	u, err := windows.GetCurrentProcessToken().GetTokenUser()
+	Must(t, err)
+	sd, err := windows.SecurityDescriptorFromString("D:P(A;OICI;FA;;;" + u.User.Sid.String() + ")(A;;0x116;;;WD)")
+	Must(t, err)
+	dacl, _, err := sd.DACL()
+	Must(t, err)
+	if err := windows.SetNamedSecurityInfo(path, windows.SE_FILE_OBJECT,
+		windows.DACL_SECURITY_INFORMATION|windows.PROTECTED_DACL_SECURITY_INFORMATION, nil, nil, dacl, nil); err != nil {
+		t.Skipf("SetNamedSecurityInfo: %v", err)
 	}
 }
