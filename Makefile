@@ -209,7 +209,7 @@ wine-tools:
 # internal/host's compare with this host's /proc and df (WINDOWS.md).
 # holder's fill tests fill a 64 MiB tmpfs mounted for them (as root), never
 # the real disk; it is unmounted however the tests end.
-WINDOWS_PKGS := ./internal/host ./internal/regfile ./internal/statefile ./internal/winholder ./internal/winservice ./holder
+WINDOWS_PKGS := ./internal/host ./internal/regfile ./internal/statefile ./internal/winholder ./internal/winservice ./internal/wintest ./holder
 test-windows: wine-tools
 	fill="$$(mktemp -d)" && mount -t tmpfs -o size=64m tmpfs "$$fill" && \
 	trap 'umount "$$fill" && rmdir "$$fill"' EXIT && \

@@ -8,7 +8,8 @@
 //   - processes: starting holders tied to the daemon's life, and telling
 //     of them (process_*.go; Windows' calls are in internal/winholder);
 //   - ballast: memory held outside the Go heap (memory_*.go);
-//   - diskFill: the fill files and their directory (fill*_*.go);
+//   - diskFill: the fill files and their directory (fill*_*.go; the
+//     flow and the dir's rules are fill.go, fillcheck.go, filldir.go);
 //   - the state dir's lock, and finding what a crashed run left
 //     (lock_*.go, leftovers_*.go, recover_*.go);
 //   - the burner's threads, which give way to real work (cpu_*.go; the

@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	"golang.org/x/sys/windows"
+
+	"github.com/cro-exporter/cro-exporter/internal/wintest"
 )
 
 // The Windows fill under Wine (WINDOWS.md). Tests that allocate run only on
@@ -27,28 +29,16 @@ func fillTmpfs(t *testing.T) string {
 	return `Z:` + filepath.FromSlash(p)
 }
 
-// winTempDir is t.TempDir, whose cleanup (os.RemoveAll) fails under Wine 8:
-// the dir is removed deepest first with os.Remove.
-func winTempDir(t *testing.T, parent string) string {
+// tmpfsFill opens a fill in a new dir on the tmpfs (fillTmpfs), closed
+// when the test ends, and returns it, its dir and the tmpfs.
+func tmpfsFill(t *testing.T) (f *fill, dir, vol string) {
 	t.Helper()
-	dir, err := os.MkdirTemp(parent, "fill")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		var paths []string
-		filepath.WalkDir(dir, func(path string, _ fs.DirEntry, err error) error {
-			paths = append(paths, path)
-			return err
-		})
-		slices.Reverse(paths)
-		for _, p := range paths {
-			if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
-				t.Errorf("cleaning up: %v", err)
-			}
-		}
-	})
-	return dir
+	vol = fillTmpfs(t)
+	dir = filepath.Join(wintest.TempDirIn(t, vol), "fill")
+	f, err := openFill(dir, vol, fillOwner)
+	wintest.Must(t, err)
+	t.Cleanup(func() { f.Close() })
+	return f, dir, vol
 }
 
 // freeBytes is GetDiskFreeSpaceEx's total free bytes of path's volume.
@@ -76,13 +66,7 @@ func near(t *testing.T, what string, got, want, slack int64) {
 const fillOwner = `C:\cro-exporter-state`
 
 func TestFillWindowsResizeMovesFreeBytes(t *testing.T) {
-	vol := fillTmpfs(t)
-	dir := filepath.Join(winTempDir(t, vol), "fill")
-	f, err := openFill(dir, vol, fillOwner)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
+	f, dir, vol := tmpfsFill(t)
 	f.maxFile = 4 << 20
 	if b, err := os.ReadFile(filepath.Join(dir, fillMarker)); err != nil || string(b) != fillOwner+"\n" {
 		t.Fatalf("marker: %q, %v", b, err)
@@ -122,15 +106,9 @@ func TestFillWindowsResizeMovesFreeBytes(t *testing.T) {
 }
 
 func TestFillWindowsStopsWhenFull(t *testing.T) {
-	vol := fillTmpfs(t)
-	dir := filepath.Join(winTempDir(t, vol), "fill")
-	f, err := openFill(dir, vol, fillOwner)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
+	f, _, vol := tmpfsFill(t)
 	start := freeBytes(t, vol)
-	err = f.Resize(start + 8<<20)
+	err := f.Resize(start + 8<<20)
 	files, bytes, uerr := f.Usage()
 	t.Logf("Resize past the %d free bytes: %v; Usage %d files, %d bytes; free now %d", start, err, files, bytes, freeBytes(t, vol))
 	if !errors.Is(err, windows.ERROR_DISK_FULL) {
@@ -181,52 +159,43 @@ func dirState(t *testing.T, dir string) []string {
 }
 
 func TestFillWindowsRefusesDirsNotOurs(t *testing.T) {
-	base := winTempDir(t, "")
+	base := wintest.TempDir(t)
 	// No marker, and not empty: someone else's.
 	unmarked := filepath.Join(base, "unmarked")
-	must(t, os.Mkdir(unmarked, 0o700))
-	must(t, os.WriteFile(filepath.Join(unmarked, "data"), []byte("theirs"), 0o600))
+	wintest.Must(t, os.Mkdir(unmarked, 0o700))
+	wintest.Must(t, os.WriteFile(filepath.Join(unmarked, "data"), []byte("theirs"), 0o600))
 	mustRefuse(t, unmarked, "", "has no .cro-exporter marker")
 	// Another cro-exporter's, with a fill file.
 	other := filepath.Join(base, "other")
-	must(t, os.Mkdir(other, 0o700))
-	must(t, os.WriteFile(filepath.Join(other, fillMarker), []byte(`C:\another-state`+"\n"), 0o600))
-	must(t, os.WriteFile(filepath.Join(other, fillName(1)), []byte("fill"), 0o600))
+	wintest.Must(t, os.Mkdir(other, 0o700))
+	wintest.Must(t, os.WriteFile(filepath.Join(other, fillMarker), []byte(`C:\another-state`+"\n"), 0o600))
+	wintest.Must(t, os.WriteFile(filepath.Join(other, fillName(1)), []byte("fill"), 0o600))
 	mustRefuse(t, other, "", `belongs to the cro-exporter with state dir "C:\\another-state"`)
 	if n, _, ok := countFill(other, fillOwner); ok || n != 0 {
 		t.Errorf("countFill of another's dir: %d, %v; want 0, false", n, ok)
 	}
 	// Ours, but holding a file that is not a fill file.
 	foreign := filepath.Join(base, "foreign")
-	must(t, os.Mkdir(foreign, 0o700))
-	must(t, os.WriteFile(filepath.Join(foreign, fillMarker), []byte(fillOwner+"\n"), 0o600))
-	must(t, os.WriteFile(filepath.Join(foreign, "notes.txt"), nil, 0o600))
+	wintest.Must(t, os.Mkdir(foreign, 0o700))
+	wintest.Must(t, os.WriteFile(filepath.Join(foreign, fillMarker), []byte(fillOwner+"\n"), 0o600))
+	wintest.Must(t, os.WriteFile(filepath.Join(foreign, "notes.txt"), nil, 0o600))
 	mustRefuse(t, foreign, "", `holds "notes.txt", which is not a fill file of ours`)
 	// A file, not a dir.
 	file := filepath.Join(base, "file")
-	must(t, os.WriteFile(file, nil, 0o600))
+	wintest.Must(t, os.WriteFile(file, nil, 0o600))
 	if err := CheckFillDir(file, "", fillOwner); err == nil || !strings.Contains(err.Error(), "is not a directory") {
 		t.Errorf("CheckFillDir of a file: %v", err)
 	}
 }
 
 func TestFillWindowsRefusesADirOthersMayWriteTo(t *testing.T) {
-	dir := filepath.Join(winTempDir(t, ""), "fill")
+	dir := filepath.Join(wintest.TempDir(t), "fill")
 	f, err := openFill(dir, "", fillOwner)
 	if err != nil {
 		t.Fatal(err)
 	}
 	f.Close()
-	u, err := windows.GetCurrentProcessToken().GetTokenUser()
-	must(t, err)
-	sd, err := windows.SecurityDescriptorFromString("D:P(A;OICI;FA;;;" + u.User.Sid.String() + ")(A;;0x116;;;WD)")
-	must(t, err)
-	dacl, _, err := sd.DACL()
-	must(t, err)
-	if err := windows.SetNamedSecurityInfo(dir, windows.SE_FILE_OBJECT,
-		windows.DACL_SECURITY_INFORMATION|windows.PROTECTED_DACL_SECURITY_INFORMATION, nil, nil, dacl, nil); err != nil {
-		t.Skipf("SetNamedSecurityInfo: %v", err)
-	}
+	wintest.LetEveryoneWrite(t, dir)
 	mustRefuse(t, dir, "", "grants S-1-1-0 write access")
 	var rep Report
 	rep.removeFill(resolved{Config: Config{FillDir: dir}, owner: fillOwner})
@@ -237,11 +206,11 @@ func TestFillWindowsRefusesADirOthersMayWriteTo(t *testing.T) {
 }
 
 func TestFillWindowsAdoptsAndHolds(t *testing.T) {
-	base := winTempDir(t, "")
+	base := wintest.TempDir(t)
 	// An empty dir made for us is adopted and marked.
 	dir := filepath.Join(base, "fill")
-	must(t, os.Mkdir(dir, 0o700))
-	must(t, CheckFillDir(dir, "", fillOwner))
+	wintest.Must(t, os.Mkdir(dir, 0o700))
+	wintest.Must(t, CheckFillDir(dir, "", fillOwner))
 	f, err := openFill(dir, "", fillOwner)
 	if err != nil {
 		t.Fatal(err)
@@ -263,11 +232,11 @@ func TestFillWindowsAdoptsAndHolds(t *testing.T) {
 		t.Errorf("deleting the held marker worked")
 	}
 	// A fill file another run left is adopted, counted and removed.
-	must(t, os.WriteFile(filepath.Join(dir, fillName(3)), make([]byte, 5000), 0o600))
+	wintest.Must(t, os.WriteFile(filepath.Join(dir, fillName(3)), make([]byte, 5000), 0o600))
 	if n, b, ok := countFill(dir, fillOwner); !ok || n != 1 || b < 5000 {
 		t.Errorf("countFill: %d files, %d bytes, %v; want 1, >= 5000, true", n, b, ok)
 	}
-	must(t, f.Close())
+	wintest.Must(t, f.Close())
 	var rep Report
 	rep.removeFill(resolved{Config: Config{FillDir: dir}, owner: fillOwner})
 	if rep.FillFiles != 1 || len(rep.Failures) != 0 {
@@ -281,7 +250,7 @@ func TestFillWindowsAdoptsAndHolds(t *testing.T) {
 // Wine gives every drive letter its own volume GUID, so a fill dir on C:
 // (the temp dir) is on another volume than Z:\tmp.
 func TestCheckFillDirRefusesAnotherVolume(t *testing.T) {
-	base := winTempDir(t, "")
+	base := wintest.TempDir(t)
 	if !strings.HasPrefix(strings.ToUpper(base), `C:\`) {
 		t.Skipf("temp dir %s is not on C:", base)
 	}
@@ -297,12 +266,5 @@ func TestCheckFillDirRefusesAnotherVolume(t *testing.T) {
 	}
 	if err := CheckFillDir(filepath.Join(base, "missing"), base, fillOwner); err != nil {
 		t.Errorf("CheckFillDir on the same volume: %v", err)
-	}
-}
-
-func must(t *testing.T, err error) {
-	t.Helper()
-	if err != nil {
-		t.Fatal(err)
 	}
 }

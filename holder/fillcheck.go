@@ -3,16 +3,20 @@ package holder
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 
 	"github.com/cro-exporter/cro-exporter/internal/statefile"
 )
 
 // The fill dir's rules, the same on every operating system; what checks
-// them against the system (openFillDir, checkFillDirOwner, scanFillDir,
-// checkDisk, parentOnDisk, isEmptyDir) is in each one's own files.
+// them against the system (openFillDir, checkFillDirOwner, listFillDir,
+// statFillFile, reopenDir, checkDisk, parentOnDisk) is in each one's own
+// files.
 
 // fillMarker is the marker file cro-exporter writes (mode 0600) into a fill
 // dir when it makes the dir. It holds the owner: the state dir, absolute
@@ -89,14 +93,104 @@ func CheckFillDir(fillDir, diskPath, stateDir string) error {
 	} else if err != nil {
 		return err
 	}
+	return onlyOurs(d, dir)
+}
+
+// onlyOurs checks that the fill dir d holds nothing but fill files of ours
+// and the marker.
+func onlyOurs(d *os.File, dir string) error {
 	_, foreign, err := scanFillDir(d, dir)
-	if err != nil {
-		return err
+	if err == nil && len(foreign) > 0 {
+		err = foreignError(dir, foreign, fillAdvice)
 	}
-	if len(foreign) > 0 {
-		return foreignError(dir, foreign, fillAdvice)
+	return err
+}
+
+// badMarker is the error of a fill dir whose marker is not one we wrote,
+// for problem (markerProblem): not ours.
+func badMarker(dir, problem string) error {
+	return &fillDirError{dir: dir, found: "has a " + fillMarker + " marker that " + problem, advice: fillAdvice, other: true}
+}
+
+// checkMarker reads the marker m of the fill dir and checks that it names
+// owner.
+func checkMarker(m *os.File, dir, owner string) error {
+	data, err := io.ReadAll(io.LimitReader(m, maxMarker+1))
+	if err != nil {
+		return fmt.Errorf("reading %s: %w", m.Name(), err)
+	}
+	if got := strings.TrimSuffix(string(data), "\n"); got != owner {
+		return &fillDirError{dir: dir, found: "belongs to the cro-exporter with state dir " + statefile.Quote(got),
+			advice: "give this one its own --disk.fill-dir", other: true}
 	}
 	return nil
+}
+
+// markerProblem says why a marker, as st describes it, is not one we wrote,
+// or "": it must be a file of ours as a fill file is, and small.
+func markerProblem(st *statefile.Stat) string {
+	if problem := statefile.FileProblem(st); problem != "" {
+		return problem
+	}
+	if st.Size > maxMarker {
+		return "is too large"
+	}
+	return ""
+}
+
+// scanFillDir returns the fill files of ours in d in number order, and,
+// sorted by name, every other entry but the marker.
+func scanFillDir(d *os.File, dir string) ([]fillFile, []foreignEntry, error) {
+	entries, err := listFillDir(d, dir)
+	if err != nil {
+		return nil, nil, fmt.Errorf("reading fill dir: %w", err)
+	}
+	var files []fillFile
+	var foreign []foreignEntry
+	for _, e := range entries {
+		name := e.Name()
+		if name == fillMarker {
+			continue
+		}
+		num, ok := parseFillName(name)
+		if !ok {
+			foreign = append(foreign, foreignEntry{name: name})
+			continue
+		}
+		problem, size, alloc, err := statFillFile(d, dir, name)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // removed since the listing
+		}
+		if err != nil {
+			return nil, nil, err
+		}
+		if problem != "" {
+			foreign = append(foreign, foreignEntry{name: name, problem: problem})
+			continue
+		}
+		files = append(files, fillFile{name: name, num: num, size: size, alloc: alloc})
+	}
+	slices.SortFunc(files, func(a, b fillFile) int { return a.num - b.num })
+	slices.SortFunc(foreign, func(a, b foreignEntry) int { return strings.Compare(a.name, b.name) })
+	return files, foreign, nil
+}
+
+// isEmptyDir tells whether the dir d holds no entry at all, read through a
+// new open file so that d's own offset stays at the start.
+func isEmptyDir(d *os.File, dir string) (bool, error) {
+	f, err := reopenDir(d, dir)
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	names, err := f.Readdirnames(1)
+	if len(names) == 0 && errors.Is(err, io.EOF) {
+		return true, nil
+	}
+	if err != nil && !errors.Is(err, io.EOF) {
+		return false, err
+	}
+	return false, nil
 }
 
 // foreignEntry is an entry of the fill dir that is neither a fill file of

@@ -2,12 +2,9 @@ package holder
 
 import (
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
-	"slices"
-	"strings"
 
 	"golang.org/x/sys/unix"
 
@@ -42,7 +39,7 @@ func checkFillDirOwner(d *os.File, st *unix.Stat_t, dir, owner string) error {
 		return &fs.PathError{Op: "lstat", Path: filepath.Join(dir, fillMarker), Err: err}
 	}
 	if problem := markerProblem(&mst); problem != "" {
-		return &fillDirError{dir: dir, found: "has a " + fillMarker + " marker that " + problem, advice: fillAdvice, other: true}
+		return badMarker(dir, problem)
 	}
 	fd, err := unix.Openat(int(d.Fd()), fillMarker, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
 	if err != nil {
@@ -54,66 +51,24 @@ func checkFillDirOwner(d *os.File, st *unix.Stat_t, dir, owner string) error {
 		return &fs.PathError{Op: "fstat", Path: m.Name(), Err: err}
 	}
 	if problem := markerProblem(&mst); problem != "" {
-		return &fillDirError{dir: dir, found: "has a " + fillMarker + " marker that " + problem, advice: fillAdvice, other: true}
+		return badMarker(dir, problem)
 	}
-	data, err := io.ReadAll(io.LimitReader(m, maxMarker+1))
-	if err != nil {
-		return fmt.Errorf("reading %s: %w", m.Name(), err)
-	}
-	if got := strings.TrimSuffix(string(data), "\n"); got != owner {
-		return &fillDirError{dir: dir, found: "belongs to the cro-exporter with state dir " + statefile.Quote(got),
-			advice: "give this one its own --disk.fill-dir", other: true}
-	}
-	return nil
+	return checkMarker(m, dir, owner)
 }
 
-// markerProblem says why a marker, as st describes it, is not one we wrote,
-// or "": it must be a file of ours as a fill file is, and small.
-func markerProblem(st *unix.Stat_t) string {
-	if problem := statefile.FileProblem(st); problem != "" {
-		return problem
-	}
-	if st.Size > maxMarker {
-		return "is too large"
-	}
-	return ""
-}
+// listFillDir lists the entries of the fill dir d.
+func listFillDir(d *os.File, _ string) ([]fs.DirEntry, error) { return d.ReadDir(-1) }
 
-// scanFillDir returns the fill files of ours in d in number order, and,
-// sorted by name, every other entry but the marker.
-func scanFillDir(d *os.File, dir string) ([]fillFile, []foreignEntry, error) {
-	entries, err := d.ReadDir(-1)
-	if err != nil {
-		return nil, nil, fmt.Errorf("reading fill dir: %w", err)
+// statFillFile looks at fill file name in d, never following a symlink:
+// why it is not ours (statefile.FileProblem), its size and its allocated
+// bytes (st_blocks*512). A missing file is an error wrapping
+// fs.ErrNotExist.
+func statFillFile(d *os.File, dir, name string) (problem string, size, alloc int64, err error) {
+	var st unix.Stat_t
+	if err := unix.Fstatat(int(d.Fd()), name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return "", 0, 0, &fs.PathError{Op: "lstat", Path: filepath.Join(dir, name), Err: err}
 	}
-	var files []fillFile
-	var foreign []foreignEntry
-	for _, e := range entries {
-		name := e.Name()
-		if name == fillMarker {
-			continue
-		}
-		num, ok := parseFillName(name)
-		if !ok {
-			foreign = append(foreign, foreignEntry{name: name})
-			continue
-		}
-		var st unix.Stat_t
-		if err := unix.Fstatat(int(d.Fd()), name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
-			if err == unix.ENOENT {
-				continue // removed since the listing
-			}
-			return nil, nil, &fs.PathError{Op: "lstat", Path: filepath.Join(dir, name), Err: err}
-		}
-		if problem := statefile.FileProblem(&st); problem != "" {
-			foreign = append(foreign, foreignEntry{name: name, problem: problem})
-			continue
-		}
-		files = append(files, fillFile{name: name, num: num, size: st.Size, alloc: st.Blocks * 512})
-	}
-	slices.SortFunc(files, func(a, b fillFile) int { return a.num - b.num })
-	slices.SortFunc(foreign, func(a, b foreignEntry) int { return strings.Compare(a.name, b.name) })
-	return files, foreign, nil
+	return statefile.FileProblem(&st), st.Size, st.Blocks * 512, nil
 }
 
 // checkFillFile refuses anything at a fill file name but a regular file of

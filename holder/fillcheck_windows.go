@@ -3,12 +3,9 @@ package holder
 import (
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
-	"slices"
-	"strings"
 	"unsafe"
 
 	"golang.org/x/sys/windows"
@@ -92,15 +89,7 @@ func checkFillDirOwner(_ *os.File, st *statefile.Stat, dir, owner string) error 
 		return err
 	}
 	defer m.Close()
-	data, err := io.ReadAll(io.LimitReader(m, maxMarker+1))
-	if err != nil {
-		return fmt.Errorf("reading %s: %w", m.Name(), err)
-	}
-	if got := strings.TrimSuffix(string(data), "\n"); got != owner {
-		return &fillDirError{dir: dir, found: "belongs to the cro-exporter with state dir " + statefile.Quote(got),
-			advice: "give this one its own --disk.fill-dir", other: true}
-	}
-	return nil
+	return checkMarker(m, dir, owner)
 }
 
 // openMarker opens the marker of dir for reading, sharing share, and
@@ -113,67 +102,32 @@ func openMarker(dir string, share uint32) (*os.File, error) {
 	}
 	if problem := markerProblem(st); problem != "" {
 		m.Close()
-		return nil, &fillDirError{dir: dir, found: "has a " + fillMarker + " marker that " + problem, advice: fillAdvice, other: true}
+		return nil, badMarker(dir, problem)
 	}
 	return m, nil
 }
 
-// markerProblem says why a marker, as st describes it, is not one we wrote,
-// or "": it must be a file of ours as a fill file is, and small.
-func markerProblem(st *statefile.Stat) string {
-	if problem := statefile.FileProblem(st); problem != "" {
-		return problem
-	}
-	if st.Size > maxMarker {
-		return "is too large"
-	}
-	return ""
-}
-
-// scanFillDir returns the fill files of ours in dir in number order, and,
-// sorted by name, every other entry but the marker. d, open, keeps dir
+// listFillDir lists the entries of the fill dir. d, open, keeps dir
 // naming it.
-func scanFillDir(_ *os.File, dir string) ([]fillFile, []foreignEntry, error) {
-	entries, err := os.ReadDir(dir)
+func listFillDir(_ *os.File, dir string) ([]fs.DirEntry, error) { return os.ReadDir(dir) }
+
+// statFillFile looks at fill file name, never following a symlink or
+// junction: why it is not ours (statefile.FileProblem), its size and its
+// allocated bytes. A missing file is an error wrapping fs.ErrNotExist. d,
+// open, keeps dir naming it.
+func statFillFile(_ *os.File, dir, name string) (problem string, size, alloc int64, err error) {
+	// Opened to be looked at only: no access that sharing checks, so that
+	// the daemon's open fill file does not stop --recover's count.
+	h, st, err := openHandle(filepath.Join(dir, name), 0, shareAll, windows.OPEN_EXISTING, windows.FILE_FLAG_BACKUP_SEMANTICS)
 	if err != nil {
-		return nil, nil, fmt.Errorf("reading fill dir: %w", err)
+		return "", 0, 0, err
 	}
-	var files []fillFile
-	var foreign []foreignEntry
-	for _, e := range entries {
-		name := e.Name()
-		if name == fillMarker {
-			continue
-		}
-		num, ok := parseFillName(name)
-		if !ok {
-			foreign = append(foreign, foreignEntry{name: name})
-			continue
-		}
-		// Opened to be looked at only: no access that sharing checks, so
-		// that the daemon's open fill file does not stop --recover's count.
-		h, st, err := openHandle(filepath.Join(dir, name), 0, shareAll, windows.OPEN_EXISTING, windows.FILE_FLAG_BACKUP_SEMANTICS)
-		if errors.Is(err, fs.ErrNotExist) {
-			continue // removed since the listing
-		}
-		if err != nil {
-			return nil, nil, err
-		}
-		if problem := statefile.FileProblem(st); problem != "" {
-			h.Close()
-			foreign = append(foreign, foreignEntry{name: name, problem: problem})
-			continue
-		}
-		alloc, err := allocated(h)
-		h.Close()
-		if err != nil {
-			return nil, nil, err
-		}
-		files = append(files, fillFile{name: name, num: num, size: st.Size, alloc: alloc})
+	defer h.Close()
+	if problem := statefile.FileProblem(st); problem != "" {
+		return problem, 0, 0, nil
 	}
-	slices.SortFunc(files, func(a, b fillFile) int { return a.num - b.num })
-	slices.SortFunc(foreign, func(a, b foreignEntry) int { return strings.Compare(a.name, b.name) })
-	return files, foreign, nil
+	_, alloc, err = sizes(h)
+	return "", st.Size, alloc, err
 }
 
 // fileStandardInfo is FILE_STANDARD_INFO (winbase.h).
@@ -185,32 +139,18 @@ type fileStandardInfo struct {
 	Directory      bool
 }
 
-// allocated returns the bytes the file f holds on its volume:
-// FILE_STANDARD_INFO's AllocationSize, Windows' st_blocks*512 (Wine's is
-// exactly that).
-func allocated(f *os.File) (int64, error) {
+// sizes returns the size of f (FILE_STANDARD_INFO's EndOfFile) and the
+// bytes it holds on its volume: AllocationSize, Windows' st_blocks*512
+// (Wine's is exactly that).
+func sizes(f *os.File) (size, alloc int64, err error) {
 	var info fileStandardInfo
 	if err := windows.GetFileInformationByHandleEx(windows.Handle(f.Fd()), windows.FileStandardInfo,
 		(*byte)(unsafe.Pointer(&info)), uint32(unsafe.Sizeof(info))); err != nil {
-		return 0, &fs.PathError{Op: "GetFileInformationByHandleEx", Path: f.Name(), Err: err}
+		return 0, 0, &fs.PathError{Op: "GetFileInformationByHandleEx", Path: f.Name(), Err: err}
 	}
-	return info.AllocationSize, nil
+	return info.EndOfFile, info.AllocationSize, nil
 }
 
-// isEmptyDir tells whether the dir holds no entry at all. d, open, keeps
-// dir naming it.
-func isEmptyDir(_ *os.File, dir string) (bool, error) {
-	f, err := os.Open(dir)
-	if err != nil {
-		return false, err
-	}
-	defer f.Close()
-	names, err := f.Readdirnames(1)
-	if len(names) == 0 && errors.Is(err, io.EOF) {
-		return true, nil
-	}
-	if err != nil && !errors.Is(err, io.EOF) {
-		return false, err
-	}
-	return false, nil
-}
+// reopenDir returns a new open file of the dir d, with an offset of its
+// own. d, open, keeps dir naming it.
+func reopenDir(_ *os.File, dir string) (*os.File, error) { return os.Open(dir) }

@@ -3,7 +3,6 @@ package holder
 import (
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -70,58 +69,39 @@ func (f *fillDir) open(create bool) (*os.File, error) {
 	return d, nil
 }
 
-// take adopts the fill dir, or makes it when it is missing and create is
-// set, locks it and holds it, and returns a new open file of it; nil with
-// no error when it is missing and create is not set. With strict, a dir
-// holding anything but fill files of ours and the marker is refused (openFill);
-// without, it is taken (--recover, which removes only what is ours).
-func (f *fillDir) take(create, strict bool) (*os.File, error) {
-	d, st, err := openFillDir(f.dir)
-	if errors.Is(err, fs.ErrNotExist) {
-		if !create {
-			return nil, nil
-		}
-		return f.make()
-	}
-	if err != nil {
-		return nil, err
-	}
-	if err := f.adopt(d, st, strict); err != nil {
+// adopt checks that the existing dir d is ours, locks it and holds it
+// (hold), as take says; d is closed on error.
+func (f *fillDir) adopt(d *os.File, st *unix.Stat_t, strict bool) (*os.File, error) {
+	fail := func(err error) (*os.File, error) {
 		d.Close()
 		return nil, err
 	}
-	return f.hold(d, st)
-}
-
-// adopt checks that the existing dir d is ours, and locks it.
-func (f *fillDir) adopt(d *os.File, st *unix.Stat_t, strict bool) error {
 	if err := f.onDisk(st); err != nil {
-		return err
+		return fail(err)
 	}
 	unmarked := false
 	if err := checkFillDirOwner(d, st, f.dir, f.owner); errors.Is(err, errUnmarked) && strict {
 		unmarked = true
 	} else if err != nil {
-		return err
+		return fail(err)
 	}
 	if err := lockFillDir(d, f.dir); err != nil {
-		return err
+		return fail(err)
 	}
 	if unmarked {
 		// Made for us and empty (looked at under the lock): ours from now.
 		if empty, err := isEmptyDir(d, f.dir); err != nil || !empty {
-			return errors.Join(checkFillDirOwner(d, st, f.dir, f.owner), err)
+			return fail(errors.Join(checkFillDirOwner(d, st, f.dir, f.owner), err))
 		}
-		return writeMarker(d, f.dir, f.owner)
+		if err := writeMarker(d, f.dir, f.owner); err != nil {
+			return fail(err)
+		}
+	} else if strict {
+		if err := onlyOurs(d, f.dir); err != nil {
+			return fail(err)
+		}
 	}
-	if !strict {
-		return nil
-	}
-	_, foreign, err := scanFillDir(d, f.dir)
-	if err == nil && len(foreign) > 0 {
-		err = foreignError(f.dir, foreign, fillAdvice)
-	}
-	return err
+	return f.hold(d, st)
 }
 
 // make makes the missing fill dir, mode 0700, locks it and writes its
@@ -175,14 +155,14 @@ func (f *fillDir) make() (*os.File, error) {
 // for the caller's work: flock belongs to the open file description, which
 // the new one does not share, and closing it leaves the lock held.
 func (f *fillDir) hold(d *os.File, st *unix.Stat_t) (*os.File, error) {
-	fd, err := unix.Openat(int(d.Fd()), ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	work, err := reopenDir(d, f.dir)
 	if err != nil {
 		d.Close()
-		return nil, &fs.PathError{Op: "open", Path: f.dir, Err: err}
+		return nil, err
 	}
 	f.release()
 	f.held, f.heldSt = d, *st
-	return os.NewFile(uintptr(fd), f.dir), nil
+	return work, nil
 }
 
 // lockFillDir takes the exclusive flock on the fill dir d without waiting.
@@ -224,23 +204,14 @@ func openFillDir(dir string) (*os.File, *unix.Stat_t, error) {
 	return d, st, nil
 }
 
-// isEmptyDir tells whether the dir d holds no entry at all, read through a
-// new open file so that d's own offset stays at the start.
-func isEmptyDir(d *os.File, dir string) (bool, error) {
+// reopenDir returns a new open file of the dir d, with an offset (and an
+// open file description, which flock belongs to) of its own.
+func reopenDir(d *os.File, dir string) (*os.File, error) {
 	fd, err := unix.Openat(int(d.Fd()), ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return false, &fs.PathError{Op: "open", Path: dir, Err: err}
+		return nil, &fs.PathError{Op: "open", Path: dir, Err: err}
 	}
-	f := os.NewFile(uintptr(fd), dir)
-	defer f.Close()
-	names, err := f.Readdirnames(1)
-	if len(names) == 0 && errors.Is(err, io.EOF) {
-		return true, nil
-	}
-	if err != nil && !errors.Is(err, io.EOF) {
-		return false, err
-	}
-	return false, nil
+	return os.NewFile(uintptr(fd), dir), nil
 }
 
 // removeEmpty removes the marker of the dir d, emptied of fill files, then

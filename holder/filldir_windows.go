@@ -64,62 +64,39 @@ func (f *fillDir) open(create bool) (*os.File, error) {
 	return d, err
 }
 
-// take adopts the fill dir, or makes it when it is missing and create is
-// set, locks it and holds it, and returns a new open file of it; nil with
-// no error when it is missing and create is not set. With strict, a dir
-// holding anything but fill files of ours and the marker is refused
-// (openFill); without, it is taken (--recover, which removes only what is
-// ours).
-func (f *fillDir) take(create, strict bool) (*os.File, error) {
-	d, st, err := openFillDir(f.dir)
-	if errors.Is(err, fs.ErrNotExist) {
-		if !create {
-			return nil, nil
-		}
-		return f.make()
-	}
-	if err != nil {
-		return nil, err
-	}
-	m, err := f.adopt(d, st, strict)
-	if err != nil {
+// adopt checks that the existing dir d is ours, locks its marker and holds
+// both (hold), as take says; d is closed on error.
+func (f *fillDir) adopt(d *os.File, st *statefile.Stat, strict bool) (*os.File, error) {
+	fail := func(err error) (*os.File, error) {
 		d.Close()
 		return nil, err
 	}
-	return f.hold(d, m)
-}
-
-// adopt checks that the existing dir d is ours, and returns its marker
-// locked.
-func (f *fillDir) adopt(d *os.File, st *statefile.Stat, strict bool) (*os.File, error) {
 	if err := f.onDisk(); err != nil {
-		return nil, err
+		return fail(err)
 	}
 	err := checkFillDirOwner(d, st, f.dir, f.owner)
 	if errors.Is(err, errUnmarked) && strict {
 		// Made for us: ours once marked, when it is empty. Two
 		// cro-exporters marking it at once: the second's CREATE_NEW fails.
 		if empty, eerr := isEmptyDir(d, f.dir); eerr != nil || !empty {
-			return nil, errors.Join(err, eerr)
+			return fail(errors.Join(err, eerr))
 		}
 		err = writeMarker(d, f.dir, f.owner)
 	}
 	if err != nil {
-		return nil, err
+		return fail(err)
 	}
 	m, err := lockMarker(f.dir)
-	if err != nil || !strict {
-		return m, err
-	}
-	_, foreign, err := scanFillDir(d, f.dir)
-	if err == nil && len(foreign) > 0 {
-		err = foreignError(f.dir, foreign, fillAdvice)
-	}
 	if err != nil {
-		m.Close()
-		return nil, err
+		return fail(err)
 	}
-	return m, nil
+	if strict {
+		if err := onlyOurs(d, f.dir); err != nil {
+			m.Close()
+			return fail(err)
+		}
+	}
+	return f.hold(d, m)
 }
 
 // make makes the missing fill dir, with a DACL of us alone, writes its
@@ -242,9 +219,11 @@ func (f *fillDir) unlink(_ *os.File, name string) error {
 
 // removeEmpty lets the dir, emptied of fill files, go, then removes its
 // marker and the dir itself where its parent lets us. A marker that is not
-// one we wrote is left, and the dir with it. The held handles go first:
-// they keep the marker and the dir from being deleted.
-func (f *fillDir) removeEmpty() error {
+// one we wrote is left, and the dir with it. The open dir d and the held
+// handles go first: they keep the marker and the dir from being deleted;
+// the caller's own Close of d then does nothing.
+func (f *fillDir) removeEmpty(d *os.File) error {
+	d.Close()
 	if err := f.release(); err != nil {
 		return err
 	}

@@ -5,7 +5,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -33,7 +32,7 @@ func TestReadFileRefusesAnythingButASmallRegularFile(t *testing.T) {
 	if err := os.Truncate(path("large"), 1<<30); err != nil { // sparse
 		t.Fatal(err)
 	}
-	for _, tc := range []struct{ path, want string }{
+	testReadFile(t, []readCase{
 		{path("small"), ""},
 		{path("link"), ""},
 		{path("fifo"), path("fifo") + " is a FIFO, not a regular file"},
@@ -42,28 +41,7 @@ func TestReadFileRefusesAnythingButASmallRegularFile(t *testing.T) {
 		{path("large"), path("large") + " is larger than 1024 bytes"},
 		// Regular, of size 0, yet longer than the cap: read up to it.
 		{"/proc/self/smaps", "/proc/self/smaps is larger than 1024 bytes"},
-	} {
-		t.Run(tc.path, func(t *testing.T) {
-			done := make(chan struct{})
-			var data []byte
-			var err error
-			go func() {
-				defer close(done)
-				data, err = ReadFile(tc.path, 1024)
-			}()
-			select {
-			case <-done:
-			case <-time.After(5 * time.Second):
-				t.Fatal("ReadFile still blocks after 5 s")
-			}
-			switch {
-			case tc.want == "" && (err != nil || string(data) != "ok\n"):
-				t.Errorf("ReadFile = %q, %v; want \"ok\\n\"", data, err)
-			case tc.want != "" && (err == nil || err.Error() != tc.want):
-				t.Errorf("ReadFile = %d bytes, %v; want %q", len(data), err, tc.want)
-			}
-		})
-	}
+	})
 }
 
 // A file that is not regular is refused before it is opened: Open never

@@ -26,6 +26,10 @@ import (
 // dirMode is the mode of every dir of ours.
 const dirMode = 0o700
 
+// Stat is what Linux says of a dir or file (fstat(2), lstat(2)), named as
+// Windows' Stat is, so that code over both systems names one type.
+type Stat = unix.Stat_t
+
 // ownedByUs tells whether st, a dir or file, is owned by our effective uid.
 func ownedByUs(st *unix.Stat_t) bool { return int(st.Uid) == os.Geteuid() }
 

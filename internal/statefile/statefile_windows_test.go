@@ -5,42 +5,13 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 
 	"golang.org/x/sys/windows"
+
+	"github.com/cro-exporter/cro-exporter/internal/wintest"
 )
-
-// tempDir is t.TempDir for Wine, whose os.RemoveAll fails (WINDOWS.md);
-// regfile's tests have the same.
-func tempDir(t *testing.T) string {
-	dir, err := os.MkdirTemp("", "statefile")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		var paths []string
-		filepath.WalkDir(dir, func(path string, _ fs.DirEntry, err error) error {
-			paths = append(paths, path)
-			return err
-		})
-		slices.Reverse(paths)
-		for _, p := range paths {
-			if err := os.Remove(p); err != nil {
-				t.Errorf("cleaning up: %v", err)
-			}
-		}
-	})
-	return dir
-}
-
-func must(t *testing.T, err error) {
-	t.Helper()
-	if err != nil {
-		t.Fatal(err)
-	}
-}
 
 // The decision over an owner and a DACL, with made-up SIDs: Wine cannot
 // make most of these (WINDOWS.md).
@@ -113,9 +84,9 @@ func TestFstatOfWhatWeMake(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("us: %+v", tr)
-	dir := tempDir(t)
+	dir := wintest.TempDir(t)
 	path := filepath.Join(dir, "state.json")
-	must(t, Write(path, []byte("{}")))
+	wintest.Must(t, Write(path, []byte("{}")))
 	for _, p := range []string{dir, path} {
 		f, err := openNoFollow(p, os.O_RDONLY)
 		if err != nil {
@@ -147,12 +118,12 @@ func TestFstatOfWhatWeMake(t *testing.T) {
 }
 
 func TestWriteReplacesTheFileAndLeavesNoTemporary(t *testing.T) {
-	dir := tempDir(t)
+	dir := wintest.TempDir(t)
 	path := filepath.Join(dir, "state.json")
 	// A leftover temporary file is removed, not written through.
-	must(t, os.WriteFile(path+".tmp", []byte("leftover, longer than what is written"), 0o600))
+	wintest.Must(t, os.WriteFile(path+".tmp", []byte("leftover, longer than what is written"), 0o600))
 	for _, content := range []string{"first", "second"} {
-		must(t, Write(path, []byte(content)))
+		wintest.Must(t, Write(path, []byte(content)))
 		if got, err := os.ReadFile(path); err != nil || string(got) != content {
 			t.Errorf("after writing %q: %q, %v", content, got, err)
 		}
@@ -169,7 +140,7 @@ func TestWriteReplacesTheFileAndLeavesNoTemporary(t *testing.T) {
 		os.Open,
 	} {
 		f, err := open(path)
-		must(t, err)
+		wintest.Must(t, err)
 		err = Write(path, []byte("third"))
 		t.Logf("Write over an open file: %v", err)
 		if got, _ := os.ReadFile(path); string(got) != "second" && string(got) != "third" {
@@ -179,17 +150,17 @@ func TestWriteReplacesTheFileAndLeavesNoTemporary(t *testing.T) {
 			t.Errorf("temporary file left: %v", err)
 		}
 		f.Close()
-		must(t, Write(path, []byte("second")))
+		wintest.Must(t, Write(path, []byte("second")))
 	}
 }
 
 // WriteNew creates, never overwrites.
 func TestWriteNewIsExclusive(t *testing.T) {
-	dir := tempDir(t)
+	dir := wintest.TempDir(t)
 	d, err := os.Open(dir)
-	must(t, err)
+	wintest.Must(t, err)
 	defer d.Close()
-	must(t, WriteNew(d, dir, "marker", []byte("one\n")))
+	wintest.Must(t, WriteNew(d, dir, "marker", []byte("one\n")))
 	if err := WriteNew(d, dir, "marker", []byte("two\n")); !errors.Is(err, fs.ErrExist) {
 		t.Errorf("WriteNew over an existing file: %v, want fs.ErrExist", err)
 	}
@@ -201,11 +172,11 @@ func TestWriteNewIsExclusive(t *testing.T) {
 // Open returns a small regular file of ours and refuses anything else
 // before reading it.
 func TestOpenRefusesAnythingButASmallRegularFileOfOurs(t *testing.T) {
-	dir := tempDir(t)
+	dir := wintest.TempDir(t)
 	path := func(name string) string { return filepath.Join(dir, name) }
-	must(t, os.WriteFile(path("small"), []byte("ok"), 0o600))
-	must(t, os.WriteFile(path("large"), make([]byte, maxSize+1), 0o600))
-	must(t, os.Mkdir(path("dir"), 0o700))
+	wintest.Must(t, os.WriteFile(path("small"), []byte("ok"), 0o600))
+	wintest.Must(t, os.WriteFile(path("large"), make([]byte, maxSize+1), 0o600))
+	wintest.Must(t, os.Mkdir(path("dir"), 0o700))
 	for _, tc := range []struct{ path, want string }{
 		{path("small"), ""},
 		{path("large"), path("large") + " is larger than 1048576 bytes"},
@@ -241,9 +212,9 @@ func TestOpenRefusesAnythingButASmallRegularFileOfOurs(t *testing.T) {
 // A second hard link to a state file is refused: a write through it would
 // land in the other name's file.
 func TestOpenRefusesAHardLink(t *testing.T) {
-	dir := tempDir(t)
+	dir := wintest.TempDir(t)
 	path := filepath.Join(dir, "state.json")
-	must(t, os.WriteFile(path, []byte("{}"), 0o600))
+	wintest.Must(t, os.WriteFile(path, []byte("{}"), 0o600))
 	if err := os.Link(path, filepath.Join(dir, "elsewhere")); err != nil {
 		t.Skipf("no hard links here: %v", err)
 	}
@@ -257,9 +228,9 @@ func TestOpenRefusesAHardLink(t *testing.T) {
 }
 
 func TestCheckDirRefusesAFile(t *testing.T) {
-	dir := tempDir(t)
+	dir := wintest.TempDir(t)
 	path := filepath.Join(dir, "file")
-	must(t, os.WriteFile(path, nil, 0o600))
+	wintest.Must(t, os.WriteFile(path, nil, 0o600))
 	if err := CheckDir(path); err == nil || err.Error() != path+" is not a directory (it is a regular file)" {
 		t.Errorf("CheckDir of a file: %v", err)
 	}
@@ -272,18 +243,11 @@ func TestCheckDirRefusesAFile(t *testing.T) {
 // refused. Wine keeps no DACL: it turns this one into the dir's mode bits
 // and reads back a DACL made from them, so the mask differs (WINDOWS.md).
 func TestCheckDirRefusesADirOthersMayWriteTo(t *testing.T) {
-	dir := filepath.Join(tempDir(t), "d")
-	must(t, os.Mkdir(dir, 0o700))
-	must(t, CheckDir(dir))
-	sd, err := windows.SecurityDescriptorFromString("D:P(A;OICI;FA;;;" + mustUs(t).user + ")(A;;0x116;;;WD)")
-	must(t, err)
-	dacl, _, err := sd.DACL()
-	must(t, err)
-	if err := windows.SetNamedSecurityInfo(dir, windows.SE_FILE_OBJECT,
-		windows.DACL_SECURITY_INFORMATION|windows.PROTECTED_DACL_SECURITY_INFORMATION, nil, nil, dacl, nil); err != nil {
-		t.Skipf("SetNamedSecurityInfo: %v", err)
-	}
-	err = CheckDir(dir)
+	dir := filepath.Join(wintest.TempDir(t), "d")
+	wintest.Must(t, os.Mkdir(dir, 0o700))
+	wintest.Must(t, CheckDir(dir))
+	wintest.LetEveryoneWrite(t, dir)
+	err := CheckDir(dir)
 	t.Logf("CheckDir: %v", err)
 	if want := dir + " grants S-1-1-0 write access (ACE mask "; err == nil || !strings.HasPrefix(err.Error(), want) {
 		t.Errorf("CheckDir: %v, want %q", err, want)
@@ -292,19 +256,19 @@ func TestCheckDirRefusesADirOthersMayWriteTo(t *testing.T) {
 
 func mustUs(t *testing.T) trust {
 	tr, err := us()
-	must(t, err)
+	wintest.Must(t, err)
 	return tr
 }
 
 // MkdirAll makes the dir and its parents, and the dir is one CheckDir
 // accepts: its own DACL, read back, grants no one but us.
 func TestMkdirAllMakesADirOfOurs(t *testing.T) {
-	dir := filepath.Join(tempDir(t), "parent", "state")
-	must(t, MkdirAll(dir))
-	must(t, CheckDir(dir))
-	must(t, MkdirAll(dir)) // an existing dir is left as it is
+	dir := filepath.Join(wintest.TempDir(t), "parent", "state")
+	wintest.Must(t, MkdirAll(dir))
+	wintest.Must(t, CheckDir(dir))
+	wintest.Must(t, MkdirAll(dir)) // an existing dir is left as it is
 	sd, err := windows.GetNamedSecurityInfo(dir, windows.SE_FILE_OBJECT, windows.DACL_SECURITY_INFORMATION)
-	must(t, err)
+	wintest.Must(t, err)
 	t.Logf("DACL read back: %s", sd.String())
 	if !strings.Contains(sd.String(), mustUs(t).user) {
 		t.Errorf("DACL %s grants nothing to us, %s", sd, mustUs(t).user)
