@@ -45,7 +45,7 @@ type diskFill interface {
 // fill is the diskFill: files allocated for real (never sparse), in a
 // directory held open and locked (fillDir). The flow is here; what each
 // operating system does is behind small functions in its files (openFile,
-// sizes, holdsNothing, allocate, unlink, removeEmpty, checkLost).
+// sizes, holdsNothing, allocate, unlink, removeEmpty, lost).
 type fill struct {
 	// fillDir is the directory, held while the fill owns it; mu guards it.
 	fillDir
@@ -414,3 +414,54 @@ func pathErrno(err error) error {
 
 // Dir returns the directory that holds the fill files.
 func (f *fill) Dir() string { return f.dir }
+
+// errGone matches the error of a fill whose filesystem is no longer the one
+// at diskPath.
+var errGone = errors.New("the filesystem of the disk path is gone")
+
+// goneError says that diskPath no longer leads to the filesystem the fill
+// was opened on, and what it leads to instead.
+type goneError struct {
+	diskPath string
+	now      string // "on device 0:53", or why it could not be looked at
+	was      string // the filesystem at start: "device 0:52", a volume
+}
+
+func (e *goneError) Error() string {
+	return fmt.Sprintf("--disk.path %s is no longer on the filesystem it was on at start (%s), but %s; the fill there is released and not grown until it is back",
+		e.diskPath, e.was, e.now)
+}
+
+func (e *goneError) Is(target error) bool { return target == errGone }
+
+// checkLost is what every method does first: while the fill's filesystem
+// is gone from diskPath (see lost), it removes the fill files from the dir
+// held through its descriptor, never by path, and lets the dir go (a
+// filesystem unmounted lazily is then no longer kept busy); the marker
+// stays, so that the dir is adopted again should the filesystem come back.
+// It returns the goneError, nil while the filesystem is there, what it
+// removed, and the error of removing it.
+func (f *fill) checkLost() (lost error, removed fillUsage, err error) {
+	if lost = f.lost(); lost == nil {
+		return nil, fillUsage{}, nil
+	}
+	f.setSeen(fillUsage{})
+	if f.held == nil {
+		return lost, fillUsage{}, nil
+	}
+	defer f.release()
+	d, err := reopenDir(f.held, f.dir)
+	if err != nil {
+		return lost, fillUsage{}, err
+	}
+	defer d.Close()
+	found, _, err := scanFillDir(d, f.dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return lost, fillUsage{}, nil // the dir was deleted, and its files with it
+	}
+	if err != nil {
+		return lost, fillUsage{}, fmt.Errorf("releasing the fill: %w", err)
+	}
+	removed, err = f.removeFiles(d, found)
+	return lost, removed, err
+}

@@ -30,38 +30,6 @@ func (f *fillDir) pinDisk() error {
 	return nil
 }
 
-// checkLost is what every method does first: while the fill's filesystem
-// is gone from diskPath (see lost), it removes the fill files from the dir
-// held through its descriptor, never by path, and lets the dir go (a
-// filesystem unmounted lazily is then no longer kept busy); the marker
-// stays, so that the dir is adopted again should the filesystem come back.
-// It returns the goneError, nil while the filesystem is there, what it
-// removed, and the error of removing it.
-func (f *fill) checkLost() (lost error, removed fillUsage, err error) {
-	if lost = f.lost(); lost == nil {
-		return nil, fillUsage{}, nil
-	}
-	f.setSeen(fillUsage{})
-	if f.held == nil {
-		return lost, fillUsage{}, nil
-	}
-	defer f.release()
-	d, err := reopenDir(f.held, f.dir)
-	if err != nil {
-		return lost, fillUsage{}, err
-	}
-	defer d.Close()
-	found, _, err := scanFillDir(d, f.dir)
-	if errors.Is(err, fs.ErrNotExist) {
-		return lost, fillUsage{}, nil // the dir was deleted, and its files with it
-	}
-	if err != nil {
-		return lost, fillUsage{}, fmt.Errorf("releasing the fill: %w", err)
-	}
-	removed, err = f.removeFiles(d, found)
-	return lost, removed, err
-}
-
 // fallocateMode0 allocates blocks for [off, off+length) of fd and extends
 // the file to cover them.
 func fallocateMode0(fd int, off, length int64) error {

@@ -27,13 +27,6 @@ func (f *fillDir) pinDisk() (err error) {
 	return err
 }
 
-// checkLost is where Linux releases the fill once diskPath's filesystem is
-// gone. Not ported (WINDOWS.md: the held handles keep a volume from being
-// dismounted cleanly; to decide): on Windows the fill is never lost.
-func (f *fill) checkLost() (lost error, removed fillUsage, err error) {
-	return nil, fillUsage{}, nil
-}
-
 // openFile opens fill file name for writing, never following a symlink or
 // junction, and sharing only reading (--recover's count opens it to look
 // only), and returns it with its size and allocated bytes; with create it

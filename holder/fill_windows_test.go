@@ -268,3 +268,26 @@ func TestCheckFillDirRefusesAnotherVolume(t *testing.T) {
 		t.Errorf("CheckFillDir on the same volume: %v", err)
 	}
 }
+
+// When --disk.path leads to another volume than the one the fill was
+// opened on (here the fill is told it was opened on another, as when the
+// drive letter went to another disk), the next call releases the fill:
+// its files are removed, its bytes free again, and it is not grown.
+func TestFillWindowsIsReleasedWhenItsVolumeIsGone(t *testing.T) {
+	f, dir, vol := tmpfsFill(t)
+	free0 := freeBytes(t, vol)
+	wintest.Must(t, f.Resize(4<<20))
+	near(t, "free bytes with 4 MiB of fill", freeBytes(t, vol), free0-4<<20, 64<<10)
+	f.volume = `\\?\Volume{00000000-0000-0000-0000-000000000001}\`
+	err := f.Resize(8 << 20)
+	t.Logf("Resize once the volume is gone: %v", err)
+	if !errors.Is(err, errGone) || !strings.Contains(err.Error(), f.volume) {
+		t.Errorf("Resize once the volume is gone: %v, want errGone naming %s", err, f.volume)
+	}
+	near(t, "free bytes once released", freeBytes(t, vol), free0, 64<<10)
+	for _, e := range dirState(t, dir) {
+		if strings.HasPrefix(e, fillPrefix) {
+			t.Errorf("a fill file left once released: %.20s", e)
+		}
+	}
+}

@@ -1,7 +1,6 @@
 package holder
 
 import (
-	"errors"
 	"fmt"
 	"io/fs"
 	"path/filepath"
@@ -10,25 +9,6 @@ import (
 
 	"github.com/cro-exporter/cro-exporter/internal/linux"
 )
-
-// errGone matches the error of a fill whose filesystem is no longer the one
-// at diskPath.
-var errGone = errors.New("the filesystem of the disk path is gone")
-
-// goneError says that diskPath no longer leads to the filesystem the fill
-// was opened on, and what it leads to instead.
-type goneError struct {
-	diskPath string
-	now      string // "device 0:53", or why it could not be looked at
-	dev      uint64 // the device at start
-}
-
-func (e *goneError) Error() string {
-	return fmt.Sprintf("--disk.path %s is no longer on the filesystem it was on at start (device %s), but %s; the fill there is released and not grown until it is back",
-		e.diskPath, linux.DeviceName(e.dev), e.now)
-}
-
-func (e *goneError) Is(target error) bool { return target == errGone }
 
 // lost tells whether diskPath still leads to the filesystem the fill was
 // opened on: nil while it does (and always without a diskPath), a goneError
@@ -41,9 +21,9 @@ func (f *fillDir) lost() error {
 	var st unix.Stat_t
 	switch err := unix.Stat(f.diskPath, &st); {
 	case err != nil:
-		return &goneError{diskPath: f.diskPath, now: "stat says " + err.Error(), dev: f.dev}
+		return &goneError{diskPath: f.diskPath, now: "stat says " + err.Error(), was: "device " + linux.DeviceName(f.dev)}
 	case st.Dev != f.dev:
-		return &goneError{diskPath: f.diskPath, now: "on device " + linux.DeviceName(st.Dev), dev: f.dev}
+		return &goneError{diskPath: f.diskPath, now: "on device " + linux.DeviceName(st.Dev), was: "device " + linux.DeviceName(f.dev)}
 	}
 	return nil
 }

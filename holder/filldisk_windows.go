@@ -76,3 +76,20 @@ func parentOnDisk(dir, diskPath string) error {
 	}
 	return checkDisk(dir, nil, diskPath)
 }
+
+// lost tells whether diskPath still leads to the volume the fill was
+// opened on: nil while it does (and always without a diskPath), a
+// goneError once it cannot be looked at, or leads to another volume (a
+// drive letter given to another disk, a volume mounted in its place).
+func (f *fillDir) lost() error {
+	if f.diskPath == "" {
+		return nil
+	}
+	switch now, err := host.VolumeOf(f.diskPath); {
+	case err != nil:
+		return &goneError{diskPath: f.diskPath, now: err.Error(), was: f.volume}
+	case !strings.EqualFold(now, f.volume):
+		return &goneError{diskPath: f.diskPath, now: "on " + now, was: f.volume}
+	}
+	return nil
+}
