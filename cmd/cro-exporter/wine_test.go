@@ -105,3 +105,7 @@ func TestTheWindowsBuildHoldsMemoryAndPrometheusScrapesIt(t *testing.T) {
 		return err == nil && v >= want-0.01 && v <= used+0.02, fmt.Sprintf("cro_usage_ratio{resource=\"memory\"} %v, /proc/meminfo used %.4f, target %.4f", v, used, want)
 	})
 }
+
+func TestTheWindowsBuildsBurnerIsCountedAndGivesWayUnderWine(t *testing.T) {
+	testCPUGiveWay(t, wineHost(t))
+}
