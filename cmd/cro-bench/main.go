@@ -1,10 +1,14 @@
+//go:build linux
+
 // Command cro-bench prints cro-exporter's figures beside their references,
 // measured in the same run by the method in the README's "How the bench
 // measures": scrape latency and memory, the CPU spent holding nothing,
 // ballast fill time, the CPU holder's accuracy, how fast load gives way to real work, also under attack, what a
 // percentile objective's CPU bursts cost beside a constant hold, the
 // simulator's speed, and what each cloud preset's rule costs beside a
-// constant hold. `make bench` runs it.
+// constant hold. `make bench` runs it. It runs on Linux alone: it reads
+// the machine from /proc, and measures the Windows build under Wine, as
+// the Linux processes Wine runs it as.
 package main
 
 import (
@@ -13,11 +17,6 @@ import (
 	"os"
 	"slices"
 	"strings"
-
-	// The build for another GOOS stops there, with one message; for
-	// Windows, which this package is not ported to yet, at notyet.
-	_ "github.com/cro-exporter/cro-exporter/internal/platform"
-	_ "github.com/cro-exporter/cro-exporter/internal/platform/notyet"
 )
 
 func main() {
