@@ -21,28 +21,37 @@ import (
 
 func main() {
 	binary := flag.String("binary", "bin/cro-exporter", "the cro-exporter binary to measure")
+	windowsBinary := flag.String("windows-binary", "", "the Windows build (cro-exporter.exe) to measure too, under Wine, in the cpu and giveway benches")
 	only := flag.String("only", "scrape,idle,memory,cpu,giveway,p95,simulate,presets", "comma-separated benchmarks to run")
 	flag.Parse()
+	// builds[0] is the Linux build, which every bench measures; the cpu
+	// and giveway benches measure the others too, each in a row after
+	// Linux's.
+	builds := []build{linuxBuild(*binary)}
+	if *windowsBinary != "" {
+		builds = append(builds, wineBuild(*windowsBinary))
+	}
+	linux := builds[0]
 	benches := []struct {
 		name string
-		run  func(binary string) error
+		run  func() error
 	}{
-		{"scrape", benchScrape},
-		{"idle", benchIdle},
-		{"memory", benchMemory},
-		{"cpu", benchCPU},
-		{"giveway", benchGiveWay},
-		{"hostile", benchHostileGiveWay},
-		{"p95", benchP95},
-		{"simulate", benchSimulate},
-		{"presets", benchPresets},
+		{"scrape", func() error { return benchScrape(linux) }},
+		{"idle", func() error { return benchIdle(linux) }},
+		{"memory", func() error { return benchMemory(linux) }},
+		{"cpu", func() error { return benchCPU(builds) }},
+		{"giveway", func() error { return benchGiveWay(builds) }},
+		{"hostile", func() error { return benchHostileGiveWay(linux) }},
+		{"p95", func() error { return benchP95(linux) }},
+		{"simulate", func() error { return benchSimulate(linux) }},
+		{"presets", func() error { return benchPresets(linux) }},
 	}
 	failed := false
 	for _, b := range benches {
 		if !slices.Contains(strings.Split(*only, ","), b.name) {
 			continue
 		}
-		if err := b.run(*binary); err != nil {
+		if err := b.run(); err != nil {
 			fmt.Fprintf(os.Stderr, "%s: %v\n", b.name, err)
 			failed = true
 		}
