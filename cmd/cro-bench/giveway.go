@@ -1,3 +1,5 @@
+//go:build linux
+
 package main
 
 import (
@@ -12,21 +14,24 @@ import (
 )
 
 // benchGiveWay measures how fast the daemon gives CPU and memory back to
-// real work, and how fast CPU load comes back.
-func benchGiveWay(binary string) error {
-	if err := benchCPUGiveWay(binary); err != nil {
+// real work, and how fast CPU load comes back: memory of each build in
+// turn, the rest of the Linux build's.
+func benchGiveWay(builds []build) error {
+	if err := benchCPUGiveWay(builds[0]); err != nil {
 		return err
 	}
-	if err := benchMemoryGiveWay(binary); err != nil {
-		return err
+	for _, b := range builds {
+		if err := benchMemoryGiveWay(b); err != nil {
+			return err
+		}
 	}
-	return benchHostileGiveWay(binary)
+	return benchHostileGiveWay(builds[0])
 }
 
 // benchCPUGiveWay holds 0.30 of the machine, runs `stress-ng --cpu N
 // --cpu-load 50` for 30 s, and reports the machine's busy fraction and the
 // burner's share during it, and how long the load takes to come back.
-func benchCPUGiveWay(binary string) error {
+func benchCPUGiveWay(binary build) error {
 	state, err := os.MkdirTemp("", "cro-bench-giveway")
 	if err != nil {
 		return err
@@ -44,7 +49,7 @@ func benchCPUGiveWay(binary string) error {
 	if err != nil {
 		return err
 	}
-	defer terminate(c.cmd)
+	defer terminate(c.cmd, binary.stop)
 	time.Sleep(12 * time.Second) // the burner starts at the first tick
 	setpoint, err := c.metric(`cro_setpoint_ratio{resource="cpu"}`)
 	if err != nil {
@@ -60,7 +65,7 @@ func benchCPUGiveWay(binary string) error {
 	if err := work.Start(); err != nil {
 		return fmt.Errorf("starting stress-ng (apt-get install stress-ng): %w", err)
 	}
-	defer terminate(work)
+	defer terminate(work, syscall.SIGTERM)
 	time.Sleep(2 * time.Second) // stress-ng settles its duty cycle
 	busy, burner, err := windows(c, 26)
 	if err != nil {
@@ -119,7 +124,7 @@ func windows(c *cro, n int) (busy, burner []float64, err error) {
 // benchMemoryGiveWay holds about 512 MiB of ballast in 128 MiB chunks with
 // the reserve just under what the host has free, then takes memory in
 // 128 MiB steps, as a real workload would, and times each release.
-func benchMemoryGiveWay(binary string) error {
+func benchMemoryGiveWay(binary build) error {
 	state, err := os.MkdirTemp("", "cro-bench-giveway")
 	if err != nil {
 		return err
@@ -137,7 +142,7 @@ func benchMemoryGiveWay(binary string) error {
 	if err != nil {
 		return err
 	}
-	defer terminate(c.cmd)
+	defer terminate(c.cmd, binary.stop)
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		held, err := c.metric(`cro_holder_bytes{resource="memory"}`)
@@ -186,15 +191,15 @@ func benchMemoryGiveWay(binary string) error {
 		return fmt.Errorf("no step took MemAvailable under the reserve, or no release was logged")
 	}
 	lo, hi := minMax(latencies)
-	fmt.Printf("memory give-way: %d steps of 128 MiB under the reserve, ballast released %.2f s after each step began (median; %.2f-%.2f s) (goal < 1 s)\n",
-		len(latencies), median(latencies), lo, hi)
+	fmt.Printf("memory give-way%s: %d steps of 128 MiB under the reserve, ballast released %.2f s after each step began (median; %.2f-%.2f s) (goal < 1 s)\n",
+		binary.row, len(latencies), median(latencies), lo, hi)
 	return nil
 }
 
-// terminate stops a process the way systemd would, so that a daemon stops
-// its holders and removes its fill files.
-func terminate(cmd *exec.Cmd) {
-	cmd.Process.Signal(syscall.SIGTERM)
+// terminate stops a process with sig, a daemon with its build's stop, so
+// that it stops its holders and removes its fill files.
+func terminate(cmd *exec.Cmd, sig syscall.Signal) {
+	cmd.Process.Signal(sig)
 	done := make(chan struct{})
 	go func() { cmd.Wait(); close(done) }()
 	select {

@@ -1,3 +1,5 @@
+//go:build linux
+
 package main
 
 import (
@@ -21,8 +23,8 @@ type holderProc struct {
 // startHolder starts `binary holder` with args and waits for its ready
 // line, which it returns less "ready "; it stops the holder when the line
 // is not one.
-func startHolder(binary string, args ...string) (*holderProc, string, error) {
-	cmd := exec.Command(binary, append([]string{"holder"}, args...)...)
+func startHolder(binary build, args ...string) (*holderProc, string, error) {
+	cmd := binary.command(append([]string{"holder"}, args...)...)
 	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
@@ -45,14 +47,14 @@ func startHolder(binary string, args ...string) (*holderProc, string, error) {
 }
 
 // startCPUHolder starts a CPU holder at duty and waits for its ready line.
-func startCPUHolder(binary string, duty float64) (*holderProc, error) {
+func startCPUHolder(binary build, duty float64) (*holderProc, error) {
 	h, _, err := startHolder(binary, "cpu", "--duty="+strconv.FormatFloat(duty, 'f', -1, 64))
 	return h, err
 }
 
 // startMemoryHolder starts a memory holder of size bytes and waits for its
 // ready line, which must report at least size bytes resident.
-func startMemoryHolder(binary string, size int64) (*holderProc, error) {
+func startMemoryHolder(binary build, size int64) (*holderProc, error) {
 	h, ready, err := startHolder(binary, "memory", "--size="+strconv.FormatInt(size, 10))
 	if err != nil {
 		return nil, err

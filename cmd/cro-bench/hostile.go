@@ -1,3 +1,5 @@
+//go:build linux
+
 package main
 
 import (
@@ -21,7 +23,7 @@ const idleConnections = 10000
 // the daemon, a memory holder stopped with SIGSTOP, and the workload's step
 // crossing the reserve just as a tick starts a 1 GiB chunk and the CPU
 // burner. It also times the shutdown with the stopped holder.
-func benchHostileGiveWay(binary string) error {
+func benchHostileGiveWay(binary build) error {
 	var latencies, fromSteps, shutdowns []float64
 	var established int
 	for range 3 {
@@ -42,7 +44,7 @@ func benchHostileGiveWay(binary string) error {
 
 // hostileRound is one round of benchHostileGiveWay: the release latency,
 // the shutdown time, and how many idle connections were open.
-func hostileRound(binary string) (latency, fromStep, shutdown float64, established int, err error) {
+func hostileRound(binary build) (latency, fromStep, shutdown float64, established int, err error) {
 	state, err := os.MkdirTemp("", "cro-bench-hostile")
 	if err != nil {
 		return 0, 0, 0, 0, err
@@ -62,7 +64,7 @@ func hostileRound(binary string) (latency, fromStep, shutdown float64, establish
 	if err != nil {
 		return 0, 0, 0, 0, err
 	}
-	defer terminate(c.cmd)
+	defer terminate(c.cmd, binary.stop)
 	conns := openIdle(strings.TrimSuffix(strings.TrimPrefix(c.url, "http://"), "/metrics"), idleConnections)
 	defer func() {
 		for _, conn := range conns {
@@ -90,7 +92,7 @@ func hostileRound(binary string) (latency, fromStep, shutdown float64, establish
 	// Stop the daemon while a holder may still be stopped.
 	syscall.Kill(first, syscall.SIGSTOP)
 	begin := time.Now()
-	terminate(c.cmd)
+	terminate(c.cmd, binary.stop)
 	return latency, fromStep, time.Since(begin).Seconds(), len(conns), nil
 }
 

@@ -1,3 +1,5 @@
+//go:build linux
+
 package main
 
 import (
@@ -20,7 +22,7 @@ const (
 // benchIdle measures the CPU time cro-exporter spends when it holds
 // nothing (every target 0), beside node_exporter's (cpu, meminfo and
 // filesystem collectors) over the same minute, both scraped alike.
-func benchIdle(binary string) error {
+func benchIdle(binary build) error {
 	b, err := startBeside()
 	if err != nil {
 		return err

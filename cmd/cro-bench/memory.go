@@ -1,3 +1,5 @@
+//go:build linux
+
 package main
 
 import (
@@ -27,7 +29,7 @@ const memoryRounds = 5
 // benchMemory times a 1 GiB memory holder from its start to its ready line
 // against C mmap+MAP_POPULATE: warm, alternated, the
 // baseline right before and after each holder, ratio of medians.
-func benchMemory(binary string) error {
+func benchMemory(binary build) error {
 	dir, err := os.MkdirTemp("", "cro-bench-memory")
 	if err != nil {
 		return err
@@ -114,7 +116,7 @@ func timePopulate(populate string) (float64, error) {
 // timeMemoryHolder starts a memory holder of size bytes and returns the
 // seconds from its start to its ready line; it checks the resident bytes the
 // line reports, then closes the holder's stdin and waits for it to exit 0.
-func timeMemoryHolder(binary string, size int64) (float64, error) {
+func timeMemoryHolder(binary build, size int64) (float64, error) {
 	start := time.Now()
 	h, err := startMemoryHolder(binary, size)
 	if err != nil {

@@ -1,3 +1,5 @@
+//go:build linux
+
 package main
 
 import (
@@ -40,7 +42,7 @@ const (
 // steady state is what costs. So the daemon starts from a state
 // file whose window holds what 20 minutes of running leave: 7 burst periods
 // of its 80, evenly spaced, the others idle.
-func benchP95(binary string) error {
+func benchP95(binary build) error {
 	ncpu := runtime.NumCPU()
 	idle, err := machineBusyOver(p95Idle)
 	if err != nil {
@@ -60,14 +62,14 @@ func benchP95(binary string) error {
 	if err != nil {
 		return err
 	}
-	defer terminate(c.cmd)
+	defer terminate(c.cmd, binary.stop)
 	pid := c.cmd.Process.Pid
 
 	run, err := measureP95(pid, ncpu)
 	if err != nil {
 		return err
 	}
-	terminate(c.cmd)
+	terminate(c.cmd, binary.stop)
 	idleAfter, err := machineBusyOver(p95Idle)
 	if err != nil {
 		return err

@@ -1,3 +1,5 @@
+//go:build linux
+
 package main
 
 // What the benches read of the machine and of its processes, from /proc.

@@ -1,3 +1,5 @@
+//go:build linux
+
 package main
 
 import (
@@ -23,7 +25,7 @@ import (
 // resident memory 30 s after start, before any scrape, then after 10,000
 // scrapes sent as Prometheus sends them, then keep-alive scrape latency
 // with wrk.
-func benchScrape(binary string) error {
+func benchScrape(binary build) error {
 	b, err := startBeside()
 	if err != nil {
 		return err
@@ -203,8 +205,8 @@ type logLine struct {
 
 // startCro starts cro-exporter on a loopback port with its state in state
 // and the given flags, and returns once it listens.
-func startCro(binary, state string, args ...string) (*cro, error) {
-	cmd := exec.Command(binary, append([]string{"--web.listen-address=127.0.0.1:0", "--log.format=json", "--state.dir=" + state}, args...)...)
+func startCro(binary build, state string, args ...string) (*cro, error) {
+	cmd := binary.command(append([]string{"--web.listen-address=127.0.0.1:0", "--log.format=json", "--state.dir=" + state}, args...)...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		return nil, err
@@ -236,7 +238,7 @@ func startCro(binary, state string, args ...string) (*cro, error) {
 	addr, ok := <-listening
 	if !ok {
 		stop(cmd)
-		return nil, fmt.Errorf("%s exited before listening", binary)
+		return nil, fmt.Errorf("%s exited before listening", binary.argv)
 	}
 	c.url = "http://" + addr + "/metrics"
 	return c, nil

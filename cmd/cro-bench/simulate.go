@@ -1,20 +1,21 @@
+//go:build linux
+
 package main
 
 import (
 	"errors"
 	"fmt"
-	"os/exec"
 	"strconv"
 	"strings"
 	"time"
 )
 
 // benchSimulate times 30 simulated days at a 15 s interval.
-func benchSimulate(binary string) error {
+func benchSimulate(binary build) error {
 	var took []float64
 	for range 3 {
 		start := time.Now()
-		if out, err := exec.Command(binary, "simulate", "--days=30").CombinedOutput(); err != nil {
+		if out, err := binary.command("simulate", "--days=30").CombinedOutput(); err != nil {
 			return fmt.Errorf("simulate: %v\n%s", err, out)
 		}
 		took = append(took, time.Since(start).Seconds())
@@ -30,10 +31,10 @@ var presets = []string{"oracle-always-free", "azure-advisor", "gcp-idle-vm", "aw
 // host, from simulate: the CPU-hours its holders burn in a week (the first,
 // which builds the window up, and the mean of the two after) beside a
 // constant hold's at the rule's threshold.
-func benchPresets(binary string) error {
+func benchPresets(binary build) error {
 	fmt.Println("presets, an idle 2-CPU host simulated for 3 weeks: CPU-hours a week, later weeks (first week), beside a constant hold at the threshold")
 	for _, preset := range presets {
-		out, err := exec.Command(binary, "simulate", "--preset="+preset, "--days=21", "--cpus=2", "--format=csv").Output()
+		out, err := binary.command("simulate", "--preset="+preset, "--days=21", "--cpus=2", "--format=csv").Output()
 		if err != nil {
 			return fmt.Errorf("simulate --preset=%s: %v", preset, err)
 		}
