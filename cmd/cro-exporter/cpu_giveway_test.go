@@ -51,8 +51,16 @@ func testCPUGiveWay(t *testing.T, h *testHost) {
 	}
 	e := h.start("--target.cpu="+ratioFlag(target), "--target.memory=0", "--target.disk=0")
 	logOnFailure(t, e)
-	if _, ok := findBurner(h, 15*time.Second); !ok {
-		t.Fatalf("no burner within 15 s:\n%s", e.metrics(t))
+	// The daemon rightly runs no burner while other work on this shared
+	// host meets the target: wait for a quiet moment, three times at most.
+	for i := 0; ; i++ {
+		if _, ok := findBurner(h, 10*time.Second); ok {
+			break
+		}
+		if i == 2 {
+			t.Fatalf("no burner within 10 s of a quiet host, three times:\n%s", e.metrics(t))
+		}
+		quietCPU(t, target-0.02)
 	}
 	time.Sleep(2 * time.Second) // past its start and the daemon's first ticks
 
