@@ -1,6 +1,7 @@
 // Package windows holds the Windows installer's source, cro-exporter.wxs,
-// and its test: the MSI built from it with wixl, as make package builds
-// it, read back with msiinfo.
+// and its tests: the MSI built from it with wixl, as make package builds
+// it, read back with msiinfo, and installed and removed under Wine
+// (msi_wine_test.go).
 package windows
 
 import (
@@ -43,18 +44,7 @@ func TestMSI(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "cro-exporter.exe"), exe, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	wxs, err := filepath.Abs("cro-exporter.wxs")
-	if err != nil {
-		t.Fatal(err)
-	}
-	msi := filepath.Join(dir, "cro-exporter.msi")
-	// Exe relative to the working dir: wixl 0.101 fails on an absolute
-	// Source ("Couldn't find file").
-	wixl := exec.Command("wixl", "-a", "x64", "-D", "Version=1.2.3", "-D", "Exe=cro-exporter.exe", "-o", msi, wxs)
-	wixl.Dir = dir
-	if out, err := wixl.CombinedOutput(); err != nil {
-		t.Fatalf("wixl (make tools installs Debian's wixl and msitools): %v\n%s", err, out)
-	}
+	msi := buildMSI(t, dir)
 
 	file := row(t, table(t, msi, "File"), "File", "CroExporterExe")
 	if file["FileName"] != "cro-exporter.exe" || file["FileSize"] != strconv.Itoa(len(exe)) || file["Component_"] != "Service" {
@@ -152,6 +142,26 @@ func TestMSI(t *testing.T) {
 	if loc["Root"] != "2" || loc["Key"] != `SOFTWARE\cro-exporter` || loc["Name"] != "EXTRA_FLAGS" || attr(t, loc["Type"]) != regLocator64bit {
 		t.Errorf("INSTALLED_EXTRA_FLAGS is read from %v, want HKLM\\SOFTWARE\\cro-exporter\\EXTRA_FLAGS, raw, 64-bit", loc)
 	}
+}
+
+// buildMSI builds dir/cro-exporter.msi, version 1.2.3, from cro-exporter.wxs
+// around dir/cro-exporter.exe with wixl, as make package-windows does, and
+// returns its path.
+func buildMSI(t *testing.T, dir string) string {
+	t.Helper()
+	wxs, err := filepath.Abs("cro-exporter.wxs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	msi := filepath.Join(dir, "cro-exporter.msi")
+	// Exe relative to the working dir: wixl 0.101 fails on an absolute
+	// Source ("Couldn't find file").
+	wixl := exec.Command("wixl", "-a", "x64", "-D", "Version=1.2.3", "-D", "Exe=cro-exporter.exe", "-o", msi, wxs)
+	wixl.Dir = dir
+	if out, err := wixl.CombinedOutput(); err != nil {
+		t.Fatalf("wixl (make tools installs Debian's wixl and msitools): %v\n%s", err, out)
+	}
+	return msi
 }
 
 // table returns the rows of the MSI's table name, each by column name, as
