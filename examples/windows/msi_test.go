@@ -45,10 +45,20 @@ func TestMSI(t *testing.T) {
 		t.Fatal(err)
 	}
 	msi := buildMSI(t, dir)
+	checkInstall(t, msi, len(exe))
+	checkProperties(t, msi)
+	checkRecoverAction(t, msi)
+	checkUpgrade(t, msi)
+	checkRegistry(t, msi)
+}
 
+// checkInstall checks the MSI's file, of exeLen bytes, where it goes, and
+// the service it installs and controls.
+func checkInstall(t *testing.T, msi string, exeLen int) {
+	t.Helper()
 	file := row(t, table(t, msi, "File"), "File", "CroExporterExe")
-	if file["FileName"] != "cro-exporter.exe" || file["FileSize"] != strconv.Itoa(len(exe)) || file["Component_"] != "Service" {
-		t.Errorf("File: %v, want cro-exporter.exe of %d bytes in component Service", file, len(exe))
+	if file["FileName"] != "cro-exporter.exe" || file["FileSize"] != strconv.Itoa(exeLen) || file["Component_"] != "Service" {
+		t.Errorf("File: %v, want cro-exporter.exe of %d bytes in component Service", file, exeLen)
 	}
 	comp := row(t, table(t, msi, "Component"), "Component", "Service")
 	if attr(t, comp["Attributes"])&svc64bit == 0 || comp["Directory_"] != "INSTALLDIR" || comp["KeyPath"] != "CroExporterExe" {
@@ -73,7 +83,12 @@ func TestMSI(t *testing.T) {
 	if ev := attr(t, sc["Event"]); ev != 0x1|0x2|0x20|0x80 || sc["Wait"] != "1" {
 		t.Errorf("ServiceControl: event %#x wait %q, want 0xa3 (start, stop; stop, delete on uninstall), 1", ev, sc["Wait"])
 	}
+}
 
+// checkProperties checks the properties' defaults, and that the optional
+// ones have none.
+func checkProperties(t *testing.T, msi string) {
+	t.Helper()
 	props := table(t, msi, "Property")
 	for name, want := range map[string]string{"LISTEN_ADDRESS": ":9847", "PRESET": "default", "ProductVersion": "1.2.3", "ALLUSERS": "1"} {
 		if got := row(t, props, "Property", name)["Value"]; got != want {
@@ -87,7 +102,12 @@ func TestMSI(t *testing.T) {
 			t.Errorf("property %s has a default, %q", name, props[i]["Value"])
 		}
 	}
+}
 
+// checkRecoverAction checks the --recover run on removal and its place in
+// the sequence.
+func checkRecoverAction(t *testing.T, msi string) {
+	t.Helper()
 	ca := row(t, table(t, msi, "CustomAction"), "Action", "Recover")
 	typ := attr(t, ca["Type"])
 	if typ&0x3f != caExeFromFile || typ&caDeferred == 0 || typ&caNoImpersonate == 0 || typ&caContinue == 0 || ca["Source"] != "CroExporterExe" {
@@ -111,7 +131,11 @@ func TestMSI(t *testing.T) {
 	if !(seq["FindRelatedProducts"] > 0 && seq["FindRelatedProducts"] < seq["RemoveExistingProducts"] && seq["RemoveExistingProducts"] < seq["InstallInitialize"]) {
 		t.Errorf("the old product is not removed first: %v", seq)
 	}
+}
 
+// checkUpgrade checks what an install does to an installed version.
+func checkUpgrade(t *testing.T, msi string) {
+	t.Helper()
 	// The old product is replaced whatever its version, the same too; a
 	// newer one refuses the install.
 	ups := table(t, msi, "Upgrade")
@@ -124,7 +148,12 @@ func TestMSI(t *testing.T) {
 	if lc := row(t, table(t, msi, "LaunchCondition"), "Condition", "NOT NEWER_FOUND"); lc["Description"] == "" {
 		t.Error("no message for a newer version installed")
 	}
+}
 
+// checkRegistry checks the event source and the EXTRA_FLAGS kept for the
+// removal, and where the removal reads them back.
+func checkRegistry(t *testing.T, msi string) {
+	t.Helper()
 	reg := map[string]map[string]string{}
 	for _, r := range table(t, msi, "Registry") {
 		reg[strings.TrimSuffix(r["Key"], `\`)+`\`+r["Name"]] = r

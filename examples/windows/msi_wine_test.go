@@ -67,16 +67,7 @@ func TestMSIInstallsAndRemovesUnderWine(t *testing.T) {
 	w := newWine(t)
 	dir := t.TempDir()
 	record := filepath.Join(dir, "record.txt")
-	build := exec.Command("go", "build", "-trimpath", "-ldflags=-X main.record="+winPath(record),
-		"-o", filepath.Join(dir, "cro-exporter.exe"), "./testdata/standin")
-	build.Env = append(os.Environ(), "GOOS=windows", "GOARCH=amd64", "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("building the stand-in: %v\n%s", err, out)
-	}
-	exe, err := os.ReadFile(filepath.Join(dir, "cro-exporter.exe"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	exe := buildStandIn(t, dir, record)
 	msi := winPath(buildMSI(t, dir))
 
 	installDir := filepath.Join(w.prefix, "drive_c", "Program Files", "cro-exporter")
@@ -106,6 +97,49 @@ func TestMSIInstallsAndRemovesUnderWine(t *testing.T) {
 	if out, err := w.run("msiexec", "/i", msi, "/qn", "TARGET_CPU=40%", `EXTRA_FLAGS=--disk.path=C:\data`); err != nil {
 		t.Fatalf("msiexec /i: %v\n%s", err, out)
 	}
+	checkInstalled(t, w, installDir, exe, record)
+
+	if out, err := w.run("msiexec", "/x", msi, "/qn"); err != nil {
+		t.Fatalf("msiexec /x: %v\n%s", err, out)
+	}
+	installed = false
+	checkRemoved(t, w, installDir, record)
+
+	w.restore(t, keysBefore, filesBefore)
+	for i, after := range w.export(t, asFoundKeys...) {
+		if after != keysBefore[i] {
+			t.Errorf("%s before the install:\n%s\nafter the removal:\n%s", asFoundKeys[i], keysBefore[i], after)
+		}
+	}
+	if after := w.files(t); !slices.Equal(after, filesBefore) {
+		t.Errorf("files under drive_c/{%s} before the install:\n%s\nafter the removal:\n%s",
+			strings.Join(asFoundDirs, ","), strings.Join(filesBefore, "\n"), strings.Join(after, "\n"))
+	}
+	t.Logf("built, installed, removed and checked in %v", time.Since(start).Round(time.Millisecond))
+}
+
+// buildStandIn builds the stand-in service as dir/cro-exporter.exe, writing
+// its record to record, and returns its bytes.
+func buildStandIn(t *testing.T, dir, record string) []byte {
+	t.Helper()
+	build := exec.Command("go", "build", "-trimpath", "-ldflags=-X main.record="+winPath(record),
+		"-o", filepath.Join(dir, "cro-exporter.exe"), "./testdata/standin")
+	build.Env = append(os.Environ(), "GOOS=windows", "GOARCH=amd64", "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("building the stand-in: %v\n%s", err, out)
+	}
+	exe, err := os.ReadFile(filepath.Join(dir, "cro-exporter.exe"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return exe
+}
+
+// checkInstalled checks what the install left: the stand-in's bytes in
+// installDir, the service's registration, the event source, the settings
+// kept for the removal, and the service started as registered.
+func checkInstalled(t *testing.T, w *wine, installDir string, exe []byte, record string) {
+	t.Helper()
 	if got, err := os.ReadFile(filepath.Join(installDir, "cro-exporter.exe")); err != nil || !bytes.Equal(got, exe) {
 		t.Errorf("installed cro-exporter.exe: %d bytes (%v), want the stand-in's %d", len(got), err, len(exe))
 	}
@@ -135,14 +169,15 @@ func TestMSIInstallsAndRemovesUnderWine(t *testing.T) {
 	if exePath, args := splitCommandLine(strings.TrimPrefix(lines[0], "service ")); exePath != installedExe || args != wantServiceArgs {
 		t.Errorf("the service ran as\n%s\nwant\n%q %s", lines[0], installedExe, wantServiceArgs)
 	}
+}
 
-	if out, err := w.run("msiexec", "/x", msi, "/qn"); err != nil {
-		t.Fatalf("msiexec /x: %v\n%s", err, out)
-	}
-	installed = false
+// checkRemoved checks what the removal did: the service stopped, then
+// --recover run as installed, and nothing of the product left.
+func checkRemoved(t *testing.T, w *wine, installDir, record string) {
+	t.Helper()
 	// Stopped, then --recover with the state dir and EXTRA_FLAGS as
 	// installed, the service stopped and not yet deleted, and nothing more.
-	lines = waitLines(t, record, 4)
+	lines := waitLines(t, record, 4)
 	if len(lines) != 4 || lines[1] != "stopped" || !strings.HasPrefix(lines[2], "recover ") || lines[3] != "scm stopped" {
 		t.Fatalf("the stand-in wrote %q, want its service start, its stop, a recover and the service stopped as the recover saw it", lines)
 	}
@@ -152,24 +187,12 @@ func TestMSIInstallsAndRemovesUnderWine(t *testing.T) {
 	if _, err := os.Lstat(installDir); !os.IsNotExist(err) {
 		t.Errorf("%s left after the removal (%v)", installDir, err)
 	}
-	keys = w.export(t, serviceKey, eventSourceKey, settingsKey)
+	keys := w.export(t, serviceKey, eventSourceKey, settingsKey)
 	for i, k := range []string{serviceKey, eventSourceKey, settingsKey} {
 		if keys[i] != "" {
 			t.Errorf("%s left after the removal:\n%s", k, keys[i])
 		}
 	}
-
-	w.restore(t, keysBefore, filesBefore)
-	for i, after := range w.export(t, asFoundKeys...) {
-		if after != keysBefore[i] {
-			t.Errorf("%s before the install:\n%s\nafter the removal:\n%s", asFoundKeys[i], keysBefore[i], after)
-		}
-	}
-	if after := w.files(t); !slices.Equal(after, filesBefore) {
-		t.Errorf("files under drive_c/{%s} before the install:\n%s\nafter the removal:\n%s",
-			strings.Join(asFoundDirs, ","), strings.Join(filesBefore, "\n"), strings.Join(after, "\n"))
-	}
-	t.Logf("built, installed, removed and checked in %v", time.Since(start).Round(time.Millisecond))
 }
 
 // wine runs Windows programs in the test prefix through tools/wine/exec.sh.
