@@ -62,7 +62,7 @@ func TestEachSystemsCodeSitsInItsFiles(t *testing.T) {
 		switch {
 		case err != nil:
 			return err
-		case d.IsDir() && (d.Name() == ".git" || path == "../../cmd/cro-bench" || strings.HasSuffix(path, "test")):
+		case d.IsDir() && (d.Name() == ".git" || d.Name() == "testdata" || path == "../../cmd/cro-bench" || strings.HasSuffix(path, "test")):
 			return filepath.SkipDir
 		case d.IsDir() || !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go"):
 			return nil
