@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"sync"
 	"time"
 	"unsafe"
 
@@ -125,20 +126,15 @@ var underWine = windows.NewLazySystemDLL("ntdll.dll").NewProc("wine_get_version"
 var getThreadTimes = windows.NewLazySystemDLL("kernel32.dll").NewProc("GetThreadTimes")
 
 // threadsCPU adds up the kernel and user time of the threads of pid that
-// run now, from a Toolhelp snapshot of the system's threads.
+// run now (threadsOf).
 func threadsCPU(pid uint32) (time.Duration, error) {
-	snap, err := windows.CreateToolhelp32Snapshot(windows.TH32CS_SNAPTHREAD, 0)
+	tids, err := threadsOf(pid)
 	if err != nil {
-		return 0, fmt.Errorf("CreateToolhelp32Snapshot: %w", err)
+		return 0, err
 	}
-	defer windows.CloseHandle(snap)
 	var sum time.Duration
-	te := windows.ThreadEntry32{Size: uint32(unsafe.Sizeof(windows.ThreadEntry32{}))}
-	for err = windows.Thread32First(snap, &te); err == nil; err = windows.Thread32Next(snap, &te) {
-		if te.OwnerProcessID != pid {
-			continue
-		}
-		h, err := windows.OpenThread(windows.THREAD_QUERY_LIMITED_INFORMATION, false, te.ThreadID)
+	for _, tid := range tids {
+		h, err := windows.OpenThread(windows.THREAD_QUERY_LIMITED_INFORMATION, false, tid)
 		if err != nil {
 			continue // ended since the snapshot
 		}
@@ -150,10 +146,44 @@ func threadsCPU(pid uint32) (time.Duration, error) {
 			sum += time.Duration(filetime(kernel)+filetime(user)) * 100
 		}
 	}
-	if !errors.Is(err, windows.ERROR_NO_MORE_FILES) {
-		return 0, fmt.Errorf("Thread32Next: %w", err)
-	}
 	return sum, nil
+}
+
+// threadSnapshot is the system's threads by process, from a Toolhelp
+// snapshot at most threadSnapshotAge old: a snapshot costs Wine about
+// 10 ms, and the daemon reads every holder's CPU time four times a second
+// while it holds anything. A holder's threads are all made as it starts;
+// one made later counts from the next snapshot.
+var threadSnapshot struct {
+	sync.Mutex
+	at    time.Time
+	byPid map[uint32][]uint32
+}
+
+const threadSnapshotAge = time.Second
+
+// threadsOf is the ids of pid's threads, from threadSnapshot.
+func threadsOf(pid uint32) ([]uint32, error) {
+	threadSnapshot.Lock()
+	defer threadSnapshot.Unlock()
+	if time.Since(threadSnapshot.at) < threadSnapshotAge && threadSnapshot.byPid[pid] != nil {
+		return threadSnapshot.byPid[pid], nil
+	}
+	snap, err := windows.CreateToolhelp32Snapshot(windows.TH32CS_SNAPTHREAD, 0)
+	if err != nil {
+		return nil, fmt.Errorf("CreateToolhelp32Snapshot: %w", err)
+	}
+	defer windows.CloseHandle(snap)
+	byPid := map[uint32][]uint32{}
+	te := windows.ThreadEntry32{Size: uint32(unsafe.Sizeof(windows.ThreadEntry32{}))}
+	for err = windows.Thread32First(snap, &te); err == nil; err = windows.Thread32Next(snap, &te) {
+		byPid[te.OwnerProcessID] = append(byPid[te.OwnerProcessID], te.ThreadID)
+	}
+	if !errors.Is(err, windows.ERROR_NO_MORE_FILES) {
+		return nil, fmt.Errorf("Thread32Next: %w", err)
+	}
+	threadSnapshot.at, threadSnapshot.byPid = time.Now(), byPid
+	return byPid[pid], nil
 }
 
 func filetime(ft windows.Filetime) uint64 {
