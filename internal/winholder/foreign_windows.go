@@ -3,7 +3,6 @@ package winholder
 import (
 	"errors"
 	"fmt"
-	"path/filepath"
 	"time"
 
 	"golang.org/x/sys/windows"
@@ -50,9 +49,6 @@ func Open(pid int) (*Process, error) {
 	p.Image = windows.UTF16ToString(buf[:n])
 	return p, nil
 }
-
-// Name is the base name of its executable.
-func (p *Process) Name() string { return filepath.Base(p.Image) }
 
 // Kill ends the process (TerminateProcess) and waits up to timeout for it
 // to be gone. One that has ended already is no error.

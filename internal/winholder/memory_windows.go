@@ -40,9 +40,6 @@ func Alloc(size int64) (*Ballast, error) {
 	return &Ballast{addr: addr, mem: mem}, nil
 }
 
-// Size is the ballast's size in bytes.
-func (b *Ballast) Size() int64 { return int64(len(b.mem)) }
-
 // Release gives the memory back (VirtualFree, MEM_RELEASE); the ballast is
 // not to be used after.
 func (b *Ballast) Release() error {
