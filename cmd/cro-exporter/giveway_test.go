@@ -146,7 +146,15 @@ func testMemoryGiveWay(t *testing.T, h *testHost) {
 	t.Logf("MemTotal %d MiB, MemAvailable %d MiB before the daemon, reserve %d MiB, ballast %d MiB resident",
 		total/mib, avail0/mib, reserve/mib, ballast/mib)
 
-	steps := a.run(t, reserve)
+	// Under Wine the daemon reads available memory from
+	// GlobalMemoryStatusEx, which Wine makes from /proc/meminfo its own
+	// way, within 0.3% of MemTotal of MemAvailable (WINDOWS.md): a step
+	// counts as crossing the reserve once MemAvailable is that far under.
+	judged := reserve
+	if h.wineHolder != "" {
+		judged -= total * 3 / 1000
+	}
+	steps := a.run(t, judged)
 	tick := checkFirstTick(t, e, started, steps[len(steps)-1].end, ballast)
 	a.stop(t)
 
@@ -155,7 +163,7 @@ func testMemoryGiveWay(t *testing.T, h *testHost) {
 		t.Errorf("exit after %v: %v", h.stopSignal(), err)
 	}
 	plans, releases := ballastLog(e)
-	latencies := tieReleases(t, steps, plans, releases, reserve, tick)
+	latencies := tieReleases(t, steps, plans, releases, judged, tick)
 	t.Logf("give-way latencies: %v", latencies)
 	if t.Failed() || os.Getenv("CRO_TEST_DUMP_LOG") != "" {
 		t.Logf("the daemon's log:\n%s", e.stderr)
